@@ -1,0 +1,189 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	graftv1 "graft/dynamic/proto/graftv1"
+)
+
+// server implements graftv1.BehaviourServer over a Module.
+type server[S any] struct {
+	graftv1.UnimplementedBehaviourServer
+	m      Module[S]
+	stderr *os.File
+	host   *hostLink
+}
+
+// protect runs f, turning a panic into an error carrying the panic value;
+// the stack goes to the plugin's stderr, which the host relays to its log.
+func (s *server[S]) protect(what string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(s.stderr, "graft/sdk: panic in %s: %v\n%s", what, r, debug.Stack())
+			err = fmt.Errorf("panic in %s: %v", what, r)
+		}
+	}()
+	return f()
+}
+
+func (s *server[S]) Info(_ context.Context, req *graftv1.InfoRequest) (*graftv1.InfoResponse, error) {
+	if req.HostBrokerId != 0 {
+		s.host.id.Store(req.HostBrokerId)
+	}
+	c := s.m.Codec
+	return &graftv1.InfoResponse{
+		Behaviour:     s.m.Name,
+		CodeVersion:   s.m.Version,
+		SchemaVersion: c.Version(),
+		MigratesFrom:  c.MigratesFrom(),
+		MigratesTo:    c.MigratesTo(),
+	}, nil
+}
+
+func (s *server[S]) Health(context.Context, *graftv1.HealthRequest) (*graftv1.HealthResponse, error) {
+	return &graftv1.HealthResponse{Serving: true}, nil
+}
+
+func (s *server[S]) Init(ctx context.Context, req *graftv1.InitRequest) (*graftv1.InitResponse, error) {
+	var data []byte
+	err := s.protect("Init", func() error {
+		st, err := s.m.Behaviour.Init(&Context{Context: ctx, actor: req.Actor})
+		if err != nil {
+			return err
+		}
+		data, err = s.m.Codec.Encode(st)
+		if err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, status.Errorf(codes.Aborted, "init %s: %v", req.Actor, err)
+	}
+	return &graftv1.InitResponse{State: &graftv1.State{Schema: s.m.Codec.Version(), Data: data}}, nil
+}
+
+func (s *server[S]) Migrate(_ context.Context, req *graftv1.MigrateRequest) (*graftv1.MigrateResponse, error) {
+	from := req.GetState().GetSchema()
+	var data []byte
+	err := s.protect("Migrate", func() (err error) {
+		data, err = s.m.Codec.Migrate(req.GetState().GetData(), from, req.ToSchema)
+		return err
+	})
+	if errors.Is(err, ErrNoMigration) {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s %s: %v", s.m.Name, s.m.Version, err)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Aborted, "%s %s: migrate %s: %v", s.m.Name, s.m.Version, req.Actor, err)
+	}
+	return &graftv1.MigrateResponse{State: &graftv1.State{Schema: req.ToSchema, Data: data}}, nil
+}
+
+// Handle serves a stream of batches. Batches are independent (each names
+// its actor and carries its state), so they run concurrently, bounded, and
+// are answered as they finish; the host matches answers by batch id.
+func (s *server[S]) Handle(stream graftv1.Behaviour_HandleServer) error {
+	ctx := stream.Context()
+	var (
+		sendMu  sync.Mutex
+		sendErr error
+		wg      sync.WaitGroup
+	)
+	sem := make(chan struct{}, 4*runtime.GOMAXPROCS(0))
+	defer wg.Wait()
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil // host closed the stream or went away
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			resp := s.handleBatch(ctx, req)
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			if sendErr == nil {
+				sendErr = stream.Send(resp)
+			}
+		}()
+	}
+}
+
+// handleBatch applies the messages in order, threading the state. A message
+// that fails leaves the state as it was before it (re-decoded from the last
+// good encoding, in case the handler mutated a map or pointer in place).
+func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest) *graftv1.HandleResponse {
+	c := s.m.Codec
+	resp := &graftv1.HandleResponse{BatchId: req.BatchId}
+	var (
+		state S
+		good  []byte // encoding of state at c.Version()
+	)
+	in := req.GetState()
+	err := s.protect("decode state", func() (err error) {
+		good = in.GetData()
+		if in.GetSchema() != c.Version() {
+			if good, err = c.Migrate(good, in.GetSchema(), c.Version()); err != nil {
+				return err
+			}
+		}
+		state, err = c.Decode(c.Version(), good)
+		return err
+	})
+	if err != nil {
+		resp.BatchError = fmt.Sprintf("%s %s: actor %s: %v", s.m.Name, s.m.Version, req.Actor, err)
+		return resp
+	}
+	resp.Results = make([]*graftv1.MessageResult, len(req.Messages))
+	for i, pm := range req.Messages {
+		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain}
+		hc := &Context{Context: ctx, actor: req.Actor, msg: &msg, host: s.host}
+		var (
+			next S
+			enc  []byte
+		)
+		err := s.protect("Handle", func() (err error) {
+			if next, err = s.m.Behaviour.Handle(hc, state, msg); err != nil {
+				return err
+			}
+			if enc, err = c.Encode(next); err != nil {
+				return fmt.Errorf("encode state: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			msgErr := err.Error()
+			if msgErr == "" {
+				msgErr = "handler failed with an empty error"
+			}
+			resp.Results[i] = &graftv1.MessageResult{Error: msgErr}
+			// Restore the state from its last good encoding.
+			if rerr := s.protect("decode state", func() (err error) { state, err = c.Decode(c.Version(), good); return err }); rerr != nil {
+				resp.Results = nil
+				resp.BatchError = fmt.Sprintf("restore state after failed message %d: %v", pm.Seq, rerr)
+				return resp
+			}
+			continue
+		}
+		resp.Results[i] = &graftv1.MessageResult{
+			Outgoing:     hc.out,
+			Reply:        hc.reply,
+			HasReply:     hc.hasReply,
+			StateChanged: !bytes.Equal(enc, good),
+		}
+		state, good = next, enc
+	}
+	resp.State = &graftv1.State{Schema: c.Version(), Data: good}
+	return resp
+}
