@@ -1,0 +1,100 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors, for errors.Is. Every error a Store returns wraps one of
+// these (or is one of the typed errors below) with the actor, path or limit
+// at fault, so the caller can branch and the operator can act.
+var (
+	// ErrClosed is returned by calls on a closed store.
+	ErrClosed = errors.New("mailbox store is closed")
+	// ErrEmptyActorName is returned when an actor name is "".
+	ErrEmptyActorName = errors.New("actor name is empty: give every actor a name")
+	// ErrUnknownActor is returned for an actor that was never registered.
+	ErrUnknownActor = errors.New("unknown actor")
+	// ErrBehaviourMismatch is returned when Register names another
+	// behaviour than the actor already has.
+	ErrBehaviourMismatch = errors.New("actor is registered with another behaviour")
+	// ErrBeyondEnd is returned by a commit that acks past the last
+	// readable sequence number.
+	ErrBeyondEnd = errors.New("commit acks past the last sequence number")
+	// ErrAlreadyAcked is returned by a commit that acks nothing new.
+	ErrAlreadyAcked = errors.New("commit acks messages that are already acked")
+	// ErrFenced is returned by a commit whose epoch is not the actor's
+	// current one: another writer has claimed the actor since.
+	ErrFenced = errors.New("actor was claimed by another writer")
+	// ErrUnknownMessage is returned by Lookup and Requeue for a message the
+	// store does not (or no longer) hold.
+	ErrUnknownMessage = errors.New("unknown message")
+	// ErrTooLarge is wrapped by TooLargeError.
+	ErrTooLarge = errors.New("message too large")
+	// ErrInUse is wrapped by InUseError.
+	ErrInUse = errors.New("store is in use by another graft process")
+	// ErrCorrupt is wrapped by CorruptError.
+	ErrCorrupt = errors.New("store is corrupt")
+	// ErrInvalidName is returned for an actor name the store cannot keep.
+	ErrInvalidName = errors.New("invalid actor name")
+)
+
+// TooLargeError refuses a message over the size limit and states the limit.
+type TooLargeError struct {
+	Actor string
+	Size  int
+	Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("message to actor %q is %d bytes, over the limit of %d bytes: send smaller messages or raise the message size limit", e.Actor, e.Size, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrTooLarge) hold.
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
+// InUseError reports that another process holds the store's lock.
+type InUseError struct {
+	Path string
+	PID  int
+}
+
+func (e *InUseError) Error() string {
+	who := "another graft process"
+	if e.PID > 0 {
+		who = fmt.Sprintf("another graft process (pid %d)", e.PID)
+	}
+	return fmt.Sprintf("store %s is in use by %s: stop it, or give this core another store path", e.Path, who)
+}
+
+// Unwrap makes errors.Is(err, ErrInUse) hold.
+func (e *InUseError) Unwrap() error { return ErrInUse }
+
+// CorruptError reports a store (or one record in it) that cannot be read.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("store %s is corrupt or not a graft store: %v (restore it from a backup or move it aside; graft did not modify it)", e.Path, e.Err)
+}
+
+// Unwrap exposes both ErrCorrupt and the cause.
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// CheckActorName returns an error if name cannot be used as an actor name:
+// empty, over 255 bytes, or containing control characters.
+func CheckActorName(name string) error {
+	if name == "" {
+		return ErrEmptyActorName
+	}
+	if len(name) > 255 {
+		return fmt.Errorf("actor name %.32q... is %d bytes, over 255: %w", name, len(name), ErrInvalidName)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("actor name %q has a control character at byte %d: %w", name, i, ErrInvalidName)
+	}
+	return nil
+}

@@ -1,0 +1,373 @@
+package mailbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Store is the durable home of every actor's mailbox, state, replies, dead
+// letters and the upgrade history. The core talks only to this interface, so
+// a backend on a distributed engine (etcd, a PostgreSQL-protocol database)
+// can replace the embedded one without touching the core.
+//
+// It is a composition of small interfaces so that a component can ask for
+// only the part it uses (the upgrade machinery needs History and Registry,
+// a sender only Queues).
+type Store interface {
+	Registry
+	Queues
+	History
+	// Close flushes what relaxed durability still holds, releases the
+	// store's lock and frees its resources. Calls after Close fail with
+	// ErrClosed.
+	Close() error
+}
+
+// Registry keeps the actor records: which actors exist, which behaviour
+// drives each one, the module and schema version of its committed state,
+// and the ownership epoch that fences a stale writer.
+type Registry interface {
+	// Register creates the actor if it does not exist yet and returns its
+	// record. Registering an existing actor with the same behaviour returns
+	// it unchanged (so a restarting core can call it for every configured
+	// actor); with another behaviour it fails with ErrBehaviourMismatch.
+	Register(ctx context.Context, name, behaviour string) (Actor, error)
+	// Actor returns one actor's record.
+	Actor(ctx context.Context, name string) (Actor, error)
+	// Actors lists every actor record, sorted by name.
+	Actors(ctx context.Context) ([]Actor, error)
+	// SetStatus records an operator-visible status word ("running",
+	// "stopped", ...) for the actor; the store gives it no meaning.
+	SetStatus(ctx context.Context, name, status string) error
+	// Remove deletes the actor and everything stored for it: mailbox,
+	// state, replies, idempotency ids and dead letters.
+	Remove(ctx context.Context, name string) error
+	// Claim makes the caller the actor's only writer: it durably bumps the
+	// actor's ownership epoch and returns it. Commits carrying an older
+	// epoch fail with ErrFenced, so a stale core (or a stale actor
+	// goroutine) can never overwrite a newer owner's work.
+	Claim(ctx context.Context, name string) (uint64, error)
+	// State returns the actor's committed state (zero State if none yet).
+	State(ctx context.Context, name string) (State, error)
+	// Stats returns the actor's queue counters without touching disk.
+	Stats(name string) (Stats, error)
+}
+
+// Queues is the message path: enqueue, read, record failures, commit.
+type Queues interface {
+	// Enqueue appends msg to the actor's mailbox and returns once it is
+	// durable under the store's durability mode. msg.Seq is ignored (the
+	// store assigns it). If msg.ID is set and the actor accepted that id
+	// within the idempotency window, nothing is enqueued: the receipt
+	// carries the original sequence number and, once that message is
+	// committed, its stored outcome.
+	Enqueue(ctx context.Context, actor string, msg Message) (Receipt, error)
+	// Lookup reports what became of the message with this id, without
+	// enqueueing anything. It fails with ErrUnknownMessage if the id is not
+	// (or no longer) within the idempotency window.
+	Lookup(ctx context.Context, actor, id string) (Receipt, error)
+	// Read returns up to max pending messages with a sequence number
+	// greater than after, in order, without removing them. It sees only the
+	// contiguous prefix of committed enqueues, so a message can never
+	// appear before one with a lower sequence number.
+	Read(ctx context.Context, actor string, after uint64, max int) ([]Message, error)
+	// RecordFailure durably counts one failed attempt at handling the
+	// message and remembers why; it returns the new attempt count.
+	RecordFailure(ctx context.Context, actor string, seq uint64, reason string) (uint32, error)
+	// Commit applies every commit in one atomic transaction: acks, states,
+	// outgoing messages, replies and dead letters. A crash leaves all of it
+	// or none of it.
+	Commit(ctx context.Context, commits ...Commit) error
+	// DeadLetters lists the actor's dead-lettered messages, oldest first.
+	DeadLetters(ctx context.Context, actor string) ([]DeadLetter, error)
+	// Requeue moves a dead letter back into the actor's mailbox as a new
+	// message (new sequence number, same id, sender and payload, attempts
+	// reset), atomically.
+	Requeue(ctx context.Context, actor string, seq uint64) (Receipt, error)
+}
+
+// History is the append-only record of upgrades and rollbacks.
+type History interface {
+	// AppendHistory stores rec and returns the id it was given.
+	AppendHistory(ctx context.Context, rec UpgradeRecord) (uint64, error)
+	// ListHistory returns every record, oldest first.
+	ListHistory(ctx context.Context) ([]UpgradeRecord, error)
+}
+
+// Message is one entry of a mailbox.
+type Message struct {
+	// Seq is the message's position in its mailbox, assigned by the store,
+	// strictly increasing per actor and never reused.
+	Seq uint64
+	// ID is the sender-chosen idempotency id; empty means none.
+	ID string
+	// Sender names who sent it (an actor name or a client label).
+	Sender string
+	// Payload is the message body, opaque to the store.
+	Payload []byte
+	// CallChain lists the actors on the synchronous call path that led to
+	// this message, outermost first, so a call that would close a cycle can
+	// be refused at once.
+	CallChain []string
+	// EnqueuedAt is when the store accepted the message.
+	EnqueuedAt time.Time
+	// Attempts counts the failed attempts recorded by RecordFailure.
+	Attempts uint32
+	// LastError is the reason given with the last recorded failure.
+	LastError string
+}
+
+// Receipt tells a sender what the store did with its message.
+type Receipt struct {
+	// Seq is the message's sequence number (the original one for a
+	// duplicate).
+	Seq uint64
+	// Duplicate is set when the id had been accepted before and nothing was
+	// enqueued this time.
+	Duplicate bool
+	// Outcome says whether the message has been committed yet, and how.
+	Outcome Outcome
+	// Reply is the committed reply, when Outcome is OutcomeReplied.
+	Reply []byte
+	// Error is the last error, when Outcome is OutcomeDeadLettered.
+	Error string
+}
+
+// Outcome is what became of a message that carried an id.
+type Outcome uint8
+
+const (
+	// OutcomePending means the message is queued and not yet committed.
+	OutcomePending Outcome = iota
+	// OutcomeApplied means the message was committed without a reply.
+	OutcomeApplied
+	// OutcomeReplied means the message was committed with a reply.
+	OutcomeReplied
+	// OutcomeDeadLettered means the message was moved to the dead letters.
+	OutcomeDeadLettered
+)
+
+// String names the outcome for logs and the CLI.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomePending:
+		return "pending"
+	case OutcomeApplied:
+		return "applied"
+	case OutcomeReplied:
+		return "replied"
+	case OutcomeDeadLettered:
+		return "dead-lettered"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// State is an actor's committed state: bytes the core owns, tagged with the
+// schema version that reads them and the module version that wrote them.
+type State struct {
+	// Schema is the state schema version of Data.
+	Schema uint32
+	// Module is the code version of the module that produced Data.
+	Module string
+	// Data is the encoded state, opaque to the store.
+	Data []byte
+}
+
+// Commit is everything one handled batch of one actor changes, applied
+// atomically by Queues.Commit.
+type Commit struct {
+	// Actor is the actor whose batch this is.
+	Actor string
+	// Epoch must equal the epoch the caller got from Claim.
+	Epoch uint64
+	// Through acks every message with Seq <= Through; 0 acks nothing (a
+	// state-only commit, e.g. a migration).
+	Through uint64
+	// State, if not nil, replaces the actor's state.
+	State *State
+	// Outgoing messages are enqueued into other actors' mailboxes in the
+	// same transaction.
+	Outgoing []Outgoing
+	// Replies are stored by message id, for callers and for retries.
+	Replies []Reply
+	// DeadLetters move these acked messages to the dead-letter area
+	// instead of dropping them.
+	DeadLetters []DeadLetterRequest
+}
+
+// Outgoing is a message a handler sends to another local actor.
+type Outgoing struct {
+	// To is the receiving actor.
+	To string
+	// Message is the message; its Seq is assigned by the store. A non-empty
+	// ID is deduplicated in the receiver's mailbox like any send.
+	Message Message
+}
+
+// Reply is the answer to a call, kept under the call's message id.
+type Reply struct {
+	// MessageID is the id of the message being answered.
+	MessageID string
+	// Payload is the reply body.
+	Payload []byte
+}
+
+// DeadLetterRequest names a message of the committed batch that is moved to
+// the dead letters, with the reason.
+type DeadLetterRequest struct {
+	// Seq is the message's sequence number; it must be <= Commit.Through.
+	Seq uint64
+	// Error is why the message could not be handled.
+	Error string
+}
+
+// DeadLetter is a message that could not be handled, kept with everything
+// needed to understand and retry it.
+type DeadLetter struct {
+	// Message is the original message, with its attempts and last error.
+	Message Message
+	// DeadAt is when it was dead-lettered.
+	DeadAt time.Time
+}
+
+// Actor is an actor's registry record.
+type Actor struct {
+	// Name is the actor's unique name.
+	Name string
+	// Behaviour names the behaviour that handles its messages.
+	Behaviour string
+	// Status is the last status word set with SetStatus.
+	Status string
+	// Module is the module version of its committed state ("" before the
+	// first commit).
+	Module string
+	// Schema is the state schema version of its committed state.
+	Schema uint32
+	// Epoch is the current ownership epoch.
+	Epoch uint64
+	// CreatedAt is when the actor was registered.
+	CreatedAt time.Time
+}
+
+// Stats are an actor's queue counters, cheap enough to poll.
+type Stats struct {
+	// Acked is the ack watermark: every message up to it is committed.
+	Acked uint64
+	// Last is the highest sequence number readers can see.
+	Last uint64
+	// Depth is how many messages wait to be committed.
+	Depth uint64
+	// DeadLetters is how many messages sit in the dead-letter area.
+	DeadLetters uint64
+}
+
+// UpgradeRecord is one upgrade or rollback of a behaviour.
+type UpgradeRecord struct {
+	// ID is assigned by AppendHistory, increasing.
+	ID uint64
+	// Behaviour is the behaviour upgraded.
+	Behaviour string
+	// From and To are module versions.
+	From, To string
+	// Kind is "upgrade" or "rollback".
+	Kind string
+	// Started and Ended bound the upgrade.
+	Started, Ended time.Time
+	// Outcome is "completed", "rolled back", "abandoned", ...
+	Outcome string
+	// Error says why, when the upgrade did not complete.
+	Error string
+	// Steps are the per-actor steps with their durations.
+	Steps []UpgradeStep
+}
+
+// UpgradeStep is one timed step of an upgrade, for one actor.
+type UpgradeStep struct {
+	// Actor is the actor the step applied to ("" for behaviour-wide steps).
+	Actor string
+	// Step names it: "start", "drain", "migrate", "commit", "resume", ...
+	Step string
+	// Duration is how long it took.
+	Duration time.Duration
+}
+
+// Durability says when a write counts as done.
+type Durability uint8
+
+const (
+	// DurabilitySync fsyncs before a send or commit returns: nothing
+	// acknowledged is lost, even to a machine crash.
+	DurabilitySync Durability = iota
+	// DurabilityRelaxed hands the write to the operating system before
+	// returning and fsyncs on a short interval: a kill -9 of the core loses
+	// nothing, a machine crash can lose the last interval.
+	DurabilityRelaxed
+)
+
+// String returns the config spelling of the mode.
+func (d Durability) String() string {
+	switch d {
+	case DurabilitySync:
+		return "sync"
+	case DurabilityRelaxed:
+		return "relaxed"
+	}
+	return fmt.Sprintf("durability(%d)", uint8(d))
+}
+
+// ParseDurability reads the config spelling of a durability mode.
+func ParseDurability(s string) (Durability, error) {
+	switch s {
+	case "", "sync":
+		return DurabilitySync, nil
+	case "relaxed":
+		return DurabilityRelaxed, nil
+	}
+	return 0, fmt.Errorf("durability %q: must be \"sync\" or \"relaxed\"", s)
+}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxMessageSize    = 1 << 20
+	DefaultIdempotencyWindow = 100_000
+	DefaultSyncInterval      = 50 * time.Millisecond
+)
+
+// Options configure a store; the zero value is the safe default (sync
+// durability, 1 MiB messages, a 100,000-message idempotency window).
+type Options struct {
+	// Durability is DurabilitySync (default) or DurabilityRelaxed.
+	Durability Durability
+	// SyncInterval is how often relaxed mode fsyncs (default 50 ms).
+	SyncInterval time.Duration
+	// MaxMessageSize bounds a payload in bytes (default 1 MiB).
+	MaxMessageSize int
+	// IdempotencyWindow is how many of an actor's most recent messages
+	// keep their id remembered for deduplication (default 100,000).
+	IdempotencyWindow uint64
+	// Notify, if set, is called after new messages become readable in an
+	// actor's mailbox, with the highest readable sequence number. It runs on
+	// the writer's goroutine and must not block.
+	Notify func(actor string, last uint64)
+	// Logger receives the store's and the engine's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// WithDefaults returns o with zero fields replaced by their defaults.
+func (o Options) WithDefaults() Options {
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.IdempotencyWindow == 0 {
+		o.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}

@@ -1,0 +1,381 @@
+package pebblestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"graft/mailbox"
+)
+
+// actor is the in-memory view of one actor. Its counters are rebuilt from
+// disk by Open; afterwards they move only after a successful write.
+type actor struct {
+	id   uint64
+	name string
+
+	mu       sync.Mutex
+	rec      actorRecord
+	module   string // module version of the committed state
+	schema   uint32 // schema version of the committed state
+	nextSeq  uint64 // next sequence number to hand out
+	visible  uint64 // every seq <= visible is written (or abandoned)
+	done     map[uint64]struct{}
+	acked    uint64
+	evicted  uint64 // idempotency ids through this seq are forgotten
+	failures map[uint64]struct{}
+	dead     uint64
+	pending  map[string]*pendingID // ids being enqueued right now
+	removed  bool
+	inCommit bool
+}
+
+// pendingID lets a second send with the same id wait for the first.
+type pendingID struct {
+	seq  uint64
+	done chan struct{}
+	err  error
+}
+
+// actorRecord is what the registry key holds (JSON).
+type actorRecord struct {
+	ID        uint64    `json:"id"`
+	Behaviour string    `json:"behaviour"`
+	Status    string    `json:"status,omitempty"`
+	Epoch     uint64    `json:"epoch"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// finish records that the write of seq is over (committed or abandoned) and
+// advances the readable prefix. It returns the new visible seq and whether
+// it moved. Callers hold a.mu.
+func (a *actor) finish(seq uint64) (uint64, bool) {
+	if seq != a.visible+1 {
+		a.done[seq] = struct{}{}
+		return a.visible, false
+	}
+	a.visible = seq
+	for {
+		if _, ok := a.done[a.visible+1]; !ok {
+			break
+		}
+		delete(a.done, a.visible+1)
+		a.visible++
+	}
+	return a.visible, true
+}
+
+func (a *actor) view() mailbox.Actor {
+	return mailbox.Actor{
+		Name:      a.name,
+		Behaviour: a.rec.Behaviour,
+		Status:    a.rec.Status,
+		Module:    a.module,
+		Schema:    a.schema,
+		Epoch:     a.rec.Epoch,
+		CreatedAt: a.rec.CreatedAt,
+	}
+}
+
+// lookup returns the registered actor or an error naming it.
+func (s *Store) lookup(name string) (*actor, error) {
+	if err := mailbox.CheckActorName(name); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	a := s.actors[name]
+	s.mu.RUnlock()
+	if a == nil {
+		return nil, fmt.Errorf("actor %q: %w: register it (list it in the config) before sending to it", name, mailbox.ErrUnknownActor)
+	}
+	return a, nil
+}
+
+// loadActors rebuilds every actor's counters from disk.
+func (s *Store) loadActors() error {
+	prefix := []byte{prefixActor}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		name := string(it.Key()[1:])
+		var rec actorRecord
+		if err := json.Unmarshal(it.Value(), &rec); err != nil {
+			return fmt.Errorf("actor record %q: %w", name, err)
+		}
+		a, err := s.loadActor(name, rec)
+		if err != nil {
+			return fmt.Errorf("actor %q: %w", name, err)
+		}
+		s.actors[name] = a
+		if rec.ID >= s.nextID {
+			s.nextID = rec.ID + 1
+		}
+	}
+	return it.Error()
+}
+
+func (s *Store) loadActor(name string, rec actorRecord) (*actor, error) {
+	a := &actor{
+		id: rec.ID, name: name, rec: rec,
+		done: make(map[uint64]struct{}), failures: make(map[uint64]struct{}),
+		pending: make(map[string]*pendingID),
+	}
+	if v, c, err := s.db.Get(idKey(prefixCursor, rec.ID)); err == nil {
+		if len(v) != 8 {
+			c.Close()
+			return nil, fmt.Errorf("ack cursor is %d bytes, want 8", len(v))
+		}
+		a.acked = seqOfValue(v)
+		c.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, err
+	}
+	if v, c, err := s.db.Get(idKey(prefixState, rec.ID)); err == nil {
+		st, derr := decodeState(v)
+		c.Close()
+		if derr != nil {
+			return nil, fmt.Errorf("state record: %w", derr)
+		}
+		a.module, a.schema = st.Module, st.Schema
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, err
+	}
+	last := a.acked
+	if k, err := s.lastKey(idKey(prefixQueue, rec.ID)); err != nil {
+		return nil, err
+	} else if k != nil && seqOf(k) > last {
+		last = seqOf(k)
+	}
+	a.nextSeq, a.visible = last+1, last
+	a.evicted = a.acked
+	if k, err := s.firstKey(idKey(prefixIDOrder, rec.ID)); err != nil {
+		return nil, err
+	} else if k != nil {
+		a.evicted = seqOf(k) - 1
+	}
+	err := s.scan(idKey(prefixFailure, rec.ID), func(k, _ []byte) error {
+		a.failures[seqOf(k)] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.scan(idKey(prefixDead, rec.ID), func(_, _ []byte) error {
+		a.dead++
+		return nil
+	})
+	return a, err
+}
+
+// scan calls fn for every key with the prefix, in order.
+func (s *Store) scan(prefix []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Register implements mailbox.Registry.
+func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.Actor, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.Actor{}, err
+	}
+	defer s.leave()
+	if err := mailbox.CheckActorName(name); err != nil {
+		return mailbox.Actor{}, err
+	}
+	if behaviour == "" {
+		return mailbox.Actor{}, fmt.Errorf("register actor %q: behaviour name is empty: name the behaviour that handles it", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.actors[name]; a != nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.rec.Behaviour != behaviour {
+			return mailbox.Actor{}, fmt.Errorf("register actor %q with behaviour %q: it has behaviour %q: %w", name, behaviour, a.rec.Behaviour, mailbox.ErrBehaviourMismatch)
+		}
+		return a.view(), nil
+	}
+	rec := actorRecord{ID: s.nextID, Behaviour: behaviour, CreatedAt: time.Now().UTC()}
+	if err := s.putActorRecord(name, rec); err != nil {
+		return mailbox.Actor{}, err
+	}
+	s.nextID++
+	a := &actor{
+		id: rec.ID, name: name, rec: rec, nextSeq: 1,
+		done: make(map[uint64]struct{}), failures: make(map[uint64]struct{}),
+		pending: make(map[string]*pendingID),
+	}
+	s.actors[name] = a
+	return a.view(), nil
+}
+
+func (s *Store) putActorRecord(name string, rec actorRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode actor %q: %w", name, err)
+	}
+	if err := s.db.Set(actorKey(name), v, pebble.Sync); err != nil {
+		return fmt.Errorf("write actor %q: %w", name, err)
+	}
+	return nil
+}
+
+// Actor implements mailbox.Registry.
+func (s *Store) Actor(ctx context.Context, name string) (mailbox.Actor, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.Actor{}, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return mailbox.Actor{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.view(), nil
+}
+
+// Actors implements mailbox.Registry.
+func (s *Store) Actors(ctx context.Context) ([]mailbox.Actor, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	s.mu.RLock()
+	list := make([]*actor, 0, len(s.actors))
+	for _, a := range s.actors {
+		list = append(list, a)
+	}
+	s.mu.RUnlock()
+	out := make([]mailbox.Actor, 0, len(list))
+	for _, a := range list {
+		a.mu.Lock()
+		out = append(out, a.view())
+		a.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// SetStatus implements mailbox.Registry.
+func (s *Store) SetStatus(ctx context.Context, name, status string) error {
+	return s.updateRecord(name, func(r *actorRecord) { r.Status = status })
+}
+
+// Claim implements mailbox.Registry.
+func (s *Store) Claim(ctx context.Context, name string) (uint64, error) {
+	var epoch uint64
+	err := s.updateRecord(name, func(r *actorRecord) { r.Epoch++; epoch = r.Epoch })
+	return epoch, err
+}
+
+func (s *Store) updateRecord(name string, change func(*actorRecord)) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.rec
+	change(&rec)
+	if err := s.putActorRecord(name, rec); err != nil {
+		return err
+	}
+	a.rec = rec
+	return nil
+}
+
+// State implements mailbox.Registry.
+func (s *Store) State(ctx context.Context, name string) (mailbox.State, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.State{}, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return mailbox.State{}, err
+	}
+	v, c, err := s.db.Get(idKey(prefixState, a.id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return mailbox.State{}, nil
+	}
+	if err != nil {
+		return mailbox.State{}, fmt.Errorf("read state of actor %q: %w", name, err)
+	}
+	defer c.Close()
+	st, err := decodeState(v)
+	if err != nil {
+		return mailbox.State{}, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("state of actor %q: %w", name, err)}
+	}
+	return st, nil
+}
+
+// Stats implements mailbox.Registry.
+func (s *Store) Stats(name string) (mailbox.Stats, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.Stats{}, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return mailbox.Stats{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return mailbox.Stats{Acked: a.acked, Last: a.visible, Depth: a.visible - a.acked, DeadLetters: a.dead}, nil
+}
+
+// Remove implements mailbox.Registry.
+func (s *Store) Remove(ctx context.Context, name string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range []byte{prefixState, prefixCursor, prefixQueue, prefixFailure, prefixIDIndex, prefixIDOrder, prefixOutcome, prefixDead} {
+		k := idKey(p, a.id)
+		if err := b.DeleteRange(k, prefixEnd(k), nil); err != nil {
+			return fmt.Errorf("remove actor %q: %w", name, err)
+		}
+	}
+	if err := b.Delete(actorKey(name), nil); err != nil {
+		return fmt.Errorf("remove actor %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("remove actor %q: %w", name, err)
+	}
+	delete(s.actors, name)
+	a.mu.Lock()
+	a.removed = true
+	a.mu.Unlock()
+	return nil
+}

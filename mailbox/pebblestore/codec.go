@@ -1,0 +1,181 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"graft/mailbox"
+)
+
+// Records on the hot path (messages, states, failures, outcomes) use a small
+// length-prefixed binary form: a format byte, then uvarints and
+// uvarint-prefixed byte strings. Rarely written records (actors, dead
+// letters, history) are JSON. Decoding never panics: a short or malformed
+// record is an error that Open and the readers report as corruption.
+
+const recordV1 = 1
+
+var errShortRecord = errors.New("record is truncated")
+
+type encoder struct{ b []byte }
+
+func newEncoder(size int) *encoder {
+	e := &encoder{b: make([]byte, 0, size+16)}
+	e.b = append(e.b, recordV1)
+	return e
+}
+
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) bytes(p []byte)   { e.uvarint(uint64(len(p))); e.b = append(e.b, p...) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) strs(ss []string) {
+	e.uvarint(uint64(len(ss)))
+	for _, s := range ss {
+		e.str(s)
+	}
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func newDecoder(b []byte) *decoder {
+	d := &decoder{b: b}
+	if len(b) == 0 {
+		d.err = errShortRecord
+	} else if b[0] != recordV1 {
+		d.err = fmt.Errorf("record format %d is not one this graft reads", b[0])
+	} else {
+		d.b = b[1:]
+	}
+	return d
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShortRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if uint64(len(d.b)) < n {
+		d.err = errShortRecord
+		return nil
+	}
+	p := make([]byte, n)
+	copy(p, d.b[:n])
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+func (d *decoder) strs() []string {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) { // each string takes at least one byte
+		d.err = errShortRecord
+		return nil
+	}
+	var ss []string
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		ss = append(ss, d.str())
+	}
+	return ss
+}
+
+func encodeMessage(m *mailbox.Message) []byte {
+	e := newEncoder(len(m.Payload) + len(m.ID) + len(m.Sender) + 16)
+	e.uvarint(uint64(m.EnqueuedAt.UnixNano()))
+	e.str(m.ID)
+	e.str(m.Sender)
+	e.strs(m.CallChain)
+	e.bytes(m.Payload)
+	return e.b
+}
+
+func decodeMessage(seq uint64, b []byte) (mailbox.Message, error) {
+	d := newDecoder(b)
+	m := mailbox.Message{Seq: seq}
+	m.EnqueuedAt = time.Unix(0, int64(d.uvarint()))
+	m.ID = d.str()
+	m.Sender = d.str()
+	m.CallChain = d.strs()
+	m.Payload = d.bytes()
+	if d.err != nil {
+		return mailbox.Message{}, fmt.Errorf("message %d: %w", seq, d.err)
+	}
+	return m, nil
+}
+
+func encodeState(s *mailbox.State) []byte {
+	e := newEncoder(len(s.Data) + len(s.Module) + 8)
+	e.uvarint(uint64(s.Schema))
+	e.str(s.Module)
+	e.bytes(s.Data)
+	return e.b
+}
+
+func decodeState(b []byte) (mailbox.State, error) {
+	d := newDecoder(b)
+	var s mailbox.State
+	s.Schema = uint32(d.uvarint())
+	s.Module = d.str()
+	s.Data = d.bytes()
+	return s, d.err
+}
+
+// failure is the attempts counter of one pending message.
+type failure struct {
+	attempts uint32
+	reason   string
+}
+
+func encodeFailure(f failure) []byte {
+	e := newEncoder(len(f.reason) + 8)
+	e.uvarint(uint64(f.attempts))
+	e.str(f.reason)
+	return e.b
+}
+
+func decodeFailure(b []byte) (failure, error) {
+	d := newDecoder(b)
+	f := failure{attempts: uint32(d.uvarint()), reason: d.str()}
+	return f, d.err
+}
+
+// outcome is what is kept under a message id once it is committed with a
+// reply or dead-lettered (a plain ack needs no record: seq <= ack says it).
+type outcome struct {
+	kind    mailbox.Outcome
+	payload []byte // the reply, or the dead-letter error
+}
+
+func encodeOutcome(o outcome) []byte {
+	e := newEncoder(len(o.payload) + 4)
+	e.uvarint(uint64(o.kind))
+	e.bytes(o.payload)
+	return e.b
+}
+
+func decodeOutcome(b []byte) (outcome, error) {
+	d := newDecoder(b)
+	o := outcome{kind: mailbox.Outcome(d.uvarint()), payload: d.bytes()}
+	return o, d.err
+}

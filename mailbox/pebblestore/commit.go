@@ -1,0 +1,297 @@
+package pebblestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"graft/mailbox"
+)
+
+// commitPlan is one mailbox.Commit after validation.
+type commitPlan struct {
+	c        *mailbox.Commit
+	a        *actor
+	acked    uint64 // ack watermark before this commit
+	evictTo  uint64 // forget idempotency ids through this seq (0: none)
+	evictLow uint64 // ...starting after this one
+	failures bool   // some acked message has a failure record
+}
+
+// outgoingWrite is a message reserved in a receiver's mailbox by a commit.
+type outgoingWrite struct {
+	a   *actor
+	seq uint64
+	id  string
+	p   *pendingID
+}
+
+// Commit implements mailbox.Queues; see the package doc for the protocol.
+// Everything is validated before anything is written, the whole call is one
+// engine batch, and the in-memory counters move only after the batch is
+// durable.
+func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if len(commits) == 0 {
+		return nil
+	}
+	plans := make([]commitPlan, 0, len(commits))
+	defer func() {
+		for _, p := range plans {
+			p.a.mu.Lock()
+			p.a.inCommit = false
+			p.a.mu.Unlock()
+		}
+	}()
+	for i := range commits {
+		p, err := s.plan(&commits[i])
+		if err != nil {
+			return err
+		}
+		plans = append(plans, p)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for i := range plans {
+		if err := s.writePlan(b, &plans[i]); err != nil {
+			return err
+		}
+	}
+	var outs []outgoingWrite
+	defer func() {
+		for _, o := range outs {
+			s.finishWrite(o.a, o.seq, o.id, o.p, err)
+		}
+	}()
+	for i := range plans {
+		if err := s.writeOutgoing(ctx, b, plans[i].c, &outs); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(s.writeOpts); err != nil {
+		return fmt.Errorf("commit for actor %q: %w", commits[0].Actor, err)
+	}
+	for _, p := range plans {
+		p.apply()
+	}
+	return nil
+}
+
+// plan validates one commit against the actor's counters and marks the
+// actor as committing, so two concurrent commits for one actor are refused
+// rather than interleaved.
+func (s *Store) plan(c *mailbox.Commit) (commitPlan, error) {
+	a, err := s.lookup(c.Actor)
+	if err != nil {
+		return commitPlan{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.removed:
+		return commitPlan{}, fmt.Errorf("commit for actor %q: %w", c.Actor, mailbox.ErrUnknownActor)
+	case a.inCommit:
+		return commitPlan{}, fmt.Errorf("commit for actor %q: another commit for it is in progress (one writer per actor)", c.Actor)
+	case c.Epoch != a.rec.Epoch:
+		return commitPlan{}, fmt.Errorf("commit for actor %q with epoch %d, current epoch is %d: %w", c.Actor, c.Epoch, a.rec.Epoch, mailbox.ErrFenced)
+	case c.Through != 0 && c.Through <= a.acked:
+		return commitPlan{}, fmt.Errorf("commit for actor %q acks through %d, already acked through %d: %w", c.Actor, c.Through, a.acked, mailbox.ErrAlreadyAcked)
+	case c.Through > a.visible:
+		return commitPlan{}, fmt.Errorf("commit for actor %q acks through %d, the last message is %d: %w", c.Actor, c.Through, a.visible, mailbox.ErrBeyondEnd)
+	}
+	for _, d := range c.DeadLetters {
+		if d.Seq <= a.acked || d.Seq > c.Through {
+			return commitPlan{}, fmt.Errorf("commit for actor %q dead-letters message %d, outside the batch %d..%d it acks: %w", c.Actor, d.Seq, a.acked+1, c.Through, mailbox.ErrUnknownMessage)
+		}
+	}
+	for _, r := range c.Replies {
+		if r.MessageID == "" {
+			return commitPlan{}, fmt.Errorf("commit for actor %q has a reply without a message id", c.Actor)
+		}
+		if len(r.Payload) > s.opts.MaxMessageSize {
+			return commitPlan{}, fmt.Errorf("reply to message %q: %w", r.MessageID, &mailbox.TooLargeError{Actor: c.Actor, Size: len(r.Payload), Limit: s.opts.MaxMessageSize})
+		}
+	}
+	p := commitPlan{c: c, a: a, acked: a.acked}
+	p.failures = c.Through > 0 && len(a.failuresIn(a.acked+1, c.Through)) > 0
+	if c.Through > 0 && a.nextSeq-1 > s.opts.IdempotencyWindow {
+		limit := min(c.Through, a.nextSeq-1-s.opts.IdempotencyWindow)
+		if limit > a.evicted {
+			p.evictLow, p.evictTo = a.evicted, limit
+		}
+	}
+	a.inCommit = true
+	return p, nil
+}
+
+// writePlan adds one actor's ack, dead letters, state, replies and id
+// evictions to the batch.
+func (s *Store) writePlan(b *pebble.Batch, p *commitPlan) error {
+	c, a := p.c, p.a
+	fail := func(err error) error { return fmt.Errorf("commit for actor %q: %w", c.Actor, err) }
+	for _, d := range c.DeadLetters {
+		if err := s.writeDeadLetter(b, a, d); err != nil {
+			return fail(err)
+		}
+	}
+	if c.Through > 0 {
+		lo, hi := seqKey(prefixQueue, a.id, p.acked+1), seqKey(prefixQueue, a.id, c.Through+1)
+		if err := b.DeleteRange(lo, hi, nil); err != nil {
+			return fail(err)
+		}
+		if p.failures {
+			lo, hi = seqKey(prefixFailure, a.id, p.acked+1), seqKey(prefixFailure, a.id, c.Through+1)
+			if err := b.DeleteRange(lo, hi, nil); err != nil {
+				return fail(err)
+			}
+		}
+		if err := b.Set(idKey(prefixCursor, a.id), u64(c.Through), nil); err != nil {
+			return fail(err)
+		}
+	}
+	if c.State != nil {
+		if err := b.Set(idKey(prefixState, a.id), encodeState(c.State), nil); err != nil {
+			return fail(err)
+		}
+	}
+	for _, r := range c.Replies {
+		v := encodeOutcome(outcome{kind: mailbox.OutcomeReplied, payload: r.Payload})
+		if err := b.Set(strKey(prefixOutcome, a.id, r.MessageID), v, nil); err != nil {
+			return fail(err)
+		}
+	}
+	if p.evictTo > 0 {
+		if err := s.evictIDs(b, a, p.evictLow, p.evictTo); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// writeDeadLetter copies a pending message, with its attempts and the
+// reason, into the dead-letter area, and records the outcome under its id.
+func (s *Store) writeDeadLetter(b *pebble.Batch, a *actor, d mailbox.DeadLetterRequest) error {
+	v, c, err := s.db.Get(seqKey(prefixQueue, a.id, d.Seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("dead-letter message %d: %w", d.Seq, mailbox.ErrUnknownMessage)
+	}
+	if err != nil {
+		return fmt.Errorf("dead-letter message %d: %w", d.Seq, err)
+	}
+	m, err := decodeMessage(d.Seq, v)
+	c.Close()
+	if err != nil {
+		return &mailbox.CorruptError{Path: s.path, Err: err}
+	}
+	f, err := s.getFailure(a, d.Seq)
+	if err != nil {
+		return err
+	}
+	m.Attempts, m.LastError = f.attempts, d.Error
+	rec, err := encodeDeadLetter(mailbox.DeadLetter{Message: m, DeadAt: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if err := b.Set(seqKey(prefixDead, a.id, d.Seq), rec, nil); err != nil {
+		return err
+	}
+	if m.ID != "" {
+		o := encodeOutcome(outcome{kind: mailbox.OutcomeDeadLettered, payload: []byte(d.Error)})
+		return b.Set(strKey(prefixOutcome, a.id, m.ID), o, nil)
+	}
+	return nil
+}
+
+// evictIDs forgets the idempotency ids of messages (low, to]: those older
+// than the window and already acked.
+func (s *Store) evictIDs(b *pebble.Batch, a *actor, low, to uint64) error {
+	lo, hi := seqKey(prefixIDOrder, a.id, low+1), seqKey(prefixIDOrder, a.id, to+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		id := string(it.Value())
+		if err := b.Delete(strKey(prefixIDIndex, a.id, id), nil); err != nil {
+			it.Close()
+			return err
+		}
+		if err := b.Delete(strKey(prefixOutcome, a.id, id), nil); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return b.DeleteRange(lo, hi, nil)
+}
+
+// writeOutgoing reserves sequence numbers in the receivers' mailboxes and
+// adds the messages to the batch; outs collects the reservations, which the
+// caller finishes whether the batch commits or not.
+func (s *Store) writeOutgoing(ctx context.Context, b *pebble.Batch, c *mailbox.Commit, outs *[]outgoingWrite) error {
+	now := time.Now()
+	for i := range c.Outgoing {
+		o := &c.Outgoing[i]
+		to, err := s.lookup(o.To)
+		if err != nil {
+			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
+		}
+		if len(o.Message.Payload) > s.opts.MaxMessageSize {
+			return fmt.Errorf("commit for actor %q: %w", c.Actor, &mailbox.TooLargeError{Actor: o.To, Size: len(o.Message.Payload), Limit: s.opts.MaxMessageSize})
+		}
+		seq, p, dup, err := s.reserve(ctx, to, o.Message.ID)
+		if err != nil {
+			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
+		}
+		if dup != nil {
+			continue // the receiver already has a message with this id
+		}
+		*outs = append(*outs, outgoingWrite{a: to, seq: seq, id: o.Message.ID, p: p})
+		m := o.Message
+		m.EnqueuedAt = now
+		if err := s.putMessage(b, to, seq, &m); err != nil {
+			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
+		}
+	}
+	return nil
+}
+
+// apply moves the in-memory counters after the batch is durable.
+func (p *commitPlan) apply() {
+	c, a := p.c, p.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.Through > 0 {
+		a.acked = c.Through
+		for _, seq := range a.failuresIn(p.acked+1, c.Through) {
+			delete(a.failures, seq)
+		}
+	}
+	a.dead += uint64(len(c.DeadLetters))
+	if c.State != nil {
+		a.module, a.schema = c.State.Module, c.State.Schema
+	}
+	if p.evictTo > a.evicted {
+		a.evicted = p.evictTo
+	}
+}
+
+// failuresIn lists the seqs in [lo, hi] with recorded failures. Callers
+// hold a.mu.
+func (a *actor) failuresIn(lo, hi uint64) []uint64 {
+	var out []uint64
+	for seq := range a.failures {
+		if seq >= lo && seq <= hi {
+			out = append(out, seq)
+		}
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package pebblestore
+
+import "encoding/binary"
+
+// Key spaces. Every actor gets a numeric id when it is registered, so keys
+// that belong to an actor are fixed-width ([prefix][id:8][seq:8]) and sort in
+// sequence order; names appear only in the registry key. See the package doc
+// for the full layout.
+const (
+	prefixFormat  = 'V' // V                      -> format marker
+	prefixActor   = 'A' // A name                 -> actor record
+	prefixState   = 'S' // S id                   -> state record
+	prefixCursor  = 'C' // C id                   -> ack watermark (seq)
+	prefixQueue   = 'Q' // Q id seq               -> message
+	prefixFailure = 'F' // F id seq               -> failure record
+	prefixIDIndex = 'I' // I id msgid             -> seq
+	prefixIDOrder = 'i' // i id seq               -> msgid (eviction order)
+	prefixOutcome = 'R' // R id msgid             -> outcome record
+	prefixDead    = 'D' // D id seq               -> dead letter record
+	prefixHistory = 'H' // H n                    -> upgrade record
+)
+
+// formatMarker is stored under the 'V' key; a store without it (but with
+// other keys) is not a graft store.
+const formatMarker = "graft-mailbox/1"
+
+var formatKey = []byte{prefixFormat}
+
+func actorKey(name string) []byte {
+	k := make([]byte, 1+len(name))
+	k[0] = prefixActor
+	copy(k[1:], name)
+	return k
+}
+
+// idKey builds [prefix][id].
+func idKey(prefix byte, id uint64) []byte {
+	k := make([]byte, 9, 17)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], id)
+	return k
+}
+
+// seqKey builds [prefix][id][seq].
+func seqKey(prefix byte, id, seq uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], id)
+	binary.BigEndian.PutUint64(k[9:], seq)
+	return k
+}
+
+// strKey builds [prefix][id][s].
+func strKey(prefix byte, id uint64, s string) []byte {
+	k := make([]byte, 9+len(s))
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], id)
+	copy(k[9:], s)
+	return k
+}
+
+// seqOf reads the sequence number out of a seqKey.
+func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k[9:17]) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil // every byte was 0xff: no upper bound
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}

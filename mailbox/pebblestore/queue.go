@@ -1,0 +1,319 @@
+package pebblestore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"graft/mailbox"
+)
+
+func seqOfValue(v []byte) uint64 { return binary.BigEndian.Uint64(v) }
+
+// Enqueue implements mailbox.Queues.
+//
+// The sequence number is reserved in memory before the write and the write
+// may finish out of order with a concurrent one; readers see a message only
+// once every lower sequence number of the actor is finished (actor.finish),
+// so nothing is ever read behind a gap that a slower writer fills later.
+func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (mailbox.Receipt, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.Receipt{}, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return mailbox.Receipt{}, err
+	}
+	if len(msg.Payload) > s.opts.MaxMessageSize {
+		return mailbox.Receipt{}, &mailbox.TooLargeError{Actor: name, Size: len(msg.Payload), Limit: s.opts.MaxMessageSize}
+	}
+	msg.EnqueuedAt = time.Now()
+	seq, p, dup, err := s.reserve(ctx, a, msg.ID)
+	if err != nil {
+		return mailbox.Receipt{}, err
+	}
+	if dup != nil {
+		return *dup, nil
+	}
+	b := s.db.NewBatch()
+	err = s.putMessage(b, a, seq, &msg)
+	if err == nil {
+		err = b.Commit(s.writeOpts)
+	}
+	b.Close()
+	s.finishWrite(a, seq, msg.ID, p, err)
+	if err != nil {
+		return mailbox.Receipt{}, fmt.Errorf("enqueue to actor %q: %w", name, err)
+	}
+	return mailbox.Receipt{Seq: seq}, nil
+}
+
+// reserve hands out the next sequence number of a. For a message with an
+// id it first checks the idempotency index and the sends in progress: a
+// duplicate returns its receipt (dup), a concurrent send with the same id is
+// waited for. The returned pendingID must be passed to finishWrite.
+func (s *Store) reserve(ctx context.Context, a *actor, id string) (seq uint64, p *pendingID, dup *mailbox.Receipt, err error) {
+	for {
+		a.mu.Lock()
+		if a.removed {
+			a.mu.Unlock()
+			return 0, nil, nil, fmt.Errorf("actor %q: %w", a.name, mailbox.ErrUnknownActor)
+		}
+		if id == "" {
+			break
+		}
+		other := a.pending[id]
+		if other == nil {
+			r, found, err := s.lookupID(a, id)
+			if err != nil {
+				a.mu.Unlock()
+				return 0, nil, nil, err
+			}
+			if found {
+				a.mu.Unlock()
+				r.Duplicate = true
+				return 0, nil, &r, nil
+			}
+			break
+		}
+		a.mu.Unlock()
+		select {
+		case <-other.done:
+		case <-ctx.Done():
+			return 0, nil, nil, fmt.Errorf("enqueue to actor %q: waiting for an earlier send with id %q: %w", a.name, id, ctx.Err())
+		}
+		if other.err == nil {
+			return 0, nil, &mailbox.Receipt{Seq: other.seq, Duplicate: true}, nil
+		}
+		// The earlier send failed and stored nothing: try ourselves.
+	}
+	// a.mu is held here.
+	seq = a.nextSeq
+	a.nextSeq++
+	if id != "" {
+		p = &pendingID{seq: seq, done: make(chan struct{})}
+		a.pending[id] = p
+	}
+	a.mu.Unlock()
+	return seq, p, nil, nil
+}
+
+// putMessage adds the message and its idempotency entries to b.
+func (s *Store) putMessage(b *pebble.Batch, a *actor, seq uint64, msg *mailbox.Message) error {
+	if err := b.Set(seqKey(prefixQueue, a.id, seq), encodeMessage(msg), nil); err != nil {
+		return err
+	}
+	if msg.ID == "" {
+		return nil
+	}
+	if err := b.Set(strKey(prefixIDIndex, a.id, msg.ID), u64(seq), nil); err != nil {
+		return err
+	}
+	return b.Set(seqKey(prefixIDOrder, a.id, seq), []byte(msg.ID), nil)
+}
+
+// finishWrite publishes (or abandons, on error) a reserved sequence number
+// and wakes senders waiting on the same id.
+func (s *Store) finishWrite(a *actor, seq uint64, id string, p *pendingID, err error) {
+	a.mu.Lock()
+	visible, moved := a.finish(seq)
+	if p != nil {
+		delete(a.pending, id)
+		p.err = err
+	}
+	a.mu.Unlock()
+	if p != nil {
+		close(p.done)
+	}
+	if moved && s.opts.Notify != nil {
+		s.opts.Notify(a.name, visible)
+	}
+}
+
+// lookupID reads what the store knows about an id. Callers hold a.mu.
+func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, bool, error) {
+	v, c, err := s.db.Get(strKey(prefixIDIndex, a.id, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return mailbox.Receipt{}, false, nil
+	}
+	if err != nil {
+		return mailbox.Receipt{}, false, fmt.Errorf("look up id %q of actor %q: %w", id, a.name, err)
+	}
+	if len(v) != 8 {
+		c.Close()
+		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("id index entry %q of actor %q", id, a.name)}
+	}
+	r := mailbox.Receipt{Seq: seqOfValue(v)}
+	c.Close()
+	if r.Seq > a.acked {
+		return r, true, nil // still queued
+	}
+	r.Outcome = mailbox.OutcomeApplied
+	v, c, err = s.db.Get(strKey(prefixOutcome, a.id, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return r, true, nil
+	}
+	if err != nil {
+		return mailbox.Receipt{}, false, fmt.Errorf("look up outcome of id %q of actor %q: %w", id, a.name, err)
+	}
+	o, err := decodeOutcome(v)
+	c.Close()
+	if err != nil {
+		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("outcome of id %q of actor %q: %w", id, a.name, err)}
+	}
+	r.Outcome = o.kind
+	if o.kind == mailbox.OutcomeDeadLettered {
+		r.Error = string(o.payload)
+	} else {
+		r.Reply = o.payload
+	}
+	return r, true, nil
+}
+
+// Lookup implements mailbox.Queues.
+func (s *Store) Lookup(ctx context.Context, name, id string) (mailbox.Receipt, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.Receipt{}, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return mailbox.Receipt{}, err
+	}
+	if id == "" {
+		return mailbox.Receipt{}, fmt.Errorf("look up a message of actor %q: the id is empty", name)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p := a.pending[id]; p != nil {
+		return mailbox.Receipt{Seq: p.seq}, nil
+	}
+	r, found, err := s.lookupID(a, id)
+	if err != nil {
+		return mailbox.Receipt{}, err
+	}
+	if !found {
+		return mailbox.Receipt{}, fmt.Errorf("message id %q of actor %q: %w (never sent, or older than the idempotency window)", id, name, mailbox.ErrUnknownMessage)
+	}
+	return r, nil
+}
+
+// Read implements mailbox.Queues. It starts at the ack watermark (the
+// iterator's lower bound), so the tombstones of acked messages are never
+// visited.
+func (s *Store) Read(ctx context.Context, name string, after uint64, max int) ([]mailbox.Message, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	a.mu.Lock()
+	lower := max64(after, a.acked) + 1
+	upper := a.visible
+	var failed map[uint64]bool
+	for seq := range a.failures {
+		if seq >= lower && seq <= upper {
+			if failed == nil {
+				failed = make(map[uint64]bool)
+			}
+			failed[seq] = true
+		}
+	}
+	a.mu.Unlock()
+	if lower > upper {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: seqKey(prefixQueue, a.id, lower),
+		UpperBound: seqKey(prefixQueue, a.id, upper+1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read mailbox of actor %q: %w", name, err)
+	}
+	defer it.Close()
+	var out []mailbox.Message
+	for it.First(); it.Valid() && len(out) < max; it.Next() {
+		m, err := decodeMessage(seqOf(it.Key()), it.Value())
+		if err != nil {
+			return nil, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("actor %q: %w", name, err)}
+		}
+		out = append(out, m)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("read mailbox of actor %q: %w", name, err)
+	}
+	for i := range out {
+		if failed[out[i].Seq] {
+			f, err := s.getFailure(a, out[i].Seq)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Attempts, out[i].LastError = f.attempts, f.reason
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) getFailure(a *actor, seq uint64) (failure, error) {
+	v, c, err := s.db.Get(seqKey(prefixFailure, a.id, seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return failure{}, nil
+	}
+	if err != nil {
+		return failure{}, fmt.Errorf("read attempts of message %d of actor %q: %w", seq, a.name, err)
+	}
+	defer c.Close()
+	f, err := decodeFailure(v)
+	if err != nil {
+		return failure{}, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("attempts of message %d of actor %q: %w", seq, a.name, err)}
+	}
+	return f, nil
+}
+
+// RecordFailure implements mailbox.Queues. Failures are rare, so it always
+// syncs: an attempt count must survive a crash, or a message that kills the
+// core would be retried for ever.
+func (s *Store) RecordFailure(ctx context.Context, name string, seq uint64, reason string) (uint32, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	a, err := s.lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if seq <= a.acked || seq > a.visible {
+		return 0, fmt.Errorf("record a failure of message %d of actor %q: %w (pending messages are %d..%d)", seq, name, mailbox.ErrUnknownMessage, a.acked+1, a.visible)
+	}
+	f, err := s.getFailure(a, seq)
+	if err != nil {
+		return 0, err
+	}
+	f.attempts++
+	f.reason = reason
+	if err := s.db.Set(seqKey(prefixFailure, a.id, seq), encodeFailure(f), pebble.Sync); err != nil {
+		return 0, fmt.Errorf("record a failure of message %d of actor %q: %w", seq, name, err)
+	}
+	a.failures[seq] = struct{}{}
+	return f.attempts, nil
+}
+
+func max64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}

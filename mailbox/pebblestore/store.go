@@ -1,0 +1,275 @@
+package pebblestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"graft/mailbox"
+)
+
+// Store is the embedded mailbox.Store on pebble. Create it with Open; it is
+// safe for concurrent use.
+type Store struct {
+	path      string
+	opts      mailbox.Options
+	db        *pebble.DB
+	lock      *os.File
+	syncer    *walSyncer // nil in sync mode
+	writeOpts *pebble.WriteOptions
+
+	// life is held shared by every call and exclusively by Close, so Close
+	// waits for calls in progress and later calls see closed.
+	life   sync.RWMutex
+	closed atomic.Bool
+
+	mu     sync.RWMutex // guards actors and nextID
+	actors map[string]*actor
+	nextID uint64
+
+	histMu   sync.Mutex
+	nextHist uint64
+}
+
+var _ mailbox.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in directory path. It fails at
+// once with a *mailbox.InUseError if another process has it open, and with
+// a *mailbox.CorruptError naming the path if its files cannot be read; in
+// both cases nothing on disk is modified.
+func Open(path string, opts mailbox.Options) (_ *Store, err error) {
+	opts = opts.WithDefaults()
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("create store directory %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("store %s is not a directory: give the store its own folder", path)
+	}
+	lock, err := acquireLock(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		path:      path,
+		opts:      opts,
+		lock:      lock,
+		writeOpts: pebble.Sync,
+		actors:    make(map[string]*actor),
+		nextID:    1,
+		nextHist:  1,
+	}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
+	po := &pebble.Options{
+		Logger:             pebbleLogger{opts.Logger},
+		ErrorIfNotPristine: false,
+	}
+	var fs vfs.FS = vfs.Default
+	if opts.Durability == mailbox.DurabilityRelaxed {
+		s.syncer = newWALSyncer(opts.Logger)
+		fs = relaxedFS{FS: vfs.Default, syncer: s.syncer}
+	}
+	po.FS = fs
+	if err := s.openEngine(po); err != nil {
+		return nil, err
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if s.syncer != nil {
+		s.syncer.start(opts.SyncInterval)
+	}
+	return s, nil
+}
+
+// openEngine opens pebble, turning its errors and panics on damaged files
+// into one CorruptError that names the store.
+func (s *Store) openEngine(po *pebble.Options) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("engine panicked while opening: %v", r)}
+		}
+	}()
+	db, err := pebble.Open(s.path, po)
+	if err != nil {
+		return &mailbox.CorruptError{Path: s.path, Err: err}
+	}
+	s.db = db
+	return nil
+}
+
+// load checks the format marker and rebuilds the in-memory view of every
+// actor (sequence counters, ack watermark, pending failures, dead-letter
+// count) from disk.
+func (s *Store) load() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("engine panicked while reading: %v", r)}
+		}
+	}()
+	marker, closer, err := s.db.Get(formatKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		empty, err := s.isEmpty()
+		if err != nil {
+			return &mailbox.CorruptError{Path: s.path, Err: err}
+		}
+		if !empty {
+			return &mailbox.CorruptError{Path: s.path, Err: errors.New("it holds data but no graft format marker")}
+		}
+		if err := s.db.Set(formatKey, []byte(formatMarker), pebble.Sync); err != nil {
+			return fmt.Errorf("initialise store %s: %w", s.path, err)
+		}
+	case err != nil:
+		return &mailbox.CorruptError{Path: s.path, Err: err}
+	default:
+		ok := bytes.Equal(marker, []byte(formatMarker))
+		got := string(marker)
+		closer.Close()
+		if !ok {
+			return &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("format marker %q, want %q", got, formatMarker)}
+		}
+	}
+	if err := s.loadActors(); err != nil {
+		return &mailbox.CorruptError{Path: s.path, Err: err}
+	}
+	last, err := s.lastKey([]byte{prefixHistory})
+	if err != nil {
+		return &mailbox.CorruptError{Path: s.path, Err: err}
+	}
+	if last != nil {
+		s.nextHist = seqOfHistory(last) + 1
+	}
+	return nil
+}
+
+func (s *Store) isEmpty() (bool, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	return !it.First(), it.Error()
+}
+
+// lastKey returns a copy of the greatest key with the given prefix, or nil.
+func (s *Store) lastKey(prefix []byte) ([]byte, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return nil, it.Error()
+	}
+	return append([]byte(nil), it.Key()...), nil
+}
+
+// firstKey returns a copy of the smallest key with the given prefix, or nil.
+func (s *Store) firstKey(prefix []byte) ([]byte, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return nil, it.Error()
+	}
+	return append([]byte(nil), it.Key()...), nil
+}
+
+// enter marks the start of a call; it fails once the store is closed.
+func (s *Store) enter() error {
+	s.life.RLock()
+	if s.closed.Load() {
+		s.life.RUnlock()
+		return mailbox.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.life.RUnlock() }
+
+// Close waits for calls in progress, fsyncs what relaxed mode holds, closes
+// the engine and releases the lock. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.release()
+}
+
+func (s *Store) release() error {
+	var errs []error
+	if s.db != nil {
+		if s.syncer != nil {
+			s.syncer.stop()
+		}
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store %s: %w", s.path, err))
+		}
+		s.db = nil
+	}
+	if s.lock != nil {
+		if err := s.lock.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("release lock of store %s: %w", s.path, err))
+		}
+		s.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Path returns the store's directory.
+func (s *Store) Path() string { return s.path }
+
+// Metrics exposes the engine's metrics (disk usage, compactions, WAL) for
+// benchmarks and operators.
+func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// Compact asks the engine to compact the whole key space now, which drops
+// the tombstones acks left behind. Normal operation never needs it (the
+// engine compacts in the background); benchmarks use it to measure the
+// space a settled store takes.
+func (s *Store) Compact(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flush store %s: %w", s.path, err)
+	}
+	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+}
+
+// pebbleLogger routes the engine's logs into slog. A fatal engine error
+// panics (the engine cannot continue); Open turns that into CorruptError.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	panic("pebble: " + msg)
+}
