@@ -1,0 +1,124 @@
+package dynamic
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"graft/dynamic/internal/proc"
+)
+
+// Sentinel errors the core branches on (with errors.Is).
+var (
+	// ErrBadBinary: the binary cannot be this behaviour's plugin (not a
+	// plugin, truncated, not executable, wrong cookie or protocol version,
+	// wrong behaviour name, sha256 mismatch). Retrying will not help; a
+	// supervisor should stop restarting it and report it.
+	ErrBadBinary = errors.New("bad plugin binary")
+	// ErrStartTimeout: the plugin did not complete its start within the
+	// start timeout. It was killed.
+	ErrStartTimeout = errors.New("plugin start timed out")
+	// ErrCrashed: the plugin process exited when it was not asked to.
+	ErrCrashed = errors.New("plugin crashed")
+	// ErrHang: the plugin did not answer a batch within the handle timeout.
+	// The host killed the module.
+	ErrHang = errors.New("plugin hung")
+	// ErrBadResponse: the plugin answered something that breaks the
+	// protocol (e.g. a wrong number of results). The batch had no effect.
+	ErrBadResponse = errors.New("plugin answered a malformed response")
+	// ErrBatchFailed: the plugin refused a whole batch (e.g. it could not
+	// decode the state). Nothing in the batch was applied.
+	ErrBatchFailed = errors.New("plugin failed the batch")
+	// ErrNoMigration: the plugin cannot migrate between the two schemas.
+	ErrNoMigration = errors.New("migration not supported by the plugin")
+	// ErrStopped: the module was stopped; the call was not delivered or its
+	// answer was abandoned.
+	ErrStopped = errors.New("module stopped")
+)
+
+// Exit describes how a plugin process ended: exit code or killing signal.
+type Exit = proc.Exit
+
+// StartError reports a failed Start: which binary, what was wrong, and what
+// the plugin said. It matches ErrBadBinary or ErrStartTimeout with
+// errors.Is when the binary (or its start) is at fault.
+type StartError struct {
+	Path    string // the binary
+	Problem string // what was wrong, in words
+	Exit    *Exit  // how the process ended, if it ran and ended
+	Stderr  string // the first lines it wrote on stderr, if any
+	Kind    error  // ErrBadBinary, ErrStartTimeout, or nil (host-side failure)
+	Err     error  // underlying cause, if any
+}
+
+// Error names the binary first, then the problem, then the evidence.
+func (e *StartError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "graft: start plugin %s: %s", e.Path, e.Problem)
+	if e.Exit != nil {
+		fmt.Fprintf(&b, " (process %s)", e.Exit)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		if len(s) > 512 {
+			s = s[:512] + "..."
+		}
+		fmt.Fprintf(&b, "; plugin stderr: %q", s)
+	}
+	return b.String()
+}
+
+// Unwrap exposes the kind and the cause to errors.Is/As.
+func (e *StartError) Unwrap() []error {
+	var out []error
+	if e.Kind != nil {
+		out = append(out, e.Kind)
+	}
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
+}
+
+// CrashError reports a plugin process that exited on its own (or was
+// killed by something other than graft's Stop). Matches ErrCrashed.
+type CrashError struct {
+	Behaviour, Version string
+	Pid                int
+	Exit               Exit
+	Reason             string // why graft killed it, if it did (e.g. a hang)
+}
+
+// Error names the module and how it ended.
+func (e *CrashError) Error() string {
+	s := fmt.Sprintf("graft: plugin %s %s (pid %d) exited: %s", e.Behaviour, e.Version, e.Pid, e.Exit)
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
+	}
+	return s
+}
+
+// Unwrap makes errors.Is(err, ErrCrashed) true.
+func (e *CrashError) Unwrap() error { return ErrCrashed }
+
+// HangError reports a batch the plugin did not answer in time. The module
+// has been killed; matches ErrHang.
+type HangError struct {
+	Behaviour, Version string
+	Pid                int
+	Actor              string
+	BatchID            uint64
+	After              time.Duration
+}
+
+// Error names the module, the actor and the timeout.
+func (e *HangError) Error() string {
+	return fmt.Sprintf("graft: plugin %s %s (pid %d) hung: no answer to batch %d for actor %q within %s; module killed",
+		e.Behaviour, e.Version, e.Pid, e.BatchID, e.Actor, e.After)
+}
+
+// Unwrap makes errors.Is(err, ErrHang) true.
+func (e *HangError) Unwrap() error { return ErrHang }

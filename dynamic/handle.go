@@ -1,0 +1,162 @@
+package dynamic
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	graftv1 "graft/dynamic/proto/graftv1"
+)
+
+// sender is the only writer of the Handle stream. A dedicated goroutine
+// (rather than a lock around Send) keeps a plugin that stops reading from
+// blocking callers past their timeout.
+func (m *Module) sender() {
+	defer m.teardownWG.Done()
+	for {
+		select {
+		case req := <-m.sendq:
+			if err := m.stream.Send(req); err != nil {
+				return // the receiver sees why and ends the module
+			}
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
+// receiver dispatches answers to waiting Handle calls by batch id.
+func (m *Module) receiver() {
+	defer m.teardownWG.Done()
+	for {
+		resp, err := m.stream.Recv()
+		if err != nil {
+			if m.ctx.Err() != nil {
+				return // stopping or torn down
+			}
+			// The stream broke with the module still alive: give an exiting
+			// process a moment to be seen as the cause, else kill it, since
+			// a module without its stream cannot serve.
+			t := time.NewTimer(200 * time.Millisecond)
+			select {
+			case <-m.proc.Exited():
+			case <-t.C:
+				r := fmt.Sprintf("%v: %v", errStreamBroken, err)
+				m.killReason.CompareAndSwap(nil, &r)
+				m.proc.KillGroup()
+			}
+			t.Stop()
+			return
+		}
+		m.mu.Lock()
+		ch := m.pending[resp.BatchId]
+		delete(m.pending, resp.BatchId)
+		m.mu.Unlock()
+		if ch != nil {
+			ch <- resp // buffered 1; one answer per id
+		}
+	}
+}
+
+// Handle sends a batch to the plugin and waits for its answer. Many calls
+// may be in flight at once (one per actor, typically); they are pipelined on
+// one stream. Errors: the module's end (ErrCrashed, ErrStopped), a
+// *HangError after cfg.HandleTimeout (the module is then killed),
+// ErrBadResponse, ErrBatchFailed, or ctx's error (the answer is abandoned;
+// the module keeps running).
+func (m *Module) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
+	if len(b.Messages) == 0 {
+		return &BatchResult{State: b.State}, nil
+	}
+	id := m.nextID.Add(1)
+	ch := make(chan *graftv1.HandleResponse, 1)
+	m.mu.Lock()
+	if m.deadErr != nil {
+		err := m.deadErr
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.pending[id] = ch
+	m.mu.Unlock()
+
+	msgs := make([]*graftv1.Message, len(b.Messages))
+	backing := make([]graftv1.Message, len(b.Messages))
+	for i := range b.Messages {
+		in := &b.Messages[i]
+		backing[i] = graftv1.Message{Seq: in.Seq, Id: in.ID, Sender: in.Sender, Payload: in.Payload, Attempt: in.Attempt, CallChain: in.CallChain}
+		msgs[i] = &backing[i]
+	}
+	req := &graftv1.HandleRequest{BatchId: id, Actor: b.Actor, State: &graftv1.State{Schema: b.State.Schema, Data: b.State.Data}, Messages: msgs}
+
+	timer := time.NewTimer(m.cfg.HandleTimeout)
+	defer timer.Stop()
+	select {
+	case m.sendq <- req:
+	case <-m.dead:
+		return nil, m.Err()
+	case <-timer.C:
+		return nil, m.hang(id, b.Actor)
+	case <-ctx.Done():
+		m.forget(id)
+		return nil, ctx.Err()
+	}
+	select {
+	case resp := <-ch:
+		return m.result(b, resp)
+	case <-m.dead:
+		select {
+		case resp := <-ch: // answered just before the end
+			return m.result(b, resp)
+		default:
+			return nil, m.Err()
+		}
+	case <-timer.C:
+		return nil, m.hang(id, b.Actor)
+	case <-ctx.Done():
+		m.forget(id)
+		return nil, ctx.Err()
+	}
+}
+
+// hang kills a module that did not answer a batch in time.
+func (m *Module) hang(id uint64, actor string) error {
+	m.forget(id)
+	he := &HangError{Behaviour: m.info.Behaviour, Version: m.info.CodeVersion, Pid: m.proc.Pid(),
+		Actor: actor, BatchID: id, After: m.cfg.HandleTimeout}
+	r := fmt.Sprintf("batch %d for actor %q unanswered after %s", id, actor, m.cfg.HandleTimeout)
+	m.killReason.CompareAndSwap(nil, &r)
+	m.log.Error("plugin hung; killing its process group", "actor", actor, "batch", id, "after", m.cfg.HandleTimeout.String())
+	m.proc.KillGroup()
+	return he
+}
+
+// result checks and converts an answer.
+func (m *Module) result(b Batch, resp *graftv1.HandleResponse) (*BatchResult, error) {
+	if resp.BatchError != "" {
+		return nil, fmt.Errorf("graft: plugin %s %s: batch for actor %q: %s: %w",
+			m.info.Behaviour, m.info.CodeVersion, b.Actor, resp.BatchError, ErrBatchFailed)
+	}
+	if len(resp.Results) != len(b.Messages) {
+		return nil, fmt.Errorf("graft: plugin %s %s (%s): answered a batch of %d messages for actor %q with %d results: %w",
+			m.info.Behaviour, m.info.CodeVersion, m.cfg.Path, len(b.Messages), b.Actor, len(resp.Results), ErrBadResponse)
+	}
+	if resp.State == nil {
+		return nil, fmt.Errorf("graft: plugin %s %s (%s): answered a batch for actor %q without its state: %w",
+			m.info.Behaviour, m.info.CodeVersion, m.cfg.Path, b.Actor, ErrBadResponse)
+	}
+	out := &BatchResult{Results: make([]Result, len(resp.Results)), State: State{Schema: resp.State.Schema, Data: resp.State.Data}}
+	for i, r := range resp.Results {
+		if r == nil {
+			return nil, fmt.Errorf("graft: plugin %s %s: nil result %d for actor %q: %w", m.info.Behaviour, m.info.CodeVersion, i, b.Actor, ErrBadResponse)
+		}
+		res := &out.Results[i]
+		res.Err, res.Reply, res.HasReply, res.StateChanged = r.Error, r.Reply, r.HasReply, r.StateChanged
+		if len(r.Outgoing) > 0 {
+			res.Outgoing = make([]Outgoing, len(r.Outgoing))
+			for j, o := range r.Outgoing {
+				res.Outgoing[j] = Outgoing{To: o.To, Payload: o.Payload}
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,301 @@
+// Package proc starts and owns one plugin process for go-plugin: it is the
+// go-plugin runner.Runner graft supplies through ClientConfig.RunnerFunc.
+//
+// What it adds to go-plugin's default runner, and why:
+//   - The plugin leads its own process group (Setpgid), so killing the group
+//     kills whatever the plugin spawned.
+//   - No orphans: Pdeathsig=SIGKILL, plus a liveness pipe (the plugin inherits
+//     the read end; only this process holds the write end) whose EOF tells
+//     the SDK the host is gone. Pdeathsig alone is not enough: it fires when
+//     the forking OS thread exits, not the process.
+//   - Private reaping: the exit of the leader is learnt with
+//     waitid(P_PID, pid, WEXITED|WNOWAIT), which does not reap; while the
+//     leader is an unreaped zombie its pid and group id stay reserved, so
+//     kill(-pgid, SIGKILL) cannot hit a stranger. Only then is it reaped,
+//     through os.Process (pidfd-backed). Never wait(-1).
+//   - stdout and stderr are plain pipes read here: go-plugin sees only the
+//     handshake line; everything else is drained and logged rate-limited, and
+//     the read ends can be closed at a deadline even if a grandchild holds
+//     the write ends.
+package proc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"graft/dynamic/internal/wire"
+)
+
+// Exit describes how a process ended.
+type Exit struct {
+	Code   int            // exit code, -1 if killed by a signal
+	Signal syscall.Signal // the signal that killed it, 0 if it exited
+}
+
+// String reads like "exit status 1" or "killed by signal: killed".
+func (e Exit) String() string {
+	if e.Signal != 0 {
+		return "killed by signal: " + e.Signal.String()
+	}
+	return "exit status " + strconv.Itoa(e.Code)
+}
+
+// Process is one plugin process. Create it with New, hand it to go-plugin as
+// its runner; Exited, Exit and KillGroup serve graft's own supervision.
+type Process struct {
+	path  string
+	cmd   *exec.Cmd
+	out   *Output
+	hsR   *io.PipeReader // what go-plugin reads: the handshake line only
+	hsW   *io.PipeWriter
+	stdio io.ReadCloser // go-plugin's "stderr": empty, we relay stderr ourselves
+
+	stdoutR, stderrR *os.File
+	liveW            *os.File
+
+	pid    int
+	exited chan struct{}
+	relays sync.WaitGroup
+
+	mu        sync.Mutex
+	reaped    bool
+	exit      Exit
+	firstLine string // first stdout line, for diagnostics
+	sawLine   bool
+}
+
+// New prepares (does not start) the plugin at path with environment env
+// (go-plugin's, which carries the handshake cookie and socket dir).
+func New(path string, env []string, out *Output) *Process {
+	cmd := exec.Command(path)
+	cmd.Env = append(env, wire.EnvLivenessFD+"=3")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	hsR, hsW := io.Pipe()
+	return &Process{path: path, cmd: cmd, out: out, hsR: hsR, hsW: hsW,
+		stdio: io.NopCloser(strings.NewReader("")), exited: make(chan struct{})}
+}
+
+// Start starts the process and the goroutines that watch it. The watch
+// exists before the child runs user code (it is set up right after fork,
+// and it only uses waitid on a pid nobody else may reap).
+func (p *Process) Start(context.Context) error {
+	liveR, liveW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("liveness pipe: %w", err)
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		closeAll(liveR, liveW)
+		return fmt.Errorf("stdout pipe: %w", err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		closeAll(liveR, liveW, stdoutR, stdoutW)
+		return fmt.Errorf("stderr pipe: %w", err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr, p.cmd.ExtraFiles = stdoutW, stderrW, []*os.File{liveR}
+	err = p.cmd.Start()
+	closeAll(liveR, stdoutW, stderrW) // the child has its copies
+	if err != nil {
+		closeAll(liveW, stdoutR, stderrR)
+		_ = p.hsW.CloseWithError(err)
+		return err
+	}
+	p.pid, p.liveW, p.stdoutR, p.stderrR = p.cmd.Process.Pid, liveW, stdoutR, stderrR
+	p.out.SetPid(p.pid)
+	p.relays.Add(2)
+	go p.relayStdout()
+	go p.relayStderr()
+	go p.reap()
+	return nil
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
+}
+
+// reap learns of the leader's exit without reaping it, kills the rest of its
+// group while the group id is still reserved, then reaps.
+func (p *Process) reap() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	p.mu.Lock()
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // grandchildren; the leader is a zombie
+	p.reaped = true
+	p.mu.Unlock()
+	st, err := p.cmd.Process.Wait()
+	ex := Exit{Code: -1}
+	if err == nil {
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			ex.Signal = ws.Signal()
+		} else {
+			ex.Code = st.ExitCode()
+		}
+	}
+	p.mu.Lock()
+	p.exit = ex
+	p.mu.Unlock()
+	_ = p.liveW.Close()
+	close(p.exited)
+}
+
+// KillGroup sends SIGKILL to the plugin's whole process group, unless the
+// leader has already been reaped (then its ids may belong to someone else,
+// and the group was killed at its exit anyway).
+func (p *Process) KillGroup() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid > 0 && !p.reaped {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+}
+
+// CloseOutput closes the read ends of stdout and stderr, so relays stop even
+// if a process that escaped the group still holds the write ends.
+func (p *Process) CloseOutput() {
+	if p.stdoutR != nil {
+		_ = p.stdoutR.Close()
+		_ = p.stderrR.Close()
+	}
+	_ = p.hsW.Close()
+}
+
+// WaitRelays waits for the output relays to finish, or ctx.
+func (p *Process) WaitRelays(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.relays.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Exited is closed once the process has exited and been reaped.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Exit is how the process ended; valid once Exited is closed.
+func (p *Process) Exit() Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exit
+}
+
+// Pid is the plugin's pid (and process group id), 0 before Start.
+func (p *Process) Pid() int { return p.pid }
+
+// FirstLine is the first line the plugin wrote on stdout (the handshake
+// line, or what a non-plugin printed instead), and whether there was one.
+func (p *Process) FirstLine() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstLine, p.sawLine
+}
+
+const maxLine = 4096
+
+// readLines calls f for each line of r (cut at maxLine) until EOF or error.
+func readLines(r io.Reader, f func(line []byte)) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if len(line) > maxLine {
+				line = line[:maxLine]
+			}
+			f(line)
+		}
+		if err == bufio.ErrBufferFull {
+			continue // an over-long line arrives in pieces; each is logged cut
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Process) relayStdout() {
+	defer p.relays.Done()
+	first := true
+	readLines(p.stdoutR, func(line []byte) {
+		if first {
+			first = false
+			p.mu.Lock()
+			p.firstLine, p.sawLine = strings.TrimSpace(string(line)), true
+			p.mu.Unlock()
+			_, _ = p.hsW.Write(line) // go-plugin reads until EOF, so this cannot block for long
+			_ = p.hsW.Close()
+			return
+		}
+		p.out.Line("stdout", line)
+	})
+	_ = p.hsW.Close()
+}
+
+func (p *Process) relayStderr() {
+	defer p.relays.Done()
+	readLines(p.stderrR, func(line []byte) { p.out.Line("stderr", line) })
+}
+
+// The runner.Runner interface, for go-plugin.
+
+// Diagnose is called by go-plugin when the handshake line is unreadable;
+// graft builds its own diagnosis, so this stays short.
+func (p *Process) Diagnose(context.Context) string { return "" }
+
+// Stdout gives go-plugin the handshake line, then EOF.
+func (p *Process) Stdout() io.ReadCloser { return p.hsR }
+
+// Stderr gives go-plugin nothing: graft relays stderr itself.
+func (p *Process) Stderr() io.ReadCloser { return p.stdio }
+
+// Name is the binary path.
+func (p *Process) Name() string { return p.path }
+
+// ID is the pid.
+func (p *Process) ID() string { return strconv.Itoa(p.pid) }
+
+// Wait waits for the exit (go-plugin calls it from its own goroutine).
+func (p *Process) Wait(ctx context.Context) error {
+	select {
+	case <-p.exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if ex := p.Exit(); ex.Code != 0 {
+		return errors.New(ex.String())
+	}
+	return nil
+}
+
+// Kill kills the process group (go-plugin calls it when a graceful
+// shutdown did not work, or when its start failed).
+func (p *Process) Kill(context.Context) error {
+	p.KillGroup()
+	return nil
+}
+
+// PluginToHost is the identity: the plugin runs on this host.
+func (p *Process) PluginToHost(n, a string) (string, string, error) { return n, a, nil }
+
+// HostToPlugin is the identity: the plugin runs on this host.
+func (p *Process) HostToPlugin(n, a string) (string, string, error) { return n, a, nil }

@@ -1,0 +1,361 @@
+package dynamic
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
+
+	"graft/dynamic/internal/proc"
+	"graft/dynamic/internal/wire"
+	graftv1 "graft/dynamic/proto/graftv1"
+)
+
+// ProtocolVersion is the behaviour protocol version this host speaks.
+const ProtocolVersion = wire.ProtocolVersion
+
+// Module is one running generation of a plugin: one process, one go-plugin
+// client, one Handle stream. When it ends (Stop, crash, hang) it stays
+// ended; to restart, Start a new Module.
+type Module struct {
+	cfg    Config
+	log    *slog.Logger
+	info   Info
+	client *plugin.Client
+	proc   *proc.Process
+	out    *proc.Output
+	dir    string // per-generation socket directory
+	conn   *wire.Conn
+
+	ctx    context.Context // lives as long as the module; cancels the stream
+	cancel context.CancelFunc
+
+	stream  graftv1.Behaviour_HandleClient
+	sendq   chan *graftv1.HandleRequest
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]chan *graftv1.HandleResponse
+	deadErr error // set once: why calls fail from now on
+	dead    chan struct{}
+
+	killClient func() // go-plugin's Client.Kill, once
+	stopping   atomic.Bool
+	killReason atomic.Pointer[string]
+	teardownWG sync.WaitGroup
+	torndown   chan struct{}
+}
+
+func (c *Config) defaults() {
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+	if c.HandleTimeout <= 0 {
+		c.HandleTimeout = 30 * time.Second
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.OutputRate <= 0 {
+		c.OutputRate = 100
+	}
+	if c.OutputBurst <= 0 {
+		c.OutputBurst = 200
+	}
+}
+
+// Start starts the plugin at cfg.Path and returns once it has answered the
+// handshake and Info, with the behaviour name checked. It is bounded by
+// cfg.StartTimeout and ctx; on any failure the process is gone when Start
+// returns, and the error (a *StartError) names the binary and the problem.
+func Start(ctx context.Context, cfg Config) (*Module, error) {
+	cfg.defaults()
+	if err := precheck(cfg.Path); err != nil {
+		return nil, err
+	}
+	ctx, cancelStart := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancelStart()
+
+	dir, err := os.MkdirTemp(cfg.SocketDir, "g")
+	if err != nil {
+		return nil, &StartError{Path: cfg.Path, Problem: "cannot create socket directory", Err: err}
+	}
+	// go-plugin nests two levels (~38 bytes) below it; unix socket paths
+	// are limited to 107 bytes.
+	if len(dir) > maxSocketDir {
+		_ = os.RemoveAll(dir)
+		return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("socket directory %s is too long for unix sockets (%d bytes, max %d); set Config.SocketDir to a shorter path", dir, len(dir), maxSocketDir)}
+	}
+	m := &Module{
+		cfg:      cfg,
+		log:      cfg.Logger.With("plugin", cfg.Path),
+		dir:      dir,
+		pending:  map[uint64]chan *graftv1.HandleResponse{},
+		dead:     make(chan struct{}),
+		torndown: make(chan struct{}),
+		sendq:    make(chan *graftv1.HandleRequest, 256),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.killClient = sync.OnceFunc(func() { m.client.Kill() })
+	m.out = proc.NewOutput(m.log, cfg.OutputRate, cfg.OutputBurst)
+
+	var secure *plugin.SecureConfig
+	if cfg.SHA256 != "" {
+		sum, err := hex.DecodeString(cfg.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			m.abortStart()
+			return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("invalid sha256 pin %q (want 64 hex digits)", cfg.SHA256), Kind: ErrBadBinary}
+		}
+		secure = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	m.client = plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  wire.Handshake(wire.ProtocolVersion),
+		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &wire.BehaviourPlugin{}}},
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			m.proc = proc.New(cfg.Path, append(spec.Env, cfg.Env...), m.out)
+			return m.proc, nil
+		},
+		SecureConfig:     secure,
+		StartTimeout:     cfg.StartTimeout,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           hclog.NewNullLogger(),
+		SyncStdout:       m.out.Writer("stdout"),
+		SyncStderr:       m.out.Writer("stderr"),
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: dir},
+		SkipHostEnv:      false,
+	})
+
+	type started struct {
+		err error
+	}
+	res := make(chan started, 1)
+	go func() { res <- started{m.handshake(ctx)} }()
+	var serr error
+	select {
+	case r := <-res:
+		serr = r.err
+	case <-ctx.Done():
+		// Kill it; the handshake goroutine ends once the process is gone.
+		if m.proc != nil {
+			m.proc.KillGroup()
+		}
+		<-res
+		serr = ctx.Err()
+	}
+	if serr == nil {
+		m.teardownWG.Add(2)
+		go m.sender()
+		go m.receiver()
+		go m.supervise()
+		m.log.Info("plugin started", "behaviour", m.info.Behaviour, "version", m.info.CodeVersion,
+			"schema", m.info.SchemaVersion, "pid", m.proc.Pid())
+		return m, nil
+	}
+	return nil, m.startFailed(serr)
+}
+
+const maxSocketDir = 66
+
+// precheck catches what exec would report obscurely, naming the file.
+func precheck(path string) error {
+	if path == "" {
+		return &StartError{Path: `""`, Problem: "no plugin path given", Kind: ErrBadBinary}
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return &StartError{Path: path, Problem: "cannot stat the binary", Kind: ErrBadBinary, Err: err}
+	case st.IsDir():
+		return &StartError{Path: path, Problem: "is a directory, not a plugin binary", Kind: ErrBadBinary}
+	case st.Mode()&0o111 == 0:
+		return &StartError{Path: path, Problem: fmt.Sprintf("is not executable (mode %v); chmod +x it", st.Mode().Perm()), Kind: ErrBadBinary}
+	case st.Size() == 0:
+		return &StartError{Path: path, Problem: "is an empty file", Kind: ErrBadBinary}
+	}
+	return nil
+}
+
+// handshake runs go-plugin's start, dispenses the behaviour, asks Info and
+// opens the Handle stream.
+func (m *Module) handshake(ctx context.Context) error {
+	rpc, err := m.client.Client()
+	if err != nil {
+		return err
+	}
+	raw, err := rpc.Dispense(wire.PluginName)
+	if err != nil {
+		return err
+	}
+	m.conn = raw.(*wire.Conn)
+	var brokerID uint32
+	if m.cfg.Caller != nil {
+		brokerID = m.serveHost()
+	}
+	info, err := m.conn.Behaviour.Info(ctx, &graftv1.InfoRequest{HostBrokerId: brokerID})
+	if err != nil {
+		return fmt.Errorf("info: %w", err)
+	}
+	m.info = Info{
+		Behaviour: info.Behaviour, CodeVersion: info.CodeVersion, SchemaVersion: info.SchemaVersion,
+		MigratesFrom: info.MigratesFrom, MigratesTo: info.MigratesTo, Protocol: m.client.NegotiatedVersion(),
+	}
+	if m.cfg.Behaviour != "" && info.Behaviour != m.cfg.Behaviour {
+		return errWrongName
+	}
+	m.log = m.cfg.Logger.With("behaviour", info.Behaviour, "version", info.CodeVersion, "pid", m.proc.Pid())
+	m.out.SetLogger(m.log)
+	m.stream, err = m.conn.Behaviour.Handle(m.ctx)
+	if err != nil {
+		return fmt.Errorf("open handle stream: %w", err)
+	}
+	return nil
+}
+
+var errWrongName = errors.New("wrong behaviour name")
+
+// startFailed cleans up a failed start and explains it.
+func (m *Module) startFailed(err error) error {
+	se := &StartError{Path: m.cfg.Path, Err: err}
+	exited := false
+	if m.proc != nil && m.proc.Pid() != 0 {
+		// Give a plugin that is dying anyway a moment to finish, so its
+		// exit status and last words are part of the report.
+		t := time.NewTimer(300 * time.Millisecond)
+		select {
+		case <-m.proc.Exited():
+			exited = true
+		case <-t.C:
+		}
+		t.Stop()
+		if exited {
+			ex := m.proc.Exit()
+			se.Exit = &ex
+		}
+	}
+	m.abortStart()
+	se.Stderr = m.out.Head()
+	first, sawLine := "", false
+	if m.proc != nil {
+		first, sawLine = m.proc.FirstLine()
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		se.Kind, se.Err = ErrBadBinary, nil
+		se.Problem = fmt.Sprintf("sha256 mismatch: pinned %s, file has %s", m.cfg.SHA256, fileSHA256(m.cfg.Path))
+	case m.proc == nil || m.proc.Pid() == 0:
+		se.Kind = ErrBadBinary
+		se.Problem = "cannot execute (truncated, corrupt, or built for another system?)"
+	case errors.Is(err, errWrongName):
+		se.Kind, se.Err = ErrBadBinary, nil
+		se.Problem = fmt.Sprintf("behaviour name is %q, expected %q (version %s)", m.info.Behaviour, m.cfg.Behaviour, m.info.CodeVersion)
+	case strings.Contains(se.Stderr, "This binary is a plugin. These are not meant to be executed directly"):
+		se.Kind, se.Err = ErrBadBinary, nil
+		se.Problem = "wrong magic cookie: it is a go-plugin plugin but not for graft's handshake"
+	case strings.Contains(msg, "Incompatible API version with plugin"):
+		se.Kind = ErrBadBinary
+		se.Problem = fmt.Sprintf("unsupported protocol version: graft speaks behaviour protocol %d", wire.ProtocolVersion)
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout while waiting for plugin to start"):
+		se.Kind = ErrStartTimeout
+		se.Problem = fmt.Sprintf("no handshake within the start timeout of %s", m.cfg.StartTimeout)
+		if !sawLine {
+			se.Problem += " (nothing written on stdout: not a graft plugin, or stuck before serving?)"
+		}
+	case errors.Is(err, context.Canceled):
+		se.Problem = "start cancelled"
+	case sawLine && strings.Contains(msg, "Unrecognized remote plugin message"):
+		se.Kind, se.Err = ErrBadBinary, nil
+		se.Problem = fmt.Sprintf("not a graft plugin: first line on stdout is %q, not a go-plugin handshake", truncate(first, 200))
+	case !sawLine && se.Exit != nil:
+		se.Kind, se.Err = ErrBadBinary, nil
+		se.Problem = "not a graft plugin: it exited before the handshake, writing nothing on stdout"
+		if se.Exit.Signal != 0 {
+			se.Problem = "crashed before the handshake (truncated or corrupt binary?)"
+		}
+	case !sawLine:
+		se.Kind = ErrBadBinary
+		se.Problem = "not a graft plugin: no handshake on stdout"
+	default:
+		se.Problem = "handshake failed"
+	}
+	return se
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// abortStart removes every trace of a failed start, bounded: the process
+// group is killed, the output pipes closed, the go-plugin client released.
+func (m *Module) abortStart() {
+	m.cancel()
+	if m.proc != nil && m.proc.Pid() != 0 {
+		m.proc.KillGroup()
+		<-m.proc.Exited() // SIGKILL is prompt; the reaper closes this
+		m.proc.CloseOutput()
+		_ = m.proc.WaitRelays(context.Background())
+	}
+	m.killClient() // process gone: returns promptly, frees go-plugin's goroutines
+	_ = os.RemoveAll(m.dir)
+}
+
+// serveHost offers the Caller to the plugin through the broker.
+func (m *Module) serveHost() uint32 {
+	id := m.conn.Broker.NextId()
+	srv := &hostServer{caller: m.cfg.Caller}
+	m.teardownWG.Add(1)
+	go func() {
+		defer m.teardownWG.Done()
+		m.conn.Broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+			s := grpc.NewServer(opts...)
+			graftv1.RegisterHostServer(s, srv)
+			return s
+		})
+	}()
+	return id
+}
+
+type hostServer struct {
+	graftv1.UnimplementedHostServer
+	caller Caller
+}
+
+func (h *hostServer) Call(ctx context.Context, req *graftv1.CallRequest) (*graftv1.CallResponse, error) {
+	reply, err := h.caller.Call(ctx, CallRequest{From: req.From, To: req.To, Payload: req.Payload, ID: req.Id, CallerChain: req.CallerChain})
+	if err != nil {
+		return &graftv1.CallResponse{Error: err.Error()}, nil
+	}
+	return &graftv1.CallResponse{Reply: reply}, nil
+}
