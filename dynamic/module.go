@@ -36,7 +36,9 @@ type Module struct {
 	log    *slog.Logger
 	info   Info
 	client *plugin.Client
-	proc   *proc.Process
+	proc   *proc.Process // set by go-plugin's RunnerFunc, read after the handshake
+	// procRef publishes proc to Start while the handshake runs.
+	procRef atomic.Pointer[proc.Process]
 	out    *proc.Output
 	dir    string // per-generation socket directory
 	conn   *wire.Conn
@@ -112,26 +114,35 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		sendq:    make(chan *graftv1.HandleRequest, 256),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.killClient = sync.OnceFunc(func() { m.client.Kill() })
+	m.killClient = sync.OnceFunc(func() {
+		if m.client != nil {
+			m.client.Kill()
+		}
+	})
 	m.out = proc.NewOutput(m.log, cfg.OutputRate, cfg.OutputBurst)
 
-	var secure *plugin.SecureConfig
+	// The sha256 pin is checked here rather than with go-plugin's
+	// SecureConfig, which hashes the Cmd's path: with a RunnerFunc that
+	// Cmd is only a spec with an empty path.
 	if cfg.SHA256 != "" {
 		sum, err := hex.DecodeString(cfg.SHA256)
 		if err != nil || len(sum) != sha256.Size {
 			m.abortStart()
 			return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("invalid sha256 pin %q (want 64 hex digits)", cfg.SHA256), Kind: ErrBadBinary}
 		}
-		secure = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		if got := fileSHA256(cfg.Path); !strings.EqualFold(got, cfg.SHA256) {
+			m.abortStart()
+			return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("sha256 mismatch: pinned %s, file has %s", strings.ToLower(cfg.SHA256), got), Kind: ErrBadBinary}
+		}
 	}
 	m.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake(wire.ProtocolVersion),
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &wire.BehaviourPlugin{}}},
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			m.proc = proc.New(cfg.Path, append(spec.Env, cfg.Env...), m.out)
+			m.procRef.Store(m.proc)
 			return m.proc, nil
 		},
-		SecureConfig:     secure,
 		StartTimeout:     cfg.StartTimeout,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.NewNullLogger(),
@@ -152,10 +163,21 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		serr = r.err
 	case <-ctx.Done():
 		// Kill it; the handshake goroutine ends once the process is gone.
-		if m.proc != nil {
-			m.proc.KillGroup()
+		// The process may be created concurrently, so keep killing until
+		// the handshake gives up.
+		tick := time.NewTicker(20 * time.Millisecond)
+	wait:
+		for {
+			if p := m.procRef.Load(); p != nil {
+				p.KillGroup()
+			}
+			select {
+			case <-res:
+				break wait
+			case <-tick.C:
+			}
 		}
-		<-res
+		tick.Stop()
 		serr = ctx.Err()
 	}
 	if serr == nil {
@@ -256,9 +278,6 @@ func (m *Module) startFailed(err error) error {
 	}
 	msg := err.Error()
 	switch {
-	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		se.Kind, se.Err = ErrBadBinary, nil
-		se.Problem = fmt.Sprintf("sha256 mismatch: pinned %s, file has %s", m.cfg.SHA256, fileSHA256(m.cfg.Path))
 	case m.proc == nil || m.proc.Pid() == 0:
 		se.Kind = ErrBadBinary
 		se.Problem = "cannot execute (truncated, corrupt, or built for another system?)"
@@ -268,7 +287,7 @@ func (m *Module) startFailed(err error) error {
 	case strings.Contains(se.Stderr, "This binary is a plugin. These are not meant to be executed directly"):
 		se.Kind, se.Err = ErrBadBinary, nil
 		se.Problem = "wrong magic cookie: it is a go-plugin plugin but not for graft's handshake"
-	case strings.Contains(msg, "Incompatible API version with plugin"):
+	case strings.Contains(strings.ToLower(msg), "incompatible api version with plugin"):
 		se.Kind = ErrBadBinary
 		se.Problem = fmt.Sprintf("unsupported protocol version: graft speaks behaviour protocol %d", wire.ProtocolVersion)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout while waiting for plugin to start"):

@@ -41,10 +41,14 @@ import (
 type Exit struct {
 	Code   int            // exit code, -1 if killed by a signal
 	Signal syscall.Signal // the signal that killed it, 0 if it exited
+	ByHost bool           // the host sent the SIGKILL (stop deadline, hang, failed start)
 }
 
 // String reads like "exit status 1" or "killed by signal: killed".
 func (e Exit) String() string {
+	if e.Signal == syscall.SIGKILL && e.ByHost {
+		return "killed by graft with SIGKILL"
+	}
 	if e.Signal != 0 {
 		return "killed by signal: " + e.Signal.String()
 	}
@@ -70,6 +74,7 @@ type Process struct {
 
 	mu        sync.Mutex
 	reaped    bool
+	killed    bool // KillGroup sent SIGKILL before the leader exited
 	exit      Exit
 	firstLine string // first stdout line, for diagnostics
 	sawLine   bool
@@ -112,7 +117,9 @@ func (p *Process) Start(context.Context) error {
 		_ = p.hsW.CloseWithError(err)
 		return err
 	}
+	p.mu.Lock()
 	p.pid, p.liveW, p.stdoutR, p.stderrR = p.cmd.Process.Pid, liveW, stdoutR, stderrR
+	p.mu.Unlock()
 	p.out.SetPid(p.pid)
 	p.relays.Add(2)
 	go p.relayStdout()
@@ -151,6 +158,7 @@ func (p *Process) reap() {
 		}
 	}
 	p.mu.Lock()
+	ex.ByHost = p.killed && ex.Signal == syscall.SIGKILL
 	p.exit = ex
 	p.mu.Unlock()
 	_ = p.liveW.Close()
@@ -164,13 +172,17 @@ func (p *Process) KillGroup() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pid > 0 && !p.reaped {
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		if syscall.Kill(-p.pid, syscall.SIGKILL) == nil {
+			p.killed = true
+		}
 	}
 }
 
 // CloseOutput closes the read ends of stdout and stderr, so relays stop even
 // if a process that escaped the group still holds the write ends.
 func (p *Process) CloseOutput() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.stdoutR != nil {
 		_ = p.stdoutR.Close()
 		_ = p.stderrR.Close()
@@ -201,7 +213,11 @@ func (p *Process) Exit() Exit {
 }
 
 // Pid is the plugin's pid (and process group id), 0 before Start.
-func (p *Process) Pid() int { return p.pid }
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
+}
 
 // FirstLine is the first line the plugin wrote on stdout (the handshake
 // line, or what a non-plugin printed instead), and whether there was one.
@@ -272,7 +288,7 @@ func (p *Process) Stderr() io.ReadCloser { return p.stdio }
 func (p *Process) Name() string { return p.path }
 
 // ID is the pid.
-func (p *Process) ID() string { return strconv.Itoa(p.pid) }
+func (p *Process) ID() string { return strconv.Itoa(p.Pid()) }
 
 // Wait waits for the exit (go-plugin calls it from its own goroutine).
 func (p *Process) Wait(ctx context.Context) error {

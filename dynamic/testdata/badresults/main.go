@@ -11,7 +11,9 @@ import (
 	graftv1 "graft/dynamic/proto/graftv1"
 )
 
-type server struct{ graftv1.UnimplementedBehaviourServer }
+type server struct {
+	graftv1.UnimplementedBehaviourServer
+}
 
 func (server) Info(context.Context, *graftv1.InfoRequest) (*graftv1.InfoResponse, error) {
 	return &graftv1.InfoResponse{Behaviour: "echo", CodeVersion: "bad", SchemaVersion: 1}, nil

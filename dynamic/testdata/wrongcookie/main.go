@@ -10,7 +10,7 @@ import (
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: plugin.HandshakeConfig{ProtocolVersion: 1, MagicCookieKey: "SOME_OTHER_PLUGIN", MagicCookieValue: "other"},
+		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: 1, MagicCookieKey: "SOME_OTHER_PLUGIN", MagicCookieValue: "other"},
 		VersionedPlugins: map[int]plugin.PluginSet{1: {wire.PluginName: &wire.BehaviourPlugin{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
