@@ -37,6 +37,8 @@ type Store struct {
 
 	histMu   sync.Mutex
 	nextHist uint64
+
+	corrupt atomic.Pointer[mailbox.CorruptError] // first damage the engine reported
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -74,8 +76,11 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		}
 	}()
 	po := &pebble.Options{
-		Logger:             pebbleLogger{opts.Logger},
-		ErrorIfNotPristine: false,
+		Logger: pebbleLogger{opts.Logger},
+		// The engine's default reaction to a damaged file is to exit the
+		// process. graft reports it instead: reads of the damaged range
+		// fail with an error, and Open refuses a store found damaged.
+		EventListener: &pebble.EventListener{DataCorruption: s.reportCorruption},
 	}
 	var fs vfs.FS = vfs.Default
 	if opts.Durability == mailbox.DurabilityRelaxed {
@@ -87,6 +92,9 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		return nil, err
 	}
 	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if err := s.corruption(); err != nil {
 		return nil, err
 	}
 	if s.syncer != nil {
@@ -189,6 +197,21 @@ func (s *Store) firstKey(prefix []byte) ([]byte, error) {
 		return nil, it.Error()
 	}
 	return append([]byte(nil), it.Key()...), nil
+}
+
+// reportCorruption is the engine's hook for a damaged file.
+func (s *Store) reportCorruption(info pebble.DataCorruptionInfo) {
+	err := &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("file %s: %w", info.Path, info.Details)}
+	s.opts.Logger.Error("store file is damaged", "store", s.path, "file", info.Path, "err", info.Details)
+	s.corrupt.CompareAndSwap(nil, err)
+}
+
+// corruption returns the first damage the engine reported, if any.
+func (s *Store) corruption() error {
+	if err := s.corrupt.Load(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // enter marks the start of a call; it fails once the store is closed.
