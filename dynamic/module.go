@@ -39,9 +39,9 @@ type Module struct {
 	proc   *proc.Process // set by go-plugin's RunnerFunc, read after the handshake
 	// procRef publishes proc to Start while the handshake runs.
 	procRef atomic.Pointer[proc.Process]
-	out    *proc.Output
-	dir    string // per-generation socket directory
-	conn   *wire.Conn
+	out     *proc.Output
+	dir     string // per-generation socket directory
+	conn    *wire.Conn
 
 	ctx    context.Context // lives as long as the module; cancels the stream
 	cancel context.CancelFunc
