@@ -113,7 +113,7 @@ func TestCorruptStoreIsReported(t *testing.T) {
 // not silently adopted.
 func TestForeignStoreIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	db, err := pebble.Open(dir, &pebble.Options{})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
 	require.NoError(t, err)
 	require.NoError(t, db.Set([]byte("someone else's"), []byte("data"), pebble.Sync))
 	require.NoError(t, db.Close())
