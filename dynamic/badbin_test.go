@@ -52,7 +52,7 @@ func TestBadBinariesGetClearErrors(t *testing.T) {
 		{name: "script", path: script, kind: dynamic.ErrBadBinary,
 			want: []string{"script.sh", "not a graft plugin", `first line on stdout is "hello from a script"`}},
 		{name: "silent-script", path: silentScript, kind: dynamic.ErrStartTimeout,
-			want: []string{"silent.sh", "no handshake within the start timeout", "nothing written on stdout"}},
+			want: []string{"silent.sh", "no handshake within the start timeout (2s", "nothing written on stdout"}},
 		{name: "truncated-half", path: truncatedHalf, kind: dynamic.ErrBadBinary,
 			want: []string{"truncated-half"}},
 		{name: "truncated-head", path: truncatedHead, kind: dynamic.ErrBadBinary,

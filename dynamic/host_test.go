@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -318,4 +319,19 @@ func TestKill9OfHostLeavesNoPlugin(t *testing.T) {
 			waitFor(t, time.Second, fmt.Sprintf("plugin %d to exit after its host was killed", pid), func() bool { return !alive(pid) })
 		})
 	}
+}
+
+func TestStartHonoursTheCallersContext(t *testing.T) {
+	script := shortDir(t) + "/silent.sh"
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755))
+	cfg := config(t, "echo")
+	cfg.Path = script
+	before := children()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err := dynamic.Start(ctx, cfg)
+	require.ErrorIs(t, err, dynamic.ErrStartTimeout)
+	require.Less(t, time.Since(t0), 2*time.Second)
+	require.ElementsMatch(t, before, children())
 }

@@ -3,6 +3,7 @@ package dynamic_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"graft/dynamic"
+	"graft/dynamic/internal/wire"
 )
 
 // TestStartStopCyclesLeakNothing starts and stops the echo plugin 1,000
@@ -73,4 +75,36 @@ func cycle(t *testing.T, ctx context.Context, cfg dynamic.Config) {
 		t.Fatal(err)
 	}
 	<-m.Exited()
+}
+
+// TestLivenessPipeAloneEndsThePlugin checks the SDK side of "no orphans"
+// without Pdeathsig (which would mask it): the plugin is started by hand with
+// graft's cookie and a liveness pipe; closing the pipe's write end, as the
+// kernel does when the host dies, makes it exit within a second.
+func TestLivenessPipeAloneEndsThePlugin(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	cmd := exec.Command(bin("echo"))
+	cmd.Env = append(os.Environ(), wire.MagicCookieKey+"="+wire.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=1", wire.EnvLivenessFD+"=3", "PLUGIN_UNIX_SOCKET_DIR="+shortDir(t))
+	cmd.ExtraFiles = []*os.File{r}
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	_ = r.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	line, err := readLine(out)
+	require.NoError(t, err)
+	require.Contains(t, line, "|grpc", "handshake line")
+	require.NoError(t, w.Close()) // the host "dies"
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee)
+		require.Equal(t, 3, ee.ExitCode(), "the SDK exits with status 3 when the host is gone")
+	case <-time.After(time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("plugin still running 1s after its liveness pipe closed")
+	}
 }

@@ -240,8 +240,9 @@ func (m *Module) handshake(ctx context.Context) error {
 	if m.cfg.Behaviour != "" && info.Behaviour != m.cfg.Behaviour {
 		return errWrongName
 	}
-	m.log = m.cfg.Logger.With("behaviour", info.Behaviour, "version", info.CodeVersion, "pid", m.proc.Pid())
-	m.out.SetLogger(m.log)
+	named := m.cfg.Logger.With("behaviour", info.Behaviour, "version", info.CodeVersion)
+	m.out.SetLogger(named) // output records carry the pid themselves
+	m.log = named.With("pid", m.proc.Pid())
 	m.stream, err = m.conn.Behaviour.Handle(m.ctx)
 	if err != nil {
 		return fmt.Errorf("open handle stream: %w", err)
@@ -292,7 +293,7 @@ func (m *Module) startFailed(err error) error {
 		se.Problem = fmt.Sprintf("unsupported protocol version: graft speaks behaviour protocol %d", wire.ProtocolVersion)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout while waiting for plugin to start"):
 		se.Kind = ErrStartTimeout
-		se.Problem = fmt.Sprintf("no handshake within the start timeout of %s", m.cfg.StartTimeout)
+		se.Problem = fmt.Sprintf("no handshake within the start timeout (%s, or the caller's deadline if sooner)", m.cfg.StartTimeout)
 		if !sawLine {
 			se.Problem += " (nothing written on stdout: not a graft plugin, or stuck before serving?)"
 		}

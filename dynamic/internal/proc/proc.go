@@ -7,7 +7,10 @@
 //   - No orphans: Pdeathsig=SIGKILL, plus a liveness pipe (the plugin inherits
 //     the read end; only this process holds the write end) whose EOF tells
 //     the SDK the host is gone. Pdeathsig alone is not enough: it fires when
-//     the forking OS thread exits, not the process.
+//     the forking OS thread exits, not the process. (The reverse risk, a
+//     plugin killed early because its forking thread exited, does not arise:
+//     the Go runtime only ends a thread whose goroutine exits while locked
+//     to it, and go-plugin starts the process from an unlocked goroutine.)
 //   - Private reaping: the exit of the leader is learnt with
 //     waitid(P_PID, pid, WEXITED|WNOWAIT), which does not reap; while the
 //     leader is an unreaped zombie its pid and group id stay reserved, so
