@@ -65,8 +65,9 @@ type Message struct {
 // service (e.g. an older core, or Init/Migrate where calls make no sense).
 var ErrNoHost = errors.New("graft/sdk: the host offers no call service")
 
-// Context is passed to Init and Handle. It is a context.Context (cancelled
-// when the host gives up on the batch) and collects the handler's effects:
+// Context is passed to Init and Handle. It is a context.Context (for Init,
+// the host's call deadline; for Handle, cancelled when the host closes the
+// stream, i.e. stops or abandons the module) and collects the handler's effects:
 // sends and the reply are buffered and take effect only if the handler
 // succeeds, committed by the core together with the new state.
 type Context struct {
