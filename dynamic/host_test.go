@@ -171,7 +171,7 @@ func TestCallFromHandlerReachesTheCaller(t *testing.T) {
 	require.Equal(t, "answer to question", string(res.Results[0].Reply))
 	require.Contains(t, res.Results[1].Err, "no such actor")
 	req := <-c.got
-	require.Equal(t, dynamic.CallRequest{From: "a", To: "b", Payload: []byte("question"), ID: "m1/call/1", CallerChain: []string{"a"}}, req)
+	require.Equal(t, dynamic.CallRequest{From: "a", To: "b", Payload: []byte("question"), ID: "a/m1/call/1", CallerChain: []string{"a"}}, req)
 }
 
 func TestCallWithoutCallerFails(t *testing.T) {

@@ -112,7 +112,7 @@ func (c *Context) Call(to string, payload []byte) ([]byte, error) {
 	chain := append(append([]string(nil), c.msg.CallChain...), c.actor)
 	resp, err := hc.Call(c, &graftv1.CallRequest{
 		From: c.actor, To: to, Payload: payload,
-		Id:          c.msg.ID + "/call/" + strconv.Itoa(c.calls),
+		Id:          callID(c.actor, c.msg, c.calls),
 		CallerChain: chain,
 	})
 	if err != nil {
@@ -122,6 +122,21 @@ func (c *Context) Call(to string, payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("call %s: %s", to, resp.Error)
 	}
 	return resp.Reply, nil
+}
+
+// callID derives a call's id from the calling actor, the calling message
+// and the call's position in the handler: stable when the message is
+// redelivered (so the callee's mailbox deduplicates the re-asked call and
+// answers with its stored reply), and unique across callers (two actors
+// handling messages with the same client-chosen id must not share an
+// answer). A message without an id is named by its sequence number, which
+// is just as stable.
+func callID(actor string, msg *Message, n int) string {
+	key := msg.ID
+	if key == "" {
+		key = "#" + strconv.FormatUint(msg.Seq, 10)
+	}
+	return actor + "/" + key + "/call/" + strconv.Itoa(n)
 }
 
 // Module describes a behaviour plugin for Serve.
