@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"graft/dynamic"
+	"graft/internal/testbin"
 )
 
 // plugins maps a testdata plugin name to its binary, built once in TestMain.
@@ -35,13 +35,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	args := []string{"build", "-o", dir + "/"}
+	var pkgs []string
 	for _, n := range pluginNames {
-		args = append(args, "./testdata/"+n)
+		pkgs = append(pkgs, "./testdata/"+n)
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := testbin.Build(dir, pkgs...); err != nil {
 		fmt.Fprintln(os.Stderr, "building test plugins:", err)
 		os.Exit(1)
 	}
@@ -100,17 +98,6 @@ func config(t testing.TB, name string) dynamic.Config {
 	}
 }
 
-// shortDir is a temp dir with a short path: unix socket paths are limited
-// to 107 bytes, and t.TempDir's names are long.
-func shortDir(t testing.TB) string {
-	d, err := os.MkdirTemp("", "gd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(d) })
-	return d
-}
-
 // start starts a plugin and stops it at the end of the test.
 func start(t testing.TB, cfg dynamic.Config) *dynamic.Module {
 	t.Helper()
@@ -124,61 +111,6 @@ func start(t testing.TB, cfg dynamic.Config) *dynamic.Module {
 		_ = m.Stop(ctx)
 	})
 	return m
-}
-
-// alive says whether pid is a live (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-// children lists the live child processes of this test process.
-func children() []int {
-	ents, _ := os.ReadDir("/proc")
-	me := strconv.Itoa(os.Getpid())
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 2 && f[1] != "Z" && f[2] == me {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func countFDs() int {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	return len(ents)
 }
 
 func readLine(r io.Reader) (string, error) {
@@ -210,4 +142,13 @@ func execSelf(t testing.TB) *exec.Cmd {
 	cmd.Env = append(os.Environ(), childEnv+"="+bin("echo"))
 	cmd.Stderr = os.Stderr
 	return cmd
+}
+
+func shortDir(t testing.TB) string { return testbin.ShortDir(t) }
+func alive(pid int) bool           { return testbin.Alive(pid) }
+func children() []int              { return testbin.Children() }
+func countFDs() int                { return testbin.CountFDs() }
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testbin.WaitFor(t, d, what, cond)
 }
