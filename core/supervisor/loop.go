@@ -319,7 +319,7 @@ func (s *Supervisor) handleFailure(c *child, err error) {
 	}
 	rev := slices.Clone(group)
 	slices.Reverse(rev)
-	s.stopGroup(rev, time.Time{}, func(m *child, _ error) {
+	s.stopGroup(rev, c, time.Time{}, func(m *child, _ error) {
 		if m != c && m.spec.Restart == Temporary {
 			s.remove(m, nil)
 			return
@@ -423,7 +423,7 @@ func (s *Supervisor) beginShutdown(deadline time.Time) {
 			members = append(members, c)
 		}
 	}
-	s.stopGroup(members, deadline, func(m *child, _ error) { s.setState(m, Stopped) })
+	s.stopGroup(members, nil, deadline, func(m *child, _ error) { s.setState(m, Stopped) })
 	if len(s.starts) > 0 {
 		var grace time.Duration
 		for op := range s.starts {
@@ -438,8 +438,9 @@ func (s *Supervisor) beginShutdown(deadline time.Time) {
 
 // stopGroup stops members in the given order, one after the other, then
 // calls each for every member still owned by this stop (not taken over
-// since by another stop, a removal or a shutdown), in reverse order.
-func (s *Supervisor) stopGroup(members []*child, deadline time.Time, each func(m *child, err error)) {
+// since by another stop, a removal or a shutdown), in reverse order. Every
+// member but quiet (a child that already exited) gets an EventStopped.
+func (s *Supervisor) stopGroup(members []*child, quiet *child, deadline time.Time, each func(m *child, err error)) {
 	items := make([]*stopItem, len(members))
 	gens := make([]uint64, len(members))
 	for i, m := range members {
@@ -453,14 +454,14 @@ func (s *Supervisor) stopGroup(members []*child, deadline time.Time, each func(m
 				continue
 			}
 			var err error
-			if it := items[i]; it != nil {
+			if it := items[i]; it != nil && it.ch != nil {
 				err = it.err
-				if it.ch != nil {
-					if err != nil {
-						m.lastErr = err
-					}
-					s.event(EventStopped, m, err, 0)
+				if err != nil {
+					m.lastErr = err
 				}
+			}
+			if m != quiet {
+				s.event(EventStopped, m, err, 0)
 			}
 			each(m, err)
 		}

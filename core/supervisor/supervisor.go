@@ -355,13 +355,13 @@ func (s *Supervisor) Terminate(ctx context.Context, id string) error {
 			return
 		}
 		c.terminated = true
+		s.initResolved(id)
 		if c.state == Stopped || c.state == Failed {
 			reply(nil)
 			return
 		}
 		s.failWaiters(c, fmt.Errorf("supervisor: child %q terminated", id))
-		s.initResolved(id)
-		s.stopGroup([]*child{c}, time.Time{}, func(m *child, err error) {
+		s.stopGroup([]*child{c}, nil, time.Time{}, func(m *child, err error) {
 			s.setState(m, Stopped)
 			reply(err)
 		})
