@@ -176,8 +176,21 @@ func (h *harness) await(what string, cond func() bool) {
 		select {
 		case <-ch:
 		case <-deadline.C:
-			h.t.Fatalf("timed out waiting for %s\nlog: %v", what, h.logCopy())
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			h.t.Fatalf("timed out waiting for %s\nlog: %v\n%s", what, h.logCopy(), buf)
 		}
+	}
+}
+
+// awaitDone waits for the supervisor to exit (Done is not a harness event,
+// so it is waited on directly).
+func (h *harness) awaitDone(s *Supervisor) {
+	h.t.Helper()
+	select {
+	case <-s.Done():
+	case <-time.After(waitLimit):
+		h.t.Fatalf("supervisor did not exit\nlog: %v", h.logCopy())
 	}
 }
 

@@ -141,11 +141,7 @@ func TestExitDuringOrRightAfterStartIsSeen(t *testing.T) {
 	require.NoError(t, err)
 	_ = s.Start(context.Background()) // may already report the give-up
 	// Each crashes on every start: the supervisor sees every exit and gives up.
-	select {
-	case <-s.Done():
-	case <-time.After(waitLimit):
-		t.Fatalf("no exit was seen: %v", h.logCopy())
-	}
+	h.awaitDone(s)
 	require.ErrorIs(t, s.Err(), ErrIntensity)
 	assert.True(t, h.hasEvent(EventExited, "during", errCrash))
 	assert.True(t, h.hasEvent(EventExited, "after", errCrash))
@@ -288,15 +284,9 @@ func TestStopIsBoundedWhenAChildIgnoresStop(t *testing.T) {
 	within(t, guard, "Stop", func() { stopErr = s.Stop(ctx) })
 	t.Logf("Stop returned after %s: %v", time.Since(began), stopErr)
 	// Either the shutdown finished at the deadline or Stop gave up at it.
-	h.await("supervisor exited", func() bool {
-		select {
-		case <-s.Done():
-			return true
-		default:
-			return false
-		}
-	})
-	assert.Equal(t, 1, h.count("stopped a#0"), "the well-behaved child is stopped")
+	h.awaitDone(s)
+	// a was asked to stop (with whatever time the deadline left) and exits.
+	h.await("the well-behaved child stopped", func() bool { return h.count("stopped a#0") == 1 })
 	close(never)
 	h.await("stubborn exits once released", h.allInstancesDone)
 	checkGoroutines(t, base)

@@ -167,11 +167,7 @@ func TestIntensityExceededStopsEverything(t *testing.T) {
 		h.awaitState(s, "b", Running, i+1)
 		h.instance("b", i).crash(errCrash)
 	}
-	select {
-	case <-s.Done():
-	case <-time.After(waitLimit):
-		t.Fatal("supervisor did not give up")
-	}
+	h.awaitDone(s)
 	err = s.Err()
 	require.ErrorIs(t, err, ErrIntensity)
 	require.ErrorIs(t, err, errCrash, "the last child error is wrapped")
