@@ -244,6 +244,26 @@ func (h *harness) instances(id string) int {
 	return len(h.inst[id])
 }
 
+// awaitAllDone waits for every child instance ever started to exit.
+func (h *harness) awaitAllDone() {
+	h.t.Helper()
+	h.mu.Lock()
+	var all []*tchild
+	for _, list := range h.inst {
+		all = append(all, list...)
+	}
+	h.mu.Unlock()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	for _, c := range all {
+		select {
+		case <-c.done:
+		case <-deadline.C:
+			h.t.Fatalf("child %s#%d did not exit\nlog: %v", c.id, c.n, h.logCopy())
+		}
+	}
+}
+
 // allInstancesDone says whether every child instance ever started has exited.
 func (h *harness) allInstancesDone() bool {
 	h.mu.Lock()

@@ -288,7 +288,7 @@ func TestStopIsBoundedWhenAChildIgnoresStop(t *testing.T) {
 	// a was asked to stop (with whatever time the deadline left) and exits.
 	h.await("the well-behaved child stopped", func() bool { return h.count("stopped a#0") == 1 })
 	close(never)
-	h.await("stubborn exits once released", h.allInstancesDone)
+	h.awaitAllDone()
 	checkGoroutines(t, base)
 }
 
