@@ -320,3 +320,68 @@ func TestManyCyclesLeakNoGoroutine(t *testing.T) {
 	}
 	checkGoroutines(t, base)
 }
+
+func TestStopAbandonsAStartThatIgnoresItsCtxAndItsChildIsStoppedLater(t *testing.T) {
+	base := runtime.NumGoroutine()
+	h := newHarness(t)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	deaf := h.spec("deaf", opts{pre: func(context.Context, int) error {
+		close(entered)
+		<-release // ignores ctx: a broken Start
+		return nil
+	}})
+	deaf.StopTimeout = 100 * time.Millisecond
+	s, err := New(Spec{}, deaf)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-entered; cancel() }()
+	require.Error(t, s.Start(ctx))
+
+	guard, gcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer gcancel()
+	within(t, guard, "Stop", func() { _ = s.Stop(context.Background()) })
+	h.awaitDone(s)
+	// The start goroutine returns a Child after the supervisor is gone: the
+	// cleanup armed before the start stops it.
+	close(release)
+	h.await("orphan child stopped", func() bool { return h.count("stopped deaf#0") == 1 })
+	h.awaitAllDone()
+	checkGoroutines(t, base)
+}
+
+func TestOneForAllRemovesTemporarySiblingsAndRestartsTransientOnes(t *testing.T) {
+	h := newHarness(t)
+	temp := h.spec("temp", opts{})
+	temp.Restart = Temporary
+	trans := h.spec("trans", opts{})
+	trans.Restart = Transient
+	s := h.newSup(fast(OneForAll), h.spec("a", opts{}), temp, trans)
+	h.instance("a", 0).crash(errCrash)
+	h.awaitState(s, "a", Running, 2)
+	h.awaitState(s, "trans", Running, 2)
+	_, ok := status(s, "temp")
+	assert.False(t, ok, "a temporary sibling stopped by the strategy is removed")
+	assert.Equal(t, 1, h.count("stopped temp#0"))
+}
+
+func TestRunStopsWhenItsCtxIsCancelled(t *testing.T) {
+	h := newHarness(t)
+	s, err := New(Spec{OnEvent: h.onEvent}, h.spec("a", opts{}), h.spec("b", opts{}, "a"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	h.awaitState(s, "b", Running, 1)
+	require.Error(t, s.Start(context.Background()), "a second Start is refused")
+	cancel()
+	select {
+	case err := <-errc:
+		require.NoError(t, err, "a requested stop is a normal exit")
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return")
+	}
+	assert.Less(t, h.index("stopped b#0", 0), h.index("stopped a#0", 0), "dependents stop first")
+	require.ErrorIs(t, s.Start(context.Background()), ErrStopped)
+	require.ErrorIs(t, s.Add(context.Background(), h.spec("c", opts{})), ErrStopped)
+}

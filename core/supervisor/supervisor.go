@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// A *Supervisor is a Child, so a supervisor can supervise another.
+var _ Child = (*Supervisor)(nil)
+
 // phase of the supervisor as a whole.
 type phase int
 
@@ -155,6 +158,11 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("supervisor: start: %w", ErrStopped)
 	case <-ctx.Done():
+		select {
+		case <-s.initDone:
+			return nil // both were ready: the tree is up
+		default:
+		}
 		s.mu.Lock()
 		var ids []string
 		for _, c := range s.order {
