@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -365,4 +364,9 @@ func (h *harness) hasEvent(kind EventKind, id string, target error) bool {
 	return false
 }
 
-var _ = strings.Contains
+// awaitEvent waits for an event (events are emitted just after the state
+// change they report, so a test that saw the state waits for the event).
+func (h *harness) awaitEvent(kind EventKind, id string, target error) {
+	h.t.Helper()
+	h.await(fmt.Sprintf("event %s for %s", kind, id), func() bool { return h.hasEvent(kind, id, target) })
+}

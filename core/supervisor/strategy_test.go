@@ -115,14 +115,14 @@ func TestRestartTypes(t *testing.T) {
 
 	h.instance("transient", 0).crash(nil)
 	h.awaitState(s, "transient", Stopped, 1)
-	assert.True(t, h.hasEvent(EventExited, "transient", nil))
+	h.awaitEvent(EventExited, "transient", nil)
 
 	h.instance("transient-err", 0).crash(errCrash)
 	h.awaitState(s, "transient-err", Running, 2)
 
 	h.instance("temporary", 0).crash(errCrash)
 	h.await("temporary removed", func() bool { _, ok := status(s, "temporary"); return !ok })
-	assert.True(t, h.hasEvent(EventRemoved, "temporary", nil))
+	h.awaitEvent(EventRemoved, "temporary", nil)
 
 	// Nothing else moved: transient stays stopped, temporary gone.
 	assert.Equal(t, 1, h.instances("transient"))
