@@ -48,11 +48,16 @@ func TestBackoffGrowsAndResetsAfterAStableRun(t *testing.T) {
 
 	// Let the child run stably for Period: the next delay starts over.
 	var startedAt time.Time
-	for _, ev := range h.eventsCopy() {
-		if ev.Kind == EventStarted {
-			startedAt = ev.Time
+	h.await("sixth started event", func() bool {
+		n := 0
+		for _, ev := range h.eventsCopy() {
+			if ev.Kind == EventStarted {
+				n++
+				startedAt = ev.Time
+			}
 		}
-	}
+		return n == 6
+	})
 	time.Sleep(time.Until(startedAt.Add(period + 10*ms))) // the stable run itself, not a wait for a result
 	h.instance("a", 5).crash(errCrash)
 	h.awaitState(s, "a", Running, 7)
