@@ -1,0 +1,386 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"graft/dynamic"
+	"graft/mailbox"
+)
+
+// actor drives one actor: it reads a batch from the mailbox, has the module
+// handle it out of process and commits the result. It owns the actor's
+// committed state between commits. Its goroutine exists only while there is
+// work: an idle actor parks and is kicked awake by the store's notification
+// of a new message (or by Resume), so 100,000 idle actors cost no stacks.
+//
+// An actor is a supervisor child: Done is closed when it ends, Err says why
+// (nil after Stop).
+type actor struct {
+	core *Core
+	spec ActorConfig
+	log  *slog.Logger
+
+	ctx    context.Context // the actor's lifetime; cancelled to force a stop
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	pool     *modulePool
+	private  bool // pool belongs to this actor alone
+	state    mailbox.State
+	epoch    uint64
+	running  bool          // a loop goroutine exists
+	wake     bool          // work may have arrived while it ran
+	idle     chan struct{} // closed when the running loop exits
+	paused   bool
+	stopping bool
+	batchMax int // shrinks to find a poison message, grows back on success
+	err      error
+	done     chan struct{}
+	started  time.Time
+
+	processed atomic.Uint64
+	failed    atomic.Uint64
+	inFlight  atomic.Int64
+}
+
+// Done implements supervisor.Child.
+func (a *actor) Done() <-chan struct{} { return a.done }
+
+// Err implements supervisor.Child.
+func (a *actor) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// kick makes sure a loop runs to look at the mailbox.
+func (a *actor) kick() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopping || a.paused || a.err != nil {
+		return
+	}
+	if a.running {
+		a.wake = true
+		return
+	}
+	a.running = true
+	a.idle = make(chan struct{})
+	go a.loop()
+}
+
+// loop processes batches until the mailbox is empty, the actor is paused or
+// stopping, or it fails.
+func (a *actor) loop() {
+	for {
+		a.mu.Lock()
+		if a.paused || a.stopping {
+			a.park()
+			a.mu.Unlock()
+			return
+		}
+		a.wake = false
+		a.mu.Unlock()
+
+		progressed, err := a.step()
+		if err != nil {
+			a.crash(err)
+			return
+		}
+		if progressed {
+			continue
+		}
+		a.mu.Lock()
+		if a.wake && !a.paused && !a.stopping {
+			a.mu.Unlock()
+			continue
+		}
+		a.park()
+		a.mu.Unlock()
+		return
+	}
+}
+
+// park ends the loop goroutine. Callers hold a.mu.
+func (a *actor) park() {
+	a.running = false
+	close(a.idle)
+}
+
+// crash ends the actor with err; the supervisor decides what follows.
+func (a *actor) crash(err error) {
+	if a.ctx.Err() != nil {
+		err = nil // a forced stop, not a crash
+	}
+	a.mu.Lock()
+	a.park()
+	a.mu.Unlock()
+	a.finish(err)
+}
+
+// finish ends the actor once: closes its private module and Done.
+func (a *actor) finish(err error) {
+	a.mu.Lock()
+	select {
+	case <-a.done:
+		a.mu.Unlock()
+		return
+	default:
+	}
+	a.err = err
+	a.stopping = true
+	pool, private := a.pool, a.private
+	a.mu.Unlock()
+	a.cancel()
+	if private {
+		ctx, cancel := context.WithTimeout(context.Background(), a.core.stopTimeout(a.spec.Behaviour))
+		_ = pool.close(ctx)
+		cancel()
+	}
+	if err != nil {
+		a.log.Error("actor crashed", "err", err)
+	}
+	a.core.forget(a)
+	close(a.done)
+}
+
+// Stop implements supervisor.Child: stop taking batches, let the batch in
+// flight commit, and at ctx's deadline abandon it (nothing of it commits).
+func (a *actor) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	a.stopping = true
+	running, idle := a.running, a.idle
+	a.mu.Unlock()
+	if running {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			a.cancel() // abandon the batch in flight; it is redelivered later
+			<-idle
+		}
+	}
+	a.finish(nil)
+	return nil
+}
+
+// step handles one batch. It reports whether it made progress (committed,
+// or learnt something that changes the next attempt).
+func (a *actor) step() (bool, error) {
+	ctx := a.ctx
+	a.mu.Lock()
+	max, pool, st, epoch := a.batchMax, a.pool, a.state, a.epoch
+	a.mu.Unlock()
+
+	msgs, err := a.core.store.Read(ctx, a.spec.Name, 0, max)
+	if err != nil {
+		return false, fmt.Errorf("read mailbox: %w", err)
+	}
+	if len(msgs) == 0 {
+		return false, nil
+	}
+	mod, err := pool.get(ctx)
+	if err != nil {
+		return false, fmt.Errorf("get module: %w", err)
+	}
+	fresh := st.Module == "" && st.Data == nil
+	if fresh {
+		init, err := mod.Init(ctx, a.spec.Name)
+		if err != nil {
+			return a.moduleFailed(ctx, pool, mod, msgs, fmt.Errorf("init: %w", err))
+		}
+		st = mailbox.State{Schema: init.Schema, Module: mod.Info().CodeVersion, Data: init.Data}
+	}
+	batch := dynamic.Batch{Actor: a.spec.Name, State: dynamic.State{Schema: st.Schema, Data: st.Data}, Messages: make([]dynamic.Message, len(msgs))}
+	for i, m := range msgs {
+		batch.Messages[i] = dynamic.Message{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, Attempt: m.Attempts + 1, CallChain: m.CallChain}
+	}
+	a.inFlight.Store(int64(len(msgs)))
+	res, err := mod.Handle(ctx, batch)
+	a.inFlight.Store(0)
+	if err != nil {
+		return a.moduleFailed(ctx, pool, mod, msgs, err)
+	}
+	pool.healthy()
+	if k, reason := a.firstFailure(msgs, res); k >= 0 {
+		if k > 0 {
+			// Commit the good prefix first: handle it again on its own
+			// (handlers are deterministic) so its state is known.
+			a.setBatchMax(k)
+			return true, nil
+		}
+		return true, a.messageFailed(ctx, epoch, msgs[0], reason)
+	}
+	next := mailbox.State{Schema: res.State.Schema, Module: mod.Info().CodeVersion, Data: res.State.Data}
+	c := mailbox.Commit{Actor: a.spec.Name, Epoch: epoch, Through: msgs[len(msgs)-1].Seq, State: &next}
+	for i, r := range res.Results {
+		for _, o := range r.Outgoing {
+			c.Outgoing = append(c.Outgoing, mailbox.Outgoing{To: o.To, Message: mailbox.Message{Sender: a.spec.Name, Payload: o.Payload}})
+		}
+		if r.HasReply && msgs[i].ID != "" {
+			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply})
+		}
+	}
+	if err := a.core.store.Commit(ctx, c); err != nil {
+		return false, fmt.Errorf("commit batch %d..%d: %w", msgs[0].Seq, c.Through, err)
+	}
+	a.mu.Lock()
+	a.state = next
+	a.batchMax = min(a.batchMax*2, a.core.cfg.BatchSize)
+	a.mu.Unlock()
+	a.processed.Add(uint64(len(msgs)))
+	a.core.delivered(a.spec.Name, msgs, res.Results)
+	return true, nil
+}
+
+// firstFailure finds the first message that failed alone: an error result,
+// or an effect the store would refuse (a send to an unknown actor, an
+// oversize message), which must not fail the whole batch's commit.
+func (a *actor) firstFailure(msgs []mailbox.Message, res *dynamic.BatchResult) (int, string) {
+	for i, r := range res.Results {
+		if r.Err != "" {
+			return i, r.Err
+		}
+		for _, o := range r.Outgoing {
+			if err := a.core.checkSend(o.To, len(o.Payload)); err != nil {
+				return i, fmt.Sprintf("handler sent to %q: %v", o.To, err)
+			}
+		}
+		if r.HasReply && len(r.Reply) > a.core.cfg.MaxMessageSize {
+			return i, fmt.Sprintf("reply is %d bytes, over the %d-byte message limit", len(r.Reply), a.core.cfg.MaxMessageSize)
+		}
+	}
+	return -1, ""
+}
+
+// moduleFailed handles a batch the module did not answer properly: it
+// crashed, hung, or broke the protocol. The pool starts a new generation;
+// the batch is retried in halves until the message that kills the module is
+// alone, and that one is dead-lettered after MaxAttempts.
+func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic.Module, msgs []mailbox.Message, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	a.log.Warn("batch failed in module", "messages", len(msgs), "first", msgs[0].Seq, "err", err)
+	if errors.Is(err, dynamic.ErrBadResponse) || errors.Is(err, dynamic.ErrBatchFailed) {
+		pool.kill(mod, a.core.stopTimeout(a.spec.Behaviour))
+	}
+	if len(msgs) > 1 {
+		a.setBatchMax(len(msgs) / 2)
+		return true, nil
+	}
+	a.mu.Lock()
+	epoch := a.epoch
+	a.mu.Unlock()
+	return true, a.messageFailed(ctx, epoch, msgs[0], err.Error())
+}
+
+// messageFailed counts a failed attempt at msg and dead-letters it once it
+// has failed MaxAttempts times.
+func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Message, reason string) error {
+	a.failed.Add(1)
+	n, err := a.core.store.RecordFailure(ctx, a.spec.Name, msg.Seq, reason)
+	if err != nil {
+		return fmt.Errorf("record failure of message %d: %w", msg.Seq, err)
+	}
+	if int(n) < a.core.cfg.MaxAttempts {
+		return nil
+	}
+	c := mailbox.Commit{Actor: a.spec.Name, Epoch: epoch, Through: msg.Seq,
+		DeadLetters: []mailbox.DeadLetterRequest{{Seq: msg.Seq, Error: reason}}}
+	if err := a.core.store.Commit(ctx, c); err != nil {
+		return fmt.Errorf("dead-letter message %d: %w", msg.Seq, err)
+	}
+	a.log.Warn("message dead-lettered", "seq", msg.Seq, "id", msg.ID, "attempts", n, "err", reason)
+	if msg.ID != "" {
+		a.core.waiters.deliver(a.spec.Name, msg.ID, callResult{err: fmt.Errorf("message %q to actor %q was dead-lettered after %d attempts: %s", msg.ID, a.spec.Name, n, reason)})
+	}
+	a.setBatchMax(a.core.cfg.BatchSize)
+	return nil
+}
+
+func (a *actor) setBatchMax(n int) {
+	a.mu.Lock()
+	a.batchMax = max(1, n)
+	a.mu.Unlock()
+}
+
+// Paused is an actor held between two commits: its batch in flight has
+// committed, it takes no new batch, and messages keep arriving durably.
+// Exactly one of Resume or Fail must be called.
+type Paused struct {
+	a *actor
+	// State is the actor's committed state.
+	State mailbox.State
+	// Epoch is the actor's ownership epoch, for commits made while paused.
+	Epoch uint64
+	// Module is the module serving the actor (nil if none is running).
+	Module *dynamic.Module
+	// Since is when the actor stopped taking batches.
+	Since time.Time
+}
+
+// pause holds the actor between commits; see Core.Pause.
+func (a *actor) pause(ctx context.Context) (*Paused, error) {
+	a.mu.Lock()
+	if a.paused {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("actor %q is already paused (an upgrade in progress?)", a.spec.Name)
+	}
+	if a.stopping || a.err != nil {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("actor %q is stopping", a.spec.Name)
+	}
+	a.paused = true
+	since := time.Now()
+	running, idle := a.running, a.idle
+	a.mu.Unlock()
+	if running {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			a.mu.Lock()
+			a.paused = false
+			a.mu.Unlock()
+			a.kick()
+			return nil, fmt.Errorf("pause actor %q: waiting for its batch in flight to commit: %w", a.spec.Name, ctx.Err())
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := &Paused{a: a, State: a.state, Epoch: a.epoch, Since: since}
+	if a.pool != nil {
+		p.Module = a.pool.current()
+	}
+	return p, nil
+}
+
+// Resume lets the actor take batches again, on the module `to` (nil keeps
+// its module) and from state `st` (nil keeps its state); the caller has
+// committed st with the pause's epoch.
+func (p *Paused) Resume(to *ModuleHandle, st *mailbox.State) {
+	a := p.a
+	a.mu.Lock()
+	if to != nil && to.pool != a.pool {
+		if a.private {
+			old := a.pool
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), a.core.stopTimeout(a.spec.Behaviour))
+				defer cancel()
+				_ = old.close(ctx)
+			}()
+		}
+		a.pool, a.private = to.pool, false
+	}
+	if st != nil {
+		a.state = *st
+	}
+	a.paused = false
+	a.mu.Unlock()
+	a.kick()
+}

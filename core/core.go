@@ -1,0 +1,390 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"graft/core/supervisor"
+	"graft/dynamic"
+	"graft/mailbox"
+)
+
+// Config is everything a Core needs; cmd/graft builds it from the YAML file.
+type Config struct {
+	// OpenStore opens the durable store, routing its new-message
+	// notifications to notify (the Core owns the store and closes it).
+	OpenStore func(notify func(actor string, last uint64)) (mailbox.Store, error)
+	// Behaviours by behaviour name.
+	Behaviours map[string]BehaviourConfig
+	// Actors, in start order (an actor also waits for its Requires).
+	Actors []ActorConfig
+	// Supervision of the actors (the root supervisor).
+	Supervision SupervisionConfig
+	// BatchSize bounds how many messages one Handle carries (default 64).
+	BatchSize int
+	// MaxAttempts is how often a message may fail before it is
+	// dead-lettered (default 5).
+	MaxAttempts int
+	// MaxMessageSize bounds payloads and replies (default 1 MiB); keep it
+	// equal to the store's.
+	MaxMessageSize int
+	// SocketDir holds the plugins' per-generation socket folders.
+	SocketDir string
+	// Logger receives the core's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// BehaviourConfig says how to run a behaviour's plugin.
+type BehaviourConfig struct {
+	// Binary is the plugin binary to run.
+	Binary string
+	// SHA256 optionally pins the binary's content (hex).
+	SHA256 string
+	// StartTimeout, HandleTimeout, StopTimeout bound a module's start, one
+	// batch, and its stop (defaults 10s, 30s, 5s).
+	StartTimeout, HandleTimeout, StopTimeout time.Duration
+	// Env is extra environment for the plugin.
+	Env []string
+}
+
+// ActorConfig declares one actor.
+type ActorConfig struct {
+	// Name is unique.
+	Name string
+	// Behaviour names an entry of Config.Behaviours.
+	Behaviour string
+	// Requires lists actors that must be running before this one starts.
+	Requires []string
+	// Restart is permanent (default), transient or temporary.
+	Restart supervisor.RestartType
+	// OwnProcess gives the actor a module process of its own instead of
+	// sharing its behaviour's.
+	OwnProcess bool
+}
+
+// SupervisionConfig is the root supervisor's OTP settings.
+type SupervisionConfig struct {
+	Strategy    supervisor.Strategy
+	MaxRestarts int
+	Period      time.Duration
+	BackoffMin  time.Duration
+	BackoffMax  time.Duration
+}
+
+// Core runs actors: it owns the store, the module pools, the supervisor of
+// the actors and the Calls waiting for replies.
+type Core struct {
+	cfg     Config
+	log     *slog.Logger
+	store   mailbox.Store
+	waiters waiters
+	sup     *supervisor.Supervisor
+
+	mu     sync.RWMutex
+	actors map[string]*actor // the running incarnation of each actor
+	specs  map[string]ActorConfig
+	pools  map[string]*modulePool // shared pools by behaviour
+	closed bool
+}
+
+// Errors the Core's callers branch on.
+var (
+	// ErrNoReply is returned by Call when the handler did not reply.
+	ErrNoReply = errors.New("the handler did not reply")
+	// ErrCallCycle is returned to a handler whose synchronous call would
+	// close a cycle of callers.
+	ErrCallCycle = errors.New("call cycle")
+	// ErrShutdown is returned by calls on a core that is shutting down.
+	ErrShutdown = errors.New("graft core is shutting down")
+)
+
+// New validates cfg, opens the store and registers the configured actors;
+// nothing runs until Start.
+func New(cfg Config) (*Core, error) {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 64
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = mailbox.DefaultMaxMessageSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg: cfg, log: cfg.Logger,
+		actors: make(map[string]*actor), specs: make(map[string]ActorConfig),
+		pools: make(map[string]*modulePool),
+	}
+	store, err := cfg.OpenStore(c.notify)
+	if err != nil {
+		return nil, err
+	}
+	c.store = store
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, a := range cfg.Actors {
+		if _, err := store.Register(ctx, a.Name, a.Behaviour); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("register actor %q: %w", a.Name, err)
+		}
+		c.specs[a.Name] = a
+	}
+	return c, nil
+}
+
+// validate reports every problem of cfg at once.
+func validate(cfg Config) error {
+	var errs []error
+	if cfg.OpenStore == nil {
+		errs = append(errs, errors.New("no store: Config.OpenStore is nil"))
+	}
+	seen := map[string]bool{}
+	for i, a := range cfg.Actors {
+		if err := mailbox.CheckActorName(a.Name); err != nil {
+			errs = append(errs, fmt.Errorf("actors[%d]: %w", i, err))
+			continue
+		}
+		if seen[a.Name] {
+			errs = append(errs, fmt.Errorf("actors[%d]: actor %q is declared twice", i, a.Name))
+		}
+		seen[a.Name] = true
+		if _, ok := cfg.Behaviours[a.Behaviour]; !ok {
+			errs = append(errs, fmt.Errorf("actor %q: unknown behaviour %q (declare it under behaviours)", a.Name, a.Behaviour))
+		}
+	}
+	for _, a := range cfg.Actors {
+		for _, r := range a.Requires {
+			if !seen[r] {
+				errs = append(errs, fmt.Errorf("actor %q requires unknown actor %q", a.Name, r))
+			}
+		}
+	}
+	for name, b := range cfg.Behaviours {
+		if b.Binary == "" {
+			errs = append(errs, fmt.Errorf("behaviour %q: no binary", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// notify is the store's new-message hook: wake the actor.
+func (c *Core) notify(name string, _ uint64) {
+	c.mu.RLock()
+	a := c.actors[name]
+	c.mu.RUnlock()
+	if a != nil {
+		a.kick()
+	}
+}
+
+// moduleConfig is the dynamic.Config of behaviour b.
+func (c *Core) moduleConfig(behaviour string) dynamic.Config {
+	b := c.cfg.Behaviours[behaviour]
+	return dynamic.Config{
+		Path: b.Binary, SHA256: b.SHA256, Behaviour: behaviour,
+		StartTimeout: b.StartTimeout, HandleTimeout: b.HandleTimeout, StopTimeout: b.StopTimeout,
+		Logger: c.log, Caller: handlerCalls{c}, SocketDir: c.cfg.SocketDir, Env: b.Env,
+	}
+}
+
+func (c *Core) stopTimeout(behaviour string) time.Duration {
+	if d := c.cfg.Behaviours[behaviour].StopTimeout; d > 0 {
+		return d
+	}
+	return 5 * time.Second
+}
+
+// sharedPool returns the behaviour's shared module pool.
+func (c *Core) sharedPool(behaviour string) *modulePool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[behaviour]
+	if p == nil {
+		p = newModulePool(behaviour, c.moduleConfig(behaviour), c.log)
+		c.pools[behaviour] = p
+	}
+	return p
+}
+
+// startActor is an actor's supervisor start function: claim the actor,
+// load its committed state, make sure its module runs, and let it process
+// what is queued. Everything it creates is released if it fails.
+func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Child, error) {
+	c.mu.RLock()
+	closed := c.closed
+	c.mu.RUnlock()
+	if closed {
+		return nil, ErrShutdown
+	}
+	var pool *modulePool
+	if spec.OwnProcess {
+		pool = newModulePool(spec.Behaviour+"/"+spec.Name, c.moduleConfig(spec.Behaviour), c.log)
+	} else {
+		pool = c.sharedPool(spec.Behaviour)
+	}
+	fail := func(err error) (supervisor.Child, error) {
+		if spec.OwnProcess {
+			stopCtx, cancel := context.WithTimeout(context.Background(), c.stopTimeout(spec.Behaviour))
+			_ = pool.close(stopCtx)
+			cancel()
+		}
+		return nil, fmt.Errorf("start actor %q: %w", spec.Name, err)
+	}
+	epoch, err := c.store.Claim(ctx, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := c.store.State(ctx, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := pool.get(ctx); err != nil {
+		return fail(err)
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	a := &actor{
+		core: c, spec: spec, ctx: actx, cancel: cancel,
+		log:  c.log.With("actor", spec.Name, "behaviour", spec.Behaviour),
+		pool: pool, private: spec.OwnProcess, state: st, epoch: epoch,
+		batchMax: c.cfg.BatchSize, done: make(chan struct{}), started: time.Now(),
+	}
+	c.mu.Lock()
+	c.actors[spec.Name] = a
+	c.mu.Unlock()
+	_ = c.store.SetStatus(ctx, spec.Name, "running")
+	a.kick()
+	return a, nil
+}
+
+// forget drops a finished actor from the routing table.
+func (c *Core) forget(a *actor) {
+	c.mu.Lock()
+	if c.actors[a.spec.Name] == a {
+		delete(c.actors, a.spec.Name)
+	}
+	c.mu.Unlock()
+}
+
+// checkSend says whether the store would accept a message to actor `to`.
+func (c *Core) checkSend(to string, size int) error {
+	if size > c.cfg.MaxMessageSize {
+		return fmt.Errorf("message is %d bytes, over the %d-byte limit", size, c.cfg.MaxMessageSize)
+	}
+	_, err := c.store.Stats(to)
+	return err
+}
+
+// delivered tells the Calls waiting on a committed batch what became of
+// their messages.
+func (c *Core) delivered(actor string, msgs []mailbox.Message, results []dynamic.Result) {
+	if !c.waiters.any() {
+		return
+	}
+	for i, m := range msgs {
+		if m.ID != "" {
+			c.waiters.deliver(actor, m.ID, callResult{reply: results[i].Reply, hasReply: results[i].HasReply})
+		}
+	}
+}
+
+// SendOptions qualify a Send or Call.
+type SendOptions struct {
+	// ID makes the send idempotent: a retry with the same ID is not
+	// enqueued again. Call generates one when empty.
+	ID string
+	// Sender names the sender (default "client").
+	Sender string
+}
+
+// Send enqueues payload for actor durably and returns its receipt.
+func (c *Core) Send(ctx context.Context, actor string, payload []byte, opts SendOptions) (mailbox.Receipt, error) {
+	if opts.Sender == "" {
+		opts.Sender = "client"
+	}
+	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload})
+	if err != nil {
+		return r, fmt.Errorf("send to actor %q: %w", actor, err)
+	}
+	return r, nil
+}
+
+// Call sends payload to actor and waits for the handler's reply until ctx
+// ends. A retry with the same opts.ID returns the committed reply without
+// applying the message again. A caller that gives up leaves nothing behind:
+// the message stays queued and is applied once; its reply is kept by id.
+func (c *Core) Call(ctx context.Context, actor string, payload []byte, opts SendOptions) ([]byte, error) {
+	return c.call(ctx, actor, payload, opts, nil)
+}
+
+func (c *Core) call(ctx context.Context, actor string, payload []byte, opts SendOptions, chain []string) ([]byte, error) {
+	if opts.ID == "" {
+		opts.ID = newID()
+	}
+	if opts.Sender == "" {
+		opts.Sender = "client"
+	}
+	ch, remove := c.waiters.add(actor, opts.ID)
+	defer remove()
+	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload, CallChain: chain})
+	if err != nil {
+		return nil, fmt.Errorf("call actor %q: %w", actor, err)
+	}
+	switch r.Outcome {
+	case mailbox.OutcomeReplied:
+		return r.Reply, nil
+	case mailbox.OutcomeApplied:
+		return nil, fmt.Errorf("call actor %q (id %q): %w", actor, opts.ID, ErrNoReply)
+	case mailbox.OutcomeDeadLettered:
+		return nil, fmt.Errorf("call actor %q (id %q): the message was dead-lettered: %s", actor, opts.ID, r.Error)
+	}
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return nil, res.err
+		}
+		if !res.hasReply {
+			return nil, fmt.Errorf("call actor %q (id %q): %w", actor, opts.ID, ErrNoReply)
+		}
+		return res.reply, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("call actor %q (id %q): no reply yet (the message is queued; retry with the same id to get its reply): %w", actor, opts.ID, ctx.Err())
+	}
+}
+
+// handlerCalls serves the synchronous calls handlers make (sdk
+// Context.Call) through go-plugin's broker.
+type handlerCalls struct{ c *Core }
+
+// Call implements dynamic.Caller. A call that would close a cycle of
+// callers fails at once with the cycle named, instead of deadlocking.
+func (h handlerCalls) Call(ctx context.Context, req dynamic.CallRequest) ([]byte, error) {
+	if i := slices.Index(req.CallerChain, req.To); i >= 0 {
+		cycle := append(slices.Clone(req.CallerChain[i:]), req.To)
+		return nil, fmt.Errorf("%w: %s", ErrCallCycle, strings.Join(cycle, " -> "))
+	}
+	return h.c.call(ctx, req.To, req.Payload, SendOptions{ID: req.ID, Sender: req.From}, req.CallerChain)
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Store returns the core's store, for read-only views (status, dead
+// letters, history).
+func (c *Core) Store() mailbox.Store { return c.store }

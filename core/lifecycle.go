@@ -1,0 +1,334 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"graft/core/supervisor"
+	"graft/dynamic"
+	"graft/mailbox"
+)
+
+// Start starts every configured actor under the root supervisor. Starts are
+// asynchronous and concurrent (G7): Start waits until every actor has
+// started once or ctx ends, whichever is first; in the second case it
+// returns nil and the remaining actors go on starting (or backing off) in
+// the background, visible in Status. It fails only if the supervisor
+// cannot run at all or gives up.
+func (c *Core) Start(ctx context.Context) error {
+	sc := c.cfg.Supervision
+	specs := make([]supervisor.ChildSpec, 0, len(c.cfg.Actors))
+	for _, a := range c.cfg.Actors {
+		specs = append(specs, c.childSpec(a))
+	}
+	sup, err := supervisor.New(supervisor.Spec{
+		Strategy: sc.Strategy, MaxRestarts: sc.MaxRestarts, Period: sc.Period,
+		BackoffMin: sc.BackoffMin, BackoffMax: sc.BackoffMax, Logger: c.log,
+	}, specs...)
+	if err != nil {
+		return fmt.Errorf("start actors: %w", err)
+	}
+	c.sup = sup
+	if err := sup.Start(ctx); err != nil {
+		select {
+		case <-sup.Done():
+			return fmt.Errorf("start actors: %w", err)
+		default:
+		}
+		if ctx.Err() == nil {
+			return fmt.Errorf("start actors: %w", err)
+		}
+		c.log.Warn("some actors are still starting", "detail", err)
+	}
+	return nil
+}
+
+func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
+	b := c.cfg.Behaviours[a.Behaviour]
+	start := b.StartTimeout
+	if start <= 0 {
+		start = 10 * time.Second
+	}
+	return supervisor.ChildSpec{
+		ID:           a.Name,
+		Start:        func(ctx context.Context) (supervisor.Child, error) { return c.startActor(ctx, a) },
+		Restart:      a.Restart,
+		Requires:     a.Requires,
+		StartTimeout: start + time.Second, // the module start has its own bound inside
+		StopTimeout:  c.stopTimeout(a.Behaviour),
+	}
+}
+
+// Done is closed when the root supervisor has ended (after Shutdown, or
+// when it gave up because its restart intensity was exceeded).
+func (c *Core) Done() <-chan struct{} { return c.sup.Done() }
+
+// Err says why the root supervisor ended.
+func (c *Core) Err() error { return c.sup.Err() }
+
+// Shutdown stops gracefully: actors stop taking batches and let the batch
+// in flight commit, then modules stop, then the store closes. At ctx's
+// deadline in-flight batches are abandoned (they are redelivered after a
+// restart) and plugin process groups are killed. A restart resumes every
+// actor from its committed state.
+func (c *Core) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	var errs []error
+	if c.sup != nil {
+		if err := c.sup.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop actors: %w", err))
+		}
+	}
+	c.mu.Lock()
+	pools := make([]*modulePool, 0, len(c.pools))
+	for _, p := range c.pools {
+		pools = append(pools, p)
+	}
+	c.mu.Unlock()
+	for _, p := range pools {
+		stopCtx, cancel := context.WithTimeout(ctx, c.stopTimeout(p.name))
+		if err := p.close(stopCtx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if err := c.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// RunUntilSignal starts the core and runs it until SIGTERM or SIGINT, then
+// shuts down gracefully within grace; a second signal forces the shutdown
+// at once. It returns the root supervisor's error if that gave up first.
+func (c *Core) RunUntilSignal(ctx context.Context, grace time.Duration) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	if err := c.Start(ctx); err != nil {
+		c.Shutdown(ctx)
+		return err
+	}
+	var cause error
+	select {
+	case sig := <-sigs:
+		c.log.Info("shutting down", "signal", sig.String(), "grace", grace)
+	case <-ctx.Done():
+		c.log.Info("shutting down", "reason", ctx.Err())
+	case <-c.Done():
+		cause = c.Err()
+		c.log.Error("root supervisor gave up; shutting down", "err", cause)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			c.log.Warn("second signal: forcing shutdown", "signal", sig.String())
+			cancel()
+		case <-shutCtx.Done():
+		}
+	}()
+	return errors.Join(cause, c.Shutdown(shutCtx))
+}
+
+// StopActor stops an actor (it stays stopped: not restarted) once its batch
+// in flight has committed. Its messages keep arriving durably.
+func (c *Core) StopActor(ctx context.Context, name string) error {
+	if err := c.sup.Terminate(ctx, name); err != nil {
+		return fmt.Errorf("stop actor %q: %w", name, err)
+	}
+	_ = c.store.SetStatus(ctx, name, "stopped")
+	return nil
+}
+
+// StartActor starts a stopped actor again.
+func (c *Core) StartActor(ctx context.Context, name string) error {
+	if err := c.sup.Restart(ctx, name); err != nil {
+		return fmt.Errorf("start actor %q: %w", name, err)
+	}
+	return nil
+}
+
+// DestroyActor stops an actor at once, with the actors that require it,
+// and removes it from supervision (its module process tree is killed when
+// it has one of its own). Its stored mailbox and state are kept.
+func (c *Core) DestroyActor(ctx context.Context, name string) error {
+	victims := append(c.dependents(name), name)
+	for _, v := range victims {
+		stopCtx, cancel := context.WithTimeout(ctx, 0) // at once: no grace
+		c.mu.RLock()
+		a := c.actors[v]
+		c.mu.RUnlock()
+		if a != nil {
+			_ = a.Stop(stopCtx)
+		}
+		cancel()
+		if err := c.sup.Delete(ctx, v); err != nil {
+			return fmt.Errorf("destroy actor %q: %w", v, err)
+		}
+		_ = c.store.SetStatus(ctx, v, "destroyed")
+	}
+	return nil
+}
+
+// dependents lists the actors that require name, directly or not.
+func (c *Core) dependents(name string) []string {
+	var out []string
+	seen := map[string]bool{name: true}
+	queue := []string{name}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, a := range c.cfg.Actors {
+			for _, r := range a.Requires {
+				if r == n && !seen[a.Name] {
+					seen[a.Name] = true
+					out = append(out, a.Name)
+					queue = append(queue, a.Name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ActorStatus is one row of `graft status`.
+type ActorStatus struct {
+	Name, Behaviour string
+	Module          string // code version of the committed state
+	Schema          uint32
+	Status          string // supervisor state: starting, running, backoff, stopped, failed
+	Depth           uint64
+	InFlight        int64
+	Processed       uint64
+	Failed          uint64
+	Restarts        int
+	ModuleRestarts  int
+	DeadLetters     uint64
+	LastExit        string
+	Pid             int
+	Uptime          time.Duration
+	LastError       string
+}
+
+// Status reports every configured actor. It never waits on an actor or a
+// module, so it answers while starts and upgrades are in progress (G5).
+func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
+	records, err := c.store.Actors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sup := map[string]supervisor.ChildStatus{}
+	if c.sup != nil {
+		for _, ch := range c.sup.Children() {
+			sup[ch.ID] = ch
+		}
+	}
+	out := make([]ActorStatus, 0, len(records))
+	for _, r := range records {
+		st := ActorStatus{Name: r.Name, Behaviour: r.Behaviour, Module: r.Module, Schema: r.Schema, Status: r.Status}
+		if s, err := c.store.Stats(r.Name); err == nil {
+			st.Depth, st.DeadLetters = s.Depth, s.DeadLetters
+		}
+		if ch, ok := sup[r.Name]; ok {
+			st.Status, st.Restarts = ch.State.String(), ch.Restarts
+			if ch.LastError != nil {
+				st.LastError = ch.LastError.Error()
+			}
+		}
+		c.mu.RLock()
+		a := c.actors[r.Name]
+		c.mu.RUnlock()
+		if a != nil {
+			st.InFlight, st.Processed, st.Failed = a.inFlight.Load(), a.processed.Load(), a.failed.Load()
+			st.Uptime = time.Since(a.started)
+			a.mu.Lock()
+			pool := a.pool
+			a.mu.Unlock()
+			ps := pool.status()
+			st.ModuleRestarts, st.LastExit, st.Pid = ps.Restarts, ps.LastExit, ps.Pid
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// ModuleHandle is a module version that actors can be moved onto: the
+// upgrade machinery loads the new version with LoadModule, then Pauses each
+// actor and Resumes it on the handle.
+type ModuleHandle struct {
+	pool *modulePool
+}
+
+// Module returns the handle's running module, starting it if needed.
+func (h *ModuleHandle) Module(ctx context.Context) (*dynamic.Module, error) { return h.pool.get(ctx) }
+
+// Close stops the handle's module; actors still on it get errors.
+func (h *ModuleHandle) Close(ctx context.Context) error { return h.pool.close(ctx) }
+
+// LoadModule starts behaviour's plugin from binary (handshake and
+// behaviour name checked) beside the running version, without moving any
+// actor onto it.
+func (c *Core) LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*ModuleHandle, error) {
+	cfg := c.moduleConfig(behaviour)
+	cfg.Path, cfg.SHA256 = binary, sha256
+	pool := newModulePool(behaviour+"@"+binary, cfg, c.log)
+	if _, err := pool.get(ctx); err != nil {
+		return nil, fmt.Errorf("load %s module from %s: %w", behaviour, binary, err)
+	}
+	return &ModuleHandle{pool: pool}, nil
+}
+
+// Pause holds the actor between two commits (its batch in flight commits
+// first, bounded by ctx) and returns its committed state; messages keep
+// arriving durably. Resume the returned Paused exactly once.
+func (c *Core) Pause(ctx context.Context, name string) (*Paused, error) {
+	c.mu.RLock()
+	a := c.actors[name]
+	c.mu.RUnlock()
+	if a == nil {
+		return nil, fmt.Errorf("pause actor %q: it is not running", name)
+	}
+	return a.pause(ctx)
+}
+
+// Swap is the upgrade's swap point for one actor: pause it, run fn over its
+// committed state (fn migrates it with the module `to` and returns the new
+// state, or an error), commit the new state and module version with the
+// actor's epoch, and resume it on `to`. If fn or the commit fails the actor
+// resumes on its old module with its state untouched. It returns how long
+// the actor was paused.
+func (c *Core) Swap(ctx context.Context, name string, to *ModuleHandle, fn func(ctx context.Context, st mailbox.State, next *dynamic.Module) (mailbox.State, error)) (time.Duration, error) {
+	p, err := c.Pause(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	next, err := to.Module(ctx)
+	if err != nil {
+		p.Resume(nil, nil)
+		return time.Since(p.Since), err
+	}
+	st, err := fn(ctx, p.State, next)
+	if err != nil {
+		p.Resume(nil, nil)
+		return time.Since(p.Since), fmt.Errorf("swap actor %q: %w", name, err)
+	}
+	if err := c.store.Commit(ctx, mailbox.Commit{Actor: name, Epoch: p.Epoch, State: &st}); err != nil {
+		p.Resume(nil, nil)
+		return time.Since(p.Since), fmt.Errorf("swap actor %q: commit migrated state: %w", name, err)
+	}
+	p.Resume(to, &st)
+	return time.Since(p.Since), nil
+}

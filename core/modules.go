@@ -1,0 +1,225 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"graft/dynamic"
+)
+
+// modulePool keeps one module (plugin process) of one behaviour running for
+// the actors that use it: all actors of the behaviour by default, or a
+// single actor that asked for a process of its own. It starts the process
+// on first use and starts a new generation after a crash or hang, with
+// exponential backoff between failed generations. It never holds state: a
+// generation can be replaced at any moment between two commits.
+type modulePool struct {
+	name string // behaviour name, or behaviour/actor for a private pool
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	cfg      dynamic.Config
+	cur      *dynamic.Module
+	starting chan struct{} // closed when the start in progress ends
+	startErr error         // error of the last start, while backing off
+	failures int           // consecutive failed generations
+	retryAt  time.Time     // no new start before this
+	closed   bool
+	restarts int // generations started after the first
+	lastExit string
+}
+
+const (
+	poolBackoffMin = 20 * time.Millisecond
+	poolBackoffMax = 2 * time.Second
+)
+
+func newModulePool(name string, cfg dynamic.Config, log *slog.Logger) *modulePool {
+	return &modulePool{name: name, cfg: cfg, log: log}
+}
+
+// errPoolClosed is returned once the pool has been closed.
+var errPoolClosed = errors.New("module pool is closed")
+
+// get returns a running module, starting one if needed. Concurrent callers
+// share one start. A permanent start failure (a bad binary) is returned at
+// once until the pool's binary changes; a transient one after the backoff.
+func (p *modulePool) get(ctx context.Context) (*dynamic.Module, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("behaviour %s: %w", p.name, errPoolClosed)
+		}
+		if p.cur != nil && p.cur.Err() == nil {
+			m := p.cur
+			p.mu.Unlock()
+			return m, nil
+		}
+		if p.cur != nil { // it ended: note how, and start a new generation
+			p.noteExit(p.cur)
+			p.cur = nil
+		}
+		if p.starting != nil {
+			wait := p.starting
+			p.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("behaviour %s: waiting for its module to start: %w", p.name, ctx.Err())
+			}
+		}
+		if p.startErr != nil && errors.Is(p.startErr, dynamic.ErrBadBinary) {
+			err := p.startErr
+			p.mu.Unlock()
+			return nil, err
+		}
+		if d := time.Until(p.retryAt); d > 0 {
+			p.mu.Unlock()
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("behaviour %s: backing off after a failed module start: %w", p.name, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		p.starting = done
+		cfg := p.cfg
+		p.mu.Unlock()
+
+		m, err := dynamic.Start(ctx, cfg)
+
+		p.mu.Lock()
+		p.starting = nil
+		close(done)
+		if p.closed && m != nil {
+			p.mu.Unlock()
+			stopModule(m, cfg.StopTimeout)
+			return nil, fmt.Errorf("behaviour %s: %w", p.name, errPoolClosed)
+		}
+		if err != nil {
+			p.startErr = err
+			p.failures++
+			p.retryAt = time.Now().Add(backoff(p.failures, poolBackoffMin, poolBackoffMax))
+			p.mu.Unlock()
+			p.log.Error("module start failed", "behaviour", p.name, "err", err)
+			return nil, err
+		}
+		if p.startErr != nil || p.lastExit != "" {
+			p.restarts++
+		}
+		p.cur, p.startErr = m, nil
+		p.mu.Unlock()
+		p.log.Info("module started", "behaviour", p.name, "version", m.Info().CodeVersion, "pid", m.Pid())
+		go p.watch(m)
+		return m, nil
+	}
+}
+
+// watch notices a generation's end so status shows it at once.
+func (p *modulePool) watch(m *dynamic.Module) {
+	<-m.Exited()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == m {
+		p.noteExit(m)
+		p.cur = nil
+	}
+}
+
+// noteExit records how a generation ended and counts an abnormal end as a
+// failure for the backoff. Callers hold p.mu.
+func (p *modulePool) noteExit(m *dynamic.Module) {
+	err := m.Err()
+	if ex, ok := m.ExitStatus(); ok {
+		p.lastExit = fmt.Sprintf("pid %d: %v", m.Pid(), ex)
+	}
+	if err != nil && !errors.Is(err, dynamic.ErrStopped) {
+		p.failures++
+		p.retryAt = time.Now().Add(backoff(p.failures, poolBackoffMin, poolBackoffMax))
+		p.log.Warn("module ended", "behaviour", p.name, "pid", m.Pid(), "err", err)
+	}
+}
+
+// healthy resets the failure count after a generation served a batch.
+func (p *modulePool) healthy() {
+	p.mu.Lock()
+	p.failures = 0
+	p.mu.Unlock()
+}
+
+// kill stops the running generation (e.g. after it hung) so the next get
+// starts a fresh one.
+func (p *modulePool) kill(m *dynamic.Module, timeout time.Duration) {
+	stopModule(m, timeout)
+}
+
+// close stops the pool's module and refuses further gets.
+func (p *modulePool) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	m := p.cur
+	p.cur = nil
+	p.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	if err := m.Stop(ctx); err != nil {
+		return fmt.Errorf("stop module of %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// current returns the running generation, or nil.
+func (p *modulePool) current() *dynamic.Module {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != nil && p.cur.Err() == nil {
+		return p.cur
+	}
+	return nil
+}
+
+// status is what the control API shows about the pool.
+type poolStatus struct {
+	Version  string
+	Pid      int
+	Restarts int
+	LastExit string
+}
+
+func (p *modulePool) status() poolStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := poolStatus{Restarts: p.restarts, LastExit: p.lastExit}
+	if p.cur != nil {
+		st.Version, st.Pid = p.cur.Info().CodeVersion, p.cur.Pid()
+	}
+	return st
+}
+
+func stopModule(m *dynamic.Module, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = m.Stop(ctx)
+}
+
+// backoff is min·2^(n-1), capped at max.
+func backoff(n int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
