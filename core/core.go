@@ -91,7 +91,8 @@ type Core struct {
 	mu     sync.RWMutex
 	actors map[string]*actor // the running incarnation of each actor
 	specs  map[string]ActorConfig
-	pools  map[string]*modulePool // shared pools by behaviour
+	pools  map[string]*modulePool            // shared pools by behaviour
+	subs   map[string]*supervisor.Supervisor // behaviour supervisors
 	closed bool
 }
 
@@ -127,7 +128,7 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Logger,
 		actors: make(map[string]*actor), specs: make(map[string]ActorConfig),
-		pools: make(map[string]*modulePool),
+		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
 	store, err := cfg.OpenStore(c.notify)
 	if err != nil {
@@ -173,12 +174,57 @@ func validate(cfg Config) error {
 			}
 		}
 	}
+	if cycle := requirementCycle(cfg.Actors); cycle != nil {
+		errs = append(errs, fmt.Errorf("requirement cycle: %s (an actor cannot wait for itself)", strings.Join(cycle, " -> ")))
+	}
 	for name, b := range cfg.Behaviours {
 		if b.Binary == "" {
 			errs = append(errs, fmt.Errorf("behaviour %q: no binary", name))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// requirementCycle returns one cycle in the actors' requirements, as the
+// path that closes it (a, b, a), or nil.
+func requirementCycle(actors []ActorConfig) []string {
+	requires := map[string][]string{}
+	for _, a := range actors {
+		requires[a.Name] = a.Requires
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, r := range requires[n] {
+			if cycle := visit(r); cycle != nil {
+				return cycle
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, a := range actors {
+		if cycle := visit(a.Name); cycle != nil {
+			return cycle
+		}
+	}
+	return nil
 }
 
 // notify is the store's new-message hook: wake the actor.
@@ -199,6 +245,13 @@ func (c *Core) moduleConfig(behaviour string) dynamic.Config {
 		StartTimeout: b.StartTimeout, HandleTimeout: b.HandleTimeout, StopTimeout: b.StopTimeout,
 		Logger: c.log, Caller: handlerCalls{c}, SocketDir: c.cfg.SocketDir, Env: b.Env,
 	}
+}
+
+func (c *Core) startTimeout(behaviour string) time.Duration {
+	if d := c.cfg.Behaviours[behaviour].StartTimeout; d > 0 {
+		return d
+	}
+	return 10 * time.Second
 }
 
 func (c *Core) stopTimeout(behaviour string) time.Duration {
@@ -243,6 +296,12 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 			cancel()
 		}
 		return nil, fmt.Errorf("start actor %q: %w", spec.Name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.startTimeout(spec.Behaviour))
+	err := c.waitRequired(wctx, spec)
+	cancel()
+	if err != nil {
+		return fail(err)
 	}
 	epoch, err := c.store.Claim(ctx, spec.Name)
 	if err != nil {

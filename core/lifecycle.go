@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"graft/core/supervisor"
 	"graft/dynamic"
 	"graft/mailbox"
 )
@@ -21,15 +20,7 @@ import (
 // the background, visible in Status. It fails only if the supervisor
 // cannot run at all or gives up.
 func (c *Core) Start(ctx context.Context) error {
-	sc := c.cfg.Supervision
-	specs := make([]supervisor.ChildSpec, 0, len(c.cfg.Actors))
-	for _, a := range c.cfg.Actors {
-		specs = append(specs, c.childSpec(a))
-	}
-	sup, err := supervisor.New(supervisor.Spec{
-		Strategy: sc.Strategy, MaxRestarts: sc.MaxRestarts, Period: sc.Period,
-		BackoffMin: sc.BackoffMin, BackoffMax: sc.BackoffMax, Logger: c.log,
-	}, specs...)
+	sup, err := c.buildTree()
 	if err != nil {
 		return fmt.Errorf("start actors: %w", err)
 	}
@@ -48,24 +39,7 @@ func (c *Core) Start(ctx context.Context) error {
 	return nil
 }
 
-func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
-	b := c.cfg.Behaviours[a.Behaviour]
-	start := b.StartTimeout
-	if start <= 0 {
-		start = 10 * time.Second
-	}
-	return supervisor.ChildSpec{
-		ID:           a.Name,
-		Start:        func(ctx context.Context) (supervisor.Child, error) { return c.startActor(ctx, a) },
-		Restart:      a.Restart,
-		Requires:     a.Requires,
-		StartTimeout: start + time.Second, // the module start has its own bound inside
-		StopTimeout:  c.stopTimeout(a.Behaviour),
-	}
-}
-
-// Done is closed when the root supervisor has ended (after Shutdown, or
-// when it gave up because its restart intensity was exceeded).
+// Done is closed when the root supervisor has ended (after Shutdown).
 func (c *Core) Done() <-chan struct{} { return c.sup.Done() }
 
 // Err says why the root supervisor ended.
@@ -146,7 +120,11 @@ func (c *Core) RunUntilSignal(ctx context.Context, grace time.Duration) error {
 // StopActor stops an actor (it stays stopped: not restarted) once its batch
 // in flight has committed. Its messages keep arriving durably.
 func (c *Core) StopActor(ctx context.Context, name string) error {
-	if err := c.sup.Terminate(ctx, name); err != nil {
+	sub, err := c.sub(name)
+	if err != nil {
+		return fmt.Errorf("stop actor %q: %w", name, err)
+	}
+	if err := sub.Terminate(ctx, name); err != nil {
 		return fmt.Errorf("stop actor %q: %w", name, err)
 	}
 	_ = c.store.SetStatus(ctx, name, "stopped")
@@ -155,7 +133,11 @@ func (c *Core) StopActor(ctx context.Context, name string) error {
 
 // StartActor starts a stopped actor again.
 func (c *Core) StartActor(ctx context.Context, name string) error {
-	if err := c.sup.Restart(ctx, name); err != nil {
+	sub, err := c.sub(name)
+	if err != nil {
+		return fmt.Errorf("start actor %q: %w", name, err)
+	}
+	if err := sub.Restart(ctx, name); err != nil {
 		return fmt.Errorf("start actor %q: %w", name, err)
 	}
 	return nil
@@ -175,7 +157,11 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 			_ = a.Stop(stopCtx)
 		}
 		cancel()
-		if err := c.sup.Delete(ctx, v); err != nil {
+		sub, err := c.sub(v)
+		if err != nil {
+			return fmt.Errorf("destroy actor %q: %w", v, err)
+		}
+		if err := sub.Delete(ctx, v); err != nil {
 			return fmt.Errorf("destroy actor %q: %w", v, err)
 		}
 		_ = c.store.SetStatus(ctx, v, "destroyed")
@@ -230,12 +216,7 @@ func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	sup := map[string]supervisor.ChildStatus{}
-	if c.sup != nil {
-		for _, ch := range c.sup.Children() {
-			sup[ch.ID] = ch
-		}
-	}
+	sup := c.childStatuses()
 	out := make([]ActorStatus, 0, len(records))
 	for _, r := range records {
 		st := ActorStatus{Name: r.Name, Behaviour: r.Behaviour, Module: r.Module, Schema: r.Schema, Status: r.Status}

@@ -134,3 +134,6 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// mailboxStore shortens the store type in test helpers.
+type mailboxStore = mailbox.Store

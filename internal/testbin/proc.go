@@ -76,3 +76,22 @@ func ShortDir(t testing.TB) string {
 	t.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
 }
+
+// Running lists the live processes executing the binary at path (by
+// /proc/PID/exe), whoever their parent is: a plugin outlives a killed core
+// as a grandchild of the test, not a child.
+func Running(path string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
+		if err == nil && exe == path && Alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

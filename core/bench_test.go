@@ -1,0 +1,138 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"graft/core"
+	"graft/mailbox"
+)
+
+// The figures in docs/BENCHMARKS.md come from (the engine baseline runs in
+// the same command so the ratio is meaningful on a shared machine):
+//
+//	go test -p 1 -run '^$' -bench 'EndToEnd|BaselineEngineSync' -benchtime 100000x ./core/ ./mailbox/pebblestore/
+//	go test -run '^$' -bench Start100kActors -benchtime 1x ./core/
+
+const (
+	e2eActors    = 64
+	e2eProducers = 16
+)
+
+func counterConfig(b *testing.B, dir string, d mailbox.Durability, actors int) core.Config {
+	cfg := core.Config{
+		OpenStore:  storeOpener(dir, d),
+		Behaviours: map[string]core.BehaviourConfig{"counter": {Binary: bin("counter")}},
+		Logger:     testLogger(b),
+		SocketDir:  os.TempDir(),
+	}
+	for i := 0; i < actors; i++ {
+		cfg.Actors = append(cfg.Actors, core.ActorConfig{Name: fmt.Sprintf("c%d", i), Behaviour: "counter"})
+	}
+	return cfg
+}
+
+// benchEndToEnd: 16 producers send b.N 128-byte messages to 64 actors of
+// one behaviour (one shared plugin process); the clock stops when every
+// message has been handled by the plugin and its effect committed.
+func benchEndToEnd(b *testing.B, d mailbox.Durability) {
+	cfg := counterConfig(b, b.TempDir(), d, e2eActors)
+	c, err := core.New(cfg)
+	require.NoError(b, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	require.NoError(b, c.Start(ctx))
+	defer c.Shutdown(context.Background())
+	payload := make([]byte, 128)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for p := 0; p < e2eProducers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := next.Add(1) - 1; n < int64(b.N); n = next.Add(1) - 1 {
+				if _, err := c.Send(ctx, fmt.Sprintf("c%d", n%e2eActors), payload, core.SendOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for {
+		var acked uint64
+		for i := 0; i < e2eActors; i++ {
+			s, err := c.Store().Stats(fmt.Sprintf("c%d", i))
+			require.NoError(b, err)
+			acked += s.Acked
+		}
+		if acked >= uint64(b.N) {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatal("messages were not all processed in time")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// BenchmarkEndToEndDurable: send, handled by a real plugin, committed; 64
+// actors of one behaviour; sync durability.
+func BenchmarkEndToEndDurable(b *testing.B) { benchEndToEnd(b, mailbox.DurabilitySync) }
+
+// BenchmarkEndToEndRelaxed: the same with relaxed durability.
+func BenchmarkEndToEndRelaxed(b *testing.B) { benchEndToEnd(b, mailbox.DurabilityRelaxed) }
+
+// BenchmarkStart100kActors registers and starts 100,000 actors of one
+// behaviour and reports the time until all run and the heap they hold.
+func BenchmarkStart100kActors(b *testing.B) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		cfg := counterConfig(b, b.TempDir(), mailbox.DurabilitySync, n)
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		c, err := core.New(cfg)
+		require.NoError(b, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		require.NoError(b, c.Start(ctx))
+		for {
+			list, err := c.Status(ctx)
+			require.NoError(b, err)
+			running := 0
+			for _, s := range list {
+				if s.Status == "running" {
+					running++
+				}
+			}
+			if running == n {
+				break
+			}
+			require.NoError(b, ctx.Err(), "only %d of %d actors running", running, n)
+			time.Sleep(10 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(elapsed.Milliseconds()), "start-ms")
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+		c.Shutdown(context.Background())
+		cancel()
+	}
+}
