@@ -83,5 +83,3 @@ func TestCrossBehaviourRequirement(t *testing.T) {
 	assert.NotEqual(t, "running", st.Status)
 	assert.Contains(t, st.LastError, "waiting for required actors [broken]")
 }
-
-
