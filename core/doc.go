@@ -1,0 +1,62 @@
+// Package core ties the mailbox store and the plugin host into a running
+// graft core: actors that own their state, an OTP-style supervision tree,
+// exactly-once processing across plugin crashes and core restarts.
+//
+// # The actor loop
+//
+// Each actor is driven by one goroutine that exists only while there is
+// work (an idle actor parks; the store's new-message notification kicks it
+// awake):
+//
+//	        ┌────────────── kick (store notify, Resume) ──────────────┐
+//	        ▼                                                         │
+//	  Read batch (<= BatchSize, from the ack watermark) ── empty ──▶ park
+//	        │
+//	  module.Handle(state, batch)   one shared plugin process per behaviour
+//	        │                        (or one per actor: OwnProcess)
+//	        ├─ ok ──────────▶ Commit{ack through last, state, outgoing,
+//	        │                        replies} in ONE store transaction,
+//	        │                 then wake the Calls waiting on those ids
+//	        ├─ message k failed ─▶ k > 0: handle the good prefix alone first;
+//	        │                      k = 0: RecordFailure; dead-letter it after
+//	        │                      MaxAttempts (its waiter gets the error)
+//	        └─ module crashed / hung / broke protocol ─▶ the pool starts a new
+//	                               generation; retry the batch in halves until
+//	                               the poison message is alone (then as above)
+//
+// Because nothing is removed before the commit and the commit is atomic, a
+// crash anywhere (plugin, core) redelivers at most the uncommitted batch,
+// and the committed state never saw it: every message is applied exactly
+// once, in sequence order (so in send order per sender) (G2).
+//
+// # Calls
+//
+// Call registers a waiter for (actor, id), then enqueues; the reply is
+// committed with the effect and handed to the waiter. A retry with the same
+// id finds the stored reply (mailbox idempotency). A handler's call
+// (sdk Context.Call, over go-plugin's broker) carries an id derived from
+// the calling message and the chain of callers; a call to an actor already
+// on the chain fails at once with ErrCallCycle naming the cycle.
+//
+// # Supervision (OTP semantics)
+//
+// See tree.go: the root supervisor (one_for_one, never gives up, restarts
+// a failed behaviour supervisor with backoff up to 30 s) has one supervisor
+// per behaviour, configured by Config.Supervision (one_for_one,
+// one_for_all or rest_for_one; restart intensity MaxRestarts in Period,
+// then it fails upward; exponential backoff between restarts). Its children
+// are the actors: permanent, transient or temporary, started concurrently
+// and asynchronously, each start bounded by its behaviour's start timeout.
+// A module crash is not an actor crash: the module pool restarts the
+// process and the actor redelivers; an actor crashes (and is restarted by
+// its supervisor) when its module cannot be started at all or the store
+// refuses it.
+//
+// # The swap point
+//
+// Pause holds an actor between two commits (its batch in flight commits
+// first); messages keep arriving durably. The upgrade machinery migrates
+// the committed state with the new module, commits it with the actor's
+// epoch, and Resumes the actor on the new module (Swap does all of it for
+// one actor).
+package core
