@@ -173,6 +173,7 @@ func (a *actor) Stop(ctx context.Context) error {
 // or learnt something that changes the next attempt).
 func (a *actor) step() (bool, error) {
 	ctx := a.ctx
+	began := time.Now()
 	a.mu.Lock()
 	max, pool, st, epoch := a.batchMax, a.pool, a.state, a.epoch
 	a.mu.Unlock()
@@ -234,6 +235,7 @@ func (a *actor) step() (bool, error) {
 	a.batchMax = min(a.batchMax*2, a.core.cfg.BatchSize)
 	a.mu.Unlock()
 	a.processed.Add(uint64(len(msgs)))
+	a.core.cfg.Observer.BatchCommitted(a.spec.Name, a.spec.Behaviour, len(msgs), time.Since(began))
 	a.core.delivered(a.spec.Name, msgs, res.Results)
 	return true, nil
 }
@@ -284,6 +286,7 @@ func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic
 // has failed MaxAttempts times.
 func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Message, reason string) error {
 	a.failed.Add(1)
+	a.core.cfg.Observer.MessageFailed(a.spec.Name, a.spec.Behaviour)
 	n, err := a.core.store.RecordFailure(ctx, a.spec.Name, msg.Seq, reason)
 	if err != nil {
 		return fmt.Errorf("record failure of message %d: %w", msg.Seq, err)
@@ -296,6 +299,7 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 	if err := a.core.store.Commit(ctx, c); err != nil {
 		return fmt.Errorf("dead-letter message %d: %w", msg.Seq, err)
 	}
+	a.core.cfg.Observer.DeadLettered(a.spec.Name, a.spec.Behaviour)
 	a.log.Warn("message dead-lettered", "seq", msg.Seq, "id", msg.ID, "attempts", n, "err", reason)
 	if msg.ID != "" {
 		a.core.waiters.deliver(a.spec.Name, msg.ID, callResult{err: fmt.Errorf("message %q to actor %q was dead-lettered after %d attempts: %s", msg.ID, a.spec.Name, n, reason)})

@@ -40,6 +40,8 @@ type Config struct {
 	SocketDir string
 	// Logger receives the core's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Observer receives events for metrics (default: none).
+	Observer Observer
 }
 
 // BehaviourConfig says how to run a behaviour's plugin.
@@ -121,6 +123,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	if err := validate(cfg); err != nil {
 		return nil, err
@@ -268,6 +273,7 @@ func (c *Core) sharedPool(behaviour string) *modulePool {
 	p := c.pools[behaviour]
 	if p == nil {
 		p = newModulePool(behaviour, c.moduleConfig(behaviour), c.log)
+		p.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(behaviour, restart) }
 		c.pools[behaviour] = p
 	}
 	return p
@@ -286,6 +292,7 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	var pool *modulePool
 	if spec.OwnProcess {
 		pool = newModulePool(spec.Behaviour+"/"+spec.Name, c.moduleConfig(spec.Behaviour), c.log)
+		pool.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(spec.Behaviour, restart) }
 	} else {
 		pool = c.sharedPool(spec.Behaviour)
 	}

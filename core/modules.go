@@ -31,6 +31,7 @@ type modulePool struct {
 	closed   bool
 	restarts int // generations started after the first
 	lastExit string
+	onStart  func(restart bool) // metrics hook, may be nil
 }
 
 const (
@@ -113,11 +114,16 @@ func (p *modulePool) get(ctx context.Context) (*dynamic.Module, error) {
 			p.log.Error("module start failed", "behaviour", p.name, "err", err)
 			return nil, err
 		}
-		if p.startErr != nil || p.lastExit != "" {
+		restart := p.startErr != nil || p.lastExit != ""
+		if restart {
 			p.restarts++
 		}
 		p.cur, p.startErr = m, nil
+		onStart := p.onStart
 		p.mu.Unlock()
+		if onStart != nil {
+			onStart(restart)
+		}
 		p.log.Info("module started", "behaviour", p.name, "version", m.Info().CodeVersion, "pid", m.Pid())
 		go p.watch(m)
 		return m, nil
