@@ -8,21 +8,21 @@
 // work (an idle actor parks; the store's new-message notification kicks it
 // awake):
 //
-//	        ┌────────────── kick (store notify, Resume) ──────────────┐
-//	        ▼                                                         │
-//	  Read batch (<= BatchSize, from the ack watermark) ── empty ──▶ park
-//	        │
-//	  module.Handle(state, batch)   one shared plugin process per behaviour
-//	        │                        (or one per actor: OwnProcess)
-//	        ├─ ok ──────────▶ Commit{ack through last, state, outgoing,
-//	        │                        replies} in ONE store transaction,
-//	        │                 then wake the Calls waiting on those ids
-//	        ├─ message k failed ─▶ k > 0: handle the good prefix alone first;
-//	        │                      k = 0: RecordFailure; dead-letter it after
-//	        │                      MaxAttempts (its waiter gets the error)
-//	        └─ module crashed / hung / broke protocol ─▶ the pool starts a new
-//	                               generation; retry the batch in halves until
-//	                               the poison message is alone (then as above)
+//	      ┌────────────── kick (store notify, Resume) ──────────────┐
+//	      ▼                                                         │
+//	Read batch (<= BatchSize, from the ack watermark) ── empty ──▶ park
+//	      │
+//	module.Handle(state, batch)   one shared plugin process per behaviour
+//	      │                        (or one per actor: OwnProcess)
+//	      ├─ ok ──────────▶ Commit{ack through last, state, outgoing,
+//	      │                        replies} in ONE store transaction,
+//	      │                 then wake the Calls waiting on those ids
+//	      ├─ message k failed ─▶ k > 0: handle the good prefix alone first;
+//	      │                      k = 0: RecordFailure; dead-letter it after
+//	      │                      MaxAttempts (its waiter gets the error)
+//	      └─ module crashed / hung / broke protocol ─▶ the pool starts a new
+//	                             generation; retry the batch in halves until
+//	                             the poison message is alone (then as above)
 //
 // Because nothing is removed before the commit and the commit is atomic, a
 // crash anywhere (plugin, core) redelivers at most the uncommitted batch,
