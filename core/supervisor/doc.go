@@ -57,28 +57,28 @@
 //
 // Stops are bounded: a child gets Stop with a ctx that expires after its
 // StopTimeout (graceful, then force, is the child's job); the supervisor
-// does not wait longer even if the child ignores ctx.
+// does not wait longer even if the child ignores ctx. Stop(ctx) also cuts
+// every child's time to ctx's deadline, so a whole tree stops by then.
 //
 // # Life of a child
 //
-//	          Add/New/Restart                      timer fires
-//	                |            +--------- Backoff <--------+
-//	                v            v                           |
-//	   +-------> Waiting --(requires running)--> Starting ---+ start failed,
-//	   |                                            |        | timed out
-//	   |                                        started      | (restart)
-//	   |                                            v        |
-//	   |                                         Running ----+ exited
-//	   |                                            |          (restart)
-//	Restart           Terminate, strategy, Stop     |
-//	   |                                            v
-//	   +--------- Stopped <---------------------- Stopping
-//	                 ^
-//	                 +---- exited, not restarted (transient, normal exit)
+//	New/Add/Restart
+//	      |
+//	      v      requires running       Start returned
+//	  Waiting --------------------> Starting ------------> Running
+//	      ^                            |                      |
+//	      |                            | failed, panicked,    | exited
+//	      |                            | timed out            |
+//	      |  delay elapsed             v                      v
+//	      +---------------- Backoff <---- yes -- restart? ----+
+//	                                                 | no
+//	                                                 v
+//	        Stopped (transient, normal exit), removed (temporary),
+//	        or Failed (intensity exceeded: the supervisor gives up)
 //
-// A Temporary child leaves the supervisor instead of restarting; the child
-// whose failure exceeds the intensity ends Failed. Stopping a child that a
-// strategy restarts leads to Backoff instead of Stopped.
+//	any live state --Terminate, Stop, a sibling's restart--> Stopping
+//	Stopping --> Stopped (Terminate, Stop) or Backoff (strategy restart)
+//	Stopped --Restart--> Waiting        Stopped --Delete--> removed
 //
 // # Concurrency
 //

@@ -352,10 +352,12 @@ func (s ChildState) String() string {
 
 // ChildStatus is a snapshot of one child, for status commands and tests.
 type ChildStatus struct {
+	// ID, Restart and Requires repeat the child's spec.
 	ID       string
-	State    ChildState
 	Restart  RestartType
 	Requires []string
+	// State is where the child is in its life cycle.
+	State ChildState
 	// Restarts counts restarts decided for this child since it was added.
 	Restarts int
 	// LastError is the last abnormal exit or start failure, if any.
@@ -414,9 +416,12 @@ func (k EventKind) String() string {
 
 // Event is one lifecycle event of one child, for logs and metrics.
 type Event struct {
-	Kind  EventKind
+	// Kind says what happened.
+	Kind EventKind
+	// Child is the ID of the child it happened to.
 	Child string
-	Err   error
+	// Err is the exit, start or stop error, if any.
+	Err error
 	// Delay is the restart delay, for EventRestarting.
 	Delay time.Duration
 	// Restarts is the child's restart count after the event.

@@ -225,3 +225,25 @@ func TestNestedSupervisorFailsUpward(t *testing.T) {
 	assert.Contains(t, h.logCopy(), "stopped y#0", "the failed sub stopped its other children")
 	h.await("fresh x and y", func() bool { return h.count("up x#2") == 1 && h.count("up y#1") == 1 })
 }
+
+func TestOverlappingRestartsTakeOverAStopInFlight(t *testing.T) {
+	h := newHarness(t)
+	slow := make(chan struct{})
+	c := h.spec("c", opts{ignoreStop: slow}) // c#0's Stop blocks until released
+	s := h.newSup(fast(RestForOne), h.spec("a", opts{}), h.spec("b", opts{}), c)
+
+	h.instance("b", 0).crash(errCrash)
+	h.await("c is being stopped", func() bool { return h.count("stop c#0") == 1 })
+	// While c's stop is in flight, a crashes: its restart covers b and c too.
+	h.instance("a", 0).crash(errCrash)
+	h.awaitEvent(EventRestarting, "a", errCrash)
+	close(slow)
+	for _, id := range []string{"a", "b", "c"} {
+		h.awaitState(s, id, Running, 2)
+	}
+	assert.Equal(t, 1, h.count("stop c#0"), "c is stopped once, the second restart waits for that stop")
+	assert.Equal(t, 2, h.instances("a"))
+	assert.Equal(t, 2, h.instances("b"))
+	assert.Equal(t, 2, h.instances("c"))
+	assert.Greater(t, h.index("start c", 1), h.index("stopped c#0", 0), "c restarts only after its old instance stopped")
+}
