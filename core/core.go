@@ -42,6 +42,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer receives events for metrics (default: none).
 	Observer Observer
+	// Modules picks the binary each actor runs from its committed state
+	// (default: every actor runs its behaviour's configured binary).
+	Modules ModuleSelector
+}
+
+// ModuleSelector picks the binary an actor runs, from its committed state.
+// During and after an upgrade, actors of one behaviour may be on different
+// versions, and after a restart each must run a binary that can read the
+// state it committed. The upgrade package implements it.
+type ModuleSelector interface {
+	// Binary returns the path and sha256 (hex, may be "") to run for an
+	// actor of behaviour whose committed state is st (zero for a new one).
+	Binary(behaviour string, st mailbox.State) (path, sha256 string)
 }
 
 // BehaviourConfig says how to run a behaviour's plugin.
@@ -266,17 +279,31 @@ func (c *Core) stopTimeout(behaviour string) time.Duration {
 	return 5 * time.Second
 }
 
-// sharedPool returns the behaviour's shared module pool.
-func (c *Core) sharedPool(behaviour string) *modulePool {
+// sharedPool returns the shared module pool running binary for behaviour.
+func (c *Core) sharedPool(behaviour, binary, sha256 string) *modulePool {
+	key := behaviour + "\x00" + binary
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.pools[behaviour]
+	p := c.pools[key]
 	if p == nil {
-		p = newModulePool(behaviour, c.moduleConfig(behaviour), c.log)
+		cfg := c.moduleConfig(behaviour)
+		cfg.Path, cfg.SHA256 = binary, sha256
+		p = newModulePool(behaviour, cfg, c.log)
 		p.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(behaviour, restart) }
-		c.pools[behaviour] = p
+		c.pools[key] = p
 	}
 	return p
+}
+
+// binaryFor picks the binary an actor runs for its committed state.
+func (c *Core) binaryFor(behaviour string, st mailbox.State) (string, string) {
+	if c.cfg.Modules != nil {
+		if path, sha := c.cfg.Modules.Binary(behaviour, st); path != "" {
+			return path, sha
+		}
+	}
+	b := c.cfg.Behaviours[behaviour]
+	return b.Binary, b.SHA256
 }
 
 // startActor is an actor's supervisor start function: claim the actor,
@@ -290,14 +317,8 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 		return nil, ErrShutdown
 	}
 	var pool *modulePool
-	if spec.OwnProcess {
-		pool = newModulePool(spec.Behaviour+"/"+spec.Name, c.moduleConfig(spec.Behaviour), c.log)
-		pool.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(spec.Behaviour, restart) }
-	} else {
-		pool = c.sharedPool(spec.Behaviour)
-	}
 	fail := func(err error) (supervisor.Child, error) {
-		if spec.OwnProcess {
+		if spec.OwnProcess && pool != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), c.stopTimeout(spec.Behaviour))
 			_ = pool.close(stopCtx)
 			cancel()
@@ -317,6 +338,15 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	st, err := c.store.State(ctx, spec.Name)
 	if err != nil {
 		return fail(err)
+	}
+	binary, sha := c.binaryFor(spec.Behaviour, st)
+	if spec.OwnProcess {
+		cfg := c.moduleConfig(spec.Behaviour)
+		cfg.Path, cfg.SHA256 = binary, sha
+		pool = newModulePool(spec.Behaviour+"/"+spec.Name, cfg, c.log)
+		pool.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(spec.Behaviour, restart) }
+	} else {
+		pool = c.sharedPool(spec.Behaviour, binary, sha)
 	}
 	if _, err := pool.get(ctx); err != nil {
 		return fail(err)

@@ -261,15 +261,64 @@ func (h *ModuleHandle) Close(ctx context.Context) error { return h.pool.close(ct
 
 // LoadModule starts behaviour's plugin from binary (handshake and
 // behaviour name checked) beside the running version, without moving any
-// actor onto it.
+// actor onto it. Loading a binary already loaded returns the same shared
+// module.
 func (c *Core) LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*ModuleHandle, error) {
-	cfg := c.moduleConfig(behaviour)
-	cfg.Path, cfg.SHA256 = binary, sha256
-	pool := newModulePool(behaviour+"@"+binary, cfg, c.log)
+	if _, ok := c.cfg.Behaviours[behaviour]; !ok {
+		return nil, fmt.Errorf("load module: unknown behaviour %q", behaviour)
+	}
+	pool := c.sharedPool(behaviour, binary, sha256)
 	if _, err := pool.get(ctx); err != nil {
+		c.dropPool(pool)
 		return nil, fmt.Errorf("load %s module from %s: %w", behaviour, binary, err)
 	}
 	return &ModuleHandle{pool: pool}, nil
+}
+
+// UnloadModule stops the shared module running binary for behaviour once no
+// running actor uses it; it reports whether it did.
+func (c *Core) UnloadModule(ctx context.Context, behaviour, binary string) (bool, error) {
+	key := behaviour + "\x00" + binary
+	c.mu.Lock()
+	p := c.pools[key]
+	if p == nil {
+		c.mu.Unlock()
+		return true, nil
+	}
+	for _, a := range c.actors {
+		a.mu.Lock()
+		inUse := a.pool == p
+		a.mu.Unlock()
+		if inUse {
+			c.mu.Unlock()
+			return false, nil
+		}
+	}
+	delete(c.pools, key)
+	c.mu.Unlock()
+	return true, p.close(ctx)
+}
+
+// dropPool forgets a shared pool that failed to start.
+func (c *Core) dropPool(p *modulePool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, q := range c.pools {
+		if q == p {
+			delete(c.pools, k)
+		}
+	}
+}
+
+// ActorsOf lists the configured actors of behaviour, in config order.
+func (c *Core) ActorsOf(behaviour string) []string {
+	var out []string
+	for _, a := range c.cfg.Actors {
+		if a.Behaviour == behaviour {
+			out = append(out, a.Name)
+		}
+	}
+	return out
 }
 
 // Pause holds the actor between two commits (its batch in flight commits
