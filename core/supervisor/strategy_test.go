@@ -247,3 +247,24 @@ func TestOverlappingRestartsTakeOverAStopInFlight(t *testing.T) {
 	assert.Equal(t, 2, h.instances("c"))
 	assert.Greater(t, h.index("start c", 1), h.index("stopped c#0", 0), "c restarts only after its old instance stopped")
 }
+
+func TestPermanentChildExitingNormallyStillCountsTowardsIntensity(t *testing.T) {
+	h := newHarness(t)
+	s, err := New(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond, OnEvent: h.onEvent}, h.spec("a", opts{}))
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	h.instance("a", 0).crash(nil)
+	h.awaitState(s, "a", Running, 2)
+	h.instance("a", 1).crash(nil)
+	h.awaitDone(s)
+	require.ErrorIs(t, s.Err(), ErrIntensity)
+	assert.Contains(t, s.Err().Error(), "last exit was normal")
+}
+
+func TestNamesForLogs(t *testing.T) {
+	assert.Equal(t, "rest_for_one", RestForOne.String())
+	assert.Equal(t, "transient", Transient.String())
+	assert.Equal(t, "backoff", Backoff.String())
+	assert.Equal(t, "gave up", EventGaveUp.String())
+	assert.Equal(t, "Strategy(9)", Strategy(9).String())
+}
