@@ -1,0 +1,213 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"graft/core"
+	"graft/core/supervisor"
+	"graft/mailbox"
+	"graft/mailbox/pebblestore"
+)
+
+// SocketName is the control socket's file name inside control.dir; a fixed
+// name lets every tool find the core from the folder alone.
+const SocketName = "graft.sock"
+
+// maxSocketPath is the longest unix socket path every platform accepts
+// (sun_path is 104 bytes on the BSDs, 108 on Linux, including the NUL).
+const maxSocketPath = 103
+
+// Config is a validated config file, with every path absolute.
+type Config struct {
+	// File is the absolute path of the config file itself.
+	File string
+	// Store is where and how durably the mailboxes are kept.
+	Store Store
+	// Control says where the control socket lives.
+	Control Control
+	// Limits bound messages and retries.
+	Limits Limits
+	// Supervision configures every behaviour's supervisor (OTP settings).
+	Supervision core.SupervisionConfig
+	// Behaviours by behaviour name (the name the plugin must report).
+	Behaviours map[string]core.BehaviourConfig
+	// Actors in file order, which is their start order.
+	Actors []core.ActorConfig
+
+	lines map[string]int // key path -> line, for checks after decoding
+}
+
+// Store is the `store` section.
+type Store struct {
+	// Path is the folder of the embedded store.
+	Path string
+	// Durability is sync (default) or relaxed.
+	Durability mailbox.Durability
+}
+
+// Control is the `control` section.
+type Control struct {
+	// Dir holds the control socket and the plugins' socket folders.
+	Dir string
+	// Socket is Dir/graft.sock.
+	Socket string
+}
+
+// Limits is the `limits` section.
+type Limits struct {
+	// MaxMessageSize bounds payloads and replies in bytes.
+	MaxMessageSize int
+	// MaxAttempts is how often a message may fail before it is
+	// dead-lettered.
+	MaxAttempts int
+	// BatchSize bounds the messages handed to a module at once.
+	BatchSize int
+}
+
+// Problem is one thing wrong with a config file, located by line (0 when
+// the problem has no single place, such as a requirement cycle) and key.
+type Problem struct {
+	Line    int
+	Key     string
+	Message string
+}
+
+// Error lists every problem of a config file, so an operator fixes them in
+// one pass instead of one restart per mistake.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+// Error formats one problem per line as FILE:LINE: KEY: message.
+func (e *Error) Error() string {
+	var b strings.Builder
+	n := len(e.Problems)
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(&b, "invalid config %s (%d problem%s; nothing was started):", e.File, n, plural)
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(e.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d", p.Line)
+		}
+		b.WriteString(": ")
+		if p.Key != "" {
+			b.WriteString(p.Key)
+			b.WriteString(": ")
+		}
+		b.WriteString(p.Message)
+	}
+	return b.String()
+}
+
+// Load reads, decodes and validates the config file at path, checking the
+// file system too (binaries exist and are executable). It returns *Error
+// listing every problem, or a wrapped I/O error if the file cannot be read.
+func Load(path string) (*Config, error) {
+	cfg, problems, err := parse(path)
+	if err != nil {
+		return nil, err
+	}
+	problems = append(problems, cfg.checkFiles()...)
+	if len(problems) > 0 {
+		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+		return nil, &Error{File: cfg.File, Problems: problems}
+	}
+	return cfg, nil
+}
+
+// Socket returns the control socket path a config file names. It checks
+// only what locating the socket needs, so a client can still reach a
+// running core while the file's other sections are being edited.
+func Socket(path string) (string, error) {
+	cfg, problems, err := parse(path)
+	if err != nil {
+		return "", err
+	}
+	var mine []Problem
+	for _, p := range problems {
+		if p.Key == "" || strings.HasPrefix(p.Key, "control") {
+			mine = append(mine, p)
+		}
+	}
+	if len(mine) > 0 {
+		return "", &Error{File: cfg.File, Problems: mine}
+	}
+	return cfg.Control.Socket, nil
+}
+
+// parse decodes the file and checks everything but the file system.
+func parse(path string) (*Config, []Problem, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	d := &decoder{base: filepath.Dir(abs)}
+	cfg := d.decode(data)
+	cfg.File = abs
+	cfg.lines = d.lines
+	d.validate(cfg)
+	return cfg, d.problems, nil
+}
+
+// Core turns the config into the runtime's configuration. The store is
+// opened by the core itself (through OpenStore), so it logs to logger too.
+func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
+	store := c.Store
+	maxSize := c.Limits.MaxMessageSize
+	storeLog := logger.With("component", "store")
+	return core.Config{
+		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
+			s, err := pebblestore.Open(store.Path, mailbox.Options{
+				Durability: store.Durability, MaxMessageSize: maxSize, Notify: notify, Logger: storeLog,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("open store %s: %w", store.Path, err)
+			}
+			return s, nil
+		},
+		Behaviours:     c.Behaviours,
+		Actors:         c.Actors,
+		Supervision:    c.Supervision,
+		BatchSize:      c.Limits.BatchSize,
+		MaxAttempts:    c.Limits.MaxAttempts,
+		MaxMessageSize: c.Limits.MaxMessageSize,
+		SocketDir:      c.Control.Dir,
+		Logger:         logger,
+		Observer:       observer,
+	}
+}
+
+// defaults is the config before the file is applied.
+func defaults() *Config {
+	return &Config{
+		Store: Store{Durability: mailbox.DurabilitySync},
+		Limits: Limits{
+			MaxMessageSize: mailbox.DefaultMaxMessageSize,
+			MaxAttempts:    5,
+			BatchSize:      64,
+		},
+		Supervision: core.SupervisionConfig{
+			Strategy:    supervisor.OneForOne,
+			MaxRestarts: supervisor.DefaultMaxRestarts,
+			Period:      supervisor.DefaultPeriod,
+			BackoffMin:  100 * time.Millisecond,
+			BackoffMax:  10 * time.Second,
+		},
+		Behaviours: map[string]core.BehaviourConfig{},
+	}
+}

@@ -1,0 +1,50 @@
+// Package config reads the graft core's one YAML file and turns it into a
+// core.Config. It exists so that every mistake in that file is found before
+// anything starts, and reported all at once, each problem with its line and
+// key (guarantee G8 of the design brief): unknown keys, bad values, missing
+// or non-executable binaries, duplicate actors, unknown behaviours and
+// requirement cycles.
+//
+// Relative paths (store.path, control.dir, behaviours.*.binary) resolve
+// against the folder of the config file, so a config and its plugins can be
+// moved together.
+//
+// # Example
+//
+//	# graft.yaml
+//	store:
+//	  path: ./data            # folder of the embedded store (created if missing)
+//	  durability: sync        # sync (fsync before a send returns) | relaxed
+//	control:
+//	  dir: ./run              # the control socket is ./run/graft.sock, mode 0600
+//	limits:
+//	  max_message_size: 1MiB  # payloads and replies; bytes or KiB/MiB
+//	  max_attempts: 5         # failed attempts before a message is dead-lettered
+//	  batch_size: 64          # messages per Handle
+//	supervision:              # OTP settings of every behaviour's supervisor
+//	  strategy: one_for_one   # one_for_one | one_for_all | rest_for_one
+//	  max_restarts: 3         # intensity: more than this many restarts ...
+//	  period: 5s              # ... within this period and the supervisor gives up
+//	  backoff_min: 100ms      # delay before a restart, doubling ...
+//	  backoff_max: 10s        # ... up to this
+//	behaviours:
+//	  counter:                # the key is the behaviour name the plugin must report
+//	    binary: ./plugins/counter
+//	    sha256: ""            # optional pin of the binary's content (hex)
+//	    start_timeout: 10s    # start and handshake of a module process
+//	    call_timeout: 30s     # one batch handled by the module
+//	    drain_timeout: 5s     # graceful stop of a module process
+//	    env: ["COUNTER_DEBUG=1"]
+//	actors:
+//	  - name: hits
+//	    behaviour: counter
+//	  - name: misses
+//	    behaviour: counter
+//	    requires: [hits]      # starts once hits is running
+//	    restart: permanent    # permanent | transient | temporary
+//	    process: own          # shared (default: one process per behaviour) | own
+//
+// Only store.path is required; every other key has the default shown
+// (control.dir defaults to ./run, the timeouts to 10s, 30s and 5s).
+// testdata/full.yaml is this example as a file.
+package config

@@ -1,0 +1,172 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"graft/mailbox"
+)
+
+// validate checks what decoding alone cannot: required keys, names,
+// duplicates, references between actors and behaviours, cycles.
+func (d *decoder) validate(cfg *Config) {
+	at := func(key string) int { return d.lines[key] }
+	problem := func(line int, key, format string, args ...any) {
+		d.problems = append(d.problems, Problem{Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	if cfg.Store.Path == "" {
+		if _, set := d.lines["store.path"]; !set {
+			problem(at("store"), "store.path", "missing: name the folder of the store, e.g. store: {path: ./data}")
+		}
+	}
+	if n := len(cfg.Control.Socket); n > maxSocketPath {
+		problem(at("control.dir"), "control.dir", "the socket path %s is %d bytes, over the %d a unix socket allows: choose a shorter folder",
+			cfg.Control.Socket, n, maxSocketPath)
+	}
+	s := cfg.Supervision
+	if s.BackoffMin > s.BackoffMax {
+		problem(at("supervision.backoff_min"), "supervision.backoff_min", "%s is longer than backoff_max %s", s.BackoffMin, s.BackoffMax)
+	}
+	names := make([]string, 0, len(cfg.Behaviours))
+	for name := range cfg.Behaviours {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b, key := cfg.Behaviours[name], "behaviours."+name
+		if _, set := d.lines[key+".binary"]; !set {
+			problem(at(key), key+".binary", "missing: name the plugin binary of behaviour %q", name)
+		}
+		if b.SHA256 != "" {
+			if raw, err := hex.DecodeString(b.SHA256); err != nil || len(raw) != 32 {
+				problem(at(key+".sha256"), key+".sha256", "%q is not a sha256 (64 hex digits)", b.SHA256)
+			}
+		}
+	}
+	first := map[string]int{} // actor name -> index
+	for i, a := range cfg.Actors {
+		key, line := fmt.Sprintf("actors[%d]", i), d.actorAt[i]
+		if _, set := d.lines[key+".name"]; !set {
+			problem(line, key+".name", "missing: every actor needs a unique name")
+		} else if err := mailbox.CheckActorName(a.Name); err != nil {
+			problem(at(key+".name"), key+".name", "%v", err)
+		} else if j, dup := first[a.Name]; dup {
+			problem(at(key+".name"), key+".name", "duplicate actor %q (first declared as actors[%d] on line %d)", a.Name, j, d.actorAt[j])
+		} else {
+			first[a.Name] = i
+		}
+		switch _, known := cfg.Behaviours[a.Behaviour]; {
+		case a.Behaviour == "" && d.lines[key+".behaviour"] == 0:
+			problem(line, key+".behaviour", "missing: say which behaviour drives actor %q", a.Name)
+		case !known:
+			problem(at(key+".behaviour"), key+".behaviour", "unknown behaviour %q (declared behaviours: %s)", a.Behaviour, orNone(names))
+		}
+	}
+	for i, a := range cfg.Actors {
+		key := fmt.Sprintf("actors[%d].requires", i)
+		for _, r := range a.Requires {
+			if r == a.Name {
+				problem(at(key), key, "actor %q requires itself", a.Name)
+			} else if _, ok := first[r]; !ok {
+				problem(at(key), key, "actor %q requires unknown actor %q", a.Name, r)
+			}
+		}
+	}
+	if cycle := requirementCycle(cfg); cycle != nil {
+		i := first[cycle[0]]
+		key := fmt.Sprintf("actors[%d].requires", i)
+		problem(at(key), key, "requirement cycle %s: an actor cannot wait for itself", strings.Join(cycle, " -> "))
+	}
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// requirementCycle returns one cycle among the actors' requirements as the
+// path that closes it (a -> b -> a), or nil. Self-requirements are reported
+// on their own and skipped here.
+func requirementCycle(cfg *Config) []string {
+	requires := map[string][]string{}
+	for _, a := range cfg.Actors {
+		if _, dup := requires[a.Name]; !dup {
+			requires[a.Name] = a.Requires
+		}
+	}
+	const (
+		onPath = 1
+		done   = 2
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, r := range requires[n] {
+			if r == n {
+				continue
+			}
+			if c := visit(r); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, a := range cfg.Actors {
+		if c := visit(a.Name); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkFiles checks the file system: every behaviour's binary exists, is a
+// regular file and is executable. It runs after decoding so that a bad
+// binary is reported together with every other problem.
+func (c *Config) checkFiles() []Problem {
+	var out []Problem
+	names := make([]string, 0, len(c.Behaviours))
+	for name := range c.Behaviours {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		bin, key := c.Behaviours[name].Binary, "behaviours."+name+".binary"
+		if bin == "" {
+			continue
+		}
+		fi, err := os.Stat(bin)
+		msg := ""
+		switch {
+		case os.IsNotExist(err):
+			msg = fmt.Sprintf("%s does not exist: build the plugin (go build -o %s ./path/to/plugin) or fix the path", bin, bin)
+		case err != nil:
+			msg = fmt.Sprintf("cannot read %s: %v", bin, err)
+		case !fi.Mode().IsRegular():
+			msg = fmt.Sprintf("%s is not a regular file", bin)
+		case fi.Mode().Perm()&0o111 == 0:
+			msg = fmt.Sprintf("%s is not executable: chmod +x it", bin)
+		}
+		if msg != "" {
+			out = append(out, Problem{Line: c.lines[key], Key: key, Message: msg})
+		}
+	}
+	return out
+}
