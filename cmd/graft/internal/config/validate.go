@@ -23,7 +23,8 @@ func (d *decoder) validate(cfg *Config) {
 			problem(at("store"), "store.path", "missing: name the folder of the store, e.g. store: {path: ./data}")
 		}
 	}
-	if n := len(cfg.Control.Socket); n > maxSocketPath {
+	// The core binds a temporary name (SOCKET.tmp) before renaming it in.
+	if n := len(cfg.Control.Socket) + len(".tmp"); n > maxSocketPath {
 		problem(at("control.dir"), "control.dir", "the socket path %s is %d bytes, over the %d a unix socket allows: choose a shorter folder",
 			cfg.Control.Socket, n, maxSocketPath)
 	}

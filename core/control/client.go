@@ -1,0 +1,193 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+
+	"graft/mailbox"
+)
+
+// ErrNoCore is wrapped by a Client's errors when nothing answers on the
+// socket, so the CLI can tell the operator to start a core.
+var ErrNoCore = errors.New("no graft core is running")
+
+// NoCoreError names the socket where no core answered.
+type NoCoreError struct {
+	Socket string
+	Err    error
+}
+
+// Error says what to do about it.
+func (e *NoCoreError) Error() string {
+	return fmt.Sprintf("no core is running on %s: start one with `graft run --config FILE`", e.Socket)
+}
+
+// Unwrap exposes ErrNoCore and the dial error.
+func (e *NoCoreError) Unwrap() []error { return []error{ErrNoCore, e.Err} }
+
+// APIError is an error answered by the core, with its HTTP status and code.
+type APIError struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+// Error is the core's message.
+func (e *APIError) Error() string { return e.Msg }
+
+// Client is the typed client of the control API. Every method takes a
+// context: its deadline bounds the whole request.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client of the core listening on socket; nothing is
+// dialled until the first request.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableCompression: true,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Socket is the socket the client talks to.
+func (c *Client) Socket() string { return c.socket }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// do sends a request with body in (nil for none) and decodes the answer
+// into out (nil to discard).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://graft"+path, body)
+	if err != nil {
+		return fmt.Errorf("control request %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) && (errno == syscall.ENOENT || errno == syscall.ECONNREFUSED) {
+			return &NoCoreError{Socket: c.socket, Err: err}
+		}
+		if errors.As(err, &errno) && errno == syscall.EACCES {
+			return fmt.Errorf("cannot open %s: permission denied (run as the user that runs the core): %w", c.socket, err)
+		}
+		return fmt.Errorf("control request %s %s on %s: %w", method, path, c.socket, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("control response %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb = ErrorBody{Error: fmt.Sprintf("%s %s: %s", method, path, resp.Status), Code: CodeInternal}
+		}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Msg: eb.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func actorPath(actor, tail string) string { return "/v1/actors/" + url.PathEscape(actor) + tail }
+
+// Info identifies the core.
+func (c *Client) Info(ctx context.Context) (CoreInfo, error) {
+	var out CoreInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/core", nil, &out)
+}
+
+// Status reports every actor.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
+	return out, c.do(ctx, http.MethodGet, "/v1/status", nil, &out)
+}
+
+// Send enqueues payload for actor; it returns once the message is durable.
+func (c *Client) Send(ctx context.Context, actor string, req SendRequest) (SendResponse, error) {
+	var out SendResponse
+	return out, c.do(ctx, http.MethodPost, actorPath(actor, "/send"), req, &out)
+}
+
+// Call sends and waits for the reply (bounded by req.TimeoutMS on the core
+// and by ctx here).
+func (c *Client) Call(ctx context.Context, actor string, req CallRequest) (CallResponse, error) {
+	var out CallResponse
+	return out, c.do(ctx, http.MethodPost, actorPath(actor, "/call"), req, &out)
+}
+
+// Stop stops an actor; it stays stopped until Start.
+func (c *Client) Stop(ctx context.Context, actor string) error {
+	return c.do(ctx, http.MethodPost, actorPath(actor, "/stop"), nil, nil)
+}
+
+// Start starts a stopped actor.
+func (c *Client) Start(ctx context.Context, actor string) error {
+	return c.do(ctx, http.MethodPost, actorPath(actor, "/start"), nil, nil)
+}
+
+// Destroy stops an actor at once and removes it from supervision.
+func (c *Client) Destroy(ctx context.Context, actor string) error {
+	return c.do(ctx, http.MethodPost, actorPath(actor, "/destroy"), nil, nil)
+}
+
+// DeadLetters lists an actor's dead letters, oldest first.
+func (c *Client) DeadLetters(ctx context.Context, actor string) ([]DeadLetter, error) {
+	var out []DeadLetter
+	return out, c.do(ctx, http.MethodGet, actorPath(actor, "/deadletters"), nil, &out)
+}
+
+// Retry moves dead letters back into the actor's mailbox.
+func (c *Client) Retry(ctx context.Context, actor string, req RetryRequest) (RetryResponse, error) {
+	var out RetryResponse
+	return out, c.do(ctx, http.MethodPost, actorPath(actor, "/deadletters/retry"), req, &out)
+}
+
+// History lists upgrades and rollbacks, oldest first.
+func (c *Client) History(ctx context.Context) ([]mailbox.UpgradeRecord, error) {
+	var out []mailbox.UpgradeRecord
+	return out, c.do(ctx, http.MethodGet, "/v1/history", nil, &out)
+}
+
+// Upgrade upgrades every actor of behaviour to binary ("" for the
+// configured binary).
+func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error) {
+	var out mailbox.UpgradeRecord
+	return out, c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/upgrade",
+		UpgradeRequest{Binary: binary}, &out)
+}
+
+// Rollback moves every actor of behaviour back to its previous version.
+func (c *Client) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
+	var out mailbox.UpgradeRecord
+	return out, c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/rollback", nil, &out)
+}
