@@ -30,3 +30,14 @@ func TempDir(prefix string) (string, error) {
 	}
 	return dir, nil
 }
+
+// BuildAs compiles one package into dir/name with extra -ldflags (e.g.
+// "-X main.fault=panic"), for variants of a test plugin.
+func BuildAs(dir, name, pkg, ldflags string) error {
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "-ldflags", ldflags, pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s as %s: %w", pkg, name, err)
+	}
+	return nil
+}

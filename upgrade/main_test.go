@@ -1,0 +1,195 @@
+package upgrade_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"graft/core"
+	"graft/internal/testbin"
+	"graft/mailbox"
+	"graft/mailbox/pebblestore"
+	"graft/upgrade"
+)
+
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) != "" {
+		runChild()
+		return
+	}
+	dir, err := testbin.TempDir("graft-upgrade-plugins-")
+	if err == nil {
+		err = testbin.Build(dir, "./testdata/kv1", "./testdata/kv2", "../core/testdata/counter")
+	}
+	for _, v := range []struct{ name, flags string }{
+		{"kv2-error", "-X main.fault=error"},
+		{"kv2-panic", "-X main.fault=panic"},
+		{"kv2-hang", "-X main.fault=hang"},
+		{"kv2-nodown", "-X main.noDown=1"},
+		{"kv3", "-X main.code=3.0.0"},
+	} {
+		if err == nil {
+			err = testbin.BuildAs(dir, v.name, "./testdata/kv2", v.flags)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pluginDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(pluginDir, name) }
+
+func testLogger(t testing.TB) *slog.Logger {
+	if t == nil {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// install copies a built plugin to dst (the "source" path the config names
+// and the watcher watches), replacing it by rename as a build would.
+func install(t testing.TB, name, dst string) {
+	t.Helper()
+	src, err := os.Open(bin(name))
+	require.NoError(t, err)
+	defer src.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	require.NoError(t, err)
+	_, err = io.Copy(out, src)
+	require.NoError(t, err)
+	require.NoError(t, out.Close())
+	require.NoError(t, os.Rename(tmp, dst))
+}
+
+// system is a running core with the kv behaviour and an upgrade manager.
+type system struct {
+	dir    string // store and sources
+	source string // the kv binary the config names
+	core   *core.Core
+	mgr    *upgrade.Manager
+	actors []string
+}
+
+func kvConfig(t testing.TB, dir string, actors int) (core.Config, []string) {
+	cfg := core.Config{
+		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
+			return pebblestore.Open(filepath.Join(dir, "store"), mailbox.Options{Notify: notify})
+		},
+		Behaviours: map[string]core.BehaviourConfig{"kv": {Binary: filepath.Join(dir, "kv"), HandleTimeout: 5 * time.Second}},
+		Logger:     testLogger(t),
+		SocketDir:  os.TempDir(),
+	}
+	var names []string
+	for i := 0; i < actors; i++ {
+		name := fmt.Sprintf("kv%d", i)
+		names = append(names, name)
+		cfg.Actors = append(cfg.Actors, core.ActorConfig{Name: name, Behaviour: "kv"})
+	}
+	return cfg, names
+}
+
+// boot starts (or restarts) a system in dir; the source must exist.
+func boot(t testing.TB, dir string, actors int, opts upgrade.Options) *system {
+	cfg, names := kvConfig(t, dir, actors)
+	opts.Dir = filepath.Join(dir, "store", "modules")
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	mgr, err := upgrade.New(opts)
+	require.NoError(t, err)
+	require.NoError(t, mgr.Prepare(&cfg))
+	c, err := core.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, c.Start(ctx))
+	mgr.Attach(context.Background(), c)
+	s := &system{dir: dir, source: filepath.Join(dir, "kv"), core: c, mgr: mgr, actors: names}
+	if tt, ok := t.(*testing.T); ok {
+		tt.Cleanup(s.stop)
+	}
+	return s
+}
+
+func (s *system) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s.core.Shutdown(ctx)
+}
+
+// kvState is what either version's state says, read from the store.
+type kvState struct {
+	Schema  uint32
+	Module  string
+	Count   int
+	Applied []string
+}
+
+func (s *system) state(t testing.TB, actor string) kvState {
+	t.Helper()
+	st, err := s.core.Store().State(context.Background(), actor)
+	require.NoError(t, err)
+	out := kvState{Schema: st.Schema, Module: st.Module}
+	if len(st.Data) == 0 {
+		return out
+	}
+	var raw struct {
+		N       int      `json:"n"`
+		Count   int      `json:"count"`
+		Applied []string `json:"applied"`
+	}
+	require.NoError(t, json.Unmarshal(st.Data, &raw))
+	out.Count, out.Applied = raw.N+raw.Count, raw.Applied
+	return out
+}
+
+func (s *system) drained(actors ...string) bool {
+	for _, a := range actors {
+		st, err := s.core.Store().Stats(a)
+		if err != nil || st.Depth > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *system) history(t testing.TB) []mailbox.UpgradeRecord {
+	h, err := s.core.Store().ListHistory(context.Background())
+	require.NoError(t, err)
+	return h
+}
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testbin.WaitFor(t, within, what, cond)
+}

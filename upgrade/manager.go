@@ -1,0 +1,396 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"graft/core"
+	"graft/mailbox"
+)
+
+// Errors callers branch on.
+var (
+	// ErrSameBinary: the binary offered is the one running; a rebuild that
+	// yields the same bytes is not an upgrade.
+	ErrSameBinary = errors.New("same binary as the running version: nothing to upgrade")
+	// ErrBusy: an upgrade or rollback of the behaviour is already running.
+	ErrBusy = errors.New("an upgrade of this behaviour is already running")
+	// ErrNoPrevious: there is no earlier version to roll back to.
+	ErrNoPrevious = errors.New("no previous version to roll back to")
+	// ErrCannotMigrate: the module cannot migrate the actors' state schema.
+	ErrCannotMigrate = errors.New("module cannot migrate the state")
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Dir holds the module cache and the upgrade journal; put it next to
+	// the store (e.g. STORE/modules).
+	Dir string
+	// GroupSize is how many actors are paused, migrated and committed in
+	// one store transaction (default 64).
+	GroupSize int
+	// DrainTimeout bounds the wait for an actor's batch in flight to commit
+	// when it is paused (default 5 s).
+	DrainTimeout time.Duration
+	// MigrateTimeout bounds one state migration (default 10 s).
+	MigrateTimeout time.Duration
+	// RollbackOnFailure moves the actors an upgrade already moved back to
+	// the old version when a later actor fails (default: they stay on the
+	// new version, which is consistent, and the failure is reported).
+	RollbackOnFailure bool
+	// Debounce is how long a watched binary must stay quiet before it is
+	// considered written (default 250 ms).
+	Debounce time.Duration
+	// Failpoint, if set, is called at each named step of an upgrade (see
+	// the package doc); tests use it, or the GRAFT_FAILPOINT environment
+	// variable, to kill the core at that instant.
+	Failpoint func(step string)
+	// Logger receives upgrade events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Manager carries out upgrades and rollbacks of behaviours and keeps the
+// module cache and journal. It implements core.ModuleSelector, so a core
+// restarted mid-upgrade runs every actor on a version that can read its
+// committed state.
+type Manager struct {
+	opts  Options
+	log   *slog.Logger
+	cache *Cache
+
+	mu      sync.Mutex
+	j       *journal
+	sources map[string]string // behaviour -> configured source binary
+	pins    map[string]string // behaviour -> sha256 pin from the config
+	running map[string]Op     // snapshots of the upgrades in progress, by behaviour
+	core    *core.Core
+}
+
+var _ core.ModuleSelector = (*Manager)(nil)
+
+// New opens the module cache and journal in opts.Dir.
+func New(opts Options) (*Manager, error) {
+	if opts.GroupSize <= 0 {
+		opts.GroupSize = 64
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 5 * time.Second
+	}
+	if opts.MigrateTimeout <= 0 {
+		opts.MigrateTimeout = 10 * time.Second
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 250 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cache, err := OpenCache(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	j, err := loadJournal(filepath.Join(opts.Dir, "journal.json"))
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{
+		opts: opts, log: opts.Logger, cache: cache, j: j,
+		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
+	}, nil
+}
+
+// Prepare points cfg at the cache: every behaviour's configured binary is
+// copied in (the first time) and the core will run the version the journal
+// names as current, pinned by its sha256; cfg.Modules is set to m. Call it
+// before core.New.
+func (m *Manager) Prepare(cfg *core.Config) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for name, b := range cfg.Behaviours {
+		m.sources[name] = b.Binary
+		m.pins[name] = b.SHA256
+		st := m.j.Behaviours[name]
+		if st == nil {
+			path, sha, err := m.cache.Add(b.Binary)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("behaviour %q: %w", name, err))
+				continue
+			}
+			if b.SHA256 != "" && b.SHA256 != sha {
+				errs = append(errs, fmt.Errorf("behaviour %q: binary %s has sha256 %s, the config pins %s: rebuild it or update the pin", name, b.Binary, sha, b.SHA256))
+				continue
+			}
+			v := Version{SHA: sha, Path: path}
+			st = &behaviourState{Current: v, Live: []Version{v}, SourceSHA: sha}
+			m.j.Behaviours[name] = st
+		}
+		for _, v := range st.Live {
+			if !m.cache.Has(v.SHA) {
+				errs = append(errs, fmt.Errorf("behaviour %q: version %s is missing from the module cache %s: restore the cache or remove the behaviour from %s", name, v.Name(), m.cache.Dir(), m.j.path))
+			}
+		}
+		b.Binary, b.SHA256 = st.Current.Path, st.Current.SHA
+		cfg.Behaviours[name] = b
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	cfg.Modules = m
+	return m.j.save()
+}
+
+// Binary implements core.ModuleSelector: the live version whose code and
+// schema wrote st, else the current version.
+func (m *Manager) Binary(behaviour string, st mailbox.State) (string, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	if bs == nil {
+		return "", ""
+	}
+	for _, v := range bs.Live {
+		if v.holds(st) {
+			return v.Path, v.SHA
+		}
+	}
+	return bs.Current.Path, bs.Current.SHA
+}
+
+// Current returns the version new actors of behaviour start on.
+func (m *Manager) Current(behaviour string) (Version, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	if bs == nil {
+		return Version{}, false
+	}
+	return bs.Current, true
+}
+
+// Running returns the upgrade or rollback of behaviour in progress, if any.
+func (m *Manager) Running(behaviour string) (Op, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	op, ok := m.running[behaviour]
+	return op, ok
+}
+
+// setRunning refreshes the snapshot of behaviour's upgrade in progress.
+func (m *Manager) setRunning(behaviour string, op Op) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.running[behaviour]; ok {
+		m.running[behaviour] = op
+	}
+}
+
+// learn records the code and schema version of a cached binary, learnt
+// from its running module, wherever the journal names that binary.
+func (m *Manager) learn(behaviour string, v Version) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	if bs == nil {
+		return
+	}
+	fill := func(x *Version) {
+		if x != nil && x.SHA == v.SHA && x.Code == "" {
+			x.Code, x.Schema = v.Code, v.Schema
+		}
+	}
+	fill(&bs.Current)
+	fill(bs.Previous)
+	for i := range bs.Live {
+		fill(&bs.Live[i])
+	}
+}
+
+// Attach hands m the running core. It finishes any upgrade a previous core
+// was killed in the middle of, then upgrades behaviours whose source binary
+// changed while the core was down. It runs them in the background and
+// returns at once; outcomes go to the log and the history.
+func (m *Manager) Attach(ctx context.Context, c *core.Core) {
+	m.mu.Lock()
+	m.core = c
+	type todo struct {
+		behaviour string
+		op        *Op
+		source    string
+	}
+	var work []todo
+	for name, bs := range m.j.Behaviours {
+		if _, configured := m.sources[name]; !configured {
+			continue
+		}
+		work = append(work, todo{name, bs.InProgress, m.sources[name]})
+	}
+	m.mu.Unlock()
+	for _, w := range work {
+		go func() {
+			if w.op != nil {
+				if _, err := m.resume(ctx, w.behaviour, *w.op); err != nil {
+					m.log.Error("could not finish the interrupted upgrade", "behaviour", w.behaviour, "err", err)
+				}
+			}
+			if !m.sourceChanged(w.behaviour, w.source) {
+				return
+			}
+			m.log.Info("plugin binary changed while the core was down; upgrading", "behaviour", w.behaviour, "path", w.source)
+			if _, err := m.Upgrade(ctx, w.behaviour, w.source); err != nil && !errors.Is(err, ErrSameBinary) {
+				m.log.Error("upgrade to the binary changed while the core was down failed", "behaviour", w.behaviour, "err", err)
+			}
+		}()
+	}
+}
+
+// sourceChanged says whether the source binary differs from the one the
+// core last acted on.
+func (m *Manager) sourceChanged(behaviour, source string) bool {
+	sha, err := hashFile(source)
+	if err != nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	return bs != nil && sha != bs.SourceSHA && sha != bs.Current.SHA
+}
+
+// noteSource records that the core acted on the source with this sha.
+func (m *Manager) noteSource(behaviour, sha string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if bs := m.j.Behaviours[behaviour]; bs != nil {
+		bs.SourceSHA = sha
+	}
+}
+
+// begin marks behaviour as upgrading, or says which upgrade runs.
+func (m *Manager) begin(behaviour string, op *Op) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.core == nil {
+		return errors.New("upgrade: the core is not attached yet")
+	}
+	if _, ok := m.sources[behaviour]; !ok {
+		return fmt.Errorf("unknown behaviour %q: it is not in the config", behaviour)
+	}
+	if cur, ok := m.running[behaviour]; ok {
+		return fmt.Errorf("%w: %s of %q from %s to %s, started %s", ErrBusy, cur.Kind, behaviour, cur.From.Name(), cur.To.Name(), cur.Started.Format(time.RFC3339))
+	}
+	m.running[behaviour] = *op
+	return nil
+}
+
+func (m *Manager) end(behaviour string) {
+	m.mu.Lock()
+	delete(m.running, behaviour)
+	m.mu.Unlock()
+}
+
+// Upgrade moves every actor of behaviour to the binary at source (the
+// configured source when ""), as described in the package doc.
+func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
+	m.mu.Lock()
+	if source == "" {
+		source = m.sources[behaviour]
+	}
+	fromSource := source == m.sources[behaviour]
+	pin := m.pins[behaviour]
+	m.mu.Unlock()
+	op := &Op{Kind: "upgrade", Started: time.Now().UTC()}
+	if err := m.begin(behaviour, op); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	sha, err := hashFile(source)
+	if err != nil {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: read %s: %w", behaviour, source, err)
+	}
+	if fromSource {
+		m.noteSource(behaviour, sha) // acted on, whatever the outcome: a broken build is not retried at every start
+	}
+	cur, _ := m.Current(behaviour)
+	if sha == cur.SHA {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q with %s: %w", behaviour, source, ErrSameBinary)
+	}
+	if pin != "" && pin != sha {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q with %s: the config pins sha256 %s and this binary is %s: update the pin to allow it", behaviour, source, pin, sha)
+	}
+	path, sha, err := m.cache.Add(source)
+	if err != nil {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w", behaviour, err)
+	}
+	op.From, op.To = cur, Version{SHA: sha, Path: path}
+	m.setRunning(behaviour, *op)
+	return m.transition(ctx, behaviour, op, false)
+}
+
+// Rollback moves every actor of behaviour back to its previous version,
+// migrating the state down with the newer module (like Erlang's
+// {down, Vsn}); it is refused when that module cannot migrate down.
+func (m *Manager) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
+	m.mu.Lock()
+	bs := m.j.Behaviours[behaviour]
+	var op *Op
+	if bs != nil && bs.Previous != nil {
+		op = &Op{Kind: "rollback", From: bs.Current, To: *bs.Previous, Started: time.Now().UTC()}
+	}
+	m.mu.Unlock()
+	if op == nil {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("rollback %q: %w", behaviour, ErrNoPrevious)
+	}
+	if err := m.begin(behaviour, op); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	return m.transition(ctx, behaviour, op, true)
+}
+
+// resume finishes an upgrade the previous core was killed in.
+func (m *Manager) resume(ctx context.Context, behaviour string, op Op) (mailbox.UpgradeRecord, error) {
+	if err := m.begin(behaviour, &op); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	m.log.Info("finishing an upgrade interrupted by a core restart", "behaviour", behaviour, "kind", op.Kind, "from", op.From.Name(), "to", op.To.Name())
+	op.resumed = true
+	return m.transition(ctx, behaviour, &op, op.Kind == "rollback")
+}
+
+// failpoint lets tests kill the core at a named step of an upgrade.
+func (m *Manager) failpoint(step string) {
+	if m.opts.Failpoint != nil {
+		m.opts.Failpoint(step)
+		return
+	}
+	if os.Getenv("GRAFT_FAILPOINT") == step {
+		m.log.Warn("failpoint: killing the core", "step", step)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // never returns: the signal is on its way
+	}
+}
+
+// record appends the history record and logs it.
+func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox.UpgradeRecord {
+	id, err := m.core.Store().AppendHistory(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		m.log.Error("could not record the upgrade in the history", "behaviour", rec.Behaviour, "err", err)
+	}
+	rec.ID = id
+	attrs := []any{"behaviour", rec.Behaviour, "from", rec.From, "to", rec.To, "outcome", rec.Outcome, "took", rec.Ended.Sub(rec.Started)}
+	if rec.Error != "" {
+		m.log.Error(rec.Kind+" did not complete", append(attrs, "err", rec.Error)...)
+	} else {
+		m.log.Info(rec.Kind+" completed", attrs...)
+	}
+	return rec
+}

@@ -1,0 +1,29 @@
+// Command kv1 is version 1 of the upgrade tests' behaviour "kv": its state
+// (schema 1) counts the messages and records their payloads in order.
+// Replies are "v1:" + the count.
+package main
+
+import (
+	"strconv"
+
+	"graft/dynamic/sdk"
+)
+
+type stateV1 struct {
+	N       int      `json:"n"`
+	Applied []string `json:"applied"`
+}
+
+func main() {
+	sdk.Serve(sdk.Module[stateV1]{
+		Name:    "kv",
+		Version: "1.0.0",
+		Codec:   sdk.JSONCodec[stateV1](1),
+		Behaviour: sdk.Funcs[stateV1]{HandleFunc: func(ctx *sdk.Context, s stateV1, m sdk.Message) (stateV1, error) {
+			s.N++
+			s.Applied = append(s.Applied, string(m.Payload))
+			ctx.Reply([]byte("v1:" + strconv.Itoa(s.N)))
+			return s, nil
+		}},
+	})
+}

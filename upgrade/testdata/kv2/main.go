@@ -1,0 +1,70 @@
+// Command kv2 is version 2 of "kv": the state (schema 2) renames the count
+// and remembers the last payload; it migrates up from schema 1 and down
+// again. Replies are "v2:" + the count.
+//
+// Build-time switches (-ldflags "-X main.fault=..."), for the tests of
+// failed upgrades: fault=error|panic|hang breaks the up-migration;
+// noDown=1 drops the down-migration (rollback must be refused); code=X
+// overrides the code version.
+package main
+
+import (
+	"errors"
+	"strconv"
+
+	"graft/dynamic/sdk"
+)
+
+var (
+	fault  string
+	noDown string
+	code   = "2.0.0"
+)
+
+type stateV1 struct {
+	N       int      `json:"n"`
+	Applied []string `json:"applied"`
+}
+
+type stateV2 struct {
+	Count   int      `json:"count"`
+	Last    string   `json:"last"`
+	Applied []string `json:"applied"`
+}
+
+func up(o stateV1) (stateV2, error) {
+	switch fault {
+	case "error":
+		return stateV2{}, errors.New("migration refused on purpose")
+	case "panic":
+		panic("migration panicked on purpose")
+	case "hang":
+		select {}
+	}
+	n := stateV2{Count: o.N, Applied: o.Applied}
+	if len(o.Applied) > 0 {
+		n.Last = o.Applied[len(o.Applied)-1]
+	}
+	return n, nil
+}
+
+func down(n stateV2) (stateV1, error) { return stateV1{N: n.Count, Applied: n.Applied}, nil }
+
+func main() {
+	codec := sdk.JSONCodec[stateV2](2).Up(1, sdk.JSONStep(up))
+	if noDown == "" {
+		codec = codec.Down(2, sdk.JSONStep(down))
+	}
+	sdk.Serve(sdk.Module[stateV2]{
+		Name:    "kv",
+		Version: code,
+		Codec:   codec,
+		Behaviour: sdk.Funcs[stateV2]{HandleFunc: func(ctx *sdk.Context, s stateV2, m sdk.Message) (stateV2, error) {
+			s.Count++
+			s.Last = string(m.Payload)
+			s.Applied = append(s.Applied, string(m.Payload))
+			ctx.Reply([]byte("v2:" + strconv.Itoa(s.Count)))
+			return s, nil
+		}},
+	})
+}
