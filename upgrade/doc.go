@@ -1,0 +1,54 @@
+// Package upgrade moves a behaviour's actors from one module version to
+// another while the core runs: the binary watcher (fsnotify), the module
+// cache, the upgrade state machine, migration and rollback (guarantees G3
+// and G4).
+//
+// # The state machine, and what is durable at each arrow
+//
+//	 rebuilt binary (watcher, debounced) or `graft upgrade`
+//	   │ copy into the cache as modules/<sha256>        durable: cache file (fsync+rename)
+//	   ▼
+//	 LOAD: start the new module beside the old; handshake, behaviour name,
+//	   │   can it migrate every actor's schema?          nothing durable changes;
+//	   │                                                 a failure ends here (old serves)
+//	   ▼
+//	 JOURNAL: in_progress{from, to}, to ∈ live         durable: journal.json (fsync+rename)
+//	   │                                                  ── failpoint "journaled"
+//	   ▼
+//	 for each group of GroupSize actors:
+//	   PAUSE all (each lets its batch in flight commit) ── failpoint "paused"
+//	   MIGRATE each committed state with the new module (down-migration with
+//	   │   the newer module for a rollback)              ── failpoint "migrated"
+//	   │   failure here: resume the group on the old module, state untouched; stop
+//	   COMMIT the group's states + module versions       durable: ONE store transaction
+//	   │   (each with the actor's epoch)                  ── failpoint "committed"
+//	   RESUME each on the new module
+//	   ▼
+//	 HISTORY: record "completed" with per-actor pauses  durable: store
+//	 JOURNAL: current=to, previous=from, live={to}      durable: journal.json
+//	   │                                                  ── failpoint "done"
+//	   ▼
+//	 stop the old module once no actor uses it
+//
+// Messages keep arriving durably into the mailboxes of paused actors, and
+// actors not yet moved keep serving on the old module, so nothing is
+// dropped, reordered or refused (G3); senders see at most the pause.
+//
+// # Crash consistency (G4)
+//
+// Each actor's committed state records the module version and schema that
+// wrote it, and the journal lists every live version with its cached
+// binary. The Manager is the core's ModuleSelector, so a core restarted at
+// any instant runs every actor on a binary that wrote (or, for the current
+// version, can read) its committed state. An upgrade whose journal entry
+// is still in progress is then finished: the actors already moved are
+// skipped, the rest moved, and the history says "completed after a core
+// restart" (or "abandoned after a core restart" if the new version no
+// longer loads). A failure never leaves an actor between versions: its
+// migrated state and its new module version commit in one transaction, or
+// not at all.
+//
+// Failpoints: set Options.Failpoint, or GRAFT_FAILPOINT=<step> in the
+// core's environment, to kill the core with SIGKILL at that step; the
+// tests do this for every step.
+package upgrade
