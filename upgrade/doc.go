@@ -5,30 +5,30 @@
 //
 // # The state machine, and what is durable at each arrow
 //
-//	 rebuilt binary (watcher, debounced) or `graft upgrade`
-//	   │ copy into the cache as modules/<sha256>        durable: cache file (fsync+rename)
-//	   ▼
-//	 LOAD: start the new module beside the old; handshake, behaviour name,
-//	   │   can it migrate every actor's schema?          nothing durable changes;
-//	   │                                                 a failure ends here (old serves)
-//	   ▼
-//	 JOURNAL: in_progress{from, to}, to ∈ live         durable: journal.json (fsync+rename)
-//	   │                                                  ── failpoint "journaled"
-//	   ▼
-//	 for each group of GroupSize actors:
-//	   PAUSE all (each lets its batch in flight commit) ── failpoint "paused"
-//	   MIGRATE each committed state with the new module (down-migration with
-//	   │   the newer module for a rollback)              ── failpoint "migrated"
-//	   │   failure here: resume the group on the old module, state untouched; stop
-//	   COMMIT the group's states + module versions       durable: ONE store transaction
-//	   │   (each with the actor's epoch)                  ── failpoint "committed"
-//	   RESUME each on the new module
-//	   ▼
-//	 HISTORY: record "completed" with per-actor pauses  durable: store
-//	 JOURNAL: current=to, previous=from, live={to}      durable: journal.json
-//	   │                                                  ── failpoint "done"
-//	   ▼
-//	 stop the old module once no actor uses it
+//	rebuilt binary (watcher, debounced) or `graft upgrade`
+//	  │ copy into the cache as modules/<sha256>        durable: cache file (fsync+rename)
+//	  ▼
+//	LOAD: start the new module beside the old; handshake, behaviour name,
+//	  │   can it migrate every actor's schema?          nothing durable changes;
+//	  │                                                 a failure ends here (old serves)
+//	  ▼
+//	JOURNAL: in_progress{from, to}, to ∈ live         durable: journal.json (fsync+rename)
+//	  │                                                  ── failpoint "journaled"
+//	  ▼
+//	for each group of GroupSize actors:
+//	  PAUSE all (each lets its batch in flight commit) ── failpoint "paused"
+//	  MIGRATE each committed state with the new module (down-migration with
+//	  │   the newer module for a rollback)              ── failpoint "migrated"
+//	  │   failure here: resume the group on the old module, state untouched; stop
+//	  COMMIT the group's states + module versions       durable: ONE store transaction
+//	  │   (each with the actor's epoch)                  ── failpoint "committed"
+//	  RESUME each on the new module
+//	  ▼
+//	HISTORY: record "completed" with per-actor pauses  durable: store
+//	JOURNAL: current=to, previous=from, live={to}      durable: journal.json
+//	  │                                                  ── failpoint "done"
+//	  ▼
+//	stop the old module once no actor uses it
 //
 // Messages keep arriving durably into the mailboxes of paused actors, and
 // actors not yet moved keep serving on the old module, so nothing is
