@@ -89,7 +89,11 @@ func (s *Server) route(pattern string, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		v, err := h(r)
 		if err != nil {
-			s.opts.Logger.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			level := slog.LevelWarn
+			if status, _ := classify(err); status < 500 && status != http.StatusConflict {
+				level = slog.LevelInfo // the caller's mistake, answered; not the core's trouble
+			}
+			s.opts.Logger.Log(r.Context(), level, "control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			writeError(w, err)
 			return
 		}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"graft/cmd/graft/internal/config"
+	"graft/core/control"
+)
+
+// clientFlags are the flags every command shares: where the core is, and
+// how long to wait for it.
+type clientFlags struct {
+	config  string
+	socket  string
+	timeout time.Duration
+}
+
+// socketPath finds the core: --socket, then --config, then $GRAFT_SOCKET.
+func (f *clientFlags) socketPath(e *env) (string, error) {
+	switch {
+	case f.socket != "":
+		return f.socket, nil
+	case f.config != "":
+		s, err := config.Socket(f.config)
+		if err != nil {
+			return "", fmt.Errorf("find the core's socket: %w", err)
+		}
+		return s, nil
+	case e.getenv("GRAFT_SOCKET") != "":
+		return e.getenv("GRAFT_SOCKET"), nil
+	}
+	return "", &usageError{errors.New("which core? give --config FILE, --socket PATH or set GRAFT_SOCKET")}
+}
+
+// client connects to the core and returns a context bounded by --timeout
+// (or def when --timeout is 0).
+func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*control.Client, context.Context, context.CancelFunc, error) {
+	sock, err := f.socketPath(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d := f.timeout
+	if d <= 0 {
+		d = def
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), d)
+	c := control.NewClient(sock)
+	return c, ctx, func() { cancel(); c.Close() }, nil
+}
+
+// printJSON writes v as indented JSON, the --json output of every command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// readPayload returns arg, or stdin when arg is "-".
+func readPayload(e *env, arg string) ([]byte, error) {
+	if arg != "-" {
+		return []byte(arg), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("read payload from stdin: %w", err)
+	}
+	return b, nil
+}
+
+// exactArgs is cobra.ExactArgs with an error that names the arguments.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s takes %s (got %d argument(s)); see `%s --help`", cmd.CommandPath(), names, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// stdinIsTerminal says whether stdout should be redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"graft/mailbox"
+)
+
+func newHistoryCmd(e *env, cf *clientFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List the upgrades and rollbacks this core's store has recorded",
+		Long: `History lists every upgrade and rollback, oldest first: the behaviour, the
+module versions it moved between, when, how it ended and why. --json adds the
+per-actor steps with their pause times.`,
+		Example: `  graft history --config graft.yaml
+  graft history --json | jq '.[-1]'`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, ctx, done, err := cf.client(cmd, e, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			defer done()
+			recs, err := c.History(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e.stdout, recs)
+			}
+			if len(recs) == 0 {
+				fmt.Fprintln(e.stdout, "no upgrades yet")
+				return nil
+			}
+			return writeHistory(e.stdout, recs)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeHistory(w io.Writer, recs []mailbox.UpgradeRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tBEHAVIOUR\tFROM\tTO\tSTARTED\tTOOK\tACTORS\tOUTCOME")
+	for _, r := range recs {
+		outcome := r.Outcome
+		if r.Error != "" {
+			outcome += ": " + r.Error
+		}
+		took := "-"
+		if !r.Ended.IsZero() {
+			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
+			r.Started.Local().Format(time.DateTime), took, len(r.Steps), outcome)
+	}
+	return tw.Flush()
+}
+
+// writeRecord reports one finished upgrade or rollback.
+func writeRecord(w io.Writer, r mailbox.UpgradeRecord) {
+	fmt.Fprintf(w, "%s of %s: %s -> %s, %s", r.Kind, r.Behaviour, dash(r.From), dash(r.To), r.Outcome)
+	if r.Error != "" {
+		fmt.Fprintf(w, ": %s", r.Error)
+	}
+	fmt.Fprintf(w, " (%d actors)\n", len(r.Steps))
+}
+
+func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
+	var binary string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "upgrade BEHAVIOUR",
+		Short: "Upgrade every actor of a behaviour to a new plugin binary, in place",
+		Long: `Upgrade starts the new module beside the old one, then moves the behaviour's
+actors onto it one by one: each is paused between two commits, its state is
+migrated by the new module, and it resumes. No queued or arriving message is
+lost. Without --binary the behaviour's configured binary (rebuilt in place)
+is used. A failure leaves the actor on the old version with its state
+unchanged. --timeout bounds the wait (default 10m).`,
+		Example: `  graft upgrade greeter --config graft.yaml
+  graft upgrade greeter --binary ./plugins/greeter-v2`,
+		Args: exactArgs(1, "BEHAVIOUR"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, ctx, done, err := cf.client(cmd, e, 10*time.Minute)
+			if err != nil {
+				return err
+			}
+			defer done()
+			rec, err := c.Upgrade(ctx, args[0], binary)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e.stdout, rec)
+			}
+			writeRecord(e.stdout, rec)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&binary, "binary", "", "plugin binary to upgrade to (default: the configured one)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the upgrade record as JSON")
+	return cmd
+}
+
+func newRollbackCmd(e *env, cf *clientFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rollback BEHAVIOUR",
+		Short: "Move every actor of a behaviour back to its previous version",
+		Long: `Rollback undoes the last upgrade of BEHAVIOUR: the previous module (kept by
+the core in its binary cache) is started again and each actor's state is
+migrated back down, one actor at a time, with no message lost. --timeout
+bounds the wait (default 10m).`,
+		Example: `  graft rollback greeter --config graft.yaml`,
+		Args:    exactArgs(1, "BEHAVIOUR"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, ctx, done, err := cf.client(cmd, e, 10*time.Minute)
+			if err != nil {
+				return err
+			}
+			defer done()
+			rec, err := c.Rollback(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e.stdout, rec)
+			}
+			writeRecord(e.stdout, rec)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the rollback record as JSON")
+	return cmd
+}

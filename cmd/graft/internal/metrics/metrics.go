@@ -1,0 +1,210 @@
+// Package metrics exports the graft core's metrics to Prometheus with the
+// official client library. Metrics implements core.Observer for the events
+// the core reports as they happen (batches, failures, dead letters, module
+// starts) and reads the gauges (mailbox depth, in flight, dead letters,
+// restarts) from the core's status at scrape time, so the hot path only
+// increments counters.
+//
+// Exported series (all prefixed graft_):
+//
+//	messages_processed_total{actor,behaviour}   messages handled and committed
+//	messages_failed_total{actor,behaviour}      failed attempts at a message
+//	dead_lettered_total{actor,behaviour}        messages moved to the dead letters
+//	batch_duration_seconds{behaviour}           read batch -> commit done (histogram)
+//	module_starts_total{behaviour}              module processes started
+//	module_restarts_total{behaviour}            module processes restarted after a crash or hang
+//	upgrades_total{behaviour,kind,outcome}      finished upgrades and rollbacks
+//	upgrade_pause_seconds{behaviour}            how long each actor was paused by an upgrade (histogram)
+//	mailbox_depth{actor,behaviour}              messages waiting (gauge, at scrape)
+//	actor_in_flight{actor,behaviour}            messages handed to a module, not committed (gauge)
+//	dead_letters{actor,behaviour}               messages sitting in the dead letters (gauge)
+//	actor_restarts_total{actor,behaviour}       restarts of the actor by its supervisor
+//	actor_up{actor,behaviour}                   1 if the actor is running
+//
+// plus the Go runtime and process collectors.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"graft/core"
+	"graft/mailbox"
+)
+
+// StatusFunc reads the core's status; core.Core.Status is one.
+type StatusFunc func(ctx context.Context) ([]core.ActorStatus, error)
+
+// Metrics is one core's metrics, in a registry of its own (no global
+// registry, so two cores in one test process do not collide).
+type Metrics struct {
+	reg            *prometheus.Registry
+	processed      *prometheus.CounterVec
+	failed         *prometheus.CounterVec
+	deadLettered   *prometheus.CounterVec
+	batch          *prometheus.HistogramVec
+	moduleStarts   *prometheus.CounterVec
+	moduleRestarts *prometheus.CounterVec
+	upgrades       *prometheus.CounterVec
+	upgradePause   *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	status StatusFunc
+}
+
+var _ core.Observer = (*Metrics)(nil)
+
+// New builds the metrics and registers them.
+func New() *Metrics {
+	actor := []string{"actor", "behaviour"}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_messages_processed_total",
+			Help: "Messages handled and committed."}, actor),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_messages_failed_total",
+			Help: "Failed attempts at handling a message (error result, or its module crashed or hung on it)."}, actor),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_dead_lettered_total",
+			Help: "Messages moved to the dead letters after too many failed attempts."}, actor),
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graft_batch_duration_seconds",
+			Help:    "Time from reading a batch to the end of its commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"behaviour"}),
+		moduleStarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_module_starts_total",
+			Help: "Module (plugin) processes started."}, []string{"behaviour"}),
+		moduleRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_module_restarts_total",
+			Help: "Module processes restarted after a crash, hang or protocol error."}, []string{"behaviour"}),
+		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_upgrades_total",
+			Help: "Finished upgrades and rollbacks, by outcome."}, []string{"behaviour", "kind", "outcome"}),
+		upgradePause: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graft_upgrade_pause_seconds",
+			Help:    "How long an upgrade held each actor between two commits.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"behaviour"}),
+	}
+	m.reg.MustRegister(m.processed, m.failed, m.deadLettered, m.batch, m.moduleStarts, m.moduleRestarts,
+		m.upgrades, m.upgradePause, statusCollector{m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// WatchStatus sets where the scrape-time gauges come from; it is separate
+// from New because the Observer is needed to build the core whose status
+// it then reads.
+func (m *Metrics) WatchStatus(f StatusFunc) {
+	m.mu.Lock()
+	m.status = f
+	m.mu.Unlock()
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), Timeout: 10 * time.Second,
+	})
+}
+
+// Registry is the registry the metrics live in (for tests and embedding).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// BatchCommitted implements core.Observer.
+func (m *Metrics) BatchCommitted(actor, behaviour string, n int, took time.Duration) {
+	m.processed.WithLabelValues(actor, behaviour).Add(float64(n))
+	m.batch.WithLabelValues(behaviour).Observe(took.Seconds())
+}
+
+// MessageFailed implements core.Observer.
+func (m *Metrics) MessageFailed(actor, behaviour string) {
+	m.failed.WithLabelValues(actor, behaviour).Inc()
+}
+
+// DeadLettered implements core.Observer.
+func (m *Metrics) DeadLettered(actor, behaviour string) {
+	m.deadLettered.WithLabelValues(actor, behaviour).Inc()
+}
+
+// ModuleStarted implements core.Observer.
+func (m *Metrics) ModuleStarted(behaviour string, restart bool) {
+	m.moduleStarts.WithLabelValues(behaviour).Inc()
+	if restart {
+		m.moduleRestarts.WithLabelValues(behaviour).Inc()
+	}
+}
+
+// Upgraded records a finished upgrade or rollback and the pause of every
+// actor it moved (the steps named "pause"; or, when there are none, the
+// whole of each actor's steps). The upgrade machinery calls it.
+func (m *Metrics) Upgraded(rec mailbox.UpgradeRecord) {
+	m.upgrades.WithLabelValues(rec.Behaviour, rec.Kind, rec.Outcome).Inc()
+	pauses := map[string]time.Duration{}
+	named := false
+	for _, s := range rec.Steps {
+		if s.Actor == "" {
+			continue
+		}
+		if s.Step == "pause" {
+			if !named {
+				clear(pauses)
+				named = true
+			}
+			pauses[s.Actor] += s.Duration
+		} else if !named {
+			pauses[s.Actor] += s.Duration
+		}
+	}
+	for _, d := range pauses {
+		m.upgradePause.WithLabelValues(rec.Behaviour).Observe(d.Seconds())
+	}
+}
+
+// statusCollector turns the core's status into gauges at scrape time.
+type statusCollector struct{ m *Metrics }
+
+var (
+	depthDesc = prometheus.NewDesc("graft_mailbox_depth", "Messages waiting in the actor's mailbox.",
+		[]string{"actor", "behaviour"}, nil)
+	inFlightDesc = prometheus.NewDesc("graft_actor_in_flight", "Messages handed to a module and not yet committed.",
+		[]string{"actor", "behaviour"}, nil)
+	deadDesc = prometheus.NewDesc("graft_dead_letters", "Messages sitting in the actor's dead letters.",
+		[]string{"actor", "behaviour"}, nil)
+	restartsDesc = prometheus.NewDesc("graft_actor_restarts_total", "Restarts of the actor by its supervisor.",
+		[]string{"actor", "behaviour"}, nil)
+	upDesc = prometheus.NewDesc("graft_actor_up", "1 if the actor is running, else 0.",
+		[]string{"actor", "behaviour"}, nil)
+)
+
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{depthDesc, inFlightDesc, deadDesc, restartsDesc, upDesc} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	status := c.m.status
+	c.m.mu.Unlock()
+	if status == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(depthDesc, err)
+		return
+	}
+	for _, r := range rows {
+		up := 0.0
+		if r.Status == "running" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(r.Depth), r.Name, r.Behaviour)
+		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(r.InFlight), r.Name, r.Behaviour)
+		ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(r.DeadLetters), r.Name, r.Behaviour)
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(r.Restarts), r.Name, r.Behaviour)
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, r.Name, r.Behaviour)
+	}
+}

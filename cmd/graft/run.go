@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"graft/cmd/graft/internal/config"
+	"graft/cmd/graft/internal/metrics"
+	"graft/core"
+	"graft/core/control"
+)
+
+// runFlags are `graft run`'s own flags.
+type runFlags struct {
+	logFormat   string
+	logLevel    string
+	metricsAddr string
+	grace       time.Duration
+}
+
+func newRunCmd(e *env, cf *clientFlags) *cobra.Command {
+	rf := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run a graft core in the foreground",
+		Long: `Run starts a graft core from its YAML config and keeps it in the foreground
+until SIGINT or SIGTERM, logging to stderr (text, or JSON with --log-format
+json). A config with problems is refused before anything starts, with every
+problem listed. The control socket (control.dir/graft.sock, mode 0600)
+answers the other graft commands; --metrics-addr serves Prometheus metrics
+on /metrics.
+
+On SIGINT or SIGTERM the core stops gracefully within --grace: each actor's
+batch in flight commits, plugins stop, the store closes. A second signal
+forces the stop. Messages still queued are kept and processed after the
+next start.`,
+		Example: `  graft run --config graft.yaml
+  graft run --config /etc/graft/graft.yaml --log-format json --metrics-addr 127.0.0.1:9464`,
+		Args: exactArgs(0, "no arguments (the config is --config FILE)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cf.config == "" {
+				return &usageError{errors.New("graft run needs --config FILE (see `graft run --help` for an example config)")}
+			}
+			log, err := newLogger(e.stderr, rf.logFormat, rf.logLevel)
+			if err != nil {
+				return err
+			}
+			return runCore(cmd.Context(), log, cf.config, rf)
+		},
+	}
+	cmd.Flags().StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&rf.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (default: off)")
+	cmd.Flags().DurationVar(&rf.grace, "grace", 30*time.Second, "how long a graceful shutdown may take before plugins are killed")
+	return cmd
+}
+
+// newLogger builds the process's logger: text for a terminal, JSON for a
+// log pipeline.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, &usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, &usageError{fmt.Errorf("--log-format %q: use text or json", format)}
+}
+
+// runCore is `graft run`: claim the socket first (so a second core is
+// refused before it touches the store), build the core, serve the control
+// API and metrics, and run until a signal.
+func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	l, err := control.Listen(cfg.Control.Socket)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+
+	var observer core.Observer
+	var m *metrics.Metrics
+	var metricsL net.Listener
+	if rf.metricsAddr != "" {
+		if metricsL, err = net.Listen("tcp", rf.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsL.Close()
+		m = metrics.New()
+		observer = m
+	}
+
+	c, err := core.New(cfg.Core(log, observer))
+	if err != nil {
+		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
+	}
+	// The upgrade machinery is passed in here once it exists; until then
+	// the upgrade and rollback endpoints answer "not available".
+	var upgrader control.Upgrader
+
+	srv := control.NewServer(control.Options{
+		Runtime: c, Upgrader: upgrader, Logger: log.With("component", "control"),
+		Info: control.CoreInfo{PID: os.Getpid(), Socket: cfg.Control.Socket, Config: cfg.File, Started: time.Now()},
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+
+	var metricsSrv *http.Server
+	if m != nil {
+		m.WatchStatus(c.Status)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler(log))
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(metricsL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", metricsL.Addr().String(), "path", "/metrics")
+	}
+
+	log.Info("graft core starting", "pid", os.Getpid(), "config", cfg.File, "socket", cfg.Control.Socket,
+		"store", cfg.Store.Path, "durability", cfg.Store.Durability.String(), "actors", len(cfg.Actors))
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runErr := c.RunUntilSignal(sigCtx, rf.grace)
+
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := []error{runErr, srv.Shutdown(shutCtx), <-served}
+	if metricsSrv != nil {
+		errs = append(errs, metricsSrv.Shutdown(shutCtx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("graft core stopped: %w", err)
+	}
+	log.Info("graft core stopped")
+	return nil
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"graft/core/control"
+)
+
+func newStatusCmd(e *env, cf *clientFlags) *cobra.Command {
+	var asJSON, watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every actor: status, versions, mailbox depth, counters",
+		Long: `Status prints one row per actor: its behaviour, the module (code) version
+and state schema version of its committed state, its supervisor status
+(starting, running, backoff, stopped, failed), mailbox depth, messages in
+flight, messages processed, restarts (actor/module process), dead letters,
+the last exit of its module process and its uptime. It answers while actors
+start, hang or upgrade.
+
+--watch redraws the table every --interval until interrupted; with --json it
+prints one JSON document per line instead.`,
+		Example: `  graft status --config graft.yaml
+  graft status --json | jq '.actors[] | {name, depth}'
+  graft status --watch --interval 500ms`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !watch {
+				return statusOnce(cmd, e, cf, asJSON, false)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			cmd.SetContext(ctx)
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				if err := statusOnce(cmd, e, cf, asJSON, true); err != nil && ctx.Err() == nil {
+					fmt.Fprintf(e.stderr, "graft: %v\n", err) // keep watching: the core may come back
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (with --watch: one document per line)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw live until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "redraw interval of --watch")
+	return cmd
+}
+
+func statusOnce(cmd *cobra.Command, e *env, cf *clientFlags, asJSON, live bool) error {
+	c, ctx, done, err := cf.client(cmd, e, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if live {
+			return writeJSONLine(e.stdout, st)
+		}
+		return printJSON(e.stdout, st)
+	}
+	if live && isTerminal(e.stdout) {
+		fmt.Fprint(e.stdout, "\033[H\033[2J") // home and clear: redraw in place
+	}
+	if live {
+		fmt.Fprintf(e.stdout, "graft core pid %d on %s at %s\n\n", st.Core.PID, st.Core.Socket, time.Now().Format(time.TimeOnly))
+	}
+	return writeStatusTable(e.stdout, st.Actors)
+}
+
+// writeJSONLine writes v as one line of JSON (a stream of documents).
+func writeJSONLine(w io.Writer, v any) error {
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// writeStatusTable prints the human status table.
+func writeStatusTable(w io.Writer, actors []control.ActorStatus) error {
+	if len(actors) == 0 {
+		_, err := fmt.Fprintln(w, "no actors (declare them under actors: in the config)")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTOR\tBEHAVIOUR\tMODULE\tSCHEMA\tSTATUS\tDEPTH\tIN FLIGHT\tPROCESSED\tRESTARTS A/M\tDEAD\tLAST EXIT\tUPTIME")
+	for _, a := range actors {
+		status := a.Status
+		if a.LastError != "" && status != "running" {
+			status += " (" + truncate(a.LastError, 60) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\n",
+			a.Name, a.Behaviour, dash(a.Module), a.Schema, status, a.Depth, a.InFlight, a.Processed,
+			a.Restarts, a.ModuleRestarts, a.DeadLetters, dash(a.LastExit), uptime(a.UptimeSeconds))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func uptime(sec float64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	d := time.Duration(sec * float64(time.Second))
+	if d < 24*time.Hour {
+		return d.Round(time.Second).String()
+	}
+	return strconv.Itoa(int(d.Hours()/24)) + "d" + (d % (24 * time.Hour)).Round(time.Minute).String()
+}
