@@ -16,11 +16,11 @@ import (
 func newActorCmd(e *env, cf *clientFlags, action, short, long string) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   action + " ACTOR",
-		Short: short,
-		Long:  long,
+		Use:     action + " ACTOR",
+		Short:   short,
+		Long:    long,
 		Example: fmt.Sprintf("  graft %s greeter --config graft.yaml\n  GRAFT_SOCKET=run/graft.sock graft %s greeter", action, action),
-		Args:  exactArgs(1, "ACTOR"),
+		Args:    exactArgs(1, "ACTOR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ctx, done, err := cf.client(cmd, e, 30*time.Second)
 			if err != nil {
