@@ -161,6 +161,11 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("destroy actor %q: %w", v, err)
 		}
+		// Delete takes only a stopped child: Terminate keeps the supervisor
+		// from restarting the actor that Stop just ended.
+		if err := sub.Terminate(ctx, v); err != nil {
+			return fmt.Errorf("destroy actor %q: %w", v, err)
+		}
 		if err := sub.Delete(ctx, v); err != nil {
 			return fmt.Errorf("destroy actor %q: %w", v, err)
 		}
