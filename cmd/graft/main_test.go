@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"graft/core/control"
+	"graft/internal/testbin"
+)
+
+// binDir holds the real graft binary and the test plugins, built once.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := testbin.TempDir("graft-cli-")
+	if err == nil {
+		err = testbin.Build(dir, ".", "../../core/testdata/recorder", "../../core/testdata/hangstart")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func graftBin() string       { return filepath.Join(binDir, "graft") }
+func plugin(n string) string { return filepath.Join(binDir, n) }
+
+// syncBuffer collects a process's stderr while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// coreProc is a `graft run` process.
+type coreProc struct {
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	config string
+	socket string
+	exited chan struct{}
+}
+
+// defaultConfig is a core with the recorder behaviour and actors a and b.
+func defaultConfig() string {
+	return fmt.Sprintf(`store: {path: ./data}
+control: {dir: ./run}
+limits: {max_attempts: 2}
+supervision: {backoff_min: 50ms}
+behaviours:
+  recorder: {binary: %s, call_timeout: 10s}
+actors:
+  - {name: a, behaviour: recorder}
+  - {name: b, behaviour: recorder, process: own, requires: [a]}
+`, plugin("recorder"))
+}
+
+// writeConfig writes body as graft.yaml in a fresh short folder.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(testbin.ShortDir(t), "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
+	return path
+}
+
+// startGraft runs `graft run` on config body and waits until the actors in
+// ready are running; it is stopped with SIGTERM when the test ends.
+func startGraft(t *testing.T, body string, ready []string, extra ...string) *coreProc {
+	t.Helper()
+	return startGraftAt(t, writeConfig(t, body), ready, extra...)
+}
+
+// startGraftAt is startGraft on an existing config file.
+func startGraftAt(t *testing.T, path string, ready []string, extra ...string) *coreProc {
+	t.Helper()
+	p := &coreProc{logs: &syncBuffer{}, config: path, socket: filepath.Join(filepath.Dir(path), "run", "graft.sock"),
+		exited: make(chan struct{})}
+	p.cmd = exec.Command(graftBin(), append([]string{"run", "--config", path, "--log-format", "json", "--grace", "5s"}, extra...)...)
+	p.cmd.Stderr = p.logs
+	require.NoError(t, p.cmd.Start())
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("graft run logs:\n%s", p.logs.String())
+		}
+	})
+	cl := control.NewClient(p.socket)
+	defer cl.Close()
+	testbin.WaitFor(t, 30*time.Second, fmt.Sprintf("actors %v running", ready), func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("graft run exited early:\n%s", p.logs.String())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return false
+		}
+		running := map[string]bool{}
+		for _, a := range st.Actors {
+			running[a.Name] = a.Status == "running"
+		}
+		for _, r := range ready {
+			if !running[r] {
+				return false
+			}
+		}
+		return true
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *coreProc) stop(t *testing.T) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("graft run exited with %d after SIGTERM", code)
+		}
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Errorf("graft run did not stop within 20s of SIGTERM")
+	}
+}
+
+// result is one CLI invocation's outcome.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// graft runs the real binary with args (and optional stdin, env) and
+// returns what it printed and its exit code.
+func graft(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, graftBin(), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		require.True(t, ok, "graft %v: %v", args, err)
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errOut.String(), code: code}
+}
+
+// ok runs graft and requires success.
+func (p *coreProc) ok(t *testing.T, args ...string) string {
+	t.Helper()
+	r := graft(t, "", nil, append(args, "--config", p.config)...)
+	require.Equal(t, 0, r.code, "graft %v failed: %s", args, r.stderr)
+	return r.stdout
+}
+
+// status reads `graft status --json`.
+func (p *coreProc) status(t *testing.T) map[string]control.ActorStatus {
+	t.Helper()
+	var st control.Status
+	require.NoError(t, json.Unmarshal([]byte(p.ok(t, "status", "--json")), &st))
+	out := map[string]control.ActorStatus{}
+	for _, a := range st.Actors {
+		out[a.Name] = a
+	}
+	return out
+}
+
+// logLine returns the first JSON log line with msg, or nil.
+func (p *coreProc) logLine(msg string) map[string]any {
+	sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
+}
