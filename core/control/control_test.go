@@ -93,12 +93,30 @@ func startCore(t *testing.T, behaviours map[string]core.BehaviourConfig, actors 
 	return &harness{core: c, client: cl, socket: sock}
 }
 
+// waitRunning waits until each named actor reports running.
+func (h *harness) waitRunning(t *testing.T, names ...string) {
+	t.Helper()
+	testbin.WaitFor(t, 30*time.Second, fmt.Sprintf("actors %v running", names), func() bool {
+		st, err := h.client.Status(ctxFor(t, 5*time.Second))
+		if err != nil {
+			return false
+		}
+		for _, n := range names {
+			if statusOf(st, n) != "running" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func recorder() map[string]core.BehaviourConfig {
 	return map[string]core.BehaviourConfig{"recorder": {Binary: filepath.Join(pluginDir, "recorder"), HandleTimeout: 5 * time.Second}}
 }
 
 func TestSocketIsOwnerOnlyAndSecondCoreRefused(t *testing.T) {
 	h := startCore(t, recorder(), []core.ActorConfig{{Name: "a", Behaviour: "recorder"}}, nil)
+	h.waitRunning(t, "a")
 	fi, err := os.Stat(h.socket)
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeSocket, fi.Mode().Type())
@@ -205,6 +223,7 @@ func statusOf(st control.Status, actor string) string {
 
 func TestSendCallAndIdempotentRetry(t *testing.T) {
 	h := startCore(t, recorder(), []core.ActorConfig{{Name: "a", Behaviour: "recorder"}}, nil)
+	h.waitRunning(t, "a")
 	ctx := ctxFor(t, 30*time.Second)
 
 	sr, err := h.client.Send(ctx, "a", control.SendRequest{Payload: []byte("one"), ID: "s1"})
@@ -236,6 +255,7 @@ func TestSendCallAndIdempotentRetry(t *testing.T) {
 
 func TestCallTimeoutNamesTheID(t *testing.T) {
 	h := startCore(t, recorder(), []core.ActorConfig{{Name: "a", Behaviour: "recorder"}}, nil)
+	h.waitRunning(t, "a")
 	ctx := ctxFor(t, 30*time.Second)
 	require.NoError(t, h.client.Stop(ctx, "a"))
 	_, err := h.client.Call(ctx, "a", control.CallRequest{SendRequest: control.SendRequest{Text: "later", ID: "slow"}, TimeoutMS: 50})
@@ -251,6 +271,7 @@ func TestCallTimeoutNamesTheID(t *testing.T) {
 
 func TestDeadLettersAndRetry(t *testing.T) {
 	h := startCore(t, recorder(), []core.ActorConfig{{Name: "a", Behaviour: "recorder"}}, nil)
+	h.waitRunning(t, "a")
 	ctx := ctxFor(t, 60*time.Second)
 	_, err := h.client.Send(ctx, "a", control.SendRequest{Text: "error", ID: "bad"})
 	require.NoError(t, err)
