@@ -195,6 +195,14 @@ type Commit struct {
 	// DeadLetters move these acked messages to the dead-letter area
 	// instead of dropping them.
 	DeadLetters []DeadLetterRequest
+	// Lazy lets the commit return before it is durable: it becomes durable
+	// with the next synced write (the store's log is sequential), and a
+	// crash before that loses it whole, never in part. Only for commits
+	// whose loss is harmless because they would be redone, such as an
+	// upgrade's state migration (the actor's next batch commit, or the
+	// upgrade's history record, makes it durable). A Commit call is lazy
+	// only if every commit in it is.
+	Lazy bool
 }
 
 // Outgoing is a message a handler sends to another local actor.

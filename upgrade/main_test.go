@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 		{"kv2-error", "-X main.fault=error"},
 		{"kv2-panic", "-X main.fault=panic"},
 		{"kv2-hang", "-X main.fault=hang"},
+		{"kv2-marked", "-X main.fault=marked"},
 		{"kv2-nodown", "-X main.noDown=1"},
 		{"kv3", "-X main.code=3.0.0"},
 	} {

@@ -178,7 +178,10 @@ func (m *Manager) move(ctx context.Context, target *core.ModuleHandle, migrator 
 		var commits []mailbox.Commit
 		for i, p := range paused {
 			if next[i] != nil {
-				commits = append(commits, mailbox.Commit{Actor: group[i], Epoch: p.Epoch, State: next[i]})
+				// Lazy: the actor's next batch commit or the history record
+				// makes it durable; lost before that, the actor is simply
+				// still on the old version and a restart moves it again.
+				commits = append(commits, mailbox.Commit{Actor: group[i], Epoch: p.Epoch, State: next[i], Lazy: true})
 			}
 		}
 		if err := m.core.Store().Commit(ctx, commits...); err != nil {

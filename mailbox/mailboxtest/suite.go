@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"EnqueueReadInOrder", testEnqueueReadInOrder},
 		{"CommitIsAtomicAndDurable", testCommitIsAtomicAndDurable},
 		{"CommitValidation", testCommitValidation},
+		{"LazyCommit", testLazyCommit},
 		{"FailedCommitWritesNothing", testFailedCommitWritesNothing},
 		{"IdempotentSend", testIdempotentSend},
 		{"IdempotencyWindow", testIdempotencyWindow},
@@ -179,6 +180,25 @@ func testCommitValidation(t *testing.T, open Opener) {
 	assert.ErrorContains(t, err, "without a message id")
 	// A state-only commit (Through 0) is how migrations commit.
 	require.NoError(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: ep["a"], State: &mailbox.State{Schema: 3, Module: "v2"}}))
+}
+
+// A lazy commit is applied at once and durable once a later synced write
+// (or Close) is.
+func testLazyCommit(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s, ep := setup(t, open, dir, mailbox.Options{}, "a")
+	st := mailbox.State{Schema: 2, Module: "v2", Data: []byte("migrated")}
+	require.NoError(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: ep["a"], State: &st, Lazy: true}))
+	got, err := s.State(ctx(t), "a")
+	require.NoError(t, err)
+	assert.Equal(t, st, got, "a lazy commit is visible at once")
+	send(t, s, "a", "", "synced after it")
+	require.NoError(t, s.Close())
+	s = open(t, dir, mailbox.Options{})
+	defer s.Close()
+	got, err = s.State(ctx(t), "a")
+	require.NoError(t, err)
+	assert.Equal(t, st, got)
 }
 
 func testFailedCommitWritesNothing(t *testing.T, open Opener) {

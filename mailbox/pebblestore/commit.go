@@ -74,7 +74,14 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 			return err
 		}
 	}
-	if err := b.Commit(s.writeOpts); err != nil {
+	opts := pebble.NoSync
+	for i := range commits {
+		if !commits[i].Lazy {
+			opts = s.writeOpts
+			break
+		}
+	}
+	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("commit for actor %q: %w", commits[0].Actor, err)
 	}
 	for _, p := range plans {

@@ -3,7 +3,8 @@
 // again. Replies are "v2:" + the count.
 //
 // Build-time switches (-ldflags "-X main.fault=..."), for the tests of
-// failed upgrades: fault=error|panic|hang breaks the up-migration;
+// failed upgrades: fault=error|panic|hang breaks the up-migration, and
+// fault=marked breaks it only for states that applied a "nomigrate";
 // noDown=1 drops the down-migration (rollback must be refused); code=X
 // overrides the code version.
 package main
@@ -40,6 +41,12 @@ func up(o stateV1) (stateV2, error) {
 		panic("migration panicked on purpose")
 	case "hang":
 		select {}
+	case "marked":
+		for _, p := range o.Applied {
+			if p == "nomigrate" {
+				return stateV2{}, errors.New("this actor's state is marked not to migrate")
+			}
+		}
 	}
 	n := stateV2{Count: o.N, Applied: o.Applied}
 	if len(o.Applied) > 0 {

@@ -1,0 +1,166 @@
+package upgrade_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"graft/core"
+	"graft/upgrade"
+)
+
+// The figures in docs/BENCHMARKS.md come from:
+//
+//	go test -run '^$' -bench 'Upgrade' -benchtime 3x ./upgrade/
+
+// BenchmarkUpgradeUnderLoad: 8 actors, each driven by a closed loop of
+// synchronous calls (sync durability), while kv2 is written into the
+// watched place. Reported: the longest gap between two consecutive answers
+// of one actor during the upgrade (max-gap-ms), the p99 call latency during
+// the upgrade minus before it (p99-added-ms), and the time from the binary
+// being in place to the first answer from v2 (written-to-serving-ms).
+func BenchmarkUpgradeUnderLoad(b *testing.B) {
+	var gaps, added, serving []float64
+	for i := 0; i < b.N; i++ {
+		g, a, s := upgradeUnderLoad(b)
+		gaps, added, serving = append(gaps, g), append(added, a), append(serving, s)
+	}
+	b.ReportMetric(slices.Max(gaps), "max-gap-ms")
+	b.ReportMetric(slices.Max(added), "p99-added-ms")
+	b.ReportMetric(slices.Max(serving), "written-to-serving-ms")
+}
+
+type callSample struct {
+	at      time.Time // when the answer came
+	latency time.Duration
+	v2      bool
+}
+
+func upgradeUnderLoad(b *testing.B) (maxGap, p99Added, writtenToServing float64) {
+	dir := b.TempDir()
+	install(b, "kv1", dir+"/kv")
+	s := boot(b, dir, 8, upgrade.Options{Debounce: 20 * time.Millisecond, GroupSize: 8})
+	defer s.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(b, s.mgr.Watch(ctx))
+
+	stop := make(chan struct{})
+	samples := make([][]callSample, len(s.actors))
+	var wg sync.WaitGroup
+	for i, a := range s.actors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				t0 := time.Now()
+				reply, err := s.core.Call(ctx, a, []byte(fmt.Sprint(n)), core.SendOptions{})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				samples[i] = append(samples[i], callSample{at: time.Now(), latency: time.Since(t0), v2: strings.HasPrefix(string(reply), "v2:")})
+			}
+		}()
+	}
+	time.Sleep(time.Second) // a steady load before the upgrade, by design
+	written := time.Now()
+	install(b, "kv2", s.source)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.history(b)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	hist := s.history(b)
+	require.NotEmpty(b, hist, "no upgrade happened")
+	require.Equal(b, "completed", hist[0].Outcome)
+	time.Sleep(500 * time.Millisecond) // and after it
+	close(stop)
+	wg.Wait()
+
+	b.Logf("steps: %v", hist[0].Steps)
+	upStart, upEnd := hist[0].Started, hist[0].Ended
+	var before, during []time.Duration
+	firstV2 := time.Time{}
+	for _, list := range samples {
+		for j, c := range list {
+			start := c.at.Add(-c.latency)
+			switch {
+			case c.at.Before(written):
+				before = append(before, c.latency)
+			case start.Before(upEnd):
+				during = append(during, c.latency)
+			}
+			if c.v2 && (firstV2.IsZero() || c.at.Before(firstV2)) {
+				firstV2 = c.at
+			}
+			if j > 0 && c.at.After(upStart) && list[j-1].at.Before(upEnd) {
+				if g := ms(c.at.Sub(list[j-1].at)); g > maxGap {
+					maxGap = g
+					b.Logf("gap %.1fms from +%.1fms to +%.1fms after the upgrade began (v2=%v)", g, ms(list[j-1].at.Sub(upStart)), ms(c.at.Sub(upStart)), c.v2)
+				}
+			}
+		}
+	}
+	require.False(b, firstV2.IsZero(), "v2 never answered")
+	return maxGap, ms(p99(during) - p99(before)), ms(firstV2.Sub(written))
+}
+
+// BenchmarkUpgrade1000Actors: 1,000 actors with committed state, upgraded
+// through the API; reports the upgrade's total time and the longest pause
+// of one actor.
+func BenchmarkUpgrade1000Actors(b *testing.B) {
+	var totals, pauses []float64
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		install(b, "kv1", dir+"/kv")
+		s := boot(b, dir, 1000, upgrade.Options{GroupSize: 256})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		var wg sync.WaitGroup
+		for _, a := range s.actors {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.core.Call(ctx, a, []byte("x"), core.SendOptions{}); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		t0 := time.Now()
+		rec, err := s.mgr.Upgrade(ctx, "kv", bin("kv2"))
+		total := time.Since(t0)
+		require.NoError(b, err)
+		var maxPause time.Duration
+		for _, st := range rec.Steps {
+			if st.Step == "pause" {
+				maxPause = max(maxPause, st.Duration)
+			}
+		}
+		totals, pauses = append(totals, ms(total)), append(pauses, ms(maxPause))
+		s.stop()
+		cancel()
+	}
+	b.ReportMetric(slices.Max(totals), "total-ms")
+	b.ReportMetric(slices.Max(pauses), "max-pause-ms")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func p99(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[int(0.99*float64(len(d)-1))]
+}
