@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,4 +301,26 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 	r := graft(t, "", nil, "send", "onlyactor", "--socket", "/nonexistent")
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "takes ACTOR and PAYLOAD")
+}
+
+// TestStatusWatchRedrawsUntilInterrupted: --watch --json prints one JSON
+// document per redraw and exits cleanly on SIGINT.
+func TestStatusWatchRedrawsUntilInterrupted(t *testing.T) {
+	p := startGraft(t, defaultConfig(), []string{"a"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, graftBin(), "status", "--watch", "--json", "--interval", "20ms", "--config", p.config)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(out)
+	for i := 0; i < 3; i++ {
+		require.True(t, sc.Scan(), "redraw %d", i)
+		var st control.Status
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &st), "one JSON document per line")
+		require.NotEmpty(t, st.Actors)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	_, _ = io.Copy(io.Discard, out) // until the process closes stdout
+	require.NoError(t, cmd.Wait(), "exits 0 on SIGINT")
 }
