@@ -51,6 +51,12 @@ func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*co
 	if d <= 0 {
 		d = def
 	}
+	return f.clientWithin(cmd, sock, d)
+}
+
+// clientWithin connects to the core at sock with a context bounded by d
+// exactly, for commands whose --timeout means something else (call).
+func (f *clientFlags) clientWithin(cmd *cobra.Command, sock string, d time.Duration) (*control.Client, context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), d)
 	c := control.NewClient(sock)
 	return c, ctx, func() { cancel(); c.Close() }, nil

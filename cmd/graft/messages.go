@@ -77,7 +77,11 @@ once: retry it with the same --id to get its reply without applying it twice.`,
 			if wait <= 0 {
 				wait = control.DefaultCallTimeout
 			}
-			c, ctx, done, err := cf.client(cmd, e, wait+5*time.Second) // the core times out first and says so
+			sock, err := cf.socketPath(e)
+			if err != nil {
+				return err
+			}
+			c, ctx, done, err := cf.clientWithin(cmd, sock, wait+5*time.Second) // the core times out first and says so
 			if err != nil {
 				return err
 			}

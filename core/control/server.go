@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"graft/core"
@@ -188,10 +189,8 @@ func (s *Server) actorAction(action string, do func(Runtime, context.Context, st
 
 // known fails with a 404 for an actor the core has never heard of.
 func (s *Server) known(ctx context.Context, actor string) error {
-	if _, err := s.opts.Runtime.Store().Actor(ctx, actor); err != nil {
-		return fmt.Errorf("actor %q: %w", actor, err)
-	}
-	return nil
+	_, err := s.opts.Runtime.Store().Actor(ctx, actor) // its errors name the actor
+	return err
 }
 
 func (s *Server) deadLetters(r *http.Request) (any, error) {
@@ -242,12 +241,15 @@ func (s *Server) retry(r *http.Request) (any, error) {
 		out.Requeued = append(out.Requeued, Requeued{Seq: m.Seq, NewSeq: rc.Seq, ID: m.ID})
 	}
 	if len(out.Requeued) == 0 && !req.All {
-		which := "seq " + strconv.FormatUint(req.Seq, 10)
+		var which []string
+		if req.Seq != 0 {
+			which = append(which, "seq "+strconv.FormatUint(req.Seq, 10))
+		}
 		if req.ID != "" {
-			which = "id " + strconv.Quote(req.ID)
+			which = append(which, "id "+strconv.Quote(req.ID))
 		}
 		return nil, &apiError{http.StatusNotFound, CodeNotFound,
-			fmt.Sprintf("actor %q has no dead letter with %s (list them with `graft deadletters %s`)", actor, which, actor)}
+			fmt.Sprintf("actor %q has no dead letter with %s (list them with `graft deadletters %s`)", actor, strings.Join(which, " or "), actor)}
 	}
 	return out, nil
 }
