@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,7 +101,10 @@ func BenchmarkEndToEndRelaxed(b *testing.B) { benchEndToEnd(b, mailbox.Durabilit
 // BenchmarkStart100kActors registers and starts 100,000 actors of one
 // behaviour and reports the time until all run and the heap they hold.
 func BenchmarkStart100kActors(b *testing.B) {
-	const n = 100_000
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("GRAFT_BENCH_ACTORS")); err == nil {
+		n = v // smaller runs, for profiling
+	}
 	for i := 0; i < b.N; i++ {
 		cfg := counterConfig(b, b.TempDir(), mailbox.DurabilitySync, n)
 		runtime.GC()
@@ -123,7 +128,7 @@ func BenchmarkStart100kActors(b *testing.B) {
 				break
 			}
 			require.NoError(b, ctx.Err(), "only %d of %d actors running", running, n)
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
 		runtime.GC()
@@ -132,7 +137,23 @@ func BenchmarkStart100kActors(b *testing.B) {
 		b.ReportMetric(float64(elapsed.Milliseconds()), "start-ms")
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+		b.ReportMetric(rssMiB(), "rss-MiB")
 		c.Shutdown(context.Background())
 		cancel()
 	}
+}
+
+// rssMiB is this process's resident memory, from /proc/self/status.
+func rssMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
 }

@@ -361,7 +361,6 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	c.mu.Lock()
 	c.actors[spec.Name] = a
 	c.mu.Unlock()
-	_ = c.store.SetStatus(ctx, spec.Name, "running")
 	a.kick()
 	return a, nil
 }

@@ -115,6 +115,11 @@ func (s *Supervisor) emit(evs []Event) {
 
 // setState moves a child to a state and stamps the time.
 func (s *Supervisor) setState(c *child, st ChildState) {
+	if c.state == Waiting && st != Waiting {
+		s.waiting--
+	} else if c.state != Waiting && st == Waiting {
+		s.waiting++
+	}
 	c.state = st
 	c.since = time.Now()
 }
@@ -134,13 +139,18 @@ func (s *Supervisor) initResolved(id string) {
 // schedule starts every waiting child whose requirements are running, in
 // start order; children independent of each other thus start concurrently.
 func (s *Supervisor) schedule() {
-	if s.shutting {
-		return
+	if s.shutting || s.waiting == 0 {
+		return // O(1) in the common case: thousands of children, none waiting
 	}
+	left := s.waiting
 	for _, c := range s.order {
+		if left == 0 {
+			break
+		}
 		if c.state != Waiting {
 			continue
 		}
+		left--
 		ready := true
 		for _, r := range c.spec.Requires {
 			if rc, ok := s.children[r]; !ok || rc.state != Running {
@@ -552,6 +562,9 @@ func stopBounded(id string, ch Child, timeout time.Duration, deadline time.Time)
 func (s *Supervisor) remove(c *child, err error) {
 	c.gen++
 	c.removed = true
+	if c.state == Waiting {
+		s.waiting--
+	}
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil

@@ -56,6 +56,7 @@ type Supervisor struct {
 	restarts []time.Time           // restart times within the last Period
 	pending  []Event               // events to emit once mu is released
 	init     map[string]bool       // initial children not yet run once
+	waiting  int                   // children in state Waiting, so schedule can skip its scan
 	shutting bool
 	abandon  bool        // shutdown stopped waiting for hung starts
 	abandonT *time.Timer // fires abandon
@@ -116,6 +117,7 @@ func New(spec Spec, children ...ChildSpec) (*Supervisor, error) {
 	now := time.Now()
 	for _, cs := range ordered {
 		c := &child{spec: cs, state: Waiting, since: now}
+		s.waiting++
 		s.children[cs.ID] = c
 		s.order = append(s.order, c)
 		s.init[cs.ID] = true
@@ -345,6 +347,7 @@ func (s *Supervisor) Add(ctx context.Context, cs ChildSpec) error {
 		// Every requirement already exists, so appending keeps the order
 		// topological and cannot close a cycle.
 		c := &child{spec: n, state: Waiting, since: time.Now()}
+		s.waiting++
 		c.waiters = append(c.waiters, reply)
 		s.children[n.ID] = c
 		s.order = append(s.order, c)
