@@ -20,6 +20,9 @@ import (
 // the background, visible in Status. It fails only if the supervisor
 // cannot run at all or gives up.
 func (c *Core) Start(ctx context.Context) error {
+	if c.sup != nil {
+		return nil // already started (RunUntilSignal after Start)
+	}
 	sup, err := c.buildTree()
 	if err != nil {
 		return fmt.Errorf("start actors: %w", err)

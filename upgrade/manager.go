@@ -54,6 +54,9 @@ type Options struct {
 	Failpoint func(step string)
 	// Logger receives upgrade events (default slog.Default()).
 	Logger *slog.Logger
+	// OnRecord, if set, is told of every history record as it is written
+	// (for metrics such as upgrade pause times).
+	OnRecord func(mailbox.UpgradeRecord)
 }
 
 // Manager carries out upgrades and rollbacks of behaviours and keeps the
@@ -386,6 +389,9 @@ func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox
 		m.log.Error("could not record the upgrade in the history", "behaviour", rec.Behaviour, "err", err)
 	}
 	rec.ID = id
+	if m.opts.OnRecord != nil {
+		m.opts.OnRecord(rec)
+	}
 	attrs := []any{"behaviour", rec.Behaviour, "from", rec.From, "to", rec.To, "outcome", rec.Outcome, "took", rec.Ended.Sub(rec.Started)}
 	if rec.Error != "" {
 		m.log.Error(rec.Kind+" did not complete", append(attrs, "err", rec.Error)...)

@@ -196,12 +196,19 @@ func TestGraftSocketEnv(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 }
 
-func TestUpgradeNotAvailableYet(t *testing.T) {
+// The upgrade commands reach the upgrade manager: the running bytes are not
+// an upgrade, and there is nothing to roll back to yet; each says so.
+func TestUpgradeCommandsExplainRefusals(t *testing.T) {
 	p := startGraft(t, defaultConfig(), []string{"a"})
-	for _, args := range [][]string{{"upgrade", "recorder"}, {"upgrade", "recorder", "--binary", plugin("recorder")}, {"rollback", "recorder"}} {
-		r := graft(t, "", nil, append(args, "--config", p.config)...)
-		assert.Equal(t, 1, r.code)
-		assert.Contains(t, r.stderr, "upgrades are not available in this build")
+	for args, want := range map[string]string{
+		"upgrade recorder": "same binary as the running version",
+		"upgrade recorder --binary " + plugin("recorder"): "same binary as the running version",
+		"rollback recorder":  "no previous version to roll back to",
+		"upgrade nosuch":     "unknown behaviour",
+	} {
+		r := graft(t, "", nil, append(strings.Fields(args), "--config", p.config)...)
+		assert.Equal(t, 1, r.code, args)
+		assert.Contains(t, r.stderr, want, args)
 	}
 }
 

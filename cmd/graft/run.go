@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"graft/cmd/graft/internal/metrics"
 	"graft/core"
 	"graft/core/control"
+	"graft/upgrade"
 )
 
 // runFlags are `graft run`'s own flags.
@@ -110,13 +112,38 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 		observer = m
 	}
 
-	c, err := core.New(cfg.Core(log, observer))
+	// The upgrade manager runs modules from its sha256-named cache next to
+	// the store, and picks each actor's version from its committed state.
+	upOpts := upgrade.Options{Dir: filepath.Join(cfg.Store.Path, "modules"), Logger: log.With("component", "upgrade")}
+	if m != nil {
+		upOpts.OnRecord = m.Upgraded
+	}
+	mgr, err := upgrade.New(upOpts)
 	if err != nil {
 		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
 	}
-	// The upgrade machinery is passed in here once it exists; until then
-	// the upgrade and rollback endpoints answer "not available".
-	var upgrader control.Upgrader
+	coreCfg := cfg.Core(log, observer)
+	if err := mgr.Prepare(&coreCfg); err != nil {
+		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
+	}
+	c, err := core.New(coreCfg)
+	if err != nil {
+		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
+	}
+	startCtx, cancelStart := context.WithTimeout(ctx, time.Second) // actors go on starting in the background
+	err = c.Start(startCtx)
+	cancelStart()
+	if err != nil {
+		c.Shutdown(context.Background())
+		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
+	}
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	mgr.Attach(watchCtx, c)
+	if err := mgr.Watch(watchCtx); err != nil {
+		log.Error("not watching plugin binaries: rebuilds will not upgrade by themselves (use `graft upgrade`)", "err", err)
+	}
+	var upgrader control.Upgrader = mgr
 
 	srv := control.NewServer(control.Options{
 		Runtime: c, Upgrader: upgrader, Logger: log.With("component", "control"),
