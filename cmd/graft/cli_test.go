@@ -203,8 +203,8 @@ func TestUpgradeCommandsExplainRefusals(t *testing.T) {
 	for args, want := range map[string]string{
 		"upgrade recorder": "same binary as the running version",
 		"upgrade recorder --binary " + plugin("recorder"): "same binary as the running version",
-		"rollback recorder":  "no previous version to roll back to",
-		"upgrade nosuch":     "unknown behaviour",
+		"rollback recorder": "no previous version to roll back to",
+		"upgrade nosuch":    "unknown behaviour",
 	} {
 		r := graft(t, "", nil, append(strings.Fields(args), "--config", p.config)...)
 		assert.Equal(t, 1, r.code, args)
