@@ -15,10 +15,10 @@ import (
 type commitPlan struct {
 	c        *mailbox.Commit
 	a        *actor
-	acked    uint64 // ack watermark before this commit
-	evictTo  uint64 // forget idempotency ids through this seq (0: none)
-	evictLow uint64 // ...starting after this one
-	failures bool   // some acked message has a failure record
+	acked    uint64   // ack watermark before this commit
+	evictTo  uint64   // forget idempotency ids through this seq (0: none)
+	evictLow uint64   // ...starting after this one
+	failed   []uint64 // acked messages with a failure record
 }
 
 // outgoingWrite is a message reserved in a receiver's mailbox by a commit.
@@ -126,7 +126,9 @@ func (s *Store) plan(c *mailbox.Commit) (commitPlan, error) {
 		}
 	}
 	p := commitPlan{c: c, a: a, acked: a.acked}
-	p.failures = c.Through > 0 && len(a.failuresIn(a.acked+1, c.Through)) > 0
+	if c.Through > 0 {
+		p.failed = a.failuresIn(a.acked+1, c.Through)
+	}
 	if c.Through > 0 && a.nextSeq-1 > s.opts.IdempotencyWindow {
 		limit := min(c.Through, a.nextSeq-1-s.opts.IdempotencyWindow)
 		if limit > a.evicted {
@@ -148,13 +150,11 @@ func (s *Store) writePlan(b *pebble.Batch, p *commitPlan) error {
 		}
 	}
 	if c.Through > 0 {
-		lo, hi := seqKey(prefixQueue, a.id, p.acked+1), seqKey(prefixQueue, a.id, c.Through+1)
-		if err := b.DeleteRange(lo, hi, nil); err != nil {
+		if err := deleteSeqs(b, prefixQueue, a.id, p.acked+1, c.Through); err != nil {
 			return fail(err)
 		}
-		if p.failures {
-			lo, hi = seqKey(prefixFailure, a.id, p.acked+1), seqKey(prefixFailure, a.id, c.Through+1)
-			if err := b.DeleteRange(lo, hi, nil); err != nil {
+		for _, seq := range p.failed {
+			if err := b.Delete(seqKey(prefixFailure, a.id, seq), nil); err != nil {
 				return fail(err)
 			}
 		}
@@ -176,6 +176,25 @@ func (s *Store) writePlan(b *pebble.Batch, p *commitPlan) error {
 	if p.evictTo > 0 {
 		if err := s.evictIDs(b, a, p.evictLow, p.evictTo); err != nil {
 			return fail(err)
+		}
+	}
+	return nil
+}
+
+// rangeDeleteAbove is the ack size from which a range tombstone is cheaper
+// than point tombstones. Below it, point deletes: the engine rebuilds the
+// fragments of every range tombstone in its memtable for each new iterator,
+// so one range tombstone per commit made every Read cost O(commits).
+const rangeDeleteAbove = 4096
+
+// deleteSeqs deletes the keys [prefix id lo..hi].
+func deleteSeqs(b *pebble.Batch, prefix byte, id, lo, hi uint64) error {
+	if hi-lo+1 > rangeDeleteAbove {
+		return b.DeleteRange(seqKey(prefix, id, lo), seqKey(prefix, id, hi+1), nil)
+	}
+	for seq := lo; seq <= hi; seq++ {
+		if err := b.Delete(seqKey(prefix, id, seq), nil); err != nil {
+			return err
 		}
 	}
 	return nil
