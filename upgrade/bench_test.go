@@ -124,7 +124,7 @@ func BenchmarkUpgrade1000Actors(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()
 		install(b, "kv1", dir+"/kv")
-		s := boot(b, dir, 1000, upgrade.Options{GroupSize: 256})
+		s := boot(b, dir, 1000, upgrade.Options{GroupSize: 64})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		var wg sync.WaitGroup
 		for _, a := range s.actors {
