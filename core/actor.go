@@ -144,7 +144,7 @@ func (a *actor) finish(err error) {
 		cancel()
 	}
 	if err != nil {
-		a.log.Error("actor crashed", "err", err)
+		a.logger().Error("actor crashed", "err", err)
 	}
 	a.core.forget(a)
 	close(a.done)
@@ -268,7 +268,7 @@ func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	a.log.Warn("batch failed in module", "messages", len(msgs), "first", msgs[0].Seq, "err", err)
+	a.logger().Warn("batch failed in module", "messages", len(msgs), "first", msgs[0].Seq, "err", err)
 	if errors.Is(err, dynamic.ErrBadResponse) || errors.Is(err, dynamic.ErrBatchFailed) {
 		pool.kill(mod, a.core.stopTimeout(a.spec.Behaviour))
 	}
@@ -300,12 +300,21 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 		return fmt.Errorf("dead-letter message %d: %w", msg.Seq, err)
 	}
 	a.core.cfg.Observer.DeadLettered(a.spec.Name, a.spec.Behaviour)
-	a.log.Warn("message dead-lettered", "seq", msg.Seq, "id", msg.ID, "attempts", n, "err", reason)
+	a.logger().Warn("message dead-lettered", "seq", msg.Seq, "id", msg.ID, "attempts", n, "err", reason)
 	if msg.ID != "" {
 		a.core.waiters.deliver(a.spec.Name, msg.ID, callResult{err: fmt.Errorf("message %q to actor %q was dead-lettered after %d attempts: %s", msg.ID, a.spec.Name, n, reason)})
 	}
 	a.setBatchMax(a.core.cfg.BatchSize)
 	return nil
+}
+
+// logger is the actor's logger with the module version of its committed
+// state, which changes with upgrades.
+func (a *actor) logger() *slog.Logger {
+	a.mu.Lock()
+	module := a.state.Module
+	a.mu.Unlock()
+	return a.log.With("module", module)
 }
 
 func (a *actor) setBatchMax(n int) {
