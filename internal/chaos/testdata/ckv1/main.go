@@ -1,0 +1,36 @@
+// Command ckv1 is version 1 of the chaos harness's behaviour "ckv": its
+// state (schema 1) records every payload it applied, in order, so the
+// harness can check exactly-once and per-sender order from the committed
+// state. A payload starting with "poison:" exits the process every time
+// (a poison message, to be dead-lettered). Replies are "v1:" + the count.
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+
+	"graft/dynamic/sdk"
+)
+
+type stateV1 struct {
+	N       int      `json:"n"`
+	Applied []string `json:"applied"`
+}
+
+func main() {
+	sdk.Serve(sdk.Module[stateV1]{
+		Name:    "ckv",
+		Version: "1.0.0",
+		Codec:   sdk.JSONCodec[stateV1](1),
+		Behaviour: sdk.Funcs[stateV1]{HandleFunc: func(ctx *sdk.Context, s stateV1, m sdk.Message) (stateV1, error) {
+			if strings.HasPrefix(string(m.Payload), "poison:") {
+				os.Exit(3)
+			}
+			s.N++
+			s.Applied = append(s.Applied, string(m.Payload))
+			ctx.Reply([]byte("v1:" + strconv.Itoa(s.N)))
+			return s, nil
+		}},
+	})
+}

@@ -1,0 +1,53 @@
+// Command ckv2 is version 2 of "ckv": the state (schema 2) renames the
+// count and remembers the last payload, keeping the applied list; it
+// migrates up from schema 1 and down again, so the harness can alternate
+// upgrades and rollbacks under load. Poison exits like in ckv1. Replies
+// are "v2:" + the count.
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+
+	"graft/dynamic/sdk"
+)
+
+type stateV1 struct {
+	N       int      `json:"n"`
+	Applied []string `json:"applied"`
+}
+
+type stateV2 struct {
+	Count   int      `json:"count"`
+	Last    string   `json:"last"`
+	Applied []string `json:"applied"`
+}
+
+func up(o stateV1) (stateV2, error) {
+	n := stateV2{Count: o.N, Applied: o.Applied}
+	if len(o.Applied) > 0 {
+		n.Last = o.Applied[len(o.Applied)-1]
+	}
+	return n, nil
+}
+
+func down(n stateV2) (stateV1, error) { return stateV1{N: n.Count, Applied: n.Applied}, nil }
+
+func main() {
+	sdk.Serve(sdk.Module[stateV2]{
+		Name:    "ckv",
+		Version: "2.0.0",
+		Codec:   sdk.JSONCodec[stateV2](2).Up(1, sdk.JSONStep(up)).Down(2, sdk.JSONStep(down)),
+		Behaviour: sdk.Funcs[stateV2]{HandleFunc: func(ctx *sdk.Context, s stateV2, m sdk.Message) (stateV2, error) {
+			if strings.HasPrefix(string(m.Payload), "poison:") {
+				os.Exit(3)
+			}
+			s.Count++
+			s.Last = string(m.Payload)
+			s.Applied = append(s.Applied, string(m.Payload))
+			ctx.Reply([]byte("v2:" + strconv.Itoa(s.Count)))
+			return s, nil
+		}},
+	})
+}
