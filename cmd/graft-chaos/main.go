@@ -27,6 +27,7 @@ func main() {
 	flag.DurationVar(&opts.MeanGap, "gap", 1500*time.Millisecond, "mean time between two faults")
 	flag.IntVar(&opts.KVActors, "actors", 4, "actors of the upgradable behaviour")
 	flag.IntVar(&opts.Callers, "callers", 3, "concurrent callers of the register actor")
+	flag.IntVar(&opts.Rate, "rate", 200, "sends and calls per second, in all")
 	flag.BoolVar(&opts.Keep, "keep", false, "keep the run's folder (config, store, core.log) even when the run passes")
 	flag.Parse()
 

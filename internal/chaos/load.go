@@ -57,9 +57,34 @@ func (r *Runner) attempt(ctx context.Context, fn func(context.Context) error) er
 	}
 }
 
-// startLoad starts the senders and the register's callers; they stop
-// after their operation in flight once stop is closed.
+// startLoad starts the senders and the register's callers, paced to
+// Options.Rate operations per second in all; they stop after their
+// operation in flight once stop is closed. The pace keeps the recorded
+// states (which list every applied payload) small enough that a long run
+// measures the core, not JSON encoding of ever larger states.
 func (r *Runner) startLoad(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGroup) {
+	r.tokens = make(chan struct{}, 16)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second / time.Duration(r.opts.Rate))
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				close(r.tokens)
+				return
+			case <-ctx.Done():
+				close(r.tokens)
+				return
+			case <-t.C:
+				select {
+				case r.tokens <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
 	for _, actor := range r.kvActors {
 		for s := 0; s < r.opts.SendersPerActor; s++ {
 			wg.Add(1)
@@ -78,20 +103,22 @@ func (r *Runner) startLoad(ctx context.Context, stop <-chan struct{}, wg *sync.W
 	}
 }
 
-func stopped(stop <-chan struct{}) bool {
+// next waits for the pace's next token; false once the load stops.
+func (r *Runner) next(stop <-chan struct{}) bool {
 	select {
 	case <-stop:
-		return true
-	default:
 		return false
+	default:
 	}
+	_, ok := <-r.tokens
+	return ok
 }
 
 // sender sends "<name>:<n>" to actor for n = 0, 1, ..., one at a time: a
 // send is acknowledged before the next starts, so the order in which the
 // actor must apply them is the send order.
 func (r *Runner) sender(ctx context.Context, stop <-chan struct{}, actor, name string) {
-	for n := 0; !stopped(stop); n++ {
+	for n := 0; r.next(stop); n++ {
 		op := SendOp{Actor: actor, Sender: name, N: n}
 		payload := op.Payload()
 		err := r.attempt(ctx, func(ctx context.Context) error {
@@ -113,7 +140,7 @@ func (r *Runner) sender(ctx context.Context, stop <-chan struct{}, actor, name s
 // interval runs from the first try to the answer.
 func (r *Runner) caller(ctx context.Context, stop <-chan struct{}, client int) {
 	rng := rand.New(rand.NewPCG(uint64(r.opts.Seed), uint64(1000+client)))
-	for n := 0; !stopped(stop); n++ {
+	for n := 0; r.next(stop); n++ {
 		id := fmt.Sprintf("c%d-%d", client, n)
 		op := CallOp{Client: client, Put: rng.IntN(2) == 0}
 		payload := "get"

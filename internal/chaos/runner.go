@@ -30,6 +30,9 @@ type Options struct {
 	SendersPerActor int
 	// Callers is how many goroutines call the register (default 3).
 	Callers int
+	// Rate is the load's pace: sends and calls per second in all
+	// (default 200).
+	Rate int
 	// Keep keeps the run's folder (config, store, core.log) even when the
 	// run passes; a failing run always keeps it.
 	Keep bool
@@ -46,6 +49,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SendersPerActor <= 0 {
 		o.SendersPerActor = 2
+	}
+	if o.Rate <= 0 {
+		o.Rate = 200
 	}
 	if o.Callers <= 0 {
 		o.Callers = 3
@@ -85,6 +91,7 @@ type Runner struct {
 	client     *control.Client
 	gate       *gate
 	hist       *History
+	tokens     chan struct{} // the load's pace
 	stats      counters
 
 	mu      sync.Mutex
