@@ -119,6 +119,7 @@ func (s *Supervisor) setState(c *child, st ChildState) {
 		s.waiting--
 	} else if c.state != Waiting && st == Waiting {
 		s.waiting++
+		s.cursor = 0 // it may sit before the cursor
 	}
 	c.state = st
 	c.since = time.Now()
@@ -142,9 +143,14 @@ func (s *Supervisor) schedule() {
 	if s.shutting || s.waiting == 0 {
 		return // O(1) in the common case: thousands of children, none waiting
 	}
+	// The cursor skips the children before the first waiting one, so
+	// starting n children through a bounded window costs O(n), not O(n²).
+	for s.cursor < len(s.order) && s.order[s.cursor].state != Waiting {
+		s.cursor++
+	}
 	left := s.waiting
-	for _, c := range s.order {
-		if left == 0 {
+	for _, c := range s.order[s.cursor:] {
+		if left == 0 || len(s.starts) >= s.spec.MaxConcurrentStarts {
 			break
 		}
 		if c.state != Waiting {
@@ -209,6 +215,7 @@ func callStart(ctx context.Context, start func(context.Context) (Child, error)) 
 // Child stopped at once.
 func (s *Supervisor) onStartDone(op *startOp, ch Child, err error) {
 	delete(s.starts, op)
+	defer s.schedule() // a start slot is free, and c may be required by others
 	op.timer.Stop()
 	op.cancel()
 	c := op.c
@@ -247,7 +254,6 @@ func (s *Supervisor) onStartDone(op *startOp, ch Child, err error) {
 		case <-s.loopDone:
 		}
 	}()
-	s.schedule()
 }
 
 // onStartTimeout fails a start that has not returned within StartTimeout.
@@ -571,6 +577,7 @@ func (s *Supervisor) remove(c *child, err error) {
 	}
 	delete(s.children, c.spec.ID)
 	s.order = slices.DeleteFunc(s.order, func(o *child) bool { return o == c })
+	s.cursor = 0
 	if err == nil {
 		err = fmt.Errorf("supervisor: child %q removed", c.spec.ID)
 	}

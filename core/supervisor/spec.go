@@ -96,6 +96,8 @@ const (
 	DefaultBackoffMax   = 5 * time.Second
 	DefaultStartTimeout = 10 * time.Second
 	DefaultStopTimeout  = 5 * time.Second
+	// DefaultMaxConcurrentStarts bounds the starts in flight at once.
+	DefaultMaxConcurrentStarts = 256
 )
 
 // ChildSpec describes how to start one child and what to do when it exits.
@@ -144,7 +146,11 @@ type Spec struct {
 	BackoffMin time.Duration
 	BackoffMax time.Duration
 	// Logger receives the supervisor's log lines; nil discards them.
-	Logger *slog.Logger
+	// MaxConcurrentStarts bounds how many child starts are in flight at
+	// once (default 256): independent children start concurrently, but
+	// 100,000 of them must not all hold a goroutine and its stack at once.
+	MaxConcurrentStarts int
+	Logger              *slog.Logger
 	// OnEvent, if set, is called from the supervisor's loop for every
 	// lifecycle event, for metrics and tests. It must not block and must
 	// not call the supervisor's methods other than Children, or the loop
@@ -195,6 +201,9 @@ func (sp Spec) normalize() (Spec, error) {
 	}
 	if sp.Period == 0 {
 		sp.Period = DefaultPeriod
+	}
+	if sp.MaxConcurrentStarts <= 0 {
+		sp.MaxConcurrentStarts = DefaultMaxConcurrentStarts
 	}
 	if sp.BackoffMin == 0 {
 		sp.BackoffMin = DefaultBackoffMin

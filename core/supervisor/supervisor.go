@@ -57,6 +57,7 @@ type Supervisor struct {
 	pending  []Event               // events to emit once mu is released
 	init     map[string]bool       // initial children not yet run once
 	waiting  int                   // children in state Waiting, so schedule can skip its scan
+	cursor   int                   // no child before order[cursor] is Waiting
 	shutting bool
 	abandon  bool        // shutdown stopped waiting for hung starts
 	abandonT *time.Timer // fires abandon
