@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +135,7 @@ func BenchmarkRecovery1M(b *testing.B) {
 			},
 			Behaviours: map[string]core.BehaviourConfig{"ckv": {Binary: filepath.Join(benchPlugins, "ckv1")}},
 			SocketDir:  os.TempDir(),
+			Logger:     slog.New(slog.DiscardHandler),
 		}
 		for a := 0; a < recoveryActors; a++ {
 			cfg.Actors = append(cfg.Actors, core.ActorConfig{Name: recoveryActor(a), Behaviour: "ckv"})

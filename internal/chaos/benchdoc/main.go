@@ -51,11 +51,21 @@ func parse(dir string) (results, error) {
 			return nil, fmt.Errorf("read %s: %w", f, err)
 		}
 		sc := bufio.NewScanner(fh)
+		pending := "" // a benchmark whose figures a log line pushed onto a later line
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
+			if len(fields) > 0 && strings.HasPrefix(fields[0], "Benchmark") {
+				if _, err := strconv.Atoi(fieldOr(fields, 1)); err != nil {
+					pending = fields[0]
+					continue
+				}
+			} else if _, err := strconv.Atoi(fieldOr(fields, 0)); err == nil && pending != "" && fieldOr(fields, 2) == "ns/op" {
+				fields = append([]string{pending}, fields...)
+			}
 			if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
 				continue
 			}
+			pending = ""
 			name := fields[0]
 			if i := strings.LastIndexByte(name, '-'); i > 0 {
 				name = name[:i]
@@ -74,6 +84,13 @@ func parse(dir string) (results, error) {
 		fh.Close()
 	}
 	return res, nil
+}
+
+func fieldOr(f []string, i int) string {
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
 }
 
 // row is one figure of the document.
