@@ -123,6 +123,16 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
 	}
 	coreCfg := cfg.Core(log, observer)
+	// Plugin sockets live in a folder of this core's own, emptied at start:
+	// the control-socket lock (held from here on) makes this the only core
+	// using it, so what is there was left by a core killed with kill -9.
+	coreCfg.SocketDir = filepath.Join(cfg.Control.Dir, "p")
+	if err := os.RemoveAll(coreCfg.SocketDir); err != nil {
+		return fmt.Errorf("clear plugin sockets left in %s: %w", coreCfg.SocketDir, err)
+	}
+	if err := os.MkdirAll(coreCfg.SocketDir, 0o700); err != nil {
+		return fmt.Errorf("create the plugin socket folder: %w", err)
+	}
 	if err := mgr.Prepare(&coreCfg); err != nil {
 		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
 	}
