@@ -39,7 +39,8 @@ type actor struct {
 	idle     chan struct{} // closed when the running loop exits
 	paused   bool
 	stopping bool
-	batchMax int // shrinks to find a poison message, grows back on success
+	batchMax int  // shrinks to find a poison message, grows back on success
+	suspect  bool // its next message is retried alone in a quarantine module
 	err      error
 	done     chan struct{}
 	started  time.Time
@@ -185,6 +186,22 @@ func (a *actor) step() (bool, error) {
 	if len(msgs) == 0 {
 		return false, nil
 	}
+	a.mu.Lock()
+	suspect := a.suspect
+	a.mu.Unlock()
+	if suspect {
+		// A shared module crashed with this message alone in its batch, but
+		// other actors' batches were in flight too: which one killed it is
+		// unknown. Retry it alone in a module process of its own, where a
+		// crash can only be its fault.
+		q := newModulePool(pool.name+"/quarantine", pool.config(), a.core.log)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), a.core.stopTimeout(a.spec.Behaviour))
+			defer cancel()
+			_ = q.close(ctx)
+		}()
+		pool, msgs = q, msgs[:1]
+	}
 	mod, err := pool.get(ctx)
 	if err != nil {
 		return false, fmt.Errorf("get module: %w", err)
@@ -233,6 +250,7 @@ func (a *actor) step() (bool, error) {
 	a.mu.Lock()
 	a.state = next
 	a.batchMax = min(a.batchMax*2, a.core.cfg.BatchSize)
+	a.suspect = false
 	a.mu.Unlock()
 	a.processed.Add(uint64(len(msgs)))
 	a.core.cfg.Observer.BatchCommitted(a.spec.Name, a.spec.Behaviour, len(msgs), time.Since(began))
@@ -277,8 +295,12 @@ func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic
 		return true, nil
 	}
 	a.mu.Lock()
-	epoch := a.epoch
+	epoch, suspect := a.epoch, a.suspect
+	a.suspect = true
 	a.mu.Unlock()
+	if !suspect {
+		return true, nil // not proven guilty yet: retry it in quarantine
+	}
 	return true, a.messageFailed(ctx, epoch, msgs[0], err.Error())
 }
 
@@ -304,6 +326,9 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 	if msg.ID != "" {
 		a.core.waiters.deliver(a.spec.Name, msg.ID, callResult{err: fmt.Errorf("message %q to actor %q was dead-lettered after %d attempts: %s", msg.ID, a.spec.Name, n, reason)})
 	}
+	a.mu.Lock()
+	a.suspect = false
+	a.mu.Unlock()
 	a.setBatchMax(a.core.cfg.BatchSize)
 	return nil
 }

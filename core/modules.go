@@ -184,6 +184,13 @@ func (p *modulePool) close(ctx context.Context) error {
 	return nil
 }
 
+// config returns the dynamic.Config the pool starts its modules with.
+func (p *modulePool) config() dynamic.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
 // current returns the running generation, or nil.
 func (p *modulePool) current() *dynamic.Module {
 	p.mu.Lock()
