@@ -192,7 +192,7 @@ func validate(cfg Config) error {
 			}
 		}
 	}
-	if cycle := requirementCycle(cfg.Actors); cycle != nil {
+	if cycle := RequirementCycle(cfg.Actors); cycle != nil {
 		errs = append(errs, fmt.Errorf("requirement cycle: %s (an actor cannot wait for itself)", strings.Join(cycle, " -> ")))
 	}
 	for name, b := range cfg.Behaviours {
@@ -203,12 +203,15 @@ func validate(cfg Config) error {
 	return errors.Join(errs...)
 }
 
-// requirementCycle returns one cycle in the actors' requirements, as the
-// path that closes it (a, b, a), or nil.
-func requirementCycle(actors []ActorConfig) []string {
+// RequirementCycle returns one cycle in the actors' requirements, as the
+// path that closes it (a, b, a), or nil. The config loader uses it too, so
+// a cycle is reported the same way before anything starts.
+func RequirementCycle(actors []ActorConfig) []string {
 	requires := map[string][]string{}
 	for _, a := range actors {
-		requires[a.Name] = a.Requires
+		if _, dup := requires[a.Name]; !dup {
+			requires[a.Name] = a.Requires
+		}
 	}
 	const (
 		unseen = iota

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"graft/core"
 	"graft/mailbox"
 )
 
@@ -93,49 +94,13 @@ func orNone(names []string) string {
 
 // requirementCycle returns one cycle among the actors' requirements as the
 // path that closes it (a -> b -> a), or nil. Self-requirements are reported
-// on their own and skipped here.
+// on their own and left out here.
 func requirementCycle(cfg *Config) []string {
-	requires := map[string][]string{}
+	actors := make([]core.ActorConfig, 0, len(cfg.Actors))
 	for _, a := range cfg.Actors {
-		if _, dup := requires[a.Name]; !dup {
-			requires[a.Name] = a.Requires
-		}
+		actors = append(actors, core.ActorConfig{Name: a.Name, Requires: slices.DeleteFunc(slices.Clone(a.Requires), func(r string) bool { return r == a.Name })})
 	}
-	const (
-		onPath = 1
-		done   = 2
-	)
-	state := map[string]int{}
-	var path []string
-	var visit func(n string) []string
-	visit = func(n string) []string {
-		switch state[n] {
-		case onPath:
-			i := slices.Index(path, n)
-			return append(slices.Clone(path[i:]), n)
-		case done:
-			return nil
-		}
-		state[n] = onPath
-		path = append(path, n)
-		for _, r := range requires[n] {
-			if r == n {
-				continue
-			}
-			if c := visit(r); c != nil {
-				return c
-			}
-		}
-		path = path[:len(path)-1]
-		state[n] = done
-		return nil
-	}
-	for _, a := range cfg.Actors {
-		if c := visit(a.Name); c != nil {
-			return c
-		}
-	}
-	return nil
+	return core.RequirementCycle(actors)
 }
 
 // checkFiles checks the file system: every behaviour's binary exists, is a
