@@ -9,10 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,9 +176,10 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 
 	log.Info("graft core starting", "pid", os.Getpid(), "config", cfg.File, "socket", cfg.Control.Socket,
 		"store", cfg.Store.Path, "durability", cfg.Store.Durability.String(), "actors", len(cfg.Actors))
-	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	runErr := c.RunUntilSignal(sigCtx, rf.grace)
+	// RunUntilSignal owns SIGINT and SIGTERM: the first stops gracefully, a
+	// second forces it. (A second handler here would see the same first
+	// signal and turn one SIGTERM into a forced stop.)
+	runErr := c.RunUntilSignal(ctx, rf.grace)
 
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
