@@ -29,22 +29,24 @@ type actor struct {
 	ctx    context.Context // the actor's lifetime; cancelled to force a stop
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	pool     *modulePool
-	private  bool // pool belongs to this actor alone
-	state    mailbox.State
-	epoch    uint64
-	running  bool          // a loop goroutine exists
-	wake     bool          // work may have arrived while it ran
-	idle     chan struct{} // closed when the running loop exits
-	paused   bool
-	stopping bool
-	batchMax int  // shrinks to find a poison message, grows back on success
-	suspect  bool // its next message is retried alone in a quarantine module
-	err      error
-	done     chan struct{}
-	started  time.Time
+	mu        sync.Mutex
+	pool      *modulePool
+	private   bool // pool belongs to this actor alone
+	state     mailbox.State
+	epoch     uint64
+	running   bool          // a loop goroutine exists
+	wake      bool          // work may have arrived while it ran
+	idle      chan struct{} // closed when the running loop exits
+	paused    bool
+	stopping  bool
+	finishing bool // finish has begun: done is closed exactly once
+	batchMax  int  // shrinks to find a poison message, grows back on success
+	suspect   bool // its next message is retried alone in a quarantine module
+	err       error
+	done      chan struct{}
+	started   time.Time
 
+	ready     atomic.Bool // its start finished: required actors may start
 	processed atomic.Uint64
 	failed    atomic.Uint64
 	inFlight  atomic.Int64
@@ -128,12 +130,13 @@ func (a *actor) crash(err error) {
 // finish ends the actor once: closes its private module and Done.
 func (a *actor) finish(err error) {
 	a.mu.Lock()
-	select {
-	case <-a.done:
+	if a.finishing {
+		// Another caller (a crash racing a forced Stop) is ending it.
 		a.mu.Unlock()
+		<-a.done
 		return
-	default:
 	}
+	a.finishing = true
 	a.err = err
 	a.stopping = true
 	pool, private := a.pool, a.private
@@ -406,14 +409,18 @@ func (p *Paused) Resume(to *ModuleHandle, st *mailbox.State) {
 	a.mu.Lock()
 	if to != nil && to.pool != a.pool {
 		if a.private {
+			// An actor with a process of its own keeps one: a private pool
+			// of the new version, and the old one stopped.
 			old := a.pool
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), a.core.stopTimeout(a.spec.Behaviour))
 				defer cancel()
 				_ = old.close(ctx)
 			}()
+			a.pool = a.core.privatePool(a.spec, to.pool.config())
+		} else {
+			a.pool = to.pool
 		}
-		a.pool, a.private = to.pool, false
 	}
 	if st != nil {
 		a.state = *st

@@ -282,11 +282,15 @@ func (c *Core) stopTimeout(behaviour string) time.Duration {
 	return 5 * time.Second
 }
 
-// sharedPool returns the shared module pool running binary for behaviour.
+// sharedPool returns the shared module pool running binary for behaviour,
+// or nil once the core is shutting down.
 func (c *Core) sharedPool(behaviour, binary, sha256 string) *modulePool {
 	key := behaviour + "\x00" + binary
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil // shutting down: no new module processes
+	}
 	p := c.pools[key]
 	if p == nil {
 		cfg := c.moduleConfig(behaviour)
@@ -346,13 +350,9 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	if spec.OwnProcess {
 		cfg := c.moduleConfig(spec.Behaviour)
 		cfg.Path, cfg.SHA256 = binary, sha
-		pool = newModulePool(spec.Behaviour+"/"+spec.Name, cfg, c.log)
-		pool.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(spec.Behaviour, restart) }
-	} else {
-		pool = c.sharedPool(spec.Behaviour, binary, sha)
-	}
-	if _, err := pool.get(ctx); err != nil {
-		return fail(err)
+		pool = c.privatePool(spec, cfg)
+	} else if pool = c.sharedPool(spec.Behaviour, binary, sha); pool == nil {
+		return fail(ErrShutdown)
 	}
 	actx, cancel := context.WithCancel(context.Background())
 	a := &actor{
@@ -361,11 +361,26 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 		pool: pool, private: spec.OwnProcess, state: st, epoch: epoch,
 		batchMax: c.cfg.BatchSize, done: make(chan struct{}), started: time.Now(),
 	}
+	// Registered before its module is fetched, so UnloadModule sees the
+	// pool in use and cannot close it under the starting actor.
 	c.mu.Lock()
 	c.actors[spec.Name] = a
 	c.mu.Unlock()
+	if _, err := pool.get(ctx); err != nil {
+		c.forget(a)
+		cancel()
+		return fail(err)
+	}
+	a.ready.Store(true)
 	a.kick()
 	return a, nil
+}
+
+// privatePool is a module pool for one actor with a process of its own.
+func (c *Core) privatePool(spec ActorConfig, cfg dynamic.Config) *modulePool {
+	p := newModulePool(spec.Behaviour+"/"+spec.Name, cfg, c.log)
+	p.onStart = func(restart bool) { c.cfg.Observer.ModuleStarted(spec.Behaviour, restart) }
+	return p
 }
 
 // forget drops a finished actor from the routing table.

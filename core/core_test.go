@@ -308,3 +308,22 @@ func TestPoisonDoesNotDeadLetterOtherActors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, dls, 3, "the poison messages are dead-lettered")
 }
+
+// Destroying an actor in the middle of a batch abandons the batch at once
+// (it is redelivered later) and ends the actor exactly once, however its
+// crash path and the forced stop race.
+func TestDestroyBusyActor(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		cfg := recorderConfig(t, t.TempDir(), "busy")
+		cfg.Actors[0].OwnProcess = true // closing its own module widens the race
+		c := startCore(t, cfg)
+		ctx := ctxFor(t, 30*time.Second)
+		_, err := c.Send(ctx, "busy", []byte("hang"), core.SendOptions{})
+		require.NoError(t, err)
+		waitFor(t, 10*time.Second, "the batch in flight", func() bool { return status(t, c, "busy").InFlight > 0 })
+		require.NoError(t, c.DestroyActor(ctx, "busy"))
+		st, err := c.Store().Stats("busy")
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, st.Depth, "the abandoned batch stays queued")
+	}
+}

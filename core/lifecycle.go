@@ -276,6 +276,9 @@ func (c *Core) LoadModule(ctx context.Context, behaviour, binary, sha256 string)
 		return nil, fmt.Errorf("load module: unknown behaviour %q", behaviour)
 	}
 	pool := c.sharedPool(behaviour, binary, sha256)
+	if pool == nil {
+		return nil, fmt.Errorf("load %s module from %s: %w", behaviour, binary, ErrShutdown)
+	}
 	if _, err := pool.get(ctx); err != nil {
 		c.dropPool(pool)
 		return nil, fmt.Errorf("load %s module from %s: %w", behaviour, binary, err)

@@ -68,7 +68,7 @@ func TestCrossBehaviourRequirement(t *testing.T) {
 		core.ActorConfig{Name: "broken", Behaviour: "broken"})
 	cfg.Actors[0].Requires = []string{"counter"}
 	cfg.Actors[1].Requires = []string{"broken"}
-	cfg.Behaviours["recorder"] = core.BehaviourConfig{Binary: bin("recorder"), StartTimeout: 500 * time.Millisecond}
+	cfg.Behaviours["recorder"] = core.BehaviourConfig{Binary: bin("recorder"), StartTimeout: 2 * time.Second}
 	cfg.Supervision.MaxRestarts = 1000
 	c, err := core.New(cfg)
 	require.NoError(t, err)

@@ -30,6 +30,13 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 		return m.record(ctx, rec), fmt.Errorf("%s of %q to %s: %w", op.Kind, behaviour, op.To.Name(), err)
 	}
 
+	// unload stops the target module when no actor ended up on it.
+	unload := func() {
+		if _, err := c.UnloadModule(context.WithoutCancel(ctx), behaviour, op.To.Path); err != nil {
+			m.log.Warn("could not stop the unused module", "behaviour", behaviour, "err", err)
+		}
+	}
+
 	t0 := time.Now()
 	target, err := c.LoadModule(ctx, behaviour, op.To.Path, op.To.SHA)
 	if err != nil {
@@ -37,6 +44,7 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	}
 	targetMod, err := target.Module(ctx)
 	if err != nil {
+		unload()
 		return fail(err)
 	}
 	info := targetMod.Info()
@@ -56,17 +64,13 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	m.setRunning(behaviour, *op)
 	rec.Steps = append(rec.Steps, mailbox.UpgradeStep{Step: "load", Duration: time.Since(t0)})
 	migrator := targetMod
-	unload := func() {
-		if _, err := c.UnloadModule(context.WithoutCancel(ctx), behaviour, op.To.Path); err != nil {
-			m.log.Warn("could not stop the unused module", "behaviour", behaviour, "err", err)
-		}
-	}
 
 	actors := c.ActorsOf(behaviour)
 	states := make(map[string]mailbox.State, len(actors))
 	for _, a := range actors {
 		st, err := c.Store().State(ctx, a)
 		if err != nil {
+			unload()
 			return fail(err)
 		}
 		states[a] = st
@@ -131,13 +135,19 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 			back, backSteps, backErr := m.move(ctx, from, targetMod, op.From, todo[:moved])
 			rec.Steps = append(rec.Steps, backSteps...)
 			if backErr == nil {
-				m.mu.Lock()
-				bs.Live = []Version{op.From}
-				err = m.j.save()
-				m.mu.Unlock()
-				unload()
+				// History first: its synced write makes the lazy move-back
+				// commits durable before the journal stops naming To.
 				rec.Ended, rec.Outcome, rec.Error = time.Now().UTC(), "rolled back", moveErr.Error()
-				m.record(ctx, rec)
+				rec = m.record(ctx, rec)
+				if len(todo) == len(actors) { // no actor was on To before this op began
+					m.mu.Lock()
+					bs.Live = []Version{op.From}
+					if err := m.j.save(); err != nil {
+						m.log.Error("could not update the upgrade journal", "behaviour", behaviour, "err", err)
+					}
+					m.mu.Unlock()
+					unload()
+				}
 				return rec, fmt.Errorf("%s of %q failed and the %d moved actors were moved back: %w", op.Kind, behaviour, back, moveErr)
 			}
 			moveErr = errors.Join(moveErr, fmt.Errorf("moving the moved actors back failed after %d: %w", back, backErr))
