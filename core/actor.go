@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"graft/dynamic"
-	"graft/mailbox"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // actor drives one actor: it reads a batch from the mailbox, has the module

@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // The figures in docs/BENCHMARKS.md come from (the engine baseline runs in

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"graft/core/supervisor"
-	"graft/dynamic"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Config is everything a Core needs; cmd/graft builds it from the YAML file.

@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/dynamic"
-	"graft/internal/testbin"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/internal/testbin"
+	"github.com/graft-host/graft/mailbox"
 )
 
 func TestSendAndCallExactlyOnce(t *testing.T) {

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/internal/testbin"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/testbin"
 )
 
 // The core crash test re-executes this test binary as a core process (with

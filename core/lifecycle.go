@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"graft/dynamic"
-	"graft/mailbox"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Start starts every configured actor under the root supervisor. Starts are

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"graft/dynamic"
+	"github.com/graft-host/graft/dynamic"
 )
 
 // modulePool keeps one module (plugin process) of one behaviour running for

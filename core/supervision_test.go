@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
+	"github.com/graft-host/graft/core"
 )
 
 // A behaviour whose plugin cannot start exhausts its own supervisor's

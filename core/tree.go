@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"graft/core/supervisor"
+	"github.com/graft-host/graft/core/supervisor"
 )
 
 // The supervision tree (G5, G7):

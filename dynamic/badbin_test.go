@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/dynamic"
+	"github.com/graft-host/graft/dynamic"
 )
 
 func copyFile(t *testing.T, src, dst string, n int, mode os.FileMode) {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
-	"graft/dynamic"
+	"github.com/graft-host/graft/dynamic"
 )
 
 const (

@@ -1,7 +1,8 @@
 // Package dynamic is graft's host for behaviour plugins: it starts a plugin
 // binary as a separate process (hashicorp/go-plugin over gRPC), checks what
 // it is, drives it, watches it and stops it. Plugins are written with the
-// SDK in graft/dynamic/sdk; the protocol is graft/dynamic/proto/graftv1.
+// SDK in github.com/graft-host/graft/dynamic/sdk (a module of its own); the
+// protocol is its proto/graftv1 package.
 //
 // A Module is one generation of one plugin: one process, one go-plugin
 // client, one Handle stream. It never restarts itself; the core's supervisor

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"graft/dynamic/internal/proc"
+	"github.com/graft-host/graft/dynamic/internal/proc"
 )
 
 // Sentinel errors the core branches on (with errors.Is).

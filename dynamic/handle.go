@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	graftv1 "graft/dynamic/proto/graftv1"
+	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
 
 // sender is the only writer of the Handle stream. A dedicated goroutine

@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/dynamic"
+	"github.com/graft-host/graft/dynamic"
 )
 
 func msgs(payloads ...string) []dynamic.Message {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/dynamic"
-	"graft/dynamic/internal/wire"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 // TestStartStopCyclesLeakNothing starts and stops the echo plugin 1,000

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"graft/dynamic"
-	"graft/internal/testbin"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/internal/testbin"
 )
 
 // plugins maps a testdata plugin name to its binary, built once in TestMain.

@@ -20,9 +20,9 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
-	"graft/dynamic/internal/proc"
-	"graft/dynamic/internal/wire"
-	graftv1 "graft/dynamic/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/internal/proc"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
+	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
 
 // ProtocolVersion is the behaviour protocol version this host speaks.
@@ -227,7 +227,9 @@ func (m *Module) handshake(ctx context.Context) error {
 	m.conn = raw.(*wire.Conn)
 	var brokerID uint32
 	if m.cfg.Caller != nil {
-		brokerID = m.serveHost()
+		if brokerID, err = m.serveHost(); err != nil {
+			return err
+		}
 	}
 	info, err := m.conn.Behaviour.Info(ctx, &graftv1.InfoRequest{HostBrokerId: brokerID})
 	if err != nil {
@@ -351,20 +353,29 @@ func (m *Module) abortStart() {
 	_ = os.RemoveAll(m.dir)
 }
 
-// serveHost offers the Caller to the plugin through the broker.
-func (m *Module) serveHost() uint32 {
+// serveHost offers the Caller to the plugin through the broker. The
+// listener is opened (and its address sent to the plugin) before Info names
+// its id, so the plugin's dial in Info finds it at once; it then serves for
+// the module's whole life, so the plugin's connection can reconnect to it.
+func (m *Module) serveHost() (uint32, error) {
 	id := m.conn.Broker.NextId()
-	srv := &hostServer{caller: m.cfg.Caller}
-	m.teardownWG.Add(1)
+	ln, err := m.conn.Broker.Accept(id)
+	if err != nil {
+		return 0, fmt.Errorf("offer the call service: %w", err)
+	}
+	srv := grpc.NewServer()
+	graftv1.RegisterHostServer(srv, &hostServer{caller: m.cfg.Caller})
+	m.teardownWG.Add(2)
 	go func() {
 		defer m.teardownWG.Done()
-		m.conn.Broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(opts...)
-			graftv1.RegisterHostServer(s, srv)
-			return s
-		})
+		_ = srv.Serve(ln) // returns once Stop below closes the listener
 	}()
-	return id
+	go func() {
+		defer m.teardownWG.Done()
+		<-m.ctx.Done()
+		srv.Stop()
+	}()
+	return id, nil
 }
 
 type hostServer struct {

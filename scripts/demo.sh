@@ -34,7 +34,7 @@ trap 'echo "demo: interrupted"; exit 130' INT TERM
 cd "$root"
 echo "building the graft core and the demo driver"
 go build -o "$work/graft" ./cmd/graft
-go build -o "$work/demo" ./examples/pingpong/demo
+go build -o "$work/demo" ./cmd/graft-demo
 echo "building ping and pong v1"
 scripts/build-plugins.sh v1
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Go code of graft's behaviour protocol (dynamic/proto/graftv1)
+# Regenerates the Go code of graft's behaviour protocol (dynamic/sdk/proto/graftv1)
 # from behaviour.proto with pinned tool versions. The tools are installed
 # through the Go module proxy into a local bin dir, and buf's built-in
 # compiler is used, so no protoc is needed.
@@ -9,7 +9,7 @@
 #                         under the user cache dir)
 set -euo pipefail
 
-# Pinned versions. protoc-gen-go must match google.golang.org/protobuf in go.mod.
+# Pinned versions. protoc-gen-go must match google.golang.org/protobuf in dynamic/sdk/go.mod.
 BUF_VERSION=v1.75.0
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
@@ -21,13 +21,13 @@ mkdir -p "$bin"
 install() { # module@version binary
   if [ ! -x "$bin/$2" ]; then
     echo "installing $1 into $bin" >&2
-    (cd "$root" && GOBIN="$bin" go install "$1")
+    (cd "$root/dynamic/sdk" && GOBIN="$bin" go install "$1")
   fi
 }
 install "github.com/bufbuild/buf/cmd/buf@${BUF_VERSION}" buf
 install "google.golang.org/protobuf/cmd/protoc-gen-go@${PROTOC_GEN_GO_VERSION}" protoc-gen-go
 install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${PROTOC_GEN_GO_GRPC_VERSION}" protoc-gen-go-grpc
 
-cd "$root/dynamic/proto"
+cd "$root/dynamic/sdk/proto"
 PATH="$bin:$PATH" buf generate
-echo "generated: $(cd "$root" && ls dynamic/proto/graftv1/*.go | tr '\n' ' ')" >&2
+echo "generated: $(cd "$root" && ls dynamic/sdk/proto/graftv1/*.go | tr '\n' ' ')" >&2

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/upgrade"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // The figures in docs/BENCHMARKS.md come from:

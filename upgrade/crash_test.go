@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/mailbox"
-	"graft/upgrade"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // G4 under kill -9: a child core process streams messages to its actors,

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Version is one module version of a behaviour: its code and state schema

@@ -13,11 +13,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/internal/testbin"
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
-	"graft/upgrade"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/testbin"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/upgrade"
 )
 
 var pluginDir string

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Errors callers branch on.

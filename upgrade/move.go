@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"graft/core"
-	"graft/dynamic"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // transition carries out op (an upgrade, a rollback, or one of those

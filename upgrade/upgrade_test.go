@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/internal/testbin"
-	"graft/mailbox"
-	"graft/upgrade"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/testbin"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // sender streams numbered messages to every actor until stopped, and

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"graft/internal/chaos"
+	"github.com/graft-host/graft/internal/chaos"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"graft/core/control"
+	"github.com/graft-host/graft/core/control"
 )
 
 // newActorCmd builds stop, start and destroy, which differ only in the

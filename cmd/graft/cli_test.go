@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core/control"
-	"graft/internal/testbin"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/testbin"
 )
 
 func TestSendThenStatusShowsProcessed(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"graft/cmd/graft/internal/config"
-	"graft/core/control"
+	"github.com/graft-host/graft/cmd/graft/internal/config"
+	"github.com/graft-host/graft/core/control"
 )
 
 // clientFlags are the flags every command shares: where the core is, and

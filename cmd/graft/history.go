@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 func newHistoryCmd(e *env, cf *clientFlags) *cobra.Command {

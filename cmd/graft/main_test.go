@@ -17,8 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/core/control"
-	"graft/internal/testbin"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/testbin"
 )
 
 // binDir holds the real graft binary and the test plugins, built once.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"graft/core/control"
+	"github.com/graft-host/graft/core/control"
 )
 
 func newSendCmd(e *env, cf *clientFlags) *cobra.Command {

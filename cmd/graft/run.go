@@ -15,11 +15,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"graft/cmd/graft/internal/config"
-	"graft/cmd/graft/internal/metrics"
-	"graft/core"
-	"graft/core/control"
-	"graft/upgrade"
+	"github.com/graft-host/graft/cmd/graft/internal/config"
+	"github.com/graft-host/graft/cmd/graft/internal/metrics"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // runFlags are `graft run`'s own flags.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"graft/core/control"
+	"github.com/graft-host/graft/core/control"
 )
 
 func newStatusCmd(e *env, cf *clientFlags) *cobra.Command {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Runtime is what the control API needs from a running core; *core.Core

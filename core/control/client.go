@@ -12,7 +12,7 @@ import (
 	"net/url"
 	"syscall"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // ErrNoCore is wrapped by a Client's errors when nothing answers on the

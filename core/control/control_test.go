@@ -16,11 +16,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/core/control"
-	"graft/internal/testbin"
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/testbin"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 var pluginDir string

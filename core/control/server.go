@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // DefaultCallTimeout bounds a call whose request names no timeout.

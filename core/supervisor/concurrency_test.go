@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core/supervisor"
+	"github.com/graft-host/graft/core/supervisor"
 )
 
 // stubChild is the smallest real child: it runs until stopped.

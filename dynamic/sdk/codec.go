@@ -94,7 +94,7 @@ func (c *Codec[S]) Up(from uint32, f StepFunc) *Codec[S] {
 // Down registers the step from schema `from` to from-1 and returns c.
 func (c *Codec[S]) Down(from uint32, f StepFunc) *Codec[S] {
 	if from == 0 {
-		panic("graft/sdk: Down(0): there is no schema below 0")
+		panic("github.com/graft-host/graft/sdk: Down(0): there is no schema below 0")
 	}
 	c.steps[step{from, from - 1}] = f
 	return c

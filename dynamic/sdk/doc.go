@@ -13,7 +13,7 @@
 //
 //	package main
 //
-//	import "graft/dynamic/sdk"
+//	import "github.com/graft-host/graft/dynamic/sdk"
 //
 //	type state struct {
 //		Count int    `json:"count"`

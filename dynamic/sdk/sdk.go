@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
-	"graft/dynamic/internal/wire"
-	graftv1 "graft/dynamic/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
+	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
 
 // Behaviour is what a plugin author implements. S is the actor's state
@@ -63,7 +63,7 @@ type Message struct {
 
 // ErrNoHost is returned by Context.Call when the host offers no callback
 // service (e.g. an older core, or Init/Migrate where calls make no sense).
-var ErrNoHost = errors.New("graft/sdk: the host offers no call service")
+var ErrNoHost = errors.New("github.com/graft-host/graft/sdk: the host offers no call service")
 
 // Context is passed to Init and Handle. It is a context.Context (for Init,
 // the host's call deadline; for Handle, cancelled when the host closes the
@@ -102,7 +102,7 @@ func (c *Context) Reply(payload []byte) {
 // answer the core stored the first time.
 func (c *Context) Call(to string, payload []byte) ([]byte, error) {
 	if c.msg == nil {
-		return nil, errors.New("graft/sdk: Call is only allowed in Handle")
+		return nil, errors.New("github.com/graft-host/graft/sdk: Call is only allowed in Handle")
 	}
 	hc := c.host.client()
 	if hc == nil {
@@ -172,7 +172,7 @@ func serve[S any](m Module[S], hs plugin.HandshakeConfig, v int) {
 		m.Codec = JSONCodec[S](1)
 	}
 	if m.Name == "" || m.Behaviour == nil {
-		fmt.Fprintln(os.Stderr, "graft/sdk: Serve needs a Module with Name and Behaviour")
+		fmt.Fprintln(os.Stderr, "github.com/graft-host/graft/sdk: Serve needs a Module with Name and Behaviour")
 		os.Exit(2)
 	}
 	// go-plugin replaces os.Stderr by a pipe forwarded over gRPC; keep the
@@ -210,7 +210,7 @@ func watchHost(stderr *os.File) {
 	}
 	fd, err := strconv.Atoi(s)
 	if err != nil || fd < 3 {
-		fmt.Fprintf(stderr, "graft/sdk: bad %s=%q\n", wire.EnvLivenessFD, s)
+		fmt.Fprintf(stderr, "github.com/graft-host/graft/sdk: bad %s=%q\n", wire.EnvLivenessFD, s)
 		os.Exit(2)
 	}
 	f := os.NewFile(uintptr(fd), "graft-liveness")
@@ -218,22 +218,44 @@ func watchHost(stderr *os.File) {
 		var b [1]byte
 		for {
 			if _, err := f.Read(b[:]); err != nil {
-				fmt.Fprintln(stderr, "graft/sdk: host is gone (liveness pipe closed), exiting")
+				fmt.Fprintln(stderr, "github.com/graft-host/graft/sdk: host is gone (liveness pipe closed), exiting")
 				os.Exit(3)
 			}
 		}
 	}()
 }
 
-// hostLink dials the host's callback service lazily, through the broker, once
-// Info has told us its id.
+// hostLink is the plugin's connection to the host's callback service. It is
+// dialled once, through the broker, when Info names the service; the gRPC
+// connection it holds reconnects by itself to the host's listener, which
+// lives as long as the module.
 type hostLink struct {
 	broker atomic.Pointer[plugin.GRPCBroker]
-	id     atomic.Uint32
 	hc     atomic.Pointer[graftv1.HostClient]
 	dialMu sync.Mutex
 }
 
+// connect dials the host's call service at broker id `id`, once.
+func (h *hostLink) connect(id uint32) error {
+	h.dialMu.Lock()
+	defer h.dialMu.Unlock()
+	if h.hc.Load() != nil {
+		return nil
+	}
+	b := h.broker.Load()
+	if b == nil {
+		return errors.New("no go-plugin broker")
+	}
+	conn, err := b.Dial(id)
+	if err != nil {
+		return fmt.Errorf("dial broker id %d: %w", id, err)
+	}
+	hc := graftv1.NewHostClient(conn)
+	h.hc.Store(&hc)
+	return nil
+}
+
+// client returns the host's call service, or nil when the host offers none.
 func (h *hostLink) client() graftv1.HostClient {
 	if h == nil {
 		return nil
@@ -241,20 +263,5 @@ func (h *hostLink) client() graftv1.HostClient {
 	if p := h.hc.Load(); p != nil {
 		return *p
 	}
-	b, id := h.broker.Load(), h.id.Load()
-	if b == nil || id == 0 {
-		return nil
-	}
-	h.dialMu.Lock()
-	defer h.dialMu.Unlock()
-	if p := h.hc.Load(); p != nil {
-		return *p
-	}
-	conn, err := b.Dial(id)
-	if err != nil {
-		return nil
-	}
-	hc := graftv1.NewHostClient(conn)
-	h.hc.Store(&hc)
-	return hc
+	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	graftv1 "graft/dynamic/proto/graftv1"
+	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
 
 // server implements graftv1.BehaviourServer over a Module.
@@ -29,7 +29,7 @@ type server[S any] struct {
 func (s *server[S]) protect(what string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(s.stderr, "graft/sdk: panic in %s: %v\n%s", what, r, debug.Stack())
+			fmt.Fprintf(s.stderr, "github.com/graft-host/graft/sdk: panic in %s: %v\n%s", what, r, debug.Stack())
 			err = fmt.Errorf("panic in %s: %v", what, r)
 		}
 	}()
@@ -38,7 +38,14 @@ func (s *server[S]) protect(what string, f func() error) (err error) {
 
 func (s *server[S]) Info(_ context.Context, req *graftv1.InfoRequest) (*graftv1.InfoResponse, error) {
 	if req.HostBrokerId != 0 {
-		s.host.id.Store(req.HostBrokerId)
+		// Dial the host's call service now, not at the first Call: go-plugin's
+		// broker keeps the connection info it was sent for only 5 s, so a
+		// lazy dial made later would never find the host (the first Call of
+		// a module that had been idle a while failed for good).
+		if err := s.host.connect(req.HostBrokerId); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "%s %s: cannot reach the host's call service (broker id %d): %v",
+				s.m.Name, s.m.Version, req.HostBrokerId, err)
+		}
 	}
 	c := s.m.Codec
 	return &graftv1.InfoResponse{

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"graft/core/control"
+	"github.com/graft-host/graft/core/control"
 )
 
 // coreProc is one incarnation of the `graft run` child process.

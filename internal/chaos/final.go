@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 // drainTimeout bounds the wait for every queue to empty at the end (poison

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"graft/core/control"
+	"github.com/graft-host/graft/core/control"
 )
 
 // fault is one kind of injected event.

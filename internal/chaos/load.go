@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"graft/core/control"
+	"github.com/graft-host/graft/core/control"
 )
 
 // requestTimeout bounds one attempt of a send or call; an attempt that

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"graft/core/control"
-	"graft/internal/testbin"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/testbin"
 )
 
 // Options configure a run.
@@ -211,11 +211,11 @@ func (r *Runner) setup() error {
 			return fmt.Errorf("make %s: %w", d, err)
 		}
 	}
-	if err := testbin.Build(bin, "graft/cmd/graft"); err != nil {
+	if err := testbin.Build(bin, "github.com/graft-host/graft/cmd/graft"); err != nil {
 		return err
 	}
-	if err := testbin.Build(vers, "graft/internal/chaos/testdata/ckv1", "graft/internal/chaos/testdata/ckv2",
-		"graft/internal/chaos/testdata/register"); err != nil {
+	if err := testbin.Build(vers, "github.com/graft-host/graft/internal/chaos/testdata/ckv1", "github.com/graft-host/graft/internal/chaos/testdata/ckv2",
+		"github.com/graft-host/graft/internal/chaos/testdata/register"); err != nil {
 		return err
 	}
 	r.graftBin = filepath.Join(bin, "graft")

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Opener opens the backend under test on dir with opts.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // actor is the in-memory view of one actor. Its counters are rebuilt from

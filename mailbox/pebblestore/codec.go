@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Records on the hot path (messages, states, failures, outcomes) use a small

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // commitPlan is one mailbox.Commit after validation.

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 // filledStore makes a closed store holding one queued message, flushed to a

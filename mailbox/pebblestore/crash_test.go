@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 // The crash test re-executes this test binary as a child that enqueues and

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // deadRecord is the JSON form of a dead letter: rare, and read by people.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 func historyKey(id uint64) []byte {

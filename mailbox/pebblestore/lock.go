@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // lockFileName is graft's own lock, beside the engine's: it carries the

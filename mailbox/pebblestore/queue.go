@@ -9,7 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 func seqOfValue(v []byte) uint64 { return binary.BigEndian.Uint64(v) }

@@ -13,7 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"graft/mailbox"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Store is the embedded mailbox.Store on pebble. Create it with Open; it is

@@ -5,9 +5,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"graft/mailbox"
-	"graft/mailbox/mailboxtest"
-	"graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/mailboxtest"
+	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 func openStore(t *testing.T, dir string, opts mailbox.Options) mailbox.Store {

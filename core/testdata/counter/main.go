@@ -2,7 +2,7 @@
 // handler (a counter in the state), so the figures show graft's costs.
 package main
 
-import "graft/dynamic/sdk"
+import "github.com/graft-host/graft/dynamic/sdk"
 
 type state struct {
 	N uint64 `json:"n"`

@@ -20,7 +20,7 @@ import (
 	"strconv"
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type state struct {

@@ -37,7 +37,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"graft/dynamic/internal/wire"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 // Exit describes how a process ended.

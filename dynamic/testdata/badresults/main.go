@@ -7,8 +7,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
-	"graft/dynamic/internal/wire"
-	graftv1 "graft/dynamic/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
+	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
 
 type server struct {

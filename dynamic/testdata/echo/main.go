@@ -7,7 +7,7 @@ package main
 import (
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type stateV1 struct {

@@ -13,7 +13,7 @@ import (
 	"os"
 	"strconv"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type state struct {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 func flood() {

@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 func main() {

@@ -2,7 +2,7 @@
 // does not.
 package main
 
-import "graft/dynamic/sdk"
+import "github.com/graft-host/graft/dynamic/sdk"
 
 func main() {
 	sdk.ServeVersion(sdk.Module[int]{Name: "echo", Version: "1",

@@ -5,7 +5,7 @@ package main
 import (
 	"github.com/hashicorp/go-plugin"
 
-	"graft/dynamic/internal/wire"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 func main() {

@@ -1,7 +1,7 @@
 // Command wrongname is a valid plugin whose behaviour name is "notecho".
 package main
 
-import "graft/dynamic/sdk"
+import "github.com/graft-host/graft/dynamic/sdk"
 
 func main() {
 	sdk.Serve(sdk.Module[int]{Name: "notecho", Version: "1",

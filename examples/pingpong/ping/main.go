@@ -30,7 +30,7 @@ import (
 	"strconv"
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 // pongActor is the actor every ball is sent to.

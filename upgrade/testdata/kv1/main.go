@@ -6,7 +6,7 @@ package main
 import (
 	"strconv"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type stateV1 struct {

@@ -13,7 +13,7 @@ import (
 	"errors"
 	"strconv"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 var (

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"graft/core"
-	"graft/core/supervisor"
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 // SocketName is the control socket's file name inside control.dir; a fixed

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/cmd/graft/internal/config"
-	"graft/core/supervisor"
-	"graft/mailbox"
+	"github.com/graft-host/graft/cmd/graft/internal/config"
+	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // writeConfig writes body as dir/graft.yaml next to an executable fake

@@ -11,9 +11,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"graft/core"
-	"graft/core/supervisor"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // decoder walks the YAML node tree by hand so that every problem keeps its

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // validate checks what decoding alone cannot: required keys, names,

@@ -35,8 +35,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // StatusFunc reads the core's status; core.Core.Status is one.

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/cmd/graft/internal/metrics"
-	"graft/core"
-	"graft/mailbox"
+	"github.com/graft-host/graft/cmd/graft/internal/metrics"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 func TestObserverCountersAndStatusGauges(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 // version is this module's code version, reported to the core and in stats.

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 // stateV1 is pong's state at schema 1, as v1 wrote it. Only the migration

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type stateV1 struct {

@@ -6,7 +6,7 @@ package main
 import (
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type state struct {

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"strings"
 
-	"graft/dynamic/sdk"
+	"github.com/graft-host/graft/dynamic/sdk"
 )
 
 type state struct {

@@ -3,8 +3,10 @@
 // the environment variable naming the liveness pipe, and the go-plugin
 // GRPCPlugin that binds the generated gRPC code to go-plugin.
 //
-// It lives under internal/ so that the SDK (plugin side) and the host share
-// one definition without either importing the other.
+// It is part of the SDK module so that the SDK (plugin side) and the host
+// share one definition without either importing the other. Behaviour authors
+// never need it; it is not internal only because the host lives in another
+// module.
 package wire
 
 import (
@@ -14,7 +16,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	graftv1 "graft/dynamic/proto/graftv1"
+	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
 
 const (

@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"graft/core/control"
-	"graft/mailbox"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/mailbox"
 )
 
 func main() {

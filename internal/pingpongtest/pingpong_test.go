@@ -1,9 +1,9 @@
-// Package pingpong_test runs the ping-pong example end to end in process: a
+// Package pingpongtest_test runs the ping-pong example end to end in process: a
 // real core and upgrade manager with a fresh store, the real ping and pong
 // plugin binaries, several balls in flight, pong rebuilt as v2 into the
 // watched place mid-stream (the watcher, not an API call, starts the
 // upgrade), then rolled back, and every bounce accounted for.
-package pingpong_test
+package pingpongtest_test
 
 import (
 	"context"
@@ -22,11 +22,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"graft/core"
-	"graft/internal/testbin"
-	"graft/mailbox"
-	"graft/mailbox/pebblestore"
-	"graft/upgrade"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/testbin"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/pebblestore"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // Generous deadlines: the test waits on conditions, and a loaded 2-core
@@ -176,9 +176,9 @@ func TestBuildPluginsScriptUsage(t *testing.T) {
 func start(t *testing.T) *example {
 	t.Helper()
 	ex := &example{plugins: t.TempDir(), bin: filepath.Join(t.TempDir(), "bin"), pings: []string{"ping1", "ping2"}}
-	require.NoError(t, testbin.Build(ex.plugins, "./ping"))
-	require.NoError(t, testbin.BuildAs(ex.plugins, "pong-v1", "./pong/v1", ""))
-	require.NoError(t, testbin.BuildAs(ex.plugins, "pong-v2", "./pong/v2", ""))
+	require.NoError(t, testbin.Build(ex.plugins, "../../examples/pingpong/ping"))
+	require.NoError(t, testbin.BuildAs(ex.plugins, "pong-v1", "../../examples/pingpong/pong/v1", ""))
+	require.NoError(t, testbin.BuildAs(ex.plugins, "pong-v2", "../../examples/pingpong/pong/v2", ""))
 	require.NoError(t, os.Mkdir(ex.bin, 0o755))
 	ex.install(t, "ping", "ping")
 	ex.install(t, "pong-v1", "pong")

@@ -1066,7 +1066,7 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\x06Health\x12\x17.graft.v1.HealthRequest\x1a\x18.graft.v1.HealthResponse\x12?\n" +
 	"\x06Handle\x12\x17.graft.v1.HandleRequest\x1a\x18.graft.v1.HandleResponse(\x010\x012=\n" +
 	"\x04Host\x125\n" +
-	"\x04Call\x12\x15.graft.v1.CallRequest\x1a\x16.graft.v1.CallResponseB%Z#graft/dynamic/proto/graftv1;graftv1b\x06proto3"
+	"\x04Call\x12\x15.graft.v1.CallRequest\x1a\x16.graft.v1.CallResponseB?Z=github.com/graft-host/graft/dynamic/sdk/proto/graftv1;graftv1b\x06proto3"
 
 var (
 	file_graftv1_behaviour_proto_rawDescOnce sync.Once
