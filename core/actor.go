@@ -243,8 +243,8 @@ func (a *actor) step() (bool, error) {
 		for _, o := range r.Outgoing {
 			c.Outgoing = append(c.Outgoing, mailbox.Outgoing{To: o.To, Message: mailbox.Message{Sender: a.spec.Name, Payload: o.Payload}})
 		}
-		if r.HasReply && msgs[i].ID != "" {
-			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply})
+		if (r.HasReply || r.Refusal != "") && msgs[i].ID != "" {
+			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply, Refusal: r.Refusal})
 		}
 	}
 	if err := a.core.store.Commit(ctx, c); err != nil {
@@ -276,6 +276,9 @@ func (a *actor) firstFailure(msgs []mailbox.Message, res *dynamic.BatchResult) (
 		}
 		if r.HasReply && len(r.Reply) > a.core.cfg.MaxMessageSize {
 			return i, fmt.Sprintf("reply is %d bytes, over the %d-byte message limit", len(r.Reply), a.core.cfg.MaxMessageSize)
+		}
+		if len(r.Refusal) > a.core.cfg.MaxMessageSize {
+			return i, fmt.Sprintf("refusal is %d bytes, over the %d-byte message limit", len(r.Refusal), a.core.cfg.MaxMessageSize)
 		}
 	}
 	return -1, ""
@@ -325,9 +328,9 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 		return fmt.Errorf("dead-letter message %d: %w", msg.Seq, err)
 	}
 	a.core.cfg.Observer.DeadLettered(a.spec.Name, a.spec.Behaviour)
-	a.logger().Warn("message dead-lettered", "seq", msg.Seq, "id", msg.ID, "attempts", n, "err", reason)
+	a.log.Warn("message dead-lettered", "module", a.moduleVersion(), "seq", msg.Seq, "id", msg.ID, "attempts", n, "err", reason)
 	if msg.ID != "" {
-		a.core.waiters.deliver(a.spec.Name, msg.ID, callResult{err: fmt.Errorf("message %q to actor %q was dead-lettered after %d attempts: %s", msg.ID, a.spec.Name, n, reason)})
+		a.core.waiters.deliver(a.spec.Name, msg.ID, callResult{err: fmt.Errorf("message %q to actor %q: %w after %d attempts: %s", msg.ID, a.spec.Name, ErrDeadLettered, n, reason)})
 	}
 	a.mu.Lock()
 	a.suspect = false

@@ -118,6 +118,9 @@ var (
 	// ErrCallCycle is returned to a handler whose synchronous call would
 	// close a cycle of callers.
 	ErrCallCycle = errors.New("call cycle")
+	// ErrDeadLettered is returned by Call when its message was
+	// dead-lettered after failing max_attempts times.
+	ErrDeadLettered = errors.New("the message was dead-lettered")
 	// ErrShutdown is returned by calls on a core that is shutting down.
 	ErrShutdown = errors.New("graft core is shutting down")
 )
@@ -409,9 +412,23 @@ func (c *Core) delivered(actor string, msgs []mailbox.Message, results []dynamic
 	}
 	for i, m := range msgs {
 		if m.ID != "" {
-			c.waiters.deliver(actor, m.ID, callResult{reply: results[i].Reply, hasReply: results[i].HasReply})
+			c.waiters.deliver(actor, m.ID, callResult{reply: results[i].Reply, hasReply: results[i].HasReply, refusal: results[i].Refusal})
 		}
 	}
+}
+
+// RefusedError is what Call returns when the handler refused the request
+// with a terminal error (sdk.Terminal): the message was applied, its state
+// and sends committed, and Reason is the handler's text. A retry with the
+// same id gets the same RefusedError.
+type RefusedError struct {
+	Actor, ID string
+	Reason    string
+}
+
+// Error names the actor and the id, then the reason.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("actor %q refused message %q: %s", e.Actor, e.ID, e.Reason)
 }
 
 // SendOptions qualify a Send or Call.
@@ -450,6 +467,9 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	if opts.Sender == "" {
 		opts.Sender = "client"
 	}
+	if len(payload) > c.cfg.MaxMessageSize {
+		return nil, fmt.Errorf("call actor %q: %w", actor, &mailbox.TooLargeError{Actor: actor, Size: len(payload), Limit: c.cfg.MaxMessageSize})
+	}
 	ch, remove := c.waiters.add(actor, opts.ID)
 	defer remove()
 	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload, CallChain: chain})
@@ -462,12 +482,17 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	case mailbox.OutcomeApplied:
 		return nil, fmt.Errorf("call actor %q (id %q): %w", actor, opts.ID, ErrNoReply)
 	case mailbox.OutcomeDeadLettered:
-		return nil, fmt.Errorf("call actor %q (id %q): the message was dead-lettered: %s", actor, opts.ID, r.Error)
+		return nil, fmt.Errorf("call actor %q (id %q): %w: %s", actor, opts.ID, ErrDeadLettered, r.Error)
+	case mailbox.OutcomeRefused:
+		return nil, &RefusedError{Actor: actor, ID: opts.ID, Reason: r.Error}
 	}
 	select {
 	case res := <-ch:
 		if res.err != nil {
 			return nil, res.err
+		}
+		if res.refusal != "" {
+			return nil, &RefusedError{Actor: actor, ID: opts.ID, Reason: res.refusal}
 		}
 		if !res.hasReply {
 			return nil, fmt.Errorf("call actor %q (id %q): %w", actor, opts.ID, ErrNoReply)
@@ -487,9 +512,33 @@ type handlerCalls struct{ c *Core }
 func (h handlerCalls) Call(ctx context.Context, req dynamic.CallRequest) ([]byte, error) {
 	if i := slices.Index(req.CallerChain, req.To); i >= 0 {
 		cycle := append(slices.Clone(req.CallerChain[i:]), req.To)
-		return nil, fmt.Errorf("%w: %s", ErrCallCycle, strings.Join(cycle, " -> "))
+		return nil, fmt.Errorf("%w: %s: %w", ErrCallCycle, strings.Join(cycle, " -> "), dynamic.ErrCallCycle)
 	}
-	return h.c.call(ctx, req.To, req.Payload, SendOptions{ID: req.ID, Sender: req.From}, req.CallerChain)
+	reply, err := h.c.call(ctx, req.To, req.Payload, SendOptions{ID: req.ID, Sender: req.From}, req.CallerChain)
+	return reply, callKind(err)
+}
+
+// callKind marks a failed call with the kind the plugin side matches on
+// (dynamic's call errors), keeping its text.
+func callKind(err error) error {
+	var re *RefusedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		return &dynamic.RefusedError{Reason: re.Reason}
+	case errors.Is(err, mailbox.ErrUnknownActor), errors.Is(err, mailbox.ErrEmptyActorName), errors.Is(err, mailbox.ErrInvalidName):
+		return fmt.Errorf("%w (%w)", err, dynamic.ErrCallUnknown)
+	case errors.Is(err, mailbox.ErrTooLarge):
+		return fmt.Errorf("%w (%w)", err, dynamic.ErrCallTooLarge)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (%w)", err, dynamic.ErrCallTimeout)
+	case errors.Is(err, ErrDeadLettered):
+		return fmt.Errorf("%w (%w)", err, dynamic.ErrCallDeadLetter)
+	case errors.Is(err, ErrNoReply):
+		return fmt.Errorf("%w (%w)", err, dynamic.ErrCallNoReply)
+	}
+	return err
 }
 
 func newID() string {

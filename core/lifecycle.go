@@ -201,7 +201,7 @@ func (c *Core) dependents(name string) []string {
 // ActorStatus is one row of `graft status`.
 type ActorStatus struct {
 	Name, Behaviour string
-	Module          string // code version of the committed state
+	Module          string // code version of the committed state (before the first commit: of the actor's module)
 	Schema          uint32
 	Status          string // supervisor state: starting, running, backoff, stopped, failed
 	Depth           uint64
@@ -248,10 +248,35 @@ func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 			a.mu.Unlock()
 			ps := pool.status()
 			st.ModuleRestarts, st.LastExit, st.Pid = ps.Restarts, ps.LastExit, ps.Pid
+			if st.Module == "" {
+				// No state committed yet (no message handled): show the
+				// module the actor runs on, whose Init will make its first
+				// state, rather than "-" and schema 0; after an upgrade
+				// that is the new module, as for the actors that moved.
+				st.Module, st.Schema = c.poolVersion(r.Behaviour, pool, ps)
+			}
 		}
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// poolVersion is the code and schema version of the module pool runs (ps
+// is its status). A private pool that has not started a generation yet
+// (an own-process actor just moved by an upgrade) runs the same binary as
+// the behaviour's shared pool of that binary, if there is one.
+func (c *Core) poolVersion(behaviour string, pool *modulePool, ps poolStatus) (string, uint32) {
+	if ps.Version != "" {
+		return ps.Version, ps.Schema
+	}
+	c.mu.RLock()
+	shared := c.pools[behaviour+"\x00"+pool.config().Path]
+	c.mu.RUnlock()
+	if shared == nil || shared == pool {
+		return "", 0
+	}
+	ss := shared.status()
+	return ss.Version, ss.Schema
 }
 
 // ModuleHandle is a module version that actors can be moved onto: the
@@ -281,6 +306,10 @@ func (c *Core) LoadModule(ctx context.Context, behaviour, binary, sha256 string)
 	}
 	if _, err := pool.get(ctx); err != nil {
 		c.dropPool(pool)
+		var se *dynamic.StartError
+		if errors.As(err, &se) { // it names the binary, as its user knows it
+			return nil, fmt.Errorf("load %s module: %w", behaviour, c.nameSource(behaviour, err))
+		}
 		return nil, fmt.Errorf("load %s module from %s: %w", behaviour, binary, err)
 	}
 	return &ModuleHandle{pool: pool}, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type modulePool struct {
 	restarts int // generations started after the first
 	lastExit string
 	onStart  func(restart bool) // metrics hook, may be nil
+	info     dynamic.Info       // of the last generation started (the pool's binary is fixed)
 }
 
 const (
@@ -118,7 +120,7 @@ func (p *modulePool) get(ctx context.Context) (*dynamic.Module, error) {
 		if restart {
 			p.restarts++
 		}
-		p.cur, p.startErr = m, nil
+		p.cur, p.startErr, p.info = m, nil, m.Info()
 		onStart := p.onStart
 		p.mu.Unlock()
 		if onStart != nil {
@@ -203,7 +205,12 @@ func (p *modulePool) current() *dynamic.Module {
 
 // status is what the control API shows about the pool.
 type poolStatus struct {
+	// Version and Schema are the code and state schema versions of the
+	// pool's module: its running generation's or, between generations,
+	// the last one's (every generation runs the same binary); "" and 0
+	// before one ever started.
 	Version  string
+	Schema   uint32
 	Pid      int
 	Restarts int
 	LastExit string
@@ -212,11 +219,24 @@ type poolStatus struct {
 func (p *modulePool) status() poolStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := poolStatus{Restarts: p.restarts, LastExit: p.lastExit}
+	st := poolStatus{Version: p.info.CodeVersion, Schema: p.info.SchemaVersion, Restarts: p.restarts, LastExit: p.lastExit}
 	if p.cur != nil {
-		st.Version, st.Pid = p.cur.Info().CodeVersion, p.cur.Pid()
+		st.Pid = p.cur.Pid()
 	}
 	return st
+}
+
+// moduleVersion is the code version an actor runs: its committed state's
+// or, before its first commit, its module's (see poolStatus); "" if
+// neither is known yet.
+func (a *actor) moduleVersion() string {
+	a.mu.Lock()
+	module, pool := a.state.Module, a.pool
+	a.mu.Unlock()
+	if module == "" && pool != nil {
+		module = pool.status().Version
+	}
+	return module
 }
 
 func stopModule(m *dynamic.Module, timeout time.Duration) {
@@ -236,3 +256,46 @@ func backoff(n int, min, max time.Duration) time.Duration {
 	}
 	return d
 }
+
+// BinaryDescriber may be implemented by a Config.Modules selector that
+// runs binaries from a cache of copies (the upgrade package's Manager): it
+// names the file the user built and the code version of the copy at path,
+// so errors name those and show the cache file only as a detail.
+type BinaryDescriber interface {
+	// DescribeBinary returns the source file of the cached binary at path
+	// and its code version ("" when unknown), or source "" if unknown.
+	DescribeBinary(behaviour, path string) (source, version string)
+}
+
+// nameSource rewrites a module start error of behaviour to name the user's
+// binary (and its version) instead of the cached copy that was run. The
+// result still matches what err matched (errors.Is, errors.As).
+func (c *Core) nameSource(behaviour string, err error) error {
+	d, ok := c.cfg.Modules.(BinaryDescriber)
+	var se *dynamic.StartError
+	if err == nil || !ok || !errors.As(err, &se) || se.Source != "" {
+		return err
+	}
+	source, version := d.DescribeBinary(behaviour, se.Path)
+	if source == "" {
+		return err
+	}
+	named := se.WithSource(source, version)
+	msg, inner := err.Error(), se.Error()
+	if strings.Contains(msg, inner) {
+		msg = strings.Replace(msg, inner, named.Error(), 1)
+	} else {
+		msg = named.Error() + ": " + msg
+	}
+	return &sourcedError{msg: msg, named: named, err: err}
+}
+
+// sourcedError is an error whose text names the user's binary.
+type sourcedError struct {
+	msg   string
+	named *dynamic.StartError
+	err   error
+}
+
+func (e *sourcedError) Error() string   { return e.msg }
+func (e *sourcedError) Unwrap() []error { return []error{e.named, e.err} }

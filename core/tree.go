@@ -96,9 +96,13 @@ func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
 			local = append(local, r)
 		}
 	}
+	startActor := func(ctx context.Context) (supervisor.Child, error) {
+		ch, err := c.startActor(ctx, a)
+		return ch, c.nameSource(a.Behaviour, err) // the user's binary, not its cached copy
+	}
 	return supervisor.ChildSpec{
 		ID:           a.Name,
-		Start:        func(ctx context.Context) (supervisor.Child, error) { return c.startActor(ctx, a) },
+		Start:        startActor,
 		Restart:      a.Restart,
 		Requires:     local,
 		StartTimeout: 2*start + time.Second, // room for required actors, then the module's own bounded start

@@ -6,7 +6,8 @@ import "sync"
 type callResult struct {
 	reply    []byte
 	hasReply bool
-	err      error // dead-lettered, or the actor is gone
+	refusal  string // the handler's terminal error, if it refused
+	err      error  // dead-lettered, or the actor is gone
 }
 
 // waiters routes committed replies to the Calls waiting for them, keyed by

@@ -50,25 +50,59 @@ type StartError struct {
 	Stderr  string // the first lines it wrote on stderr, if any
 	Kind    error  // ErrBadBinary, ErrStartTimeout, or nil (host-side failure)
 	Err     error  // underlying cause, if any
+	// Source and Version, when set, name the binary as its user knows it:
+	// the file they built (Path is then the core's cached copy of it) and
+	// its code version, if known. See WithSource.
+	Source, Version string
+}
+
+// WithSource returns a copy of e that names source (and code version,
+// "" if unknown) as the binary, with Path, the cached copy the core ran,
+// as a detail.
+func (e *StartError) WithSource(source, version string) *StartError {
+	c := *e
+	c.Source, c.Version = source, version
+	return &c
 }
 
 // Error names the binary first, then the problem, then the evidence.
 func (e *StartError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "graft: start plugin %s: %s", e.Path, e.Problem)
+	switch {
+	case e.Source != "" && e.Version != "":
+		fmt.Fprintf(&b, "graft: start plugin %s (version %s; cached as %s): %s", e.Source, e.Version, e.Path, e.Problem)
+	case e.Source != "":
+		fmt.Fprintf(&b, "graft: start plugin %s (cached as %s): %s", e.Source, e.Path, e.Problem)
+	default:
+		fmt.Fprintf(&b, "graft: start plugin %s: %s", e.Path, e.Problem)
+	}
 	if e.Exit != nil {
 		fmt.Fprintf(&b, " (process %s)", e.Exit)
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
-	if s := strings.TrimSpace(e.Stderr); s != "" {
-		if len(s) > 512 {
-			s = s[:512] + "..."
-		}
+	if s := headLines(e.Stderr, 6, 512); s != "" {
 		fmt.Fprintf(&b, "; plugin stderr: %q", s)
 	}
 	return b.String()
+}
+
+// headLines is the first n lines of s, trimmed, at most limit bytes, with
+// "..." where it was cut: what a plugin said first is what says why.
+func headLines(s string, n, limit int) string {
+	s = strings.TrimSpace(s)
+	cut := false
+	if lines := strings.SplitAfterN(s, "\n", n+1); len(lines) > n {
+		s, cut = strings.TrimSpace(strings.Join(lines[:n], "")), true
+	}
+	if len(s) > limit {
+		s, cut = s[:limit], true
+	}
+	if cut {
+		s += "..."
+	}
+	return s
 }
 
 // Unwrap exposes the kind and the cause to errors.Is/As.

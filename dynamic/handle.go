@@ -150,7 +150,7 @@ func (m *Module) result(b Batch, resp *graftv1.HandleResponse) (*BatchResult, er
 			return nil, fmt.Errorf("graft: plugin %s %s: nil result %d for actor %q: %w", m.info.Behaviour, m.info.CodeVersion, i, b.Actor, ErrBadResponse)
 		}
 		res := &out.Results[i]
-		res.Err, res.Reply, res.HasReply, res.StateChanged = r.Error, r.Reply, r.HasReply, r.StateChanged
+		res.Err, res.Refusal, res.Reply, res.HasReply, res.StateChanged = r.Error, r.Refusal, r.Reply, r.HasReply, r.StateChanged
 		if len(r.Outgoing) > 0 {
 			res.Outgoing = make([]Outgoing, len(r.Outgoing))
 			for j, o := range r.Outgoing {

@@ -20,7 +20,7 @@ import (
 // plugins maps a testdata plugin name to its binary, built once in TestMain.
 var pluginDir string
 
-var pluginNames = []string{"echo", "faulty", "flood", "grandchild", "wrongname", "wrongcookie", "protov2", "badresults", "rawstream"}
+var pluginNames = []string{"echo", "faulty", "flood", "grandchild", "wrongname", "wrongcookie", "protov2", "badresults", "rawstream", "crashstart"}
 
 const childEnv = "GRAFT_DYNAMIC_TEST_CHILD"
 

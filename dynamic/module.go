@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/graft-host/graft/dynamic/internal/proc"
-	"github.com/graft-host/graft/dynamic/sdk/wire"
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 // ProtocolVersion is the behaviour protocol version this host speaks.
@@ -67,6 +67,9 @@ func (c *Config) defaults() {
 	}
 	if c.HandleTimeout <= 0 {
 		c.HandleTimeout = 30 * time.Second
+	}
+	if c.CallTimeout <= 0 || c.CallTimeout > c.HandleTimeout {
+		c.CallTimeout = c.HandleTimeout / 2
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
@@ -185,8 +188,8 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		go m.sender()
 		go m.receiver()
 		go m.supervise()
-		m.log.Info("plugin started", "behaviour", m.info.Behaviour, "version", m.info.CodeVersion,
-			"schema", m.info.SchemaVersion, "pid", m.proc.Pid())
+		// m.log already carries behaviour, version and pid (see handshake).
+		m.log.Info("plugin started", "schema", m.info.SchemaVersion)
 		return m, nil
 	}
 	return nil, m.startFailed(serr)
@@ -306,9 +309,20 @@ func (m *Module) startFailed(err error) error {
 		se.Problem = fmt.Sprintf("not a graft plugin: first line on stdout is %q, not a go-plugin handshake", truncate(first, 200))
 	case !sawLine && se.Exit != nil:
 		se.Kind, se.Err = ErrBadBinary, nil
-		se.Problem = "not a graft plugin: it exited before the handshake, writing nothing on stdout"
-		if se.Exit.Signal != 0 {
+		// A plugin that dies in main before Serve (a panic, log.Fatal,
+		// os.Exit(1)) is a crash, not a foreign program: Error quotes the
+		// exit status and the first lines of its stderr, which say why.
+		switch wroteStderr := strings.TrimSpace(se.Stderr) != ""; {
+		case se.Exit.Signal != 0:
 			se.Problem = "crashed before the handshake (truncated or corrupt binary?)"
+		case se.Exit.Code != 0 && wroteStderr:
+			se.Problem = "crashed at start: it exited before the handshake"
+		case se.Exit.Code != 0:
+			se.Problem = "crashed at start: it exited before the handshake, writing nothing on stdout or stderr"
+		case wroteStderr:
+			se.Problem = "it exited before the handshake without serving"
+		default:
+			se.Problem = "not a graft plugin: it exited before the handshake, writing nothing on stdout"
 		}
 	case !sawLine:
 		se.Kind = ErrBadBinary
@@ -364,7 +378,7 @@ func (m *Module) serveHost() (uint32, error) {
 		return 0, fmt.Errorf("offer the call service: %w", err)
 	}
 	srv := grpc.NewServer()
-	graftv1.RegisterHostServer(srv, &hostServer{caller: m.cfg.Caller})
+	graftv1.RegisterHostServer(srv, &hostServer{caller: m.cfg.Caller, timeout: m.cfg.CallTimeout})
 	m.teardownWG.Add(2)
 	go func() {
 		defer m.teardownWG.Done()
@@ -380,13 +394,20 @@ func (m *Module) serveHost() (uint32, error) {
 
 type hostServer struct {
 	graftv1.UnimplementedHostServer
-	caller Caller
+	caller  Caller
+	timeout time.Duration
 }
 
 func (h *hostServer) Call(ctx context.Context, req *graftv1.CallRequest) (*graftv1.CallResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
 	reply, err := h.caller.Call(ctx, CallRequest{From: req.From, To: req.To, Payload: req.Payload, ID: req.Id, CallerChain: req.CallerChain})
 	if err != nil {
-		return &graftv1.CallResponse{Error: err.Error()}, nil
+		kind, text := callErrorKind(err)
+		if text == "" {
+			text = errCallUnspecified.Error()
+		}
+		return &graftv1.CallResponse{Error: text, Kind: kind}, nil
 	}
 	return &graftv1.CallResponse{Reply: reply}, nil
 }

@@ -18,6 +18,10 @@ type Config struct {
 	Behaviour string
 	// StartTimeout bounds Start: exec, handshake and Info. Default 10s.
 	StartTimeout time.Duration
+	// CallTimeout bounds each call a handler makes (sdk.Context.Call); the
+	// handler then gets sdk.ErrCallTimeout while it still has time to
+	// answer its batch. Default HandleTimeout/2.
+	CallTimeout time.Duration
 	// HandleTimeout is how long a batch may go unanswered before the
 	// module is declared hung and killed. Default 30s.
 	HandleTimeout time.Duration
@@ -118,7 +122,11 @@ type Outgoing struct {
 // Result is one message's outcome. A non-empty Err means the message failed
 // alone: no effect, state as before it.
 type Result struct {
-	Err          string
+	// Err is a failure: the message has no effect and is retried.
+	Err string
+	// Refusal is a terminal error: the message is applied (its state and
+	// sends commit) and the caller gets Refusal instead of a reply.
+	Refusal      string
 	Outgoing     []Outgoing
 	Reply        []byte
 	HasReply     bool

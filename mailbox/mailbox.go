@@ -131,7 +131,8 @@ type Receipt struct {
 	Outcome Outcome
 	// Reply is the committed reply, when Outcome is OutcomeReplied.
 	Reply []byte
-	// Error is the last error, when Outcome is OutcomeDeadLettered.
+	// Error is the last error, when Outcome is OutcomeDeadLettered, or
+	// the refusal, when it is OutcomeRefused.
 	Error string
 }
 
@@ -147,6 +148,9 @@ const (
 	OutcomeReplied
 	// OutcomeDeadLettered means the message was moved to the dead letters.
 	OutcomeDeadLettered
+	// OutcomeRefused means the message was committed with a refusal (the
+	// handler's terminal error), which Receipt.Error carries.
+	OutcomeRefused
 )
 
 // String names the outcome for logs and the CLI.
@@ -160,6 +164,8 @@ func (o Outcome) String() string {
 		return "replied"
 	case OutcomeDeadLettered:
 		return "dead-lettered"
+	case OutcomeRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -220,6 +226,10 @@ type Reply struct {
 	MessageID string
 	// Payload is the reply body.
 	Payload []byte
+	// Refusal, if not empty, is the handler's terminal error: the message
+	// was applied, and its caller (and any retry with the same id) gets
+	// this error instead of Payload.
+	Refusal string
 }
 
 // DeadLetterRequest names a message of the committed batch that is moved to

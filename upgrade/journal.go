@@ -18,6 +18,9 @@ type Version struct {
 	Schema uint32 `json:"schema,omitempty"`
 	SHA    string `json:"sha256"`
 	Path   string `json:"path"`
+	// Source is the file the binary was copied into the cache from (the
+	// configured binary or an upgrade's --binary), for errors and logs.
+	Source string `json:"source,omitempty"`
 }
 
 // Name is how logs and the history show a version: "1.0.0 (3f2a9c1b)".

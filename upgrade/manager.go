@@ -131,7 +131,7 @@ func (m *Manager) Prepare(cfg *core.Config) error {
 				errs = append(errs, fmt.Errorf("behaviour %q: binary %s has sha256 %s, the config pins %s: rebuild it or update the pin", name, b.Binary, sha, b.SHA256))
 				continue
 			}
-			v := Version{SHA: sha, Path: path}
+			v := Version{SHA: sha, Path: path, Source: b.Binary}
 			st = &behaviourState{Current: v, Live: []Version{v}, SourceSHA: sha}
 			m.j.Behaviours[name] = st
 		}
@@ -165,6 +165,43 @@ func (m *Manager) Binary(behaviour string, st mailbox.State) (string, string) {
 		}
 	}
 	return bs.Current.Path, bs.Current.SHA
+}
+
+// DescribeBinary implements core.BinaryDescriber: the file the cached
+// binary at path was copied from and its code version, so errors name what
+// the user built rather than the cache file.
+func (m *Manager) DescribeBinary(behaviour, path string) (source, version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	if bs == nil {
+		return "", ""
+	}
+	known := append([]Version{bs.Current}, bs.Live...)
+	if bs.Previous != nil {
+		known = append(known, *bs.Previous)
+	}
+	if bs.InProgress != nil {
+		known = append(known, bs.InProgress.To, bs.InProgress.From)
+	}
+	if op, ok := m.running[behaviour]; ok {
+		known = append(known, op.To, op.From)
+	}
+	for _, v := range known { // one binary may appear several times, each knowing part
+		if v.Path != path {
+			continue
+		}
+		if source == "" {
+			source = v.Source
+			if source == "" && v.SHA == bs.SourceSHA { // a journal from before sources were kept
+				source = m.sources[behaviour]
+			}
+		}
+		if version == "" {
+			version = v.Code
+		}
+	}
+	return source, version
 }
 
 // Current returns the version new actors of behaviour start on.
@@ -332,7 +369,7 @@ func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbo
 	if err != nil {
 		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w", behaviour, err)
 	}
-	op.From, op.To = cur, Version{SHA: sha, Path: path}
+	op.From, op.To = cur, Version{SHA: sha, Path: path, Source: source}
 	m.setRunning(behaviour, *op)
 	return m.transition(ctx, behaviour, op, false)
 }

@@ -23,21 +23,34 @@ type clientFlags struct {
 	timeout time.Duration
 }
 
-// socketPath finds the core: --socket, then --config, then $GRAFT_SOCKET.
+// defaultConfigFile is the config a command uses, from the current folder,
+// when nothing else says where the core is.
+const defaultConfigFile = "graft.yaml"
+
+// socketPath finds the core, in this order: --config, --socket,
+// $GRAFT_SOCKET, $GRAFT_CONFIG, then ./graft.yaml when there is one.
 func (f *clientFlags) socketPath(e *env) (string, error) {
-	switch {
-	case f.socket != "":
-		return f.socket, nil
-	case f.config != "":
-		s, err := config.Socket(f.config)
+	fromConfig := func(path, how string) (string, error) {
+		s, err := config.Socket(path)
 		if err != nil {
-			return "", fmt.Errorf("find the core's socket: %w", err)
+			return "", fmt.Errorf("find the core's socket%s: %w", how, err)
 		}
 		return s, nil
+	}
+	switch {
+	case f.config != "":
+		return fromConfig(f.config, "")
+	case f.socket != "":
+		return f.socket, nil
 	case e.getenv("GRAFT_SOCKET") != "":
 		return e.getenv("GRAFT_SOCKET"), nil
+	case e.getenv("GRAFT_CONFIG") != "":
+		return fromConfig(e.getenv("GRAFT_CONFIG"), " from $GRAFT_CONFIG")
 	}
-	return "", &usageError{errors.New("which core? give --config FILE, --socket PATH or set GRAFT_SOCKET")}
+	if fi, err := os.Stat(defaultConfigFile); err == nil && fi.Mode().IsRegular() {
+		return fromConfig(defaultConfigFile, " from ./"+defaultConfigFile)
+	}
+	return "", &usageError{errors.New("which core? give --config FILE or --socket PATH, set GRAFT_SOCKET or GRAFT_CONFIG, or run in the folder of its " + defaultConfigFile)}
 }
 
 // client connects to the core and returns a context bounded by --timeout

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/mailbox"
 )
 
@@ -33,7 +34,7 @@ per-actor steps with their pause times.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, recs)
+				return printJSON(e.stdout, control.NewUpgradeRecords(recs))
 			}
 			if len(recs) == 0 {
 				fmt.Fprintln(e.stdout, "no upgrades yet")
@@ -59,7 +60,7 @@ func writeHistory(w io.Writer, recs []mailbox.UpgradeRecord) error {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
-			r.Started.Local().Format(time.DateTime), took, len(r.Steps), outcome)
+			r.Started.Local().Format(time.DateTime), took, control.ActorsMoved(r.Steps), outcome)
 	}
 	return tw.Flush()
 }
@@ -70,7 +71,7 @@ func writeRecord(w io.Writer, r mailbox.UpgradeRecord) {
 	if r.Error != "" {
 		fmt.Fprintf(w, ": %s", r.Error)
 	}
-	fmt.Fprintf(w, " (%d actors)\n", len(r.Steps))
+	fmt.Fprintf(w, " (%d actors)\n", control.ActorsMoved(r.Steps))
 }
 
 func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -99,7 +100,7 @@ unchanged. --timeout bounds the wait (default 10m).`,
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, rec)
+				return printJSON(e.stdout, control.NewUpgradeRecord(rec))
 			}
 			writeRecord(e.stdout, rec)
 			return nil
@@ -132,7 +133,7 @@ bounds the wait (default 10m).`,
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, rec)
+				return printJSON(e.stdout, control.NewUpgradeRecord(rec))
 			}
 			writeRecord(e.stdout, rec)
 			return nil

@@ -11,6 +11,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/graft-host/graft/core"
 )
 
 func main() {
@@ -19,9 +21,10 @@ func main() {
 
 // Exit codes: scripts can tell a failed operation from a misused command.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	exitOK      = 0
+	exitError   = 1
+	exitUsage   = 2
+	exitRefused = 3 // call: the handler refused the request (a terminal error)
 )
 
 // execute runs the command line args and returns the exit code. Everything
@@ -41,6 +44,10 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return exitUsage
+	}
+	var re *core.RefusedError
+	if errors.As(err, &re) {
+		return exitRefused
 	}
 	return exitError
 }
@@ -68,10 +75,12 @@ and the state of its actors, and each actor's behaviour runs out of process
 as a versioned plugin binary that can be upgraded in place.
 
 Run a core with ` + "`graft run --config FILE`" + `. Every other command talks to a
-running core through its control socket, found from --config FILE (its
-control.dir), --socket PATH or the GRAFT_SOCKET environment variable.`,
+running core through its control socket, found from, in this order:
+--config FILE (its control.dir), --socket PATH, $GRAFT_SOCKET,
+$GRAFT_CONFIG (a config file), or ./graft.yaml when there is one.`,
 		Example: `  graft run --config graft.yaml
   graft status --config graft.yaml
+  graft status --watch            # in the folder of graft.yaml
   GRAFT_SOCKET=run/graft.sock graft call greeter hello`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -80,8 +89,8 @@ control.dir), --socket PATH or the GRAFT_SOCKET environment variable.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())}
 	})
-	root.PersistentFlags().StringVarP(&cf.config, "config", "c", "", "config file (run: required; other commands: find the core's socket from it)")
-	root.PersistentFlags().StringVar(&cf.socket, "socket", "", "control socket of the core (default: from --config, else $GRAFT_SOCKET)")
+	root.PersistentFlags().StringVarP(&cf.config, "config", "c", "", "config file (run: required; other commands: find the core's socket from it; default $GRAFT_CONFIG, else ./graft.yaml)")
+	root.PersistentFlags().StringVar(&cf.socket, "socket", "", "control socket of the core, when --config is not given (default $GRAFT_SOCKET)")
 	root.PersistentFlags().DurationVar(&cf.timeout, "timeout", 0, "bound on the whole command (0: each command's default)")
 	root.AddCommand(
 		newRunCmd(e, cf),

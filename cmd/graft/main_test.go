@@ -27,7 +27,8 @@ var binDir string
 func TestMain(m *testing.M) {
 	dir, err := testbin.TempDir("graft-cli-")
 	if err == nil {
-		err = testbin.Build(dir, ".", "../../core/testdata/recorder", "../../core/testdata/hangstart")
+		err = testbin.Build(dir, ".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
+			"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

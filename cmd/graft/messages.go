@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
 )
 
@@ -62,7 +64,15 @@ func newCallCmd(e *env, cf *clientFlags) *cobra.Command {
 		Long: `Call sends PAYLOAD to ACTOR and prints the handler's reply (raw bytes, as the
 handler wrote them). PAYLOAD - reads the payload from stdin. --timeout bounds
 the wait (default 30s); a call that times out stays queued and is applied
-once: retry it with the same --id to get its reply without applying it twice.`,
+once: retry it with the same --id to get its reply without applying it twice.
+
+A handler that refuses the request (it returned sdk.Terminal(err)) makes call
+print the refusal on stderr and exit with status 3; with --json the response
+on stdout has "refused": true and the text in "error". The refusal is the
+message's committed outcome: a retry with the same --id gets it again.
+
+Exit status: 0 replied, 1 failed (no reply, timeout, unknown actor...),
+2 misused command line, 3 refused by the handler.`,
 		Example: `  graft call greeter hello --config graft.yaml
   graft call counter incr --id req-7 --timeout 5s
   graft call counter incr --id req-7     # same reply; applied once
@@ -90,6 +100,13 @@ once: retry it with the same --id to get its reply without applying it twice.`,
 				SendRequest: control.SendRequest{Payload: payload, ID: id},
 				TimeoutMS:   wait.Milliseconds(),
 			})
+			var refused *core.RefusedError
+			if errors.As(err, &refused) && asJSON {
+				if perr := printJSON(e.stdout, r); perr != nil {
+					return perr
+				}
+				return err // exit 3, with the refusal on stderr too
+			}
 			if err != nil {
 				return err
 			}
@@ -104,6 +121,6 @@ once: retry it with the same --id to get its reply without applying it twice.`,
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "idempotency id: a retry with the same id returns the stored reply")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reply (base64) and the call's id as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reply (base64, and as text when UTF-8), the call's id and any refusal as JSON")
 	return cmd
 }

@@ -22,7 +22,8 @@ func newStatusCmd(e *env, cf *clientFlags) *cobra.Command {
 		Use:   "status",
 		Short: "Show every actor: status, versions, mailbox depth, counters",
 		Long: `Status prints one row per actor: its behaviour, the module (code) version
-and state schema version of its committed state, its supervisor status
+and state schema version of its committed state (for an actor that has not
+handled a message yet: of the module it runs on), its supervisor status
 (starting, running, backoff, stopped, failed), mailbox depth, messages in
 flight, messages processed, restarts (actor/module process), dead letters,
 the last exit of its module process and its uptime. It answers while actors

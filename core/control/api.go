@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/mailbox"
@@ -101,10 +102,15 @@ type SendResponse struct {
 	ID        string `json:"id,omitempty"`
 	Seq       uint64 `json:"seq"`
 	Duplicate bool   `json:"duplicate"`
-	// Outcome is pending, applied, replied or dead-lettered.
+	// Outcome is pending, applied, replied, refused or dead-lettered.
 	Outcome string `json:"outcome"`
-	Reply   []byte `json:"reply,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Reply is the committed reply (base64 in JSON); Text is the same
+	// reply when it is valid UTF-8.
+	Reply []byte `json:"reply,omitempty"`
+	Text  string `json:"text,omitempty"`
+	// Error is the refusal (outcome refused) or the last error
+	// (outcome dead-lettered).
+	Error string `json:"error,omitempty"`
 }
 
 // CallRequest is the body of call.
@@ -116,10 +122,27 @@ type CallRequest struct {
 
 // CallResponse carries the handler's reply and the id it was made under,
 // so a caller that timed out can retry with the same id.
+//
+// A refusal (the handler's terminal error) is the call's outcome, not a
+// failure of the API: it comes with status 200, Refused set and Error
+// holding the handler's text; a retry with the same id gets it again.
 type CallResponse struct {
 	Actor string `json:"actor"`
 	ID    string `json:"id"`
-	Reply []byte `json:"reply"`
+	// Reply is the handler's reply (base64 in JSON); Text is the same
+	// reply when it is valid UTF-8.
+	Reply   []byte `json:"reply"`
+	Text    string `json:"text,omitempty"`
+	Refused bool   `json:"refused,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// replyText is reply as text when it is valid UTF-8, else "".
+func replyText(reply []byte) string {
+	if utf8.Valid(reply) {
+		return string(reply)
+	}
+	return ""
 }
 
 // ActorResponse acknowledges stop, start and destroy.

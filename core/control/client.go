@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"syscall"
 
+	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/mailbox"
 )
 
@@ -96,6 +97,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if errors.As(err, &errno) && errno == syscall.EACCES {
 			return fmt.Errorf("cannot open %s: permission denied (run as the user that runs the core): %w", c.socket, err)
 		}
+		if u := c.uncertain(method, path, in, err); u != nil {
+			return u // sent, maybe durable: say so, and how to retry safely
+		}
 		return fmt.Errorf("control request %s %s on %s: %w", method, path, c.socket, err)
 	}
 	defer resp.Body.Close()
@@ -140,9 +144,17 @@ func (c *Client) Send(ctx context.Context, actor string, req SendRequest) (SendR
 
 // Call sends and waits for the reply (bounded by req.TimeoutMS on the core
 // and by ctx here).
+//
+// A refusal returns the response (Refused set) and a *core.RefusedError.
 func (c *Client) Call(ctx context.Context, actor string, req CallRequest) (CallResponse, error) {
 	var out CallResponse
-	return out, c.do(ctx, http.MethodPost, actorPath(actor, "/call"), req, &out)
+	if err := c.do(ctx, http.MethodPost, actorPath(actor, "/call"), req, &out); err != nil {
+		return out, err
+	}
+	if out.Refused {
+		return out, &core.RefusedError{Actor: out.Actor, ID: out.ID, Reason: out.Error}
+	}
+	return out, nil
 }
 
 // Stop stops an actor; it stays stopped until Start.
@@ -174,20 +186,29 @@ func (c *Client) Retry(ctx context.Context, actor string, req RetryRequest) (Ret
 
 // History lists upgrades and rollbacks, oldest first.
 func (c *Client) History(ctx context.Context) ([]mailbox.UpgradeRecord, error) {
-	var out []mailbox.UpgradeRecord
-	return out, c.do(ctx, http.MethodGet, "/v1/history", nil, &out)
+	var out []UpgradeRecord
+	if err := c.do(ctx, http.MethodGet, "/v1/history", nil, &out); err != nil {
+		return nil, err
+	}
+	recs := make([]mailbox.UpgradeRecord, len(out))
+	for i, r := range out {
+		recs[i] = r.Record()
+	}
+	return recs, nil
 }
 
 // Upgrade upgrades every actor of behaviour to binary ("" for the
 // configured binary).
 func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error) {
-	var out mailbox.UpgradeRecord
-	return out, c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/upgrade",
+	var out UpgradeRecord
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/upgrade",
 		UpgradeRequest{Binary: binary}, &out)
+	return out.Record(), err
 }
 
 // Rollback moves every actor of behaviour back to its previous version.
 func (c *Client) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
-	var out mailbox.UpgradeRecord
-	return out, c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/rollback", nil, &out)
+	var out UpgradeRecord
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/rollback", nil, &out)
+	return out.Record(), err
 }

@@ -17,7 +17,9 @@
 //
 // Requests and responses are JSON (Content-Type: application/json). Byte
 // strings (payloads, replies) are base64, as encoding/json writes []byte; a
-// request may give "text" (UTF-8) instead of "payload". Every error is a
+// request may give "text" (UTF-8) instead of "payload". Every response uses
+// one style: snake_case field names, durations in seconds as numbers (names
+// ending in _seconds) and times in RFC 3339. Every error is a
 // non-2xx status with the body {"error": "what went wrong and what to do",
 // "code": "not_found" | "bad_request" | "too_large" | "timeout" |
 // "no_reply" | "conflict" | "unavailable" | "not_implemented" | "internal"}.

@@ -148,7 +148,7 @@ func (s *Server) send(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return SendResponse{Actor: actor, ID: req.ID, Seq: rc.Seq, Duplicate: rc.Duplicate,
-		Outcome: rc.Outcome.String(), Reply: rc.Reply, Error: rc.Error}, nil
+		Outcome: rc.Outcome.String(), Reply: rc.Reply, Text: replyText(rc.Reply), Error: rc.Error}, nil
 }
 
 func (s *Server) call(r *http.Request) (any, error) {
@@ -167,10 +167,14 @@ func (s *Server) call(r *http.Request) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	reply, err := s.opts.Runtime.Call(ctx, actor, req.body(), core.SendOptions{ID: req.ID, Sender: req.Sender})
+	var refused *core.RefusedError
+	if errors.As(err, &refused) {
+		return CallResponse{Actor: actor, ID: req.ID, Refused: true, Error: refused.Reason}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	return CallResponse{Actor: actor, ID: req.ID, Reply: reply}, nil
+	return CallResponse{Actor: actor, ID: req.ID, Reply: reply, Text: replyText(reply)}, nil
 }
 
 // actorAction serves stop, start and destroy.
@@ -259,10 +263,7 @@ func (s *Server) history(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upgrade history: %w", err)
 	}
-	if recs == nil {
-		recs = []mailbox.UpgradeRecord{}
-	}
-	return recs, nil
+	return NewUpgradeRecords(recs), nil
 }
 
 // errNoUpgrader answers upgrade and rollback in a build without upgrades.
@@ -277,14 +278,23 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 	if s.opts.Upgrader == nil {
 		return nil, errNoUpgrader
 	}
-	return s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req.Binary)
+	return answerRecord(s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req.Binary))
 }
 
 func (s *Server) rollback(r *http.Request) (any, error) {
 	if s.opts.Upgrader == nil {
 		return nil, errNoUpgrader
 	}
-	return s.opts.Upgrader.Rollback(r.Context(), r.PathValue("behaviour"))
+	return answerRecord(s.opts.Upgrader.Rollback(r.Context(), r.PathValue("behaviour")))
+}
+
+// answerRecord is the answer of upgrade and rollback: the record as the
+// API shows it, or the error.
+func answerRecord(rec mailbox.UpgradeRecord, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return NewUpgradeRecord(rec), nil
 }
 
 // decode reads a JSON body into v; an empty body leaves v zero.

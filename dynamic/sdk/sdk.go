@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/graft-host/graft/dynamic/sdk/wire"
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 // Behaviour is what a plugin author implements. S is the actor's state
@@ -74,20 +74,57 @@ type Context struct {
 	context.Context
 	actor    string
 	msg      *Message
-	host     *hostLink
-	out      []*graftv1.Outgoing
+	caller   Caller
+	out      []Send
 	reply    []byte
 	hasReply bool
 	calls    int
 }
 
+// Caller answers the calls a handler makes with Context.Call. In a plugin
+// it is the core, reached over gRPC; in a test it is a stub (see sdktest).
+// Its errors are those Context.Call documents.
+type Caller interface {
+	Call(ctx context.Context, req CallRequest) ([]byte, error)
+}
+
+// CallRequest is one Context.Call, as the Caller sees it.
+type CallRequest struct {
+	From, To string
+	Payload  []byte
+	// ID is derived from the calling message and the call's position in
+	// the handler: stable when the message is redelivered.
+	ID string
+	// Chain lists the calling actors, outermost first, ending with From.
+	Chain []string
+}
+
+// Send is a message a handler sent with Context.Send.
+type Send struct {
+	To      string
+	Payload []byte
+}
+
 // Actor is the name of the actor being initialised or handled.
 func (c *Context) Actor() string { return c.actor }
+
+// Message is the message being handled (the zero Message in Init), for
+// handlers such as Text and JSON ones that are not handed it.
+func (c *Context) Message() Message {
+	if c.msg == nil {
+		return Message{}
+	}
+	return *c.msg
+}
+
+// Sender is the sending actor of the message being handled: "" for a
+// message from outside (graft send, graft call) and in Init.
+func (c *Context) Sender() string { return c.Message().Sender }
 
 // Send queues payload for actor `to`. It is delivered after the current
 // message commits, and dropped if the handler fails.
 func (c *Context) Send(to string, payload []byte) {
-	c.out = append(c.out, &graftv1.Outgoing{To: to, Payload: payload})
+	c.out = append(c.out, Send{To: to, Payload: payload})
 }
 
 // Reply sets the reply to the current message (the answer to a call); the
@@ -100,28 +137,25 @@ func (c *Context) Reply(payload []byte) {
 // is derived from the current message id and the call's position in the
 // handler, so a redelivered message re-asks the same question and gets the
 // answer the core stored the first time.
+//
+// A failed call returns a *RefusedError when the called handler refused the
+// request (sdk.Terminal), or a *CallError whose kind errors.Is matches:
+// ErrCallCycle, ErrUnknownActor, ErrCallTimeout, ErrTooLarge,
+// ErrDeadLettered, ErrNoReply. ErrNoHost means there is no call service
+// (outside Handle, or a host without one).
 func (c *Context) Call(to string, payload []byte) ([]byte, error) {
 	if c.msg == nil {
-		return nil, errors.New("github.com/graft-host/graft/sdk: Call is only allowed in Handle")
+		return nil, errors.New("graft/sdk: Call is only allowed in Handle")
 	}
-	hc := c.host.client()
-	if hc == nil {
+	if c.caller == nil {
 		return nil, ErrNoHost
 	}
 	c.calls++
 	chain := append(append([]string(nil), c.msg.CallChain...), c.actor)
-	resp, err := hc.Call(c, &graftv1.CallRequest{
+	return c.caller.Call(c, CallRequest{
 		From: c.actor, To: to, Payload: payload,
-		Id:          callID(c.actor, c.msg, c.calls),
-		CallerChain: chain,
+		ID: callID(c.actor, c.msg, c.calls), Chain: chain,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("call %s: %w", to, err)
-	}
-	if resp.Error != "" {
-		return nil, fmt.Errorf("call %s: %s", to, resp.Error)
-	}
-	return resp.Reply, nil
 }
 
 // callID derives a call's id from the calling actor, the calling message
@@ -175,6 +209,10 @@ func serve[S any](m Module[S], hs plugin.HandshakeConfig, v int) {
 		fmt.Fprintln(os.Stderr, "github.com/graft-host/graft/sdk: Serve needs a Module with Name and Behaviour")
 		os.Exit(2)
 	}
+	if os.Getenv(hs.MagicCookieKey) != hs.MagicCookieValue {
+		explainByHand(m.Name, m.Version, m.Codec.Version())
+		os.Exit(1)
+	}
 	// go-plugin replaces os.Stderr by a pipe forwarded over gRPC; keep the
 	// real one for the SDK's own diagnostics (panic stacks).
 	stderr := os.Stderr
@@ -196,6 +234,23 @@ func serve[S any](m Module[S], hs plugin.HandshakeConfig, v int) {
 		}),
 	})
 	os.Exit(0)
+}
+
+// explainByHand tells someone who ran the plugin by hand what it is and how
+// it is meant to run (instead of go-plugin's generic text).
+func explainByHand(name, version string, schema uint32) {
+	fmt.Fprintf(os.Stderr, `This is the graft behaviour %q, version %s (state schema %d).
+It is a plugin: a graft core starts it, it does not run on its own.
+To run it, name this binary in a graft config and start a core:
+
+  behaviours:
+    %s: {binary: %s}
+  actors:
+    - {name: %s1, behaviour: %s}
+
+  graft run --config graft.yaml
+  graft call %s1 PAYLOAD --config graft.yaml
+`, name, version, schema, name, os.Args[0], name, name, name)
 }
 
 // watchHost makes the plugin exit at once when the host process is gone,
@@ -255,13 +310,30 @@ func (h *hostLink) connect(id uint32) error {
 	return nil
 }
 
-// client returns the host's call service, or nil when the host offers none.
-func (h *hostLink) client() graftv1.HostClient {
+// caller returns the host's call service as a Caller, or nil when the host
+// offers none.
+func (h *hostLink) caller() Caller {
 	if h == nil {
 		return nil
 	}
 	if p := h.hc.Load(); p != nil {
-		return *p
+		return grpcCaller{*p}
 	}
 	return nil
+}
+
+// grpcCaller is the Caller of a plugin: the core's Host service.
+type grpcCaller struct{ hc graftv1.HostClient }
+
+func (g grpcCaller) Call(ctx context.Context, req CallRequest) ([]byte, error) {
+	resp, err := g.hc.Call(ctx, &graftv1.CallRequest{
+		From: req.From, To: req.To, Payload: req.Payload, Id: req.ID, CallerChain: req.Chain,
+	})
+	if err != nil {
+		return nil, &CallError{To: req.To, Detail: "the host's call service failed: " + err.Error()}
+	}
+	if resp.Error != "" || resp.Kind != graftv1.CallErrorKind_CALL_ERROR_KIND_UNSPECIFIED {
+		return nil, callError(req.To, resp.Kind, resp.Error)
+	}
+	return resp.Reply, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -24,16 +23,20 @@ type server[S any] struct {
 	host   *hostLink
 }
 
-// protect runs f, turning a panic into an error carrying the panic value;
-// the stack goes to the plugin's stderr, which the host relays to its log.
-func (s *server[S]) protect(what string, f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintf(s.stderr, "github.com/graft-host/graft/sdk: panic in %s: %v\n%s", what, r, debug.Stack())
-			err = fmt.Errorf("panic in %s: %v", what, r)
-		}
-	}()
-	return f()
+// guard runs f like protect, and writes a panic's stack to the plugin's
+// stderr, which the host relays to its log.
+func (s *server[S]) guard(what string, f func() error) error {
+	_, err := protect(what, func() (struct{}, error) { return struct{}{}, f() })
+	s.logPanic(err)
+	return err
+}
+
+// logPanic writes the stack of a *PanicError to the plugin's stderr.
+func (s *server[S]) logPanic(err error) {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		fmt.Fprintf(s.stderr, "graft/sdk: %v\n%s", pe, pe.Stack)
+	}
 }
 
 func (s *server[S]) Info(_ context.Context, req *graftv1.InfoRequest) (*graftv1.InfoResponse, error) {
@@ -63,8 +66,9 @@ func (s *server[S]) Health(context.Context, *graftv1.HealthRequest) (*graftv1.He
 
 func (s *server[S]) Init(ctx context.Context, req *graftv1.InitRequest) (*graftv1.InitResponse, error) {
 	var data []byte
-	err := s.protect("Init", func() error {
-		st, err := s.m.Behaviour.Init(&Context{Context: ctx, actor: req.Actor})
+	err := s.guard("Init", func() error {
+		st, err := ApplyInit(ctx, s.m.Behaviour, req.Actor)
+		s.logPanic(err)
 		if err != nil {
 			return err
 		}
@@ -83,7 +87,7 @@ func (s *server[S]) Init(ctx context.Context, req *graftv1.InitRequest) (*graftv
 func (s *server[S]) Migrate(_ context.Context, req *graftv1.MigrateRequest) (*graftv1.MigrateResponse, error) {
 	from := req.GetState().GetSchema()
 	var data []byte
-	err := s.protect("Migrate", func() (err error) {
+	err := s.guard("Migrate", func() (err error) {
 		data, err = s.m.Codec.Migrate(req.GetState().GetData(), from, req.ToSchema)
 		return err
 	})
@@ -138,7 +142,7 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 		good  []byte // encoding of state at c.Version()
 	)
 	in := req.GetState()
-	err := s.protect("decode state", func() (err error) {
+	err := s.guard("decode state", func() (err error) {
 		good = in.GetData()
 		if in.GetSchema() != c.Version() {
 			if good, err = c.Migrate(good, in.GetSchema(), c.Version()); err != nil {
@@ -153,43 +157,43 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 		return resp
 	}
 	resp.Results = make([]*graftv1.MessageResult, len(req.Messages))
+	calls := s.host.caller()
 	for i, pm := range req.Messages {
 		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain}
-		hc := &Context{Context: ctx, actor: req.Actor, msg: &msg, host: s.host}
-		var (
-			next S
-			enc  []byte
-		)
-		err := s.protect("Handle", func() (err error) {
-			if next, err = s.m.Behaviour.Handle(hc, state, msg); err != nil {
-				return err
+		out := Apply(ctx, s.m.Behaviour, req.Actor, state, msg, calls)
+		s.logPanic(out.Err)
+		text, refused := out.Refused()
+		var enc []byte
+		err := out.Err
+		if err == nil || refused {
+			if enc, err = protect("encode state", func() ([]byte, error) { return c.Encode(out.State) }); err != nil {
+				err = fmt.Errorf("encode state: %w", err)
 			}
-			if enc, err = c.Encode(next); err != nil {
-				return fmt.Errorf("encode state: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
+		}
+		if err != nil && (!refused || enc == nil) {
 			msgErr := err.Error()
 			if msgErr == "" {
 				msgErr = "handler failed with an empty error"
 			}
 			resp.Results[i] = &graftv1.MessageResult{Error: msgErr}
-			// Restore the state from its last good encoding.
-			if rerr := s.protect("decode state", func() (err error) { state, err = c.Decode(c.Version(), good); return err }); rerr != nil {
+			// Restore the state from its last good encoding: the handler
+			// may have changed a map or pointer of it in place.
+			if rerr := s.guard("decode state", func() (err error) { state, err = c.Decode(c.Version(), good); return err }); rerr != nil {
 				resp.Results = nil
 				resp.BatchError = fmt.Sprintf("restore state after failed message %d: %v", pm.Seq, rerr)
 				return resp
 			}
 			continue
 		}
-		resp.Results[i] = &graftv1.MessageResult{
-			Outgoing:     hc.out,
-			Reply:        hc.reply,
-			HasReply:     hc.hasReply,
-			StateChanged: !bytes.Equal(enc, good),
+		r := &graftv1.MessageResult{Reply: out.Reply, HasReply: out.HasReply, StateChanged: !bytes.Equal(enc, good), Refusal: text}
+		if len(out.Sends) > 0 {
+			r.Outgoing = make([]*graftv1.Outgoing, len(out.Sends))
+			for j, o := range out.Sends {
+				r.Outgoing[j] = &graftv1.Outgoing{To: o.To, Payload: o.Payload}
+			}
 		}
-		state, good = next, enc
+		resp.Results[i] = r
+		state, good = out.State, enc
 	}
 	resp.State = &graftv1.State{Schema: c.Version(), Data: good}
 	return resp

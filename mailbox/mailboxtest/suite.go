@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"LazyCommit", testLazyCommit},
 		{"FailedCommitWritesNothing", testFailedCommitWritesNothing},
 		{"IdempotentSend", testIdempotentSend},
+		{"RefusalIsAnOutcome", testRefusalIsAnOutcome},
 		{"IdempotencyWindow", testIdempotencyWindow},
 		{"ConcurrentSameID", testConcurrentSameID},
 		{"ConcurrentSendersSeeGaplessOrder", testConcurrentSendersSeeGaplessOrder},
@@ -267,6 +268,41 @@ func testIdempotentSend(t *testing.T, open Opener) {
 	assert.Empty(t, ms)
 	_, err = s.Lookup(ctx(t), "a", "never-sent")
 	assert.ErrorIs(t, err, mailbox.ErrUnknownMessage)
+}
+
+// A refusal (the handler's terminal error) is committed like a reply: the
+// state commits with it, and a retry with the same id, before or after a
+// reopen, gets the refusal back and enqueues nothing.
+func testRefusalIsAnOutcome(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s, ep := setup(t, open, dir, mailbox.Options{}, "a")
+	r1 := send(t, s, "a", "withdraw-1", "withdraw 500")
+	require.NoError(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: ep["a"], Through: r1.Seq,
+		State:   &mailbox.State{Schema: 1, Module: "1.0.0", Data: []byte(`{"refusals":1}`)},
+		Replies: []mailbox.Reply{{MessageID: "withdraw-1", Refusal: "insufficient funds: balance 20, asked 500"}}}))
+	check := func(s mailbox.Store) {
+		t.Helper()
+		r := send(t, s, "a", "withdraw-1", "withdraw 500")
+		assert.True(t, r.Duplicate)
+		assert.Equal(t, mailbox.OutcomeRefused, r.Outcome)
+		assert.Equal(t, "insufficient funds: balance 20, asked 500", r.Error)
+		assert.Empty(t, r.Reply)
+		l, err := s.Lookup(ctx(t), "a", "withdraw-1")
+		require.NoError(t, err)
+		assert.Equal(t, mailbox.OutcomeRefused, l.Outcome)
+		assert.Equal(t, r.Error, l.Error)
+		st, err := s.State(ctx(t), "a")
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"refusals":1}`, string(st.Data), "the refusing handle's state is committed")
+		ms, err := s.Read(ctx(t), "a", 0, 10)
+		require.NoError(t, err)
+		assert.Empty(t, ms, "a refused message is acked, never redelivered")
+	}
+	check(s)
+	require.NoError(t, s.Close())
+	s = open(t, dir, mailbox.Options{})
+	defer s.Close()
+	check(s)
 }
 
 func testIdempotencyWindow(t *testing.T, open Opener) {

@@ -121,8 +121,8 @@ func (s *Store) plan(c *mailbox.Commit) (commitPlan, error) {
 		if r.MessageID == "" {
 			return commitPlan{}, fmt.Errorf("commit for actor %q has a reply without a message id", c.Actor)
 		}
-		if len(r.Payload) > s.opts.MaxMessageSize {
-			return commitPlan{}, fmt.Errorf("reply to message %q: %w", r.MessageID, &mailbox.TooLargeError{Actor: c.Actor, Size: len(r.Payload), Limit: s.opts.MaxMessageSize})
+		if max(len(r.Payload), len(r.Refusal)) > s.opts.MaxMessageSize {
+			return commitPlan{}, fmt.Errorf("reply to message %q: %w", r.MessageID, &mailbox.TooLargeError{Actor: c.Actor, Size: max(len(r.Payload), len(r.Refusal)), Limit: s.opts.MaxMessageSize})
 		}
 	}
 	p := commitPlan{c: c, a: a, acked: a.acked}
@@ -168,7 +168,11 @@ func (s *Store) writePlan(b *pebble.Batch, p *commitPlan) error {
 		}
 	}
 	for _, r := range c.Replies {
-		v := encodeOutcome(outcome{kind: mailbox.OutcomeReplied, payload: r.Payload})
+		o := outcome{kind: mailbox.OutcomeReplied, payload: r.Payload}
+		if r.Refusal != "" {
+			o = outcome{kind: mailbox.OutcomeRefused, payload: []byte(r.Refusal)}
+		}
+		v := encodeOutcome(o)
 		if err := b.Set(strKey(prefixOutcome, a.id, r.MessageID), v, nil); err != nil {
 			return fail(err)
 		}

@@ -167,7 +167,7 @@ func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, bool, error) {
 		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("outcome of id %q of actor %q: %w", id, a.name, err)}
 	}
 	r.Outcome = o.kind
-	if o.kind == mailbox.OutcomeDeadLettered {
+	if o.kind == mailbox.OutcomeDeadLettered || o.kind == mailbox.OutcomeRefused {
 		r.Error = string(o.payload)
 	} else {
 		r.Reply = o.payload

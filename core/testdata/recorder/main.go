@@ -10,6 +10,12 @@
 //	                   $RECORDER_MARKERS), so the batch is redelivered
 //	"send:ACTOR:BODY"  sends BODY to ACTOR
 //	"pid"              replies with the module's pid
+//	"refuse:ACTOR:WHY" records it, sends "note" to ACTOR (if any), and refuses
+//	                   the request with the terminal error WHY
+//	"probe:ACTOR:BODY" calls ACTOR and replies with how the call ended, as
+//	                   the SDK's error kinds classify it
+//	"probebig:ACTOR:N" the same with an N-byte body
+//	"silent"           recorded, no reply
 //	anything else      recorded and answered "ok:" + payload
 package main
 
@@ -62,6 +68,27 @@ func handle(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
 		s.Applied = append(s.Applied, p+"="+string(reply))
 		ctx.Reply(reply)
 		return s, nil
+	case strings.HasPrefix(p, "refuse:"):
+		parts := strings.SplitN(p, ":", 3)
+		if parts[1] != "" {
+			ctx.Send(parts[1], []byte("note"))
+		}
+		s.Applied = append(s.Applied, p)
+		return s, sdk.Terminal(errors.New(parts[2]))
+	case strings.HasPrefix(p, "probe:"):
+		parts := strings.SplitN(p, ":", 3)
+		reply, err := ctx.Call(parts[1], []byte(parts[2]))
+		ctx.Reply([]byte(classify(reply, err)))
+		return s, nil
+	case strings.HasPrefix(p, "probebig:"):
+		parts := strings.SplitN(p, ":", 3)
+		n, _ := strconv.Atoi(parts[2])
+		reply, err := ctx.Call(parts[1], make([]byte, n))
+		ctx.Reply([]byte(classify(reply, err)))
+		return s, nil
+	case p == "silent":
+		s.Applied = append(s.Applied, p)
+		return s, nil
 	case strings.HasPrefix(p, "send:"):
 		parts := strings.SplitN(p, ":", 3)
 		ctx.Send(parts[1], []byte(parts[2]))
@@ -69,6 +96,30 @@ func handle(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
 	s.Applied = append(s.Applied, p)
 	ctx.Reply([]byte("ok:" + p))
 	return s, nil
+}
+
+// classify names how a call ended, through errors.As and errors.Is only.
+func classify(reply []byte, err error) string {
+	var refused *sdk.RefusedError
+	switch {
+	case err == nil:
+		return "ok:" + string(reply)
+	case errors.As(err, &refused):
+		return "refused by " + refused.Actor + ": " + refused.Reason
+	case errors.Is(err, sdk.ErrCallCycle):
+		return "cycle"
+	case errors.Is(err, sdk.ErrUnknownActor):
+		return "unknown actor"
+	case errors.Is(err, sdk.ErrCallTimeout):
+		return "timeout"
+	case errors.Is(err, sdk.ErrTooLarge):
+		return "too large"
+	case errors.Is(err, sdk.ErrDeadLettered):
+		return "dead-lettered"
+	case errors.Is(err, sdk.ErrNoReply):
+		return "no reply"
+	}
+	return "other: " + err.Error()
 }
 
 func main() {

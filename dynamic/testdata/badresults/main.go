@@ -7,8 +7,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/graft-host/graft/dynamic/sdk/wire"
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 type server struct {

@@ -4,8 +4,9 @@
 // while pong is upgraded and rolled back under it.
 //
 // It shows how a behaviour is written against the public SDK alone: a typed
-// state, a handler that is a pure function of (state, message), and effects
-// (Send, Reply) that graft commits together with the new state.
+// state, handlers routed by message kind that are pure functions of (state,
+// message), effects (Send, Reply) that graft commits together with the new
+// state, and refusals (sdk.Refuse) for requests it will not take.
 //
 // # Messages
 //
@@ -58,66 +59,77 @@ type state struct {
 	Stopped    bool            `json:"stopped"`    // a "stop" arrived: balls land, no new hits
 }
 
-func main() {
-	sdk.Serve(sdk.Module[state]{
-		Name:    "ping",
-		Version: "1.0.0",
-		Codec:   sdk.JSONCodec[state](1),
-		Behaviour: sdk.Funcs[state]{
-			InitFunc: func(*sdk.Context) (state, error) {
-				return state{Balls: map[string]ball{}, ByTag: map[string]int{}}, nil
-			},
-			HandleFunc: handle,
-		},
-	})
+func main() { sdk.Run("ping", "1.0.0", behaviour()) }
+
+// behaviour routes ping's messages: commands from a client, and pong's
+// replies, whose kind is the tag of the pong version that answered.
+func behaviour() *sdk.Router[state] {
+	return sdk.Routes[state]().
+		WithInit(func(*sdk.Context) (state, error) {
+			return state{Balls: map[string]ball{}, ByTag: map[string]int{}}, nil
+		}).
+		On("start", sdk.Text(start)).
+		On("stop", func(_ *sdk.Context, s state, _ sdk.Message) (state, error) {
+			s.Stopped = true
+			return s, nil
+		}).
+		On("stats", func(ctx *sdk.Context, s state, _ sdk.Message) (state, error) {
+			b, err := json.Marshal(s)
+			if err != nil {
+				return s, fmt.Errorf("ping %s: encode stats: %w", ctx.Actor(), err)
+			}
+			ctx.Reply(b)
+			return s, nil
+		}).
+		Otherwise(reply)
 }
 
-// handle applies one message to the state.
-func handle(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
+// start launches N new balls.
+func start(ctx *sdk.Context, s state, args string) (state, error) {
+	n, err := strconv.Atoi(args)
+	if err != nil || n < 1 || n > maxBalls {
+		return s, sdk.Refuse("ping %s: \"start %s\": want start N with 1 <= N <= %d", ctx.Actor(), args, maxBalls)
+	}
+	s = withMaps(s)
+	s.Stopped = false
+	for range n {
+		name := "b" + strconv.Itoa(len(s.Balls)+1)
+		s.Balls[name] = ball{Sent: 1}
+		ctx.Send(pongActor, fmt.Appendf(nil, "ping %s 1", name))
+	}
+	return s, nil
+}
+
+// reply handles pong's "<tag> <ball> <n>"; anything else is refused.
+func reply(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
+	words := strings.Fields(string(m.Payload))
+	if len(words) != 3 || !strings.HasPrefix(words[0], "pong") {
+		return s, sdk.Refuse("ping %s: unknown message %q (want \"start N\", \"stop\", \"stats\" or a pong reply)", ctx.Actor(), m.Payload)
+	}
+	return bounce(ctx, withMaps(s), words[0], words[1], words[2])
+}
+
+// withMaps makes sure the state's maps exist (a state decoded from "{}"
+// has none).
+func withMaps(s state) state {
 	if s.Balls == nil {
 		s.Balls = map[string]ball{}
 	}
 	if s.ByTag == nil {
 		s.ByTag = map[string]int{}
 	}
-	words := strings.Fields(string(m.Payload))
-	switch {
-	case len(words) == 2 && words[0] == "start":
-		n, err := strconv.Atoi(words[1])
-		if err != nil || n < 1 || n > maxBalls {
-			return s, fmt.Errorf("ping %s: %q: want start N with 1 <= N <= %d", ctx.Actor(), m.Payload, maxBalls)
-		}
-		s.Stopped = false
-		for i := 0; i < n; i++ {
-			name := "b" + strconv.Itoa(len(s.Balls)+1)
-			s.Balls[name] = ball{Sent: 1}
-			ctx.Send(pongActor, fmt.Appendf(nil, "ping %s 1", name))
-		}
-	case len(words) == 1 && words[0] == "stop":
-		s.Stopped = true
-	case len(words) == 1 && words[0] == "stats":
-		b, err := json.Marshal(s)
-		if err != nil {
-			return s, fmt.Errorf("ping %s: encode stats: %w", ctx.Actor(), err)
-		}
-		ctx.Reply(b)
-	case len(words) == 3 && strings.HasPrefix(words[0], "pong"):
-		return bounce(ctx, s, words[0], words[1], words[2])
-	default:
-		return s, fmt.Errorf("ping %s: unknown message %q (want \"start N\", \"stop\", \"stats\" or a pong reply)", ctx.Actor(), m.Payload)
-	}
-	return s, nil
+	return s
 }
 
 // bounce records pong's reply "<tag> <name> <n>" and hits the ball again.
 func bounce(ctx *sdk.Context, s state, tag, name, num string) (state, error) {
 	n, err := strconv.Atoi(num)
 	if err != nil {
-		return s, fmt.Errorf("ping %s: reply %q for ball %s: bad bounce number: %w", ctx.Actor(), tag, name, err)
+		return s, sdk.Refuse("ping %s: reply %q for ball %s: bad bounce number: %v", ctx.Actor(), tag, name, err)
 	}
 	b, ok := s.Balls[name]
 	if !ok {
-		return s, fmt.Errorf("ping %s: reply for unknown ball %q", ctx.Actor(), name)
+		return s, sdk.Refuse("ping %s: reply for unknown ball %q", ctx.Actor(), name)
 	}
 	switch {
 	case n <= b.Got: // seen already: a duplicate must not start a second ball

@@ -31,6 +31,80 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CallErrorKind classifies a failed call.
+type CallErrorKind int32
+
+const (
+	// Any other failure (the store failed, the core is shutting down...).
+	CallErrorKind_CALL_ERROR_KIND_UNSPECIFIED CallErrorKind = 0
+	// The called actor's handler refused the request with a terminal error;
+	// error is its text.
+	CallErrorKind_CALL_ERROR_KIND_REFUSED CallErrorKind = 1
+	// The call would close a cycle of synchronous calls.
+	CallErrorKind_CALL_ERROR_KIND_CYCLE CallErrorKind = 2
+	// No actor has that name.
+	CallErrorKind_CALL_ERROR_KIND_UNKNOWN_ACTOR CallErrorKind = 3
+	// No reply within the call timeout (the message stays queued).
+	CallErrorKind_CALL_ERROR_KIND_TIMEOUT CallErrorKind = 4
+	// The request or its reply is over the message size limit.
+	CallErrorKind_CALL_ERROR_KIND_TOO_LARGE CallErrorKind = 5
+	// The request was dead-lettered after failing too often.
+	CallErrorKind_CALL_ERROR_KIND_DEAD_LETTERED CallErrorKind = 6
+	// The called handler committed without replying.
+	CallErrorKind_CALL_ERROR_KIND_NO_REPLY CallErrorKind = 7
+)
+
+// Enum value maps for CallErrorKind.
+var (
+	CallErrorKind_name = map[int32]string{
+		0: "CALL_ERROR_KIND_UNSPECIFIED",
+		1: "CALL_ERROR_KIND_REFUSED",
+		2: "CALL_ERROR_KIND_CYCLE",
+		3: "CALL_ERROR_KIND_UNKNOWN_ACTOR",
+		4: "CALL_ERROR_KIND_TIMEOUT",
+		5: "CALL_ERROR_KIND_TOO_LARGE",
+		6: "CALL_ERROR_KIND_DEAD_LETTERED",
+		7: "CALL_ERROR_KIND_NO_REPLY",
+	}
+	CallErrorKind_value = map[string]int32{
+		"CALL_ERROR_KIND_UNSPECIFIED":   0,
+		"CALL_ERROR_KIND_REFUSED":       1,
+		"CALL_ERROR_KIND_CYCLE":         2,
+		"CALL_ERROR_KIND_UNKNOWN_ACTOR": 3,
+		"CALL_ERROR_KIND_TIMEOUT":       4,
+		"CALL_ERROR_KIND_TOO_LARGE":     5,
+		"CALL_ERROR_KIND_DEAD_LETTERED": 6,
+		"CALL_ERROR_KIND_NO_REPLY":      7,
+	}
+)
+
+func (x CallErrorKind) Enum() *CallErrorKind {
+	p := new(CallErrorKind)
+	*p = x
+	return p
+}
+
+func (x CallErrorKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CallErrorKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_graftv1_behaviour_proto_enumTypes[0].Descriptor()
+}
+
+func (CallErrorKind) Type() protoreflect.EnumType {
+	return &file_graftv1_behaviour_proto_enumTypes[0]
+}
+
+func (x CallErrorKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CallErrorKind.Descriptor instead.
+func (CallErrorKind) EnumDescriptor() ([]byte, []int) {
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{0}
+}
+
 // State is an actor's state, opaque bytes tagged with the schema version
 // they are encoded at.
 type State struct {
@@ -708,7 +782,11 @@ func (x *Outgoing) GetPayload() []byte {
 }
 
 // MessageResult is the outcome of one message. A non-empty error means the
-// message failed alone: it has no effect and the state is as before it.
+// message failed alone: it has no effect and the state is as before it, and
+// the host retries it. A non-empty refusal means the handler refused the
+// request on purpose (sdk.Terminal): the message is applied (its state and
+// outgoing messages commit) and the caller gets the refusal instead of a
+// reply; it is never retried.
 type MessageResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -716,6 +794,7 @@ type MessageResult struct {
 	Reply         []byte                 `protobuf:"bytes,3,opt,name=reply,proto3" json:"reply,omitempty"`
 	HasReply      bool                   `protobuf:"varint,4,opt,name=has_reply,json=hasReply,proto3" json:"has_reply,omitempty"`
 	StateChanged  bool                   `protobuf:"varint,5,opt,name=state_changed,json=stateChanged,proto3" json:"state_changed,omitempty"`
+	Refusal       string                 `protobuf:"bytes,6,opt,name=refusal,proto3" json:"refusal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -783,6 +862,13 @@ func (x *MessageResult) GetStateChanged() bool {
 		return x.StateChanged
 	}
 	return false
+}
+
+func (x *MessageResult) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
+	}
+	return ""
 }
 
 // HandleResponse answers the batch with the same batch_id: one result per
@@ -941,8 +1027,10 @@ func (x *CallRequest) GetCallerChain() []string {
 type CallResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Reply []byte                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
-	// Non-empty when the call failed.
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// Non-empty when the call failed; kind says how, so the plugin side can
+	// give its caller an error to match rather than a string.
+	Error         string        `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Kind          CallErrorKind `protobuf:"varint,3,opt,name=kind,proto3,enum=graft.v1.CallErrorKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -991,6 +1079,13 @@ func (x *CallResponse) GetError() string {
 	return ""
 }
 
+func (x *CallResponse) GetKind() CallErrorKind {
+	if x != nil {
+		return x.Kind
+	}
+	return CallErrorKind_CALL_ERROR_KIND_UNSPECIFIED
+}
+
 var File_graftv1_behaviour_proto protoreflect.FileDescriptor
 
 const file_graftv1_behaviour_proto_rawDesc = "" +
@@ -1037,13 +1132,14 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\bmessages\x18\x04 \x03(\v2\x11.graft.v1.MessageR\bmessages\"4\n" +
 	"\bOutgoing\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\"\xad\x01\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\"\xc7\x01\n" +
 	"\rMessageResult\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12.\n" +
 	"\boutgoing\x18\x02 \x03(\v2\x12.graft.v1.OutgoingR\boutgoing\x12\x14\n" +
 	"\x05reply\x18\x03 \x01(\fR\x05reply\x12\x1b\n" +
 	"\thas_reply\x18\x04 \x01(\bR\bhasReply\x12#\n" +
-	"\rstate_changed\x18\x05 \x01(\bR\fstateChanged\"\xa6\x01\n" +
+	"\rstate_changed\x18\x05 \x01(\bR\fstateChanged\x12\x18\n" +
+	"\arefusal\x18\x06 \x01(\tR\arefusal\"\xa6\x01\n" +
 	"\x0eHandleResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x121\n" +
 	"\aresults\x18\x02 \x03(\v2\x17.graft.v1.MessageResultR\aresults\x12%\n" +
@@ -1055,10 +1151,20 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12!\n" +
-	"\fcaller_chain\x18\x05 \x03(\tR\vcallerChain\":\n" +
+	"\fcaller_chain\x18\x05 \x03(\tR\vcallerChain\"g\n" +
 	"\fCallResponse\x12\x14\n" +
 	"\x05reply\x18\x01 \x01(\fR\x05reply\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error2\xb7\x02\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12+\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x17.graft.v1.CallErrorKindR\x04kind*\x88\x02\n" +
+	"\rCallErrorKind\x12\x1f\n" +
+	"\x1bCALL_ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17CALL_ERROR_KIND_REFUSED\x10\x01\x12\x19\n" +
+	"\x15CALL_ERROR_KIND_CYCLE\x10\x02\x12!\n" +
+	"\x1dCALL_ERROR_KIND_UNKNOWN_ACTOR\x10\x03\x12\x1b\n" +
+	"\x17CALL_ERROR_KIND_TIMEOUT\x10\x04\x12\x1d\n" +
+	"\x19CALL_ERROR_KIND_TOO_LARGE\x10\x05\x12!\n" +
+	"\x1dCALL_ERROR_KIND_DEAD_LETTERED\x10\x06\x12\x1c\n" +
+	"\x18CALL_ERROR_KIND_NO_REPLY\x10\a2\xb7\x02\n" +
 	"\tBehaviour\x125\n" +
 	"\x04Info\x12\x15.graft.v1.InfoRequest\x1a\x16.graft.v1.InfoResponse\x125\n" +
 	"\x04Init\x12\x15.graft.v1.InitRequest\x1a\x16.graft.v1.InitResponse\x12>\n" +
@@ -1080,51 +1186,54 @@ func file_graftv1_behaviour_proto_rawDescGZIP() []byte {
 	return file_graftv1_behaviour_proto_rawDescData
 }
 
+var file_graftv1_behaviour_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_graftv1_behaviour_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_graftv1_behaviour_proto_goTypes = []any{
-	(*State)(nil),           // 0: graft.v1.State
-	(*InfoRequest)(nil),     // 1: graft.v1.InfoRequest
-	(*InfoResponse)(nil),    // 2: graft.v1.InfoResponse
-	(*InitRequest)(nil),     // 3: graft.v1.InitRequest
-	(*InitResponse)(nil),    // 4: graft.v1.InitResponse
-	(*MigrateRequest)(nil),  // 5: graft.v1.MigrateRequest
-	(*MigrateResponse)(nil), // 6: graft.v1.MigrateResponse
-	(*HealthRequest)(nil),   // 7: graft.v1.HealthRequest
-	(*HealthResponse)(nil),  // 8: graft.v1.HealthResponse
-	(*Message)(nil),         // 9: graft.v1.Message
-	(*HandleRequest)(nil),   // 10: graft.v1.HandleRequest
-	(*Outgoing)(nil),        // 11: graft.v1.Outgoing
-	(*MessageResult)(nil),   // 12: graft.v1.MessageResult
-	(*HandleResponse)(nil),  // 13: graft.v1.HandleResponse
-	(*CallRequest)(nil),     // 14: graft.v1.CallRequest
-	(*CallResponse)(nil),    // 15: graft.v1.CallResponse
+	(CallErrorKind)(0),      // 0: graft.v1.CallErrorKind
+	(*State)(nil),           // 1: graft.v1.State
+	(*InfoRequest)(nil),     // 2: graft.v1.InfoRequest
+	(*InfoResponse)(nil),    // 3: graft.v1.InfoResponse
+	(*InitRequest)(nil),     // 4: graft.v1.InitRequest
+	(*InitResponse)(nil),    // 5: graft.v1.InitResponse
+	(*MigrateRequest)(nil),  // 6: graft.v1.MigrateRequest
+	(*MigrateResponse)(nil), // 7: graft.v1.MigrateResponse
+	(*HealthRequest)(nil),   // 8: graft.v1.HealthRequest
+	(*HealthResponse)(nil),  // 9: graft.v1.HealthResponse
+	(*Message)(nil),         // 10: graft.v1.Message
+	(*HandleRequest)(nil),   // 11: graft.v1.HandleRequest
+	(*Outgoing)(nil),        // 12: graft.v1.Outgoing
+	(*MessageResult)(nil),   // 13: graft.v1.MessageResult
+	(*HandleResponse)(nil),  // 14: graft.v1.HandleResponse
+	(*CallRequest)(nil),     // 15: graft.v1.CallRequest
+	(*CallResponse)(nil),    // 16: graft.v1.CallResponse
 }
 var file_graftv1_behaviour_proto_depIdxs = []int32{
-	0,  // 0: graft.v1.InitResponse.state:type_name -> graft.v1.State
-	0,  // 1: graft.v1.MigrateRequest.state:type_name -> graft.v1.State
-	0,  // 2: graft.v1.MigrateResponse.state:type_name -> graft.v1.State
-	0,  // 3: graft.v1.HandleRequest.state:type_name -> graft.v1.State
-	9,  // 4: graft.v1.HandleRequest.messages:type_name -> graft.v1.Message
-	11, // 5: graft.v1.MessageResult.outgoing:type_name -> graft.v1.Outgoing
-	12, // 6: graft.v1.HandleResponse.results:type_name -> graft.v1.MessageResult
-	0,  // 7: graft.v1.HandleResponse.state:type_name -> graft.v1.State
-	1,  // 8: graft.v1.Behaviour.Info:input_type -> graft.v1.InfoRequest
-	3,  // 9: graft.v1.Behaviour.Init:input_type -> graft.v1.InitRequest
-	5,  // 10: graft.v1.Behaviour.Migrate:input_type -> graft.v1.MigrateRequest
-	7,  // 11: graft.v1.Behaviour.Health:input_type -> graft.v1.HealthRequest
-	10, // 12: graft.v1.Behaviour.Handle:input_type -> graft.v1.HandleRequest
-	14, // 13: graft.v1.Host.Call:input_type -> graft.v1.CallRequest
-	2,  // 14: graft.v1.Behaviour.Info:output_type -> graft.v1.InfoResponse
-	4,  // 15: graft.v1.Behaviour.Init:output_type -> graft.v1.InitResponse
-	6,  // 16: graft.v1.Behaviour.Migrate:output_type -> graft.v1.MigrateResponse
-	8,  // 17: graft.v1.Behaviour.Health:output_type -> graft.v1.HealthResponse
-	13, // 18: graft.v1.Behaviour.Handle:output_type -> graft.v1.HandleResponse
-	15, // 19: graft.v1.Host.Call:output_type -> graft.v1.CallResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 0: graft.v1.InitResponse.state:type_name -> graft.v1.State
+	1,  // 1: graft.v1.MigrateRequest.state:type_name -> graft.v1.State
+	1,  // 2: graft.v1.MigrateResponse.state:type_name -> graft.v1.State
+	1,  // 3: graft.v1.HandleRequest.state:type_name -> graft.v1.State
+	10, // 4: graft.v1.HandleRequest.messages:type_name -> graft.v1.Message
+	12, // 5: graft.v1.MessageResult.outgoing:type_name -> graft.v1.Outgoing
+	13, // 6: graft.v1.HandleResponse.results:type_name -> graft.v1.MessageResult
+	1,  // 7: graft.v1.HandleResponse.state:type_name -> graft.v1.State
+	0,  // 8: graft.v1.CallResponse.kind:type_name -> graft.v1.CallErrorKind
+	2,  // 9: graft.v1.Behaviour.Info:input_type -> graft.v1.InfoRequest
+	4,  // 10: graft.v1.Behaviour.Init:input_type -> graft.v1.InitRequest
+	6,  // 11: graft.v1.Behaviour.Migrate:input_type -> graft.v1.MigrateRequest
+	8,  // 12: graft.v1.Behaviour.Health:input_type -> graft.v1.HealthRequest
+	11, // 13: graft.v1.Behaviour.Handle:input_type -> graft.v1.HandleRequest
+	15, // 14: graft.v1.Host.Call:input_type -> graft.v1.CallRequest
+	3,  // 15: graft.v1.Behaviour.Info:output_type -> graft.v1.InfoResponse
+	5,  // 16: graft.v1.Behaviour.Init:output_type -> graft.v1.InitResponse
+	7,  // 17: graft.v1.Behaviour.Migrate:output_type -> graft.v1.MigrateResponse
+	9,  // 18: graft.v1.Behaviour.Health:output_type -> graft.v1.HealthResponse
+	14, // 19: graft.v1.Behaviour.Handle:output_type -> graft.v1.HandleResponse
+	16, // 20: graft.v1.Host.Call:output_type -> graft.v1.CallResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_graftv1_behaviour_proto_init() }
@@ -1137,13 +1246,14 @@ func file_graftv1_behaviour_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_graftv1_behaviour_proto_rawDesc), len(file_graftv1_behaviour_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
 		GoTypes:           file_graftv1_behaviour_proto_goTypes,
 		DependencyIndexes: file_graftv1_behaviour_proto_depIdxs,
+		EnumInfos:         file_graftv1_behaviour_proto_enumTypes,
 		MessageInfos:      file_graftv1_behaviour_proto_msgTypes,
 	}.Build()
 	File_graftv1_behaviour_proto = out.File

@@ -5,7 +5,7 @@
 //
 // Pong answers each "ping <ball> <n>" from an actor by sending
 // "pong <ball> <n>" back to that actor, and counts the pings it answered.
-// A "stats" call replies its state as JSON.
+// A "stats" call replies its state as JSON. Anything else is refused.
 package main
 
 import (
@@ -24,32 +24,29 @@ type state struct {
 	Count int `json:"count"` // pings answered
 }
 
-func main() {
-	sdk.Serve(sdk.Module[state]{
-		Name:    "pong",
-		Version: version,
-		Codec:   sdk.JSONCodec[state](1),
-		Behaviour: sdk.Funcs[state]{
-			HandleFunc: func(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
-				words := strings.Fields(string(m.Payload))
-				switch {
-				case len(words) == 3 && words[0] == "ping":
-					s.Count++
-					ctx.Send(m.Sender, fmt.Appendf(nil, "pong %s %s", words[1], words[2]))
-				case len(words) == 1 && words[0] == "stats":
-					b, err := json.Marshal(struct {
-						Version string `json:"version"`
-						state
-					}{version, s})
-					if err != nil {
-						return s, fmt.Errorf("pong: encode stats: %w", err)
-					}
-					ctx.Reply(b)
-				default:
-					return s, fmt.Errorf("pong: unknown message %q from %q (want \"ping <ball> <n>\" or \"stats\")", m.Payload, m.Sender)
-				}
-				return s, nil
-			},
-		},
-	})
+func main() { sdk.Run("pong", version, behaviour()) }
+
+// behaviour routes pong's two kinds of message.
+func behaviour() *sdk.Router[state] {
+	return sdk.Routes[state]().
+		On("ping", sdk.Text(func(ctx *sdk.Context, s state, args string) (state, error) {
+			ball, n, ok := strings.Cut(args, " ")
+			if !ok {
+				return s, sdk.Refuse("pong: want \"ping <ball> <n>\", got \"ping %s\"", args)
+			}
+			s.Count++
+			ctx.Send(ctx.Sender(), fmt.Appendf(nil, "pong %s %s", ball, n))
+			return s, nil
+		})).
+		On("stats", func(ctx *sdk.Context, s state, _ sdk.Message) (state, error) {
+			b, err := json.Marshal(struct {
+				Version string `json:"version"`
+				state
+			}{version, s})
+			if err != nil {
+				return s, fmt.Errorf("pong: encode stats: %w", err)
+			}
+			ctx.Reply(b)
+			return s, nil
+		})
 }

@@ -36,40 +36,41 @@ type state struct {
 	LastSeq uint64 `json:"last_seq"` // mailbox sequence of the last ping answered
 }
 
-func main() {
-	codec := sdk.JSONCodec[state](2).
+func main() { sdk.Run("pong", version, behaviour(), sdk.WithCodec(codec())) }
+
+// codec is schema 2 with the step up from schema 1 and the step back down.
+func codec() *sdk.Codec[state] {
+	return sdk.JSONCodec[state](2).
 		Up(1, sdk.JSONStep(func(old stateV1) (state, error) {
 			return state{Count: old.Count}, nil
 		})).
 		Down(2, sdk.JSONStep(func(s state) (stateV1, error) {
 			return stateV1{Count: s.Count}, nil
 		}))
-	sdk.Serve(sdk.Module[state]{
-		Name:    "pong",
-		Version: version,
-		Codec:   codec,
-		Behaviour: sdk.Funcs[state]{
-			HandleFunc: func(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
-				words := strings.Fields(string(m.Payload))
-				switch {
-				case len(words) == 3 && words[0] == "ping":
-					s.Count++
-					s.LastSeq = m.Seq
-					ctx.Send(m.Sender, fmt.Appendf(nil, "pong/v2 %s %s", words[1], words[2]))
-				case len(words) == 1 && words[0] == "stats":
-					b, err := json.Marshal(struct {
-						Version string `json:"version"`
-						state
-					}{version, s})
-					if err != nil {
-						return s, fmt.Errorf("pong: encode stats: %w", err)
-					}
-					ctx.Reply(b)
-				default:
-					return s, fmt.Errorf("pong: unknown message %q from %q (want \"ping <ball> <n>\" or \"stats\")", m.Payload, m.Sender)
-				}
-				return s, nil
-			},
-		},
-	})
+}
+
+// behaviour routes pong's two kinds of message.
+func behaviour() *sdk.Router[state] {
+	return sdk.Routes[state]().
+		On("ping", sdk.Text(func(ctx *sdk.Context, s state, args string) (state, error) {
+			ball, n, ok := strings.Cut(args, " ")
+			if !ok {
+				return s, sdk.Refuse("pong: want \"ping <ball> <n>\", got \"ping %s\"", args)
+			}
+			s.Count++
+			s.LastSeq = ctx.Message().Seq
+			ctx.Send(ctx.Sender(), fmt.Appendf(nil, "pong/v2 %s %s", ball, n))
+			return s, nil
+		})).
+		On("stats", func(ctx *sdk.Context, s state, _ sdk.Message) (state, error) {
+			b, err := json.Marshal(struct {
+				Version string `json:"version"`
+				state
+			}{version, s})
+			if err != nil {
+				return s, fmt.Errorf("pong: encode stats: %w", err)
+			}
+			ctx.Reply(b)
+			return s, nil
+		})
 }

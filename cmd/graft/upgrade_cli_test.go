@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/internal/testbin"
+)
+
+// kvCore is a core running three kv actors (k2 with a process of its own)
+// on a copy of kv v1 as the configured binary; only k0 has handled a
+// message.
+func kvCore(t *testing.T) *coreProc {
+	t.Helper()
+	dir := testbin.ShortDir(t)
+	src := filepath.Join(dir, "kv")
+	b, err := os.ReadFile(plugin("kv1"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(src, b, 0o755))
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
+control: {dir: ./run}
+behaviours:
+  kv: {binary: %s}
+actors:
+  - {name: k0, behaviour: kv}
+  - {name: k1, behaviour: kv}
+  - {name: k2, behaviour: kv, process: own}
+`, src)), 0o644))
+	p := startGraftAt(t, path, []string{"k0", "k1", "k2"})
+	assert.Equal(t, "v1:1", p.ok(t, "call", "k0", "hello"))
+	return p
+}
+
+// Upgrade, rollback and history count the actors moved, not the steps
+// (the behaviour-wide "load" step has no actor).
+func TestUpgradeCommandsCountActorsNotSteps(t *testing.T) {
+	p := kvCore(t)
+	out := p.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	assert.Regexp(t, `^upgrade of kv: 1\.0\.0 \(\w+\) -> 2\.0\.0 \(\w+\), completed \(3 actors\)\n$`, out)
+	out = p.ok(t, "rollback", "kv")
+	assert.Regexp(t, `^rollback of kv: 2\.0\.0 \(\w+\) -> 1\.0\.0 \(\w+\), completed \(3 actors\)\n$`, out)
+	table := p.ok(t, "history")
+	t.Log(table)
+	rows := regexp.MustCompile(`(?m)^\d+\s+(upgrade|rollback)\s+kv\s.*\s(\d+)\s+completed$`).FindAllStringSubmatch(table, -1)
+	require.Len(t, rows, 2, table)
+	for _, r := range rows {
+		assert.Equal(t, "3", r[2], "ACTORS of the %s", r[1])
+	}
+}
+
+// An actor that never handled a message shows the module and schema it
+// runs on after an upgrade, like the actors that did.
+func TestStatusShowsTheModuleOfAnActorWithoutState(t *testing.T) {
+	p := kvCore(t)
+	st := p.status(t)
+	assert.Equal(t, "1.0.0", st["k1"].Module)
+	assert.EqualValues(t, 1, st["k1"].Schema)
+	p.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	st = p.status(t)
+	for _, a := range []string{"k0", "k1", "k2"} {
+		assert.Equal(t, "2.0.0", st[a].Module, a)
+		assert.EqualValues(t, 2, st[a].Schema, a)
+	}
+	assert.Regexp(t, `(?m)^k1\s+kv\s+2\.0\.0\s+2\s+running\s`, p.ok(t, "status"))
+}
+
+// unixGet fetches path from the control API on sock, as curl
+// --unix-socket would.
+func unixGet(t *testing.T, sock, path string) []byte {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://graft"+path, nil)
+	require.NoError(t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return b
+}
+
+// checkJSONStyle fails for any object key that is not snake_case, and for
+// a duration that is not in seconds.
+func checkJSONStyle(t *testing.T, what string, v any) {
+	t.Helper()
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			assert.Regexp(t, snake, k, "%s: key %q", what, k)
+			if k == "duration" || strings.HasSuffix(k, "_ns") {
+				t.Errorf("%s: %q is not a duration in seconds", what, k)
+			}
+			checkJSONStyle(t, what+"."+k, x)
+		}
+	case []any:
+		for i, x := range v {
+			checkJSONStyle(t, fmt.Sprintf("%s[%d]", what, i), x)
+		}
+	}
+}
+
+// History, upgrade and rollback speak the JSON of status: snake_case,
+// durations in seconds, times in RFC 3339; on the CLI and on the API.
+func TestHistoryJSONMatchesTheAPIStyle(t *testing.T) {
+	p := kvCore(t)
+	outputs := map[string]string{
+		"upgrade --json":  p.ok(t, "upgrade", "kv", "--binary", plugin("kv2"), "--json"),
+		"rollback --json": p.ok(t, "rollback", "kv", "--json"),
+		"history --json":  p.ok(t, "history", "--json"),
+		"GET /v1/history": string(unixGet(t, p.socket, "/v1/history")),
+		"status --json":   p.ok(t, "status", "--json"),
+		"GET /v1/status":  string(unixGet(t, p.socket, "/v1/status")),
+	}
+	for what, out := range outputs {
+		var v any
+		require.NoError(t, json.Unmarshal([]byte(out), &v), "%s: %s", what, out)
+		checkJSONStyle(t, what, v)
+	}
+	var hist []struct {
+		ID              uint64  `json:"id"`
+		Kind            string  `json:"kind"`
+		Behaviour       string  `json:"behaviour"`
+		Started         string  `json:"started"`
+		Ended           string  `json:"ended"`
+		DurationSeconds float64 `json:"duration_seconds"`
+		Actors          int     `json:"actors"`
+		Steps           []struct {
+			Actor           string  `json:"actor"`
+			Step            string  `json:"step"`
+			DurationSeconds float64 `json:"duration_seconds"`
+		} `json:"steps"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(outputs["GET /v1/history"]), &hist))
+	require.Len(t, hist, 2)
+	assert.Equal(t, "upgrade", hist[0].Kind)
+	assert.Equal(t, "kv", hist[0].Behaviour)
+	assert.Equal(t, 3, hist[1].Actors)
+	_, err := time.Parse(time.RFC3339, hist[0].Started)
+	assert.NoError(t, err, "started is RFC 3339")
+	assert.Positive(t, hist[0].DurationSeconds)
+	assert.Less(t, hist[0].DurationSeconds, 60.0, "seconds, not nanoseconds")
+	require.NotEmpty(t, hist[0].Steps)
+	for _, s := range hist[0].Steps {
+		assert.Less(t, s.DurationSeconds, 60.0, "step %s in seconds", s.Step)
+	}
+	var cli []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(outputs["history --json"]), &cli))
+	require.Len(t, cli, 2)
+	assert.EqualValues(t, hist[1].ID, cli[1]["id"])
+	assert.EqualValues(t, 3, cli[1]["actors"])
+}
