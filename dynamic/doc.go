@@ -17,7 +17,9 @@
 //	      |-- Start(ctx, cfg) ---------->| fork+exec (own pgid, Pdeathsig, |
 //	      |                              |   liveness pipe on fd 3)  ----->|
 //	      |                              |<-- handshake line on stdout ----|
+//	      |                              |  (Host service listening first) |
 //	      |                              |--- Info(host broker id) ------->|
+//	      |                              |<== dial Host service, once =====|
 //	      |<-- *Module (name checked) ---|<-- name, code ver, schemas -----|
 //	      |-- Init(actor) -------------->|--- Init ----------------------->|
 //	      |<-- State{schema, bytes} -----|<-- encoded fresh state ---------|
@@ -30,7 +32,8 @@
 //	      |--- reply ------------------->|--- CallResponse --------------->|
 //	      |                              |<== HandleResponse{id 1} ========|
 //	      |<-- results A, state ---------|                                 |
-//	      |   (commit state+effects)     |                                 |
+//	      |   (commit state+effects;     |    each result: ok, a failure   |
+//	      |    a refusal commits too)    |    (no effect) or a refusal     |
 //	      |-- Migrate(state, to) ------->|--- Migrate -------------------->|
 //	      |<-- State{to, bytes} ---------|<--------------------------------|
 //	      |-- Stop(ctx) ---------------->|--- go-plugin Shutdown --------->| exits
@@ -38,6 +41,29 @@
 //	      |                              | waitid(WNOWAIT), kill group,    |
 //	      |                              |   reap, remove socket dir       |
 //	      |<-- Exited() closed, Err() ---|                                 |
+//
+// Windows on the path, and what crosses each (a bug that shows only after
+// a timeout is one every user hits and no quick test does):
+//
+//   - go-plugin's broker keeps the connection info of a brokered service
+//     for 5 s. The host opens its call service before Info and the plugin
+//     dials it inside Info, once, for the module's life; the listener lives
+//     as long as the module. Crossed by TestCallAfterBrokerWindow (7 s),
+//     TestConcurrentCallsAcrossIdleGaps (bursts 6 s apart), core's
+//     TestCallsWorkLongAfterModuleRestart and upgrade's
+//     TestCallsWorkLongAfterUpgradeAndRollback.
+//   - gRPC's idle timeout (30 min by default) is disabled on the plugin's
+//     call connection; the core's connection always carries the open Handle
+//     stream, so it never idles. No keepalive pings are configured on
+//     either side (so no "too many pings" GOAWAY): liveness comes from the
+//     liveness pipe and waitid, not from the network. TestCallThirtySeconds-
+//     AfterStart runs in the suite; scripts/long-windows.sh runs 10 min (or
+//     31 min) of idleness before a call.
+//   - StartTimeout bounds the start and handshake only; HandleTimeout bounds
+//     one batch (TestHangIsReportedAndModuleKilled); CallTimeout (half of it
+//     by default) bounds one call from a handler, which then gets
+//     ErrCallTimeout in time to answer (core's
+//     TestHandlerCallTimesOutWithItsKind); StopTimeout bounds Stop.
 //
 // Failure handling, all bounded by a deadline: a start that fails or times
 // out is a *StartError (ErrBadBinary, ErrStartTimeout) naming the binary; a

@@ -1,7 +1,9 @@
-// Package sdk is what a graft behaviour plugin imports: implement Behaviour
-// with a typed state, describe the state's schema with a Codec, and call
-// Serve from main. The SDK imports nothing from graft's core, so a
-// behaviour stays small and never depends on the core's internals.
+// Package sdk is what a graft behaviour plugin imports: a typed state, a
+// handler per kind of message, a codec that versions the state, and Run
+// from main. The SDK is a Go module of its own
+// (github.com/graft-host/graft/dynamic/sdk) that imports nothing from
+// graft's core, so a behaviour lives in its author's repository and never
+// depends on the core's internals.
 //
 // State lives in the core, never in the plugin: every Handle gets the
 // actor's state and returns the new one, and the core commits it with the
@@ -15,29 +17,43 @@
 //
 //	import "github.com/graft-host/graft/dynamic/sdk"
 //
-//	type state struct {
-//		Count int    `json:"count"`
-//		Last  string `json:"last"`
-//	}
+//	type state struct{ Count int }
 //
 //	func main() {
-//		sdk.Serve(sdk.Module[state]{
-//			Name:    "echo",
-//			Version: "1.0.0",
-//			Codec:   sdk.JSONCodec[state](1),
-//			Behaviour: sdk.Funcs[state]{
-//				HandleFunc: func(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
-//					ctx.Reply(m.Payload) // answer a call
-//					if m.Sender != "" {
-//						ctx.Send(m.Sender, m.Payload) // and echo to the sender
-//					}
-//					s.Count++
-//					s.Last = string(m.Payload)
-//					return s, nil
-//				},
-//			},
-//		})
+//		sdk.Run("echo", "1.0.0", sdk.HandlerFunc[state](func(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
+//			s.Count++
+//			ctx.Reply(m.Payload) // answers `graft call`
+//			return s, nil
+//		}))
 //	}
+//
+// Most behaviours speak a few kinds of message. Routes dispatches each
+// message by its kind (KindOf: the first word of a text payload, or the
+// "kind" field of a JSON object) to a handler; Text hands a handler the
+// words after the kind, JSON decodes the payload into a typed request, and
+// WithInit sets an actor's first state (the zero value otherwise):
+//
+//	sdk.Run("account", "1.0.0", sdk.Routes[account]().
+//		On("deposit", sdk.JSON(deposit)).
+//		On("withdraw", sdk.Text(withdraw)))
+//
+// # Errors
+//
+// A handler that returns a plain error (or panics) has failed: nothing of
+// the message takes effect, and the core retries it, then dead-letters it
+// after max_attempts. A handler that returns Terminal(err) (or Refuse) has
+// refused the request: the refusal is the message's outcome, committed with
+// the state and the sends the handler returned, given to the caller instead
+// of a reply (graft call exits 3; a Context.Call gets a *RefusedError), and
+// never retried. A message of a kind no route handles, or a payload that
+// does not decode for JSON, is refused.
+//
+// A failed Context.Call says why in a form errors.Is and errors.As match:
+// *RefusedError (the callee refused, its text intact), or a *CallError of
+// kind ErrCallCycle, ErrUnknownActor, ErrCallTimeout, ErrTooLarge,
+// ErrDeadLettered or ErrNoReply.
+//
+// # State versions
 //
 // Version 2 of a behaviour that changes its state type bumps the codec's
 // version and registers the step up from 1 and the step back down (for
@@ -46,9 +62,24 @@
 //	codec := sdk.JSONCodec[stateV2](2).
 //		Up(1, sdk.JSONStep(func(o stateV1) (stateV2, error) { return stateV2{Count: o.Count}, nil })).
 //		Down(2, sdk.JSONStep(func(n stateV2) (stateV1, error) { return stateV1{Count: n.Count}, nil }))
+//	sdk.Run("counter", "2.0.0", behaviour, sdk.WithCodec(codec))
+//
+// # Testing
+//
+// Package sdktest runs handlers in a plain go test through Apply, the same
+// code a plugin runs them with, with Context.Call answered by stubs; its
+// RoundTrip checks a codec's down(up(s)) == s. The Example functions of this
+// package are such tests.
+//
+// # The raw form
+//
+// Serve(Module{Name, Version, Codec, Behaviour}) is the long form Run
+// wraps, for a Behaviour implemented as a type of its own.
 //
 // A panic in Init, Handle or a migration step becomes an error for that
-// call alone (the message fails, with the panic value); the plugin keeps
-// serving. When the core process dies, however it dies, the plugin exits at
-// once (Serve watches a pipe inherited from the core).
+// call alone (a *PanicError, with the stack written to the plugin's
+// stderr, which the core logs); the plugin keeps serving. When the core
+// process dies, however it dies, the plugin exits at once (Serve watches a
+// pipe inherited from the core). Run by hand, a plugin says what it is and
+// how to run it.
 package sdk

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 	"github.com/graft-host/graft/dynamic/sdk/wire"
@@ -301,7 +302,10 @@ func (h *hostLink) connect(id uint32) error {
 	if b == nil {
 		return errors.New("no go-plugin broker")
 	}
-	conn, err := b.Dial(id)
+	// No idle timeout: gRPC would otherwise put the connection to sleep
+	// after 30 idle minutes and redial on the next call, a window that only
+	// a module idle for half an hour would ever cross.
+	conn, err := b.DialWithOptions(id, grpc.WithIdleTimeout(0))
 	if err != nil {
 		return fmt.Errorf("dial broker id %d: %w", id, err)
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/graft-host/graft/dynamic/sdk"
 )
@@ -20,10 +21,24 @@ func main() {
 		Version: "1.0.0",
 		Codec:   sdk.JSONCodec[stateV1](1),
 		Behaviour: sdk.Funcs[stateV1]{HandleFunc: func(ctx *sdk.Context, s stateV1, m sdk.Message) (stateV1, error) {
+			if to, ok := strings.CutPrefix(string(m.Payload), "ask:"); ok {
+				return s, ask(ctx, to)
+			}
 			s.N++
 			s.Applied = append(s.Applied, string(m.Payload))
 			ctx.Reply([]byte("v1:" + strconv.Itoa(s.N)))
 			return s, nil
 		}},
 	})
+}
+
+// ask ("ask:ACTOR") calls ACTOR with "asked" and replies what it heard,
+// recording nothing: the tests of calls made long after an upgrade use it.
+func ask(ctx *sdk.Context, to string) error {
+	reply, err := ctx.Call(to, []byte("asked"))
+	if err != nil {
+		return err
+	}
+	ctx.Reply([]byte("v1 heard " + string(reply)))
+	return nil
 }

@@ -12,6 +12,7 @@ package main
 import (
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/graft-host/graft/dynamic/sdk"
 )
@@ -67,6 +68,9 @@ func main() {
 		Version: code,
 		Codec:   codec,
 		Behaviour: sdk.Funcs[stateV2]{HandleFunc: func(ctx *sdk.Context, s stateV2, m sdk.Message) (stateV2, error) {
+			if to, ok := strings.CutPrefix(string(m.Payload), "ask:"); ok {
+				return s, ask(ctx, to)
+			}
 			s.Count++
 			s.Last = string(m.Payload)
 			s.Applied = append(s.Applied, string(m.Payload))
@@ -74,4 +78,15 @@ func main() {
 			return s, nil
 		}},
 	})
+}
+
+// ask ("ask:ACTOR") calls ACTOR with "asked" and replies what it heard,
+// recording nothing: the tests of calls made long after an upgrade use it.
+func ask(ctx *sdk.Context, to string) error {
+	reply, err := ctx.Call(to, []byte("asked"))
+	if err != nil {
+		return err
+	}
+	ctx.Reply([]byte("v2 heard " + string(reply)))
+	return nil
 }
