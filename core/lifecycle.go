@@ -269,8 +269,9 @@ func (c *Core) poolVersion(behaviour string, pool *modulePool, ps poolStatus) (s
 	if ps.Version != "" {
 		return ps.Version, ps.Schema
 	}
+	key := behaviour + "\x00" + pool.config().Path
 	c.mu.RLock()
-	shared := c.pools[behaviour+"\x00"+pool.config().Path]
+	shared := c.pools[key]
 	c.mu.RUnlock()
 	if shared == nil || shared == pool {
 		return "", 0

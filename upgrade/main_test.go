@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 			err = testbin.BuildAs(dir, v.name, "./testdata/kv2", v.flags)
 		}
 	}
+	if err == nil { // a plugin whose main fails before it serves
+		err = testbin.BuildAs(dir, "kv-crash", "../dynamic/testdata/crashstart", "-X main.mode=exit1")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -184,7 +184,7 @@ func TestNoCoreRunningSaysWhatToDo(t *testing.T) {
 
 	r = graft(t, "", []string{"GRAFT_SOCKET="}, "status")
 	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "--config FILE, --socket PATH or set GRAFT_SOCKET")
+	assert.Contains(t, r.stderr, "give --config FILE or --socket PATH, set GRAFT_SOCKET or GRAFT_CONFIG")
 }
 
 func TestGraftSocketEnv(t *testing.T) {

@@ -1,9 +1,9 @@
 // Command crashstart is a graft plugin that dies in main before it serves,
-// the way a real plugin does when its setup fails. CRASHSTART_MODE picks
-// how: panic, exit1 (os.Exit(1) after a line on stderr), silent1 (os.Exit(1)
-// saying nothing), fatal (log.Fatal), exit0 (a line on stderr, then exit 0);
-// unset, it serves as behaviour "crashstart" 1.0.0. With CRASHSTART_IF set,
-// it dies only while that file exists.
+// the way a real plugin does when its setup fails. CRASHSTART_MODE (or
+// main.mode, set with -ldflags "-X main.mode=...") picks how: panic, exit1
+// (os.Exit(1) after a line on stderr), silent1 (os.Exit(1) saying nothing),
+// fatal (log.Fatal), exit0 (a line on stderr, then exit 0); with neither,
+// it serves as behaviour "crashstart" 1.0.0.
 package main
 
 import (
@@ -14,12 +14,11 @@ import (
 	"github.com/graft-host/graft/dynamic/sdk"
 )
 
+var mode string
+
 func main() {
-	mode := os.Getenv("CRASHSTART_MODE")
-	if f := os.Getenv("CRASHSTART_IF"); f != "" {
-		if _, err := os.Stat(f); err != nil {
-			mode = ""
-		}
+	if m := os.Getenv("CRASHSTART_MODE"); m != "" {
+		mode = m
 	}
 	switch mode {
 	case "panic":
