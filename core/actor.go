@@ -189,6 +189,7 @@ func (a *actor) step() (bool, error) {
 	if len(msgs) == 0 {
 		return false, nil
 	}
+	msgs = cutByBytes(msgs, a.core.cfg.MaxBatchBytes)
 	a.mu.Lock()
 	suspect := a.suspect
 	a.mu.Unlock()
@@ -228,6 +229,16 @@ func (a *actor) step() (bool, error) {
 		return a.moduleFailed(ctx, pool, mod, msgs, err)
 	}
 	pool.healthy()
+	if len(res.State.Data) > a.core.cfg.MaxStateSize {
+		// A plugin that does not enforce the limit itself: which message
+		// grew the state is known only for a batch of one.
+		if len(msgs) > 1 {
+			a.setBatchMax(len(msgs) / 2)
+			return true, nil
+		}
+		return true, a.messageFailed(ctx, epoch, msgs[0], fmt.Sprintf("the new state is %d bytes, over the %d-byte limit (limits.max_state_size); nothing of this message is applied",
+			len(res.State.Data), a.core.cfg.MaxStateSize))
+	}
 	if k, reason := a.firstFailure(msgs, res); k >= 0 {
 		if k > 0 {
 			// Commit the good prefix first: handle it again on its own
@@ -431,4 +442,18 @@ func (p *Paused) Resume(to *ModuleHandle, st *mailbox.State) {
 	a.paused = false
 	a.mu.Unlock()
 	a.kick()
+}
+
+// cutByBytes keeps the longest prefix of msgs whose payloads fit max bytes,
+// and at least one message (a message is never larger than the message
+// limit, which the transport always carries).
+func cutByBytes(msgs []mailbox.Message, max int) []mailbox.Message {
+	total := 0
+	for i, m := range msgs {
+		total += len(m.Payload)
+		if total > max && i > 0 {
+			return msgs[:i]
+		}
+	}
+	return msgs
 }

@@ -36,6 +36,13 @@ type Config struct {
 	// MaxMessageSize bounds payloads and replies (default 1 MiB); keep it
 	// equal to the store's.
 	MaxMessageSize int
+	// MaxStateSize bounds an actor's encoded state (default 4 MiB): a
+	// result whose state is larger fails that message and commits nothing.
+	MaxStateSize int
+	// MaxBatchBytes bounds the payload bytes of one batch (default 4 MiB;
+	// a message over it travels alone), so that a run of large messages
+	// cannot make a batch the transport cannot carry.
+	MaxBatchBytes int
 	// SocketDir holds the plugins' per-generation socket folders.
 	SocketDir string
 	// Logger receives the core's logs (default slog.Default()).
@@ -136,6 +143,12 @@ func New(cfg Config) (*Core, error) {
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = mailbox.DefaultMaxMessageSize
+	}
+	if cfg.MaxStateSize <= 0 {
+		cfg.MaxStateSize = dynamic.DefaultMaxStateSize
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = dynamic.DefaultMaxBatchBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -268,6 +281,7 @@ func (c *Core) moduleConfig(behaviour string) dynamic.Config {
 		Path: b.Binary, SHA256: b.SHA256, Behaviour: behaviour,
 		StartTimeout: b.StartTimeout, HandleTimeout: b.HandleTimeout, StopTimeout: b.StopTimeout,
 		Logger: c.log, Caller: handlerCalls{c}, SocketDir: c.cfg.SocketDir, Env: b.Env,
+		Limits: dynamic.Limits{MaxStateSize: c.cfg.MaxStateSize, MaxMessageSize: c.cfg.MaxMessageSize, MaxBatchBytes: c.cfg.MaxBatchBytes},
 	}
 }
 
@@ -349,6 +363,7 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	if err != nil {
 		return fail(err)
 	}
+	st = normalState(st) // a reset state runs Init (see state.go)
 	binary, sha := c.binaryFor(spec.Behaviour, st)
 	if spec.OwnProcess {
 		cfg := c.moduleConfig(spec.Behaviour)

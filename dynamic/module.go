@@ -74,6 +74,7 @@ func (c *Config) defaults() {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second
 	}
+	c.Limits.defaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -147,6 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 			return m.proc, nil
 		},
 		StartTimeout:     cfg.StartTimeout,
+		GRPCDialOptions:  cfg.Limits.dialOptions(),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.NewNullLogger(),
 		SyncStdout:       m.out.Writer("stdout"),
@@ -234,7 +236,9 @@ func (m *Module) handshake(ctx context.Context) error {
 			return err
 		}
 	}
-	info, err := m.conn.Behaviour.Info(ctx, &graftv1.InfoRequest{HostBrokerId: brokerID})
+	ireq := &graftv1.InfoRequest{HostBrokerId: brokerID}
+	m.cfg.Limits.info(ireq)
+	info, err := m.conn.Behaviour.Info(ctx, ireq)
 	if err != nil {
 		return fmt.Errorf("info: %w", err)
 	}
@@ -377,7 +381,7 @@ func (m *Module) serveHost() (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("offer the call service: %w", err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(m.cfg.Limits.hostServerOptions()...)
 	graftv1.RegisterHostServer(srv, &hostServer{caller: m.cfg.Caller, timeout: m.cfg.CallTimeout})
 	m.teardownWG.Add(2)
 	go func() {

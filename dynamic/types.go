@@ -18,6 +18,9 @@ type Config struct {
 	Behaviour string
 	// StartTimeout bounds Start: exec, handshake and Info. Default 10s.
 	StartTimeout time.Duration
+	// Limits are the sizes the module's traffic must fit (defaults
+	// DefaultMaxStateSize, DefaultMaxMessageSize, DefaultMaxBatchBytes).
+	Limits Limits
 	// CallTimeout bounds each call a handler makes (sdk.Context.Call); the
 	// handler then gets sdk.ErrCallTimeout while it still has time to
 	// answer its batch. Default HandleTimeout/2.

@@ -116,3 +116,35 @@ func TestCallErrorsMatch(t *testing.T) {
 		t.Fatal("Terminal(nil) must be nil")
 	}
 }
+
+// Ids of calls made from a call stay bounded however deep the chain, and
+// stay stable for a redelivered message.
+func TestDerivedCallIDsStayBounded(t *testing.T) {
+	var ids []string
+	b := sdk.HandlerFunc[tally](func(ctx *sdk.Context, s tally, m sdk.Message) (tally, error) {
+		_, _ = ctx.Call("next", nil)
+		return s, nil
+	})
+	rec := recordingCaller{ids: &ids}
+	id := "client-1"
+	for range 20 { // each hop's message id is the previous hop's call id
+		sdk.Apply(context.Background(), b, "hop", tally{}, sdk.Message{ID: id}, rec)
+		id = ids[len(ids)-1]
+		if len(id) > 200 {
+			t.Fatalf("derived id grew to %d bytes: %s", len(id), id)
+		}
+	}
+	deep := ids[len(ids)-2] // a message id that is itself a long derived id
+	sdk.Apply(context.Background(), b, "hop", tally{}, sdk.Message{ID: deep}, rec)
+	sdk.Apply(context.Background(), b, "hop", tally{}, sdk.Message{ID: deep}, rec)
+	if first, again := ids[len(ids)-2], ids[len(ids)-1]; first != again {
+		t.Fatalf("a redelivered message must derive the same id: %s vs %s", first, again)
+	}
+}
+
+type recordingCaller struct{ ids *[]string }
+
+func (r recordingCaller) Call(_ context.Context, req sdk.CallRequest) ([]byte, error) {
+	*r.ids = append(*r.ids, req.ID)
+	return nil, nil
+}

@@ -2,6 +2,8 @@ package sdk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -166,13 +168,24 @@ func (c *Context) Call(to string, payload []byte) ([]byte, error) {
 // handling messages with the same client-chosen id must not share an
 // answer). A message without an id is named by its sequence number, which
 // is just as stable.
+//
+// Ids of calls made while handling a call grow with the depth of the call
+// chain, so a key over maxCallKey bytes is replaced by its sha256: the id
+// stays stable and unique, and bounded whatever the depth.
 func callID(actor string, msg *Message, n int) string {
 	key := msg.ID
 	if key == "" {
 		key = "#" + strconv.FormatUint(msg.Seq, 10)
 	}
+	if len(key) > maxCallKey {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	return actor + "/" + key + "/call/" + strconv.Itoa(n)
 }
+
+// maxCallKey bounds the calling message's part of a derived call id.
+const maxCallKey = 128
 
 // Module describes a behaviour plugin for Serve.
 type Module[S any] struct {
@@ -229,7 +242,9 @@ func serve[S any](m Module[S], hs plugin.HandshakeConfig, v int) {
 				},
 			}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(serverOptions(opts))
+		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "graft-plugin", Level: hclog.Warn, Output: stderr,
 		}),
@@ -286,13 +301,14 @@ func watchHost(stderr *os.File) {
 // connection it holds reconnects by itself to the host's listener, which
 // lives as long as the module.
 type hostLink struct {
-	broker atomic.Pointer[plugin.GRPCBroker]
-	hc     atomic.Pointer[graftv1.HostClient]
-	dialMu sync.Mutex
+	broker     atomic.Pointer[plugin.GRPCBroker]
+	hc         atomic.Pointer[graftv1.HostClient]
+	maxMessage atomic.Int64 // the host's message limit, 0 for none
+	dialMu     sync.Mutex
 }
 
 // connect dials the host's call service at broker id `id`, once.
-func (h *hostLink) connect(id uint32) error {
+func (h *hostLink) connect(id uint32, opts ...grpc.DialOption) error {
 	h.dialMu.Lock()
 	defer h.dialMu.Unlock()
 	if h.hc.Load() != nil {
@@ -305,7 +321,7 @@ func (h *hostLink) connect(id uint32) error {
 	// No idle timeout: gRPC would otherwise put the connection to sleep
 	// after 30 idle minutes and redial on the next call, a window that only
 	// a module idle for half an hour would ever cross.
-	conn, err := b.DialWithOptions(id, grpc.WithIdleTimeout(0))
+	conn, err := b.DialWithOptions(id, append(opts, grpc.WithIdleTimeout(0))...)
 	if err != nil {
 		return fmt.Errorf("dial broker id %d: %w", id, err)
 	}
@@ -321,15 +337,22 @@ func (h *hostLink) caller() Caller {
 		return nil
 	}
 	if p := h.hc.Load(); p != nil {
-		return grpcCaller{*p}
+		return grpcCaller{hc: *p, max: int(h.maxMessage.Load())}
 	}
 	return nil
 }
 
 // grpcCaller is the Caller of a plugin: the core's Host service.
-type grpcCaller struct{ hc graftv1.HostClient }
+type grpcCaller struct {
+	hc  graftv1.HostClient
+	max int // message limit, 0 for none
+}
 
 func (g grpcCaller) Call(ctx context.Context, req CallRequest) ([]byte, error) {
+	if g.max > 0 && len(req.Payload) > g.max {
+		return nil, &CallError{To: req.To, Kind: ErrTooLarge,
+			Detail: fmt.Sprintf("the request is %d bytes, over the %d-byte limit (limits.max_message_size)", len(req.Payload), g.max)}
+	}
 	resp, err := g.hc.Call(ctx, &graftv1.CallRequest{
 		From: req.From, To: req.To, Payload: req.Payload, Id: req.ID, CallerChain: req.Chain,
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +22,15 @@ type server[S any] struct {
 	m      Module[S]
 	stderr *os.File
 	host   *hostLink
+	limits atomic.Pointer[limits] // set by Info
+}
+
+// currentLimits returns the host's limits (none before Info).
+func (s *server[S]) currentLimits() limits {
+	if l := s.limits.Load(); l != nil {
+		return *l
+	}
+	return limits{}
 }
 
 // guard runs f like protect, and writes a panic's stack to the plugin's
@@ -40,12 +50,15 @@ func (s *server[S]) logPanic(err error) {
 }
 
 func (s *server[S]) Info(_ context.Context, req *graftv1.InfoRequest) (*graftv1.InfoResponse, error) {
+	l := limitsOf(req)
+	s.limits.Store(&l)
+	s.host.maxMessage.Store(int64(l.message))
 	if req.HostBrokerId != 0 {
 		// Dial the host's call service now, not at the first Call: go-plugin's
 		// broker keeps the connection info it was sent for only 5 s, so a
 		// lazy dial made later would never find the host (the first Call of
 		// a module that had been idle a while failed for good).
-		if err := s.host.connect(req.HostBrokerId); err != nil {
+		if err := s.host.connect(req.HostBrokerId, l.callOptions()...); err != nil {
 			return nil, status.Errorf(codes.Unavailable, "%s %s: cannot reach the host's call service (broker id %d): %v",
 				s.m.Name, s.m.Version, req.HostBrokerId, err)
 		}
@@ -158,6 +171,8 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 	}
 	resp.Results = make([]*graftv1.MessageResult, len(req.Messages))
 	calls := s.host.caller()
+	lim := s.currentLimits()
+	used := 0
 	for i, pm := range req.Messages {
 		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain}
 		out := Apply(ctx, s.m.Behaviour, req.Actor, state, msg, calls)
@@ -168,9 +183,27 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 		if err == nil || refused {
 			if enc, err = protect("encode state", func() ([]byte, error) { return c.Encode(out.State) }); err != nil {
 				err = fmt.Errorf("encode state: %w", err)
+			} else if err = errors.Join(lim.checkState(req.Actor, enc), lim.checkEffects(out.Sends, out.Reply)); err != nil {
+				enc, refused = nil, false
 			}
 		}
-		if err != nil && (!refused || enc == nil) {
+		var r *graftv1.MessageResult
+		if err == nil || (refused && enc != nil) {
+			r = &graftv1.MessageResult{Reply: out.Reply, HasReply: out.HasReply, StateChanged: !bytes.Equal(enc, good), Refusal: text}
+			if len(out.Sends) > 0 {
+				r.Outgoing = make([]*graftv1.Outgoing, len(out.Sends))
+				for j, o := range out.Sends {
+					r.Outgoing[j] = &graftv1.Outgoing{To: o.To, Payload: o.Payload}
+				}
+			}
+			n, ok := lim.fits(used, r, len(enc))
+			if !ok {
+				err, r = fmt.Errorf("the results of this batch would exceed the %d-byte transport limit; the message is retried in a smaller batch", lim.response), nil
+			} else {
+				used = n
+			}
+		}
+		if r == nil {
 			msgErr := err.Error()
 			if msgErr == "" {
 				msgErr = "handler failed with an empty error"
@@ -184,13 +217,6 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 				return resp
 			}
 			continue
-		}
-		r := &graftv1.MessageResult{Reply: out.Reply, HasReply: out.HasReply, StateChanged: !bytes.Equal(enc, good), Refusal: text}
-		if len(out.Sends) > 0 {
-			r.Outgoing = make([]*graftv1.Outgoing, len(out.Sends))
-			for j, o := range out.Sends {
-				r.Outgoing[j] = &graftv1.Outgoing{To: o.To, Payload: o.Payload}
-			}
 		}
 		resp.Results[i] = r
 		state, good = out.State, enc

@@ -16,6 +16,8 @@
 //	                   the SDK's error kinds classify it
 //	"probebig:ACTOR:N" the same with an N-byte body
 //	"silent"           recorded, no reply
+//	"grow:N"           recorded with N bytes of padding (a state that grows)
+//	"big:N"            replies N bytes
 //	anything else      recorded and answered "ok:" + payload
 package main
 
@@ -85,6 +87,15 @@ func handle(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
 		n, _ := strconv.Atoi(parts[2])
 		reply, err := ctx.Call(parts[1], make([]byte, n))
 		ctx.Reply([]byte(classify(reply, err)))
+		return s, nil
+	case strings.HasPrefix(p, "grow:"):
+		n, _ := strconv.Atoi(strings.TrimPrefix(p, "grow:"))
+		s.Applied = append(s.Applied, p+":"+strings.Repeat("x", n))
+		ctx.Reply([]byte("grown"))
+		return s, nil
+	case strings.HasPrefix(p, "big:"):
+		n, _ := strconv.Atoi(strings.TrimPrefix(p, "big:"))
+		ctx.Reply(make([]byte, n))
 		return s, nil
 	case p == "silent":
 		s.Applied = append(s.Applied, p)

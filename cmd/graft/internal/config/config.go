@@ -2,15 +2,18 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/pebblestore"
 )
@@ -68,6 +71,10 @@ type Limits struct {
 	MaxAttempts int
 	// BatchSize bounds the messages handed to a module at once.
 	BatchSize int
+	// MaxStateSize bounds an actor's encoded state in bytes.
+	MaxStateSize int
+	// MaxBatchBytes bounds the payload bytes handed to a module at once.
+	MaxBatchBytes int
 }
 
 // Problem is one thing wrong with a config file, located by line (0 when
@@ -113,12 +120,18 @@ func (e *Error) Error() string {
 // Load reads, decodes and validates the config file at path, checking the
 // file system too (binaries exist and are executable). It returns *Error
 // listing every problem, or a wrapped I/O error if the file cannot be read.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return LoadFor(path, nil) }
+
+// LoadFor is Load for a core that keeps its own copies of the binaries: a
+// behaviour whose binary does not exist is not a problem when
+// cached(cfg, behaviour) says the core already holds the version its
+// actors run (`graft run` then starts it from its module cache).
+func LoadFor(path string, cached func(cfg *Config, behaviour string) bool) (*Config, error) {
 	cfg, problems, err := parse(path)
 	if err != nil {
 		return nil, err
 	}
-	problems = append(problems, cfg.checkFiles()...)
+	problems = append(problems, cfg.checkFiles(cached)...)
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 		return nil, &Error{File: cfg.File, Problems: problems}
@@ -152,9 +165,9 @@ func parse(path string) (*Config, []Problem, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	data, err := os.ReadFile(abs)
+	data, err := readFile(abs)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, err
 	}
 	d := &decoder{base: filepath.Dir(abs)}
 	cfg := d.decode(data)
@@ -162,6 +175,60 @@ func parse(path string) (*Config, []Problem, error) {
 	cfg.lines = d.lines
 	d.validate(cfg)
 	return cfg, d.problems, nil
+}
+
+// MaxFileSize bounds a config file: real ones are a few KiB, and a bound
+// keeps a wrong path (a log, a disk image) from filling memory.
+const MaxFileSize = 1 << 20
+
+// readFile reads the config file at path: a regular file of at most
+// MaxFileSize bytes. Anything else (a FIFO, /dev/zero, a directory) is
+// refused before it is read, and never waited on: it is opened
+// non-blocking, so a FIFO with no writer cannot hang the caller.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read config %s: not a regular file (%s): give the path of a YAML config file", path, fileKind(fi.Mode()))
+	}
+	tooBig := func(size int64) error {
+		return fmt.Errorf("read config %s: the file is %d bytes, over the %d-byte (1 MiB) limit of a config file: is it the right file?", path, size, MaxFileSize)
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, tooBig(fi.Size())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize { // it grew since Stat
+		return nil, tooBig(int64(len(data)))
+	}
+	return data, nil
+}
+
+// fileKind names what a file that is not a regular file is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
 }
 
 // Core turns the config into the runtime's configuration. The store is
@@ -186,6 +253,8 @@ func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
 		BatchSize:      c.Limits.BatchSize,
 		MaxAttempts:    c.Limits.MaxAttempts,
 		MaxMessageSize: c.Limits.MaxMessageSize,
+		MaxStateSize:   c.Limits.MaxStateSize,
+		MaxBatchBytes:  c.Limits.MaxBatchBytes,
 		SocketDir:      c.Control.Dir,
 		Logger:         logger,
 		Observer:       observer,
@@ -200,6 +269,8 @@ func defaults() *Config {
 			MaxMessageSize: mailbox.DefaultMaxMessageSize,
 			MaxAttempts:    5,
 			BatchSize:      64,
+			MaxStateSize:   dynamic.DefaultMaxStateSize,
+			MaxBatchBytes:  dynamic.DefaultMaxBatchBytes,
 		},
 		Supervision: core.SupervisionConfig{
 			Strategy:    supervisor.OneForOne,

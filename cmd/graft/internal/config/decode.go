@@ -257,6 +257,8 @@ func (d *decoder) decode(data []byte) *Config {
 				field{"max_message_size", d.size(&cfg.Limits.MaxMessageSize)},
 				field{"max_attempts", d.count(&cfg.Limits.MaxAttempts, 1)},
 				field{"batch_size", d.count(&cfg.Limits.BatchSize, 1)},
+				field{"max_state_size", d.size(&cfg.Limits.MaxStateSize)},
+				field{"max_batch_bytes", d.size(&cfg.Limits.MaxBatchBytes)},
 			)
 		}},
 		field{"supervision", func(n *yaml.Node, key string) {

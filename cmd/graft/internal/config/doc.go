@@ -21,6 +21,8 @@
 //	  max_message_size: 1MiB  # payloads and replies; bytes or KiB/MiB
 //	  max_attempts: 5         # failed attempts before a message is dead-lettered
 //	  batch_size: 64          # messages per Handle
+//	  max_batch_bytes: 4MiB   # payload bytes per Handle (a larger message goes alone)
+//	  max_state_size: 4MiB    # an actor's encoded state; a result over it fails that message
 //	supervision:              # OTP settings of every behaviour's supervisor
 //	  strategy: one_for_one   # one_for_one | one_for_all | rest_for_one
 //	  max_restarts: 3         # intensity: more than this many restarts ...

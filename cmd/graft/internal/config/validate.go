@@ -29,6 +29,16 @@ func (d *decoder) validate(cfg *Config) {
 		problem(at("control.dir"), "control.dir", "the socket path %s is %d bytes, over the %d a unix socket allows: choose a shorter folder",
 			cfg.Control.Socket, n, maxSocketPath)
 	}
+	// The transport carries a state plus a batch; keep both under 1 GiB
+	// so that their sum fits gRPC's (int32) message size.
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"limits.max_state_size", cfg.Limits.MaxStateSize}, {"limits.max_batch_bytes", cfg.Limits.MaxBatchBytes}, {"limits.max_message_size", cfg.Limits.MaxMessageSize}} {
+		if l.v < 1<<10 || l.v > 1<<30 {
+			problem(at(l.key), l.key, "%d bytes is out of range: give between 1KiB and 1GiB", l.v)
+		}
+	}
 	s := cfg.Supervision
 	if s.BackoffMin > s.BackoffMax {
 		problem(at("supervision.backoff_min"), "supervision.backoff_min", "%s is longer than backoff_max %s", s.BackoffMin, s.BackoffMax)
@@ -104,9 +114,10 @@ func requirementCycle(cfg *Config) []string {
 }
 
 // checkFiles checks the file system: every behaviour's binary exists, is a
-// regular file and is executable. It runs after decoding so that a bad
-// binary is reported together with every other problem.
-func (c *Config) checkFiles() []Problem {
+// regular file and is executable (a missing one is fine when cached says
+// so). It runs after decoding so that a bad binary is reported together
+// with every other problem.
+func (c *Config) checkFiles(cached func(*Config, string) bool) []Problem {
 	var out []Problem
 	names := make([]string, 0, len(c.Behaviours))
 	for name := range c.Behaviours {
@@ -121,6 +132,7 @@ func (c *Config) checkFiles() []Problem {
 		fi, err := os.Stat(bin)
 		msg := ""
 		switch {
+		case os.IsNotExist(err) && cached != nil && cached(c, name):
 		case os.IsNotExist(err):
 			msg = fmt.Sprintf("%s does not exist: build the plugin (go build -o %s ./path/to/plugin) or fix the path", bin, bin)
 		case err != nil:

@@ -163,9 +163,20 @@ type InfoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The GRPCBroker id where the host serves the Host service; 0 if the host
 	// offers no callbacks.
-	HostBrokerId  uint32 `protobuf:"varint,1,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HostBrokerId uint32 `protobuf:"varint,1,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
+	// The host's limits, which the plugin enforces on its results so that a
+	// result the core would refuse (or the transport could not carry) fails
+	// that message alone, with a clear error, instead of breaking the
+	// stream. 0 means no limit.
+	// max_state_size bounds an actor's encoded state.
+	MaxStateSize uint64 `protobuf:"varint,2,opt,name=max_state_size,json=maxStateSize,proto3" json:"max_state_size,omitempty"`
+	// max_message_size bounds each outgoing message, reply and call request.
+	MaxMessageSize uint64 `protobuf:"varint,3,opt,name=max_message_size,json=maxMessageSize,proto3" json:"max_message_size,omitempty"`
+	// max_response_size bounds one HandleResponse as encoded (the host's
+	// gRPC receive limit, less its margin).
+	MaxResponseSize uint64 `protobuf:"varint,4,opt,name=max_response_size,json=maxResponseSize,proto3" json:"max_response_size,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *InfoRequest) Reset() {
@@ -201,6 +212,27 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 func (x *InfoRequest) GetHostBrokerId() uint32 {
 	if x != nil {
 		return x.HostBrokerId
+	}
+	return 0
+}
+
+func (x *InfoRequest) GetMaxStateSize() uint64 {
+	if x != nil {
+		return x.MaxStateSize
+	}
+	return 0
+}
+
+func (x *InfoRequest) GetMaxMessageSize() uint64 {
+	if x != nil {
+		return x.MaxMessageSize
+	}
+	return 0
+}
+
+func (x *InfoRequest) GetMaxResponseSize() uint64 {
+	if x != nil {
+		return x.MaxResponseSize
 	}
 	return 0
 }
@@ -1093,9 +1125,12 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\x17graftv1/behaviour.proto\x12\bgraft.v1\"3\n" +
 	"\x05State\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"3\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xaf\x01\n" +
 	"\vInfoRequest\x12$\n" +
-	"\x0ehost_broker_id\x18\x01 \x01(\rR\fhostBrokerId\"\xbc\x01\n" +
+	"\x0ehost_broker_id\x18\x01 \x01(\rR\fhostBrokerId\x12$\n" +
+	"\x0emax_state_size\x18\x02 \x01(\x04R\fmaxStateSize\x12(\n" +
+	"\x10max_message_size\x18\x03 \x01(\x04R\x0emaxMessageSize\x12*\n" +
+	"\x11max_response_size\x18\x04 \x01(\x04R\x0fmaxResponseSize\"\xbc\x01\n" +
 	"\fInfoResponse\x12\x1c\n" +
 	"\tbehaviour\x18\x01 \x01(\tR\tbehaviour\x12!\n" +
 	"\fcode_version\x18\x02 \x01(\tR\vcodeVersion\x12%\n" +
