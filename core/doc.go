@@ -59,4 +59,11 @@
 // the committed state with the new module, commits it with the actor's
 // epoch, and Resumes the actor on the new module (Swap does all of it for
 // one actor).
+//
+// An operator's state repair (state.go: ReplaceState, ResetState, `graft
+// state`) uses the same pause: the new state is committed with the actor's
+// epoch and the actor resumes from it (a stopped actor is claimed instead,
+// fencing any stale incarnation). A reset commits "no state", so the next
+// message runs Init, also after a restart; each repair is a history record
+// of kind "repair".
 package core

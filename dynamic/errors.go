@@ -35,6 +35,10 @@ var (
 	// ErrStopped: the module was stopped; the call was not delivered or its
 	// answer was abandoned.
 	ErrStopped = errors.New("module stopped")
+	// ErrMemoryLimit: the module went over its memory limit
+	// (Config.Resources.Memory) and the kernel killed it. A *CrashError
+	// matches it as well as ErrCrashed.
+	ErrMemoryLimit = errors.New("plugin went over its memory limit")
 )
 
 // Exit describes how a plugin process ended: exit code or killing signal.
@@ -135,8 +139,14 @@ func (e *CrashError) Error() string {
 	return s
 }
 
-// Unwrap makes errors.Is(err, ErrCrashed) true.
-func (e *CrashError) Unwrap() error { return ErrCrashed }
+// Unwrap makes errors.Is(err, ErrCrashed) true, and ErrMemoryLimit too if
+// the kernel killed the module over its memory limit.
+func (e *CrashError) Unwrap() []error {
+	if e.Exit.OverMemory {
+		return []error{ErrCrashed, ErrMemoryLimit}
+	}
+	return []error{ErrCrashed}
+}
 
 // HangError reports a batch the plugin did not answer in time. The module
 // has been killed; matches ErrHang.

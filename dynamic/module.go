@@ -143,7 +143,8 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		HandshakeConfig:  wire.Handshake(wire.ProtocolVersion),
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &wire.BehaviourPlugin{}}},
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
-			m.proc = proc.New(cfg.Path, append(spec.Env, cfg.Env...), m.out)
+			tree, treeEnv := m.tree() // see contain.go; env.go for the environment
+			m.proc = proc.New(cfg.Path, pluginEnv(spec.Env, cfg.Env, treeEnv), m.out, tree)
 			m.procRef.Store(m.proc)
 			return m.proc, nil
 		},
@@ -154,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		SyncStdout:       m.out.Writer("stdout"),
 		SyncStderr:       m.out.Writer("stderr"),
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: dir},
-		SkipHostEnv:      false,
+		SkipHostEnv:      true, // a clean environment: see pluginEnv
 	})
 
 	type started struct {

@@ -42,8 +42,16 @@ type Config struct {
 	// SocketDir is where per-generation socket directories are created
 	// (default os.TempDir()); each is removed when the process ends.
 	SocketDir string
-	// Env is extra environment for the plugin, "KEY=value".
+	// Env is the plugin's environment beyond PATH, HOME, LANG and TZ
+	// (which it gets from the host): "KEY=value", or "KEY" to pass the
+	// host's KEY on. Nothing else of the host's environment reaches it.
 	Env []string
+	// Resources limit the module's process tree (its cgroup); zero values
+	// mean no limit. See Resources.
+	Resources Resources
+	// Containment says how the module's process tree is kept together;
+	// the default, ContainAuto, uses a cgroup where there is one.
+	Containment Containment
 }
 
 // Caller serves calls a handler makes to another actor and waits for. The

@@ -38,6 +38,10 @@ var (
 	ErrCorrupt = errors.New("store is corrupt")
 	// ErrInvalidName is returned for an actor name the store cannot keep.
 	ErrInvalidName = errors.New("invalid actor name")
+	// ErrDiskFull is wrapped by DiskFullError.
+	ErrDiskFull = errors.New("disk is full")
+	// ErrStoreFailed is wrapped by FailedError.
+	ErrStoreFailed = errors.New("store failed")
 )
 
 // TooLargeError refuses a message over the size limit and states the limit.
@@ -83,6 +87,60 @@ func (e *CorruptError) Error() string {
 
 // Unwrap exposes both ErrCorrupt and the cause.
 func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// DiskFullError refuses a write because the file system holding the store
+// is (nearly) full. Nothing of the refused write was stored, so the caller
+// may retry it as is once space is freed; the store resumes writing by
+// itself then. It is returned at once, so a full disk never turns into a
+// hang.
+type DiskFullError struct {
+	// Path is the store's directory.
+	Path string
+	// Free is how many bytes were free on its file system.
+	Free uint64
+	// Need is how many bytes must be free for the write: its own size plus
+	// the headroom the store keeps so that its engine can always finish
+	// what it has begun.
+	Need uint64
+}
+
+func (e *DiskFullError) Error() string {
+	return fmt.Sprintf("disk full: the file system of store %s has %s free, this write needs %s free (the store keeps headroom so that it never fails halfway); nothing was stored: free space there or grow the volume, then retry (graft resumes by itself)",
+		e.Path, formatBytes(e.Free), formatBytes(e.Need))
+}
+
+// Unwrap makes errors.Is(err, ErrDiskFull) hold.
+func (e *DiskFullError) Unwrap() error { return ErrDiskFull }
+
+// FailedError reports a store whose engine failed a write it had begun
+// (an I/O error of the disk, say): the store refuses every call from then
+// on rather than risk acknowledging what is not on disk. What was
+// acknowledged before is durable; a restart recovers it.
+type FailedError struct {
+	Path string
+	Err  error
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("store %s failed a write and accepts no more calls: %v (check the disk, then restart the core; everything acknowledged before is kept)", e.Path, e.Err)
+}
+
+// Unwrap exposes both ErrStoreFailed and the cause.
+func (e *FailedError) Unwrap() []error { return []error{ErrStoreFailed, e.Err} }
+
+// formatBytes renders a byte count for people: 1.5 MiB, 312 KiB, 20 B.
+func formatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
 
 // CheckActorName returns an error if name cannot be used as an actor name:
 // empty, over 255 bytes, or containing control characters.

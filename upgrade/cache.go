@@ -3,13 +3,14 @@ package upgrade
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/graft-host/graft/internal/trust"
 )
 
 // Cache holds the plugin binaries the core runs, each named by its
@@ -21,10 +22,12 @@ type Cache struct {
 	dir string
 }
 
-// OpenCache opens (creating) the cache folder dir.
+// OpenCache opens (creating, 0700) the cache folder dir. The folder and
+// every folder on its way must be safe from other users (see
+// internal/trust): whoever can write the cache chooses what the core runs.
 func OpenCache(dir string) (*Cache, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create module cache %s: %w", dir, err)
+	if err := trust.EnsureDir(dir, "module cache"); err != nil {
+		return nil, err
 	}
 	return &Cache{dir: dir}, nil
 }
@@ -35,11 +38,19 @@ func (c *Cache) Dir() string { return c.dir }
 // Path is where the binary with this sha256 is (or would be) cached.
 func (c *Cache) Path(sha string) string { return filepath.Join(c.dir, sha) }
 
+// Accept decides, from the sha256 of the bytes read and the stat of the
+// open source file, whether a binary may enter the cache; its error is
+// Add's.
+type Accept func(sha string, fi os.FileInfo) error
+
 // Add copies the binary at src into the cache (if it is not there yet) and
-// returns its cached path and sha256. The copy is written to a temporary
-// file, fsynced and renamed, so a crash never leaves a half-written binary
-// under a sha256 name.
-func (c *Cache) Add(src string) (path, sha string, err error) {
+// returns its cached path and sha256. accept (if not nil) sees the bytes'
+// sha256 and the source's stat, both from the one open file the copy is
+// read from, before anything is kept, so what is checked is what is
+// cached. The copy is written to a temporary file, fsynced and renamed, so
+// a crash never leaves a half-written binary under a sha256 name; a cached
+// entry that fails Verify is replaced by the fresh copy.
+func (c *Cache) Add(src string, accept Accept) (path, sha string, err error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return "", "", fmt.Errorf("read plugin binary %s: %w", src, err)
@@ -60,28 +71,29 @@ func (c *Cache) Add(src string) (path, sha string, err error) {
 		return "", "", fmt.Errorf("module cache %s: %w", c.dir, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
+	defer tmp.Close()
 	h := sha256.New()
 	if err := copyTrickled(tmp, io.TeeReader(f, h)); err != nil {
-		tmp.Close()
 		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
 	}
+	sha = hex.EncodeToString(h.Sum(nil))
+	if accept != nil {
+		if err := accept(sha, fi); err != nil {
+			return "", sha, err
+		}
+	}
+	path = c.Path(sha)
+	if c.Verify(sha) == nil {
+		return path, sha, nil
+	}
 	if err := tmp.Chmod(0o700); err != nil {
-		tmp.Close()
 		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
 		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
-	}
-	sha = hex.EncodeToString(h.Sum(nil))
-	path = c.Path(sha)
-	if _, err := os.Stat(path); err == nil {
-		return path, sha, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("module cache %s: %w", c.dir, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
@@ -92,10 +104,41 @@ func (c *Cache) Add(src string) (path, sha string, err error) {
 	return path, sha, nil
 }
 
-// Has reports whether the binary with this sha256 is cached.
-func (c *Cache) Has(sha string) bool {
-	_, err := os.Stat(c.Path(sha))
-	return err == nil
+// Verify checks the cached binary with this sha256 before the core trusts
+// it: opened without following a symbolic link, a regular file owned by
+// the core's user that no one else may write, whose bytes hash to its
+// name. A missing entry gives an error matching fs.ErrNotExist.
+func (c *Cache) Verify(sha string) error {
+	if !validSHA(sha) {
+		return fmt.Errorf("module cache: %q is not a sha256 (64 lowercase hex digits)", sha)
+	}
+	path := c.Path(sha)
+	f, err := trust.OpenOwn(path, "module cache entry")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read module cache entry %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return fmt.Errorf("module cache entry %s holds bytes with sha256 %s, not the sha256 its name says: it was changed or damaged after the core wrote it; check how, then remove it (the core copies a version in again when it is given its binary)", path, got)
+	}
+	return nil
+}
+
+// validSHA says whether s is a sha256 as the cache names files.
+func validSHA(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // copyTrickled copies src into dst, starting the write-back of every

@@ -48,6 +48,43 @@
 // migrated state and its new module version commit in one transaction, or
 // not at all.
 //
+// # Rollback walks back the lineage
+//
+// The journal keeps, per behaviour, the versions it ran before the current
+// one (its lineage). An upgrade appends the version it leaves; a rollback
+// returns to the last one and drops it, as Erlang's release handler does:
+// v1 -> v2 -> v3, then rollback -> v2, then rollback -> v1; at the oldest
+// version a rollback is refused (ErrNoPrevious) and says so.
+//
+// # What the core trusts (G9)
+//
+// Whoever can write what the core runs or believes can run code as the
+// core's user, so the manager trusts, like ssh's StrictModes, only what
+// that user (or root) could have written (the rules are in
+// internal/trust):
+//
+//   - The module cache folder (and every folder on its way) must be owned
+//     by the core's user and not writable by group or others; New refuses
+//     it otherwise, with the folder and the fix (`chmod go-w`, `chown`).
+//   - The journal and every cached binary are opened without following
+//     symbolic links and must be regular files owned by the core's user,
+//     not writable by group or others; a cached binary must also hash to
+//     its name. The journal is checked when it is read, and every version
+//     that may hold actors when the core starts (Prepare); the version a
+//     rollback returns to is checked before it is loaded. A version's
+//     binary is always the cache entry named by its sha256, whatever path
+//     the journal holds.
+//   - A binary offered for an upgrade (a watched rebuild, `graft upgrade
+//     --binary`, the configured binary at first start) must be owned by
+//     the core's user or root and not writable by group or others, unless
+//     the config pins its sha256: the check is made on the open file the
+//     cache copies from, so what is checked is what runs. A refused binary
+//     is logged and recorded in the history as "refused"; the old version
+//     keeps serving. A relative --binary is refused: the core cannot know
+//     the folder it was meant against (the CLI sends absolute paths).
+//   - A configured binary that was deleted is not needed once its version
+//     is cached: the core starts from the cache and warns.
+//
 // Failpoints: set Options.Failpoint, or GRAFT_FAILPOINT=<step> in the
 // core's environment, to kill the core with SIGKILL at that step; the
 // tests do this for every step.

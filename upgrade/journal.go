@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/mailbox"
 )
 
@@ -53,7 +55,14 @@ type Op struct {
 type behaviourState struct {
 	// Current is the version new actors and upgrades start from.
 	Current Version `json:"current"`
-	// Previous is the version a rollback returns to.
+	// Lineage are the versions the behaviour ran before Current, oldest
+	// first: an upgrade appends the version it leaves, a rollback returns
+	// to the last one and drops it, so rollbacks walk back the lineage
+	// (v1 -> v2 -> v3, rollback -> v2, rollback -> v1) as Erlang's release
+	// handler does.
+	Lineage []Version `json:"lineage,omitempty"`
+	// Previous is the last version of Lineage, kept for journals written
+	// before the lineage was (read when Lineage is empty).
 	Previous *Version `json:"previous,omitempty"`
 	// Live are the versions that may hold actors (Current first); more
 	// than one only while (or after a stopped) rolling upgrade.
@@ -66,6 +75,46 @@ type behaviourState struct {
 	SourceSHA string `json:"source_sha256,omitempty"`
 }
 
+// previous is the version a rollback returns to, or nil at the oldest.
+func (bs *behaviourState) previous() *Version {
+	if len(bs.Lineage) == 0 {
+		return nil
+	}
+	v := bs.Lineage[len(bs.Lineage)-1]
+	return &v
+}
+
+// completed records that op finished: the target becomes current, and the
+// lineage grows by the version left (an upgrade) or shrinks by the one
+// returned to (a rollback).
+func (bs *behaviourState) completed(op *Op) {
+	if p := bs.previous(); op.Kind == "rollback" && p != nil && p.SHA == op.To.SHA {
+		bs.Lineage = bs.Lineage[:len(bs.Lineage)-1]
+	} else {
+		bs.Lineage = append(bs.Lineage, op.From)
+	}
+	bs.Current, bs.Live = op.To, []Version{op.To}
+	bs.Previous = bs.previous()
+}
+
+// versions are every version the record names, for checks and lookups.
+func (bs *behaviourState) versions() []*Version {
+	out := []*Version{&bs.Current}
+	for i := range bs.Lineage {
+		out = append(out, &bs.Lineage[i])
+	}
+	if bs.Previous != nil {
+		out = append(out, bs.Previous)
+	}
+	for i := range bs.Live {
+		out = append(out, &bs.Live[i])
+	}
+	if bs.InProgress != nil {
+		out = append(out, &bs.InProgress.From, &bs.InProgress.To)
+	}
+	return out
+}
+
 // journal is the durable record of which versions each behaviour runs,
 // kept as one JSON file beside the cache and replaced atomically.
 type journal struct {
@@ -73,22 +122,67 @@ type journal struct {
 	Behaviours map[string]*behaviourState `json:"behaviours"`
 }
 
-func loadJournal(path string) (*journal, error) {
+// loadJournal reads the journal in the cache folder c, which the core must
+// have written itself: it names the binaries the core runs, so one that
+// another user could have written or swapped is refused. Every version's
+// binary is the cache entry named by its sha256, wherever the journal
+// says it was (a store moved to another folder keeps working).
+func loadJournal(c *Cache) (*journal, error) {
+	path := filepath.Join(c.Dir(), "journal.json")
 	j := &journal{path: path, Behaviours: map[string]*behaviourState{}}
-	b, err := os.ReadFile(path)
+	f, err := trust.OpenOwn(path, "upgrade journal")
 	if errors.Is(err, os.ErrNotExist) {
 		return j, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
 		return nil, fmt.Errorf("read upgrade journal %s: %w", path, err)
 	}
+	corrupt := func(err error) error {
+		return fmt.Errorf("upgrade journal %s is corrupt: %w (restore it from a backup, or move it aside to start from the configured binaries)", path, err)
+	}
 	if err := json.Unmarshal(b, j); err != nil {
-		return nil, fmt.Errorf("upgrade journal %s is corrupt: %w (restore it from a backup, or move it aside to start from the configured binaries)", path, err)
+		return nil, corrupt(err)
 	}
 	if j.Behaviours == nil {
 		j.Behaviours = map[string]*behaviourState{}
 	}
+	for name, bs := range j.Behaviours {
+		if bs == nil {
+			return nil, corrupt(fmt.Errorf("behaviour %q has no record", name))
+		}
+		if len(bs.Lineage) == 0 && bs.Previous != nil {
+			bs.Lineage = []Version{*bs.Previous}
+		}
+		for _, v := range bs.versions() {
+			if !validSHA(v.SHA) {
+				return nil, corrupt(fmt.Errorf("behaviour %q names version %s with sha256 %q, which is not 64 lowercase hex digits", name, v.Name(), v.SHA))
+			}
+			v.Path = c.Path(v.SHA)
+		}
+		bs.Previous = bs.previous()
+	}
 	return j, nil
+}
+
+// peekJournal says whether the journal in dir names behaviour, without
+// trusting it for anything else: the config check uses it to let a
+// behaviour whose source binary was deleted start from the cache, which
+// Prepare then verifies.
+func peekJournal(dir, behaviour string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "journal.json"))
+	if err != nil {
+		return false
+	}
+	var j journal
+	if json.Unmarshal(b, &j) != nil {
+		return false
+	}
+	return j.Behaviours[behaviour] != nil
 }
 
 // save writes the journal durably: temp file, fsync, rename, fsync folder.

@@ -110,7 +110,17 @@ func kvConfig(t testing.TB, dir string, actors int) (core.Config, []string) {
 
 // boot starts (or restarts) a system in dir; the source must exist.
 func boot(t testing.TB, dir string, actors int, opts upgrade.Options) *system {
+	return bootWith(t, dir, actors, opts, nil)
+}
+
+// bootWith is boot with the config changed by edit (if not nil) before
+// the manager prepares it.
+func bootWith(t testing.TB, dir string, actors int, opts upgrade.Options, edit func(*core.Config)) *system {
 	cfg, names := kvConfig(t, dir, actors)
+	if edit != nil {
+		edit(&cfg)
+	}
+	source := cfg.Behaviours["kv"].Binary
 	opts.Dir = filepath.Join(dir, "store", "modules")
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
@@ -124,7 +134,7 @@ func boot(t testing.TB, dir string, actors int, opts upgrade.Options) *system {
 	defer cancel()
 	require.NoError(t, c.Start(ctx))
 	mgr.Attach(context.Background(), c)
-	s := &system{dir: dir, source: filepath.Join(dir, "kv"), core: c, mgr: mgr, actors: names}
+	s := &system{dir: dir, source: source, core: c, mgr: mgr, actors: names}
 	if tt, ok := t.(*testing.T); ok {
 		tt.Cleanup(s.stop)
 	}

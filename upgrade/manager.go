@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -22,8 +23,15 @@ var (
 	ErrSameBinary = errors.New("same binary as the running version: nothing to upgrade")
 	// ErrBusy: an upgrade or rollback of the behaviour is already running.
 	ErrBusy = errors.New("an upgrade of this behaviour is already running")
-	// ErrNoPrevious: there is no earlier version to roll back to.
+	// ErrNoPrevious: the behaviour is at the oldest version it has run;
+	// there is no earlier version to roll back to.
 	ErrNoPrevious = errors.New("no previous version to roll back to")
+	// ErrUnknownBehaviour: the behaviour named is not in the config.
+	ErrUnknownBehaviour = errors.New("unknown behaviour")
+	// ErrRelativePath: a binary was named by a relative path, which the
+	// core would resolve against its own working folder rather than the
+	// caller's.
+	ErrRelativePath = errors.New("relative binary path")
 	// ErrCannotMigrate: the module cannot migrate the actors' state schema.
 	ErrCannotMigrate = errors.New("module cannot migrate the state")
 )
@@ -99,7 +107,7 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := loadJournal(filepath.Join(opts.Dir, "journal.json"))
+	j, err := loadJournal(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -110,35 +118,38 @@ func New(opts Options) (*Manager, error) {
 }
 
 // Prepare points cfg at the cache: every behaviour's configured binary is
-// copied in (the first time) and the core will run the version the journal
-// names as current, pinned by its sha256; cfg.Modules is set to m. Call it
-// before core.New.
+// copied in (the first time, if it is trusted: see Upgrade) and the core
+// will run the version the journal names as current, pinned by its
+// sha256; every version that may hold actors is verified in the cache
+// first. A behaviour whose configured binary was deleted starts from the
+// cache, with a warning. cfg.Modules is set to m. Call it before core.New.
 func (m *Manager) Prepare(cfg *core.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
 	for name, b := range cfg.Behaviours {
-		m.sources[name] = b.Binary
+		src, err := filepath.Abs(b.Binary)
+		if err != nil {
+			src = b.Binary
+		}
+		m.sources[name] = src
 		m.pins[name] = b.SHA256
 		st := m.j.Behaviours[name]
 		if st == nil {
-			path, sha, err := m.cache.Add(b.Binary)
+			path, sha, err := m.cache.Add(src, m.accept(name, b.SHA256, src, ""))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("behaviour %q: %w", name, err))
 				continue
 			}
-			if b.SHA256 != "" && b.SHA256 != sha {
-				errs = append(errs, fmt.Errorf("behaviour %q: binary %s has sha256 %s, the config pins %s: rebuild it or update the pin", name, b.Binary, sha, b.SHA256))
-				continue
-			}
-			v := Version{SHA: sha, Path: path, Source: b.Binary}
+			v := Version{SHA: sha, Path: path, Source: src}
 			st = &behaviourState{Current: v, Live: []Version{v}, SourceSHA: sha}
 			m.j.Behaviours[name] = st
+		} else if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("configured plugin binary does not exist; starting from the version in the module cache (build it again to upgrade)",
+				"behaviour", name, "path", src, "version", st.Current.Name())
 		}
-		for _, v := range st.Live {
-			if !m.cache.Has(v.SHA) {
-				errs = append(errs, fmt.Errorf("behaviour %q: version %s is missing from the module cache %s: restore the cache or remove the behaviour from %s", name, v.Name(), m.cache.Dir(), m.j.path))
-			}
+		if err := m.verifyLive(name, st); err != nil {
+			errs = append(errs, err)
 		}
 		b.Binary, b.SHA256 = st.Current.Path, st.Current.SHA
 		cfg.Behaviours[name] = b
@@ -149,6 +160,37 @@ func (m *Manager) Prepare(cfg *core.Config) error {
 	cfg.Modules = m
 	return m.j.save()
 }
+
+// verifyLive checks, in the cache, every version of behaviour that may
+// hold actors or that an interrupted upgrade will load.
+func (m *Manager) verifyLive(name string, st *behaviourState) error {
+	vs := slices.Clone(st.Live)
+	if st.InProgress != nil {
+		vs = append(vs, st.InProgress.From, st.InProgress.To)
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for _, v := range vs {
+		if seen[v.SHA] {
+			continue
+		}
+		seen[v.SHA] = true
+		err := m.cache.Verify(v.SHA)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			errs = append(errs, fmt.Errorf("behaviour %q: version %s is missing from the module cache %s: restore the cache or remove the behaviour from %s", name, v.Name(), m.cache.Dir(), m.j.path))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("behaviour %q: version %s: %w", name, v.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Knows says whether the upgrade journal in dir (Options.Dir) names
+// behaviour, so its binary is in the cache and a deleted source need not
+// stop the core from starting. It is only a hint, for checking the config
+// before the core starts: Prepare verifies the journal and the cache.
+func Knows(dir, behaviour string) bool { return peekJournal(dir, behaviour) }
 
 // Binary implements core.ModuleSelector: the live version whose code and
 // schema wrote st, else the current version.
@@ -177,12 +219,9 @@ func (m *Manager) DescribeBinary(behaviour, path string) (source, version string
 	if bs == nil {
 		return "", ""
 	}
-	known := append([]Version{bs.Current}, bs.Live...)
-	if bs.Previous != nil {
-		known = append(known, *bs.Previous)
-	}
-	if bs.InProgress != nil {
-		known = append(known, bs.InProgress.To, bs.InProgress.From)
+	var known []Version
+	for _, v := range bs.versions() {
+		known = append(known, *v)
 	}
 	if op, ok := m.running[behaviour]; ok {
 		known = append(known, op.To, op.From)
@@ -246,10 +285,8 @@ func (m *Manager) learn(behaviour string, v Version) {
 			x.Code, x.Schema = v.Code, v.Schema
 		}
 	}
-	fill(&bs.Current)
-	fill(bs.Previous)
-	for i := range bs.Live {
-		fill(&bs.Live[i])
+	for _, x := range bs.versions() {
+		fill(x)
 	}
 }
 
@@ -321,7 +358,7 @@ func (m *Manager) begin(behaviour string, op *Op) error {
 		return errors.New("upgrade: the core is not attached yet")
 	}
 	if _, ok := m.sources[behaviour]; !ok {
-		return fmt.Errorf("unknown behaviour %q: it is not in the config", behaviour)
+		return m.unknownLocked(behaviour)
 	}
 	if cur, ok := m.running[behaviour]; ok {
 		return fmt.Errorf("%w: %s of %q from %s to %s, started %s", ErrBusy, cur.Kind, behaviour, cur.From.Name(), cur.To.Name(), cur.Started.Format(time.RFC3339))
@@ -334,76 +371,6 @@ func (m *Manager) end(behaviour string) {
 	m.mu.Lock()
 	delete(m.running, behaviour)
 	m.mu.Unlock()
-}
-
-// Upgrade moves every actor of behaviour to the binary at source (the
-// configured source when ""), as described in the package doc.
-func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
-	m.mu.Lock()
-	if source == "" {
-		source = m.sources[behaviour]
-	}
-	fromSource := source == m.sources[behaviour]
-	pin := m.pins[behaviour]
-	m.mu.Unlock()
-	op := &Op{Kind: "upgrade", Started: time.Now().UTC()}
-	if err := m.begin(behaviour, op); err != nil {
-		return mailbox.UpgradeRecord{}, err
-	}
-	defer m.end(behaviour)
-	sha, err := hashFile(source)
-	if err != nil {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: read %s: %w", behaviour, source, err)
-	}
-	if fromSource {
-		m.noteSource(behaviour, sha) // acted on, whatever the outcome: a broken build is not retried at every start
-	}
-	cur, _ := m.Current(behaviour)
-	if sha == cur.SHA {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q with %s: %w", behaviour, source, ErrSameBinary)
-	}
-	if pin != "" && pin != sha {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q with %s: the config pins sha256 %s and this binary is %s: update the pin to allow it", behaviour, source, pin, sha)
-	}
-	path, sha, err := m.cache.Add(source)
-	if err != nil {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w", behaviour, err)
-	}
-	op.From, op.To = cur, Version{SHA: sha, Path: path, Source: source}
-	m.setRunning(behaviour, *op)
-	return m.transition(ctx, behaviour, op, false)
-}
-
-// Rollback moves every actor of behaviour back to its previous version,
-// migrating the state down with the newer module (like Erlang's
-// {down, Vsn}); it is refused when that module cannot migrate down.
-func (m *Manager) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
-	m.mu.Lock()
-	bs := m.j.Behaviours[behaviour]
-	var op *Op
-	if bs != nil && bs.Previous != nil {
-		op = &Op{Kind: "rollback", From: bs.Current, To: *bs.Previous, Started: time.Now().UTC()}
-	}
-	m.mu.Unlock()
-	if op == nil {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("rollback %q: %w", behaviour, ErrNoPrevious)
-	}
-	if err := m.begin(behaviour, op); err != nil {
-		return mailbox.UpgradeRecord{}, err
-	}
-	defer m.end(behaviour)
-	return m.transition(ctx, behaviour, op, true)
-}
-
-// resume finishes an upgrade the previous core was killed in.
-func (m *Manager) resume(ctx context.Context, behaviour string, op Op) (mailbox.UpgradeRecord, error) {
-	if err := m.begin(behaviour, &op); err != nil {
-		return mailbox.UpgradeRecord{}, err
-	}
-	defer m.end(behaviour)
-	m.log.Info("finishing an upgrade interrupted by a core restart", "behaviour", behaviour, "kind", op.Kind, "from", op.From.Name(), "to", op.To.Name())
-	op.resumed = true
-	return m.transition(ctx, behaviour, &op, op.Kind == "rollback")
 }
 
 // failpoint lets tests kill the core at a named step of an upgrade.

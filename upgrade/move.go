@@ -38,58 +38,18 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	}
 
 	t0 := time.Now()
-	target, err := c.LoadModule(ctx, behaviour, op.To.Path, op.To.SHA)
+	target, from, migrator, err := m.loadModules(ctx, behaviour, op, down)
 	if err != nil {
 		return fail(err)
 	}
-	targetMod, err := target.Module(ctx)
-	if err != nil {
-		unload()
-		return fail(err)
-	}
-	info := targetMod.Info()
-	op.To.Code, op.To.Schema = info.CodeVersion, info.SchemaVersion
-	rec.To = op.To.Name()
-	from, err := c.LoadModule(ctx, behaviour, op.From.Path, op.From.SHA)
-	if err == nil {
-		if fm, err := from.Module(ctx); err == nil {
-			op.From.Code, op.From.Schema = fm.Info().CodeVersion, fm.Info().SchemaVersion
-			rec.From = op.From.Name()
-			m.learn(behaviour, op.From)
-			if down {
-				targetMod = fm // the newer module knows the way down
-			}
-		}
-	}
+	rec.To, rec.From = op.To.Name(), op.From.Name()
 	m.setRunning(behaviour, *op)
 	rec.Steps = append(rec.Steps, mailbox.UpgradeStep{Step: "load", Duration: time.Since(t0)})
-	migrator := targetMod
 
-	actors := c.ActorsOf(behaviour)
-	states := make(map[string]mailbox.State, len(actors))
-	for _, a := range actors {
-		st, err := c.Store().State(ctx, a)
-		if err != nil {
-			unload()
-			return fail(err)
-		}
-		states[a] = st
-		if st.Data != nil && st.Schema != op.To.Schema && !migrator.Info().CanMigrate(st.Schema, op.To.Schema) {
-			unload()
-			mi := migrator.Info()
-			return fail(fmt.Errorf("%w: actor %q holds schema %d and module %s cannot migrate it to schema %d (it migrates up from %v and down to %v)",
-				ErrCannotMigrate, a, st.Schema, mi.CodeVersion, op.To.Schema, mi.MigratesFrom, mi.MigratesTo))
-		}
+	actors, states, err := m.readStates(ctx, behaviour, migrator, op.To)
+	if err == nil {
+		err = m.journalBegin(behaviour, op)
 	}
-
-	m.mu.Lock()
-	bs := m.j.Behaviours[behaviour]
-	bs.InProgress = op
-	if !slices.ContainsFunc(bs.Live, func(v Version) bool { return v.SHA == op.To.SHA }) {
-		bs.Live = append(bs.Live, op.To)
-	}
-	err = m.j.save()
-	m.mu.Unlock()
 	if err != nil {
 		unload()
 		return fail(err)
@@ -117,10 +77,10 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 		rec = m.record(ctx, rec)
 	}
 	m.mu.Lock()
+	bs := m.j.Behaviours[behaviour]
 	bs.InProgress = nil
 	if moveErr == nil {
-		prev := op.From
-		bs.Previous, bs.Current, bs.Live = &prev, op.To, []Version{op.To}
+		bs.completed(op)
 	} else if moved == 0 && len(todo) == len(actors) {
 		bs.Live = slices.DeleteFunc(bs.Live, func(v Version) bool { return v.SHA == op.To.SHA })
 	}
@@ -132,25 +92,11 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 			return fail(fmt.Errorf("no actor moved, all stay on %s: %w", op.From.Name(), moveErr))
 		}
 		if m.opts.RollbackOnFailure && from != nil && !down {
-			back, backSteps, backErr := m.move(ctx, from, targetMod, op.From, todo[:moved])
-			rec.Steps = append(rec.Steps, backSteps...)
-			if backErr == nil {
-				// History first: its synced write makes the lazy move-back
-				// commits durable before the journal stops naming To.
-				rec.Ended, rec.Outcome, rec.Error = time.Now().UTC(), "rolled back", moveErr.Error()
-				rec = m.record(ctx, rec)
-				if len(todo) == len(actors) { // no actor was on To before this op began
-					m.mu.Lock()
-					bs.Live = []Version{op.From}
-					if err := m.j.save(); err != nil {
-						m.log.Error("could not update the upgrade journal", "behaviour", behaviour, "err", err)
-					}
-					m.mu.Unlock()
-					unload()
-				}
-				return rec, fmt.Errorf("%s of %q failed and the %d moved actors were moved back: %w", op.Kind, behaviour, back, moveErr)
+			done, err := m.moveBack(ctx, behaviour, op, from, migrator, todo[:moved], len(todo) == len(actors), &rec, moveErr, unload)
+			if done {
+				return rec, err
 			}
-			moveErr = errors.Join(moveErr, fmt.Errorf("moving the moved actors back failed after %d: %w", back, backErr))
+			moveErr = errors.Join(moveErr, err)
 		}
 		return fail(fmt.Errorf("%d of %d actors moved and stay consistent on %s, the rest stay on %s: %w", moved, len(todo), op.To.Name(), op.From.Name(), moveErr))
 	}
@@ -162,6 +108,100 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 		m.log.Warn("could not stop the old module", "behaviour", behaviour, "err", err)
 	}
 	return rec, nil
+}
+
+// moveBack moves the actors a failed upgrade moved back to the old version
+// (Options.RollbackOnFailure). Done, it has recorded rec and err is the
+// upgrade's error; otherwise err says why moving back failed. noneBefore
+// says no actor was on the target before the upgrade began, so the target
+// stops being live and is stopped.
+func (m *Manager) moveBack(ctx context.Context, behaviour string, op *Op, from *core.ModuleHandle, migrator *dynamic.Module,
+	moved []string, noneBefore bool, rec *mailbox.UpgradeRecord, moveErr error, unload func()) (done bool, err error) {
+	back, backSteps, backErr := m.move(ctx, from, migrator, op.From, moved)
+	rec.Steps = append(rec.Steps, backSteps...)
+	if backErr != nil {
+		return false, fmt.Errorf("moving the moved actors back failed after %d: %w", back, backErr)
+	}
+	// History first: its synced write makes the lazy move-back commits
+	// durable before the journal stops naming To.
+	rec.Ended, rec.Outcome, rec.Error = time.Now().UTC(), "rolled back", moveErr.Error()
+	*rec = m.record(ctx, *rec)
+	if noneBefore {
+		m.mu.Lock()
+		m.j.Behaviours[behaviour].Live = []Version{op.From}
+		if err := m.j.save(); err != nil {
+			m.log.Error("could not update the upgrade journal", "behaviour", behaviour, "err", err)
+		}
+		m.mu.Unlock()
+		unload()
+	}
+	return true, fmt.Errorf("%s of %q failed and the %d moved actors were moved back: %w", op.Kind, behaviour, back, moveErr)
+}
+
+// loadModules starts (or finds) op's target module and its source one,
+// filling in their code and schema versions, and returns the module that
+// migrates the state: the target's, or for a rollback (down) the newer
+// module being left, which knows the way down. A target that loads but
+// does not answer is stopped again.
+func (m *Manager) loadModules(ctx context.Context, behaviour string, op *Op, down bool) (target, from *core.ModuleHandle, migrator *dynamic.Module, err error) {
+	c := m.core
+	target, err = c.LoadModule(ctx, behaviour, op.To.Path, op.To.SHA)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	migrator, err = target.Module(ctx)
+	if err != nil {
+		if _, uerr := c.UnloadModule(context.WithoutCancel(ctx), behaviour, op.To.Path); uerr != nil {
+			m.log.Warn("could not stop the unused module", "behaviour", behaviour, "err", uerr)
+		}
+		return nil, nil, nil, err
+	}
+	info := migrator.Info()
+	op.To.Code, op.To.Schema = info.CodeVersion, info.SchemaVersion
+	from, err = c.LoadModule(ctx, behaviour, op.From.Path, op.From.SHA)
+	if err != nil {
+		return target, nil, migrator, nil // the old module is gone: only a move back would need it
+	}
+	if fm, err := from.Module(ctx); err == nil {
+		op.From.Code, op.From.Schema = fm.Info().CodeVersion, fm.Info().SchemaVersion
+		m.learn(behaviour, op.From)
+		if down {
+			migrator = fm
+		}
+	}
+	return target, from, migrator, nil
+}
+
+// readStates reads the committed state of every actor of behaviour and
+// checks that migrator can take each to the target's schema.
+func (m *Manager) readStates(ctx context.Context, behaviour string, migrator *dynamic.Module, to Version) ([]string, map[string]mailbox.State, error) {
+	actors := m.core.ActorsOf(behaviour)
+	states := make(map[string]mailbox.State, len(actors))
+	for _, a := range actors {
+		st, err := m.core.Store().State(ctx, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		states[a] = st
+		if mi := migrator.Info(); st.Data != nil && st.Schema != to.Schema && !mi.CanMigrate(st.Schema, to.Schema) {
+			return nil, nil, fmt.Errorf("%w: actor %q holds schema %d and module %s cannot migrate it to schema %d (it migrates up from %v and down to %v)",
+				ErrCannotMigrate, a, st.Schema, mi.CodeVersion, to.Schema, mi.MigratesFrom, mi.MigratesTo)
+		}
+	}
+	return actors, states, nil
+}
+
+// journalBegin records op as in progress, with its target live, before
+// the first actor is paused.
+func (m *Manager) journalBegin(behaviour string, op *Op) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	bs.InProgress = op
+	if !slices.ContainsFunc(bs.Live, func(v Version) bool { return v.SHA == op.To.SHA }) {
+		bs.Live = append(bs.Live, op.To)
+	}
+	return m.j.save()
 }
 
 // move pauses, migrates, commits and resumes the actors in groups of

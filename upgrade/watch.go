@@ -10,15 +10,21 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/graft-host/graft/internal/trust"
 )
 
 // Watch upgrades a behaviour when its source binary is rebuilt. It watches
 // each source's folder (builds replace files by rename or write them in
 // place), waits until the file has been quiet for Options.Debounce, and
 // then upgrades if the file is a regular, executable file whose bytes
-// differ from the running version. A half-written or broken binary fails
-// the upgrade's handshake: it is reported and ignored, and the old version
-// keeps serving. Watch returns once the watches are set; they end with ctx.
+// differ from the running version (a file that is not executable is
+// reported as such, with the chmod that fixes it). A half-written or
+// broken binary fails the upgrade's handshake, and one another user could
+// have written is refused (see Upgrade): either is reported and ignored,
+// and the old version keeps serving. A watched folder that others may
+// write is warned about. Watch returns once the watches are set; they end
+// with ctx.
 func (m *Manager) Watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -40,6 +46,10 @@ func (m *Manager) Watch(ctx context.Context) error {
 		if err := w.Add(d); err != nil {
 			w.Close()
 			return fmt.Errorf("watch folder %s: %w", d, err)
+		}
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o022 != 0 {
+			m.log.Warn("watched folder is writable by other users: a binary they drop there is refused unless the config pins its sha256; `chmod go-w` it",
+				"folder", d, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 	}
 	go m.watchLoop(ctx, w, byPath)
@@ -94,18 +104,38 @@ func (m *Manager) rebuilt(ctx context.Context, behaviour, path string) {
 	if ctx.Err() != nil {
 		return
 	}
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 || fi.Size() == 0 {
-		m.log.Info("plugin binary changed but is not a runnable file yet; waiting for the next change", "behaviour", behaviour, "path", path)
+	if why := notRunnable(path); why != "" {
+		m.log.Warn("plugin binary changed but "+why+"; waiting for the next change", "behaviour", behaviour, "path", path)
 		return
 	}
 	m.log.Info("plugin binary rebuilt; upgrading", "behaviour", behaviour, "path", path)
-	_, err = m.Upgrade(ctx, behaviour, path)
+	_, err := m.Upgrade(ctx, behaviour, path)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrSameBinary):
 		m.log.Info("rebuilt binary has the same bytes as the running version: not an upgrade", "behaviour", behaviour)
+	case errors.Is(err, trust.ErrUntrusted):
+		m.log.Error("rebuilt plugin binary refused: another user could have written it, so the core will not run it; the old version keeps serving", "behaviour", behaviour, "path", path, "err", err)
 	default:
 		m.log.Error("upgrade from the rebuilt binary failed; the old version keeps serving", "behaviour", behaviour, "path", path, "err", err)
 	}
+}
+
+// notRunnable says why the file at path cannot be a plugin binary yet, or
+// "" when it may be one.
+func notRunnable(path string) string {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "is gone (a build may be replacing it)"
+	case err != nil:
+		return fmt.Sprintf("cannot be read (%v)", err)
+	case !fi.Mode().IsRegular():
+		return "is not a regular file"
+	case fi.Size() == 0:
+		return "is empty (a build may still be writing it)"
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Sprintf("is not executable (mode %04o): make it executable with `chmod +x %s`", fi.Mode().Perm(), path)
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -84,12 +85,20 @@ func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
 actors onto it one by one: each is paused between two commits, its state is
 migrated by the new module, and it resumes. No queued or arriving message is
 lost. Without --binary the behaviour's configured binary (rebuilt in place)
-is used. A failure leaves the actor on the old version with its state
+is used; a relative --binary is relative to the folder graft upgrade runs
+in. A failure leaves the actor on the old version with its state
 unchanged. --timeout bounds the wait (default 10m).`,
 		Example: `  graft upgrade greeter --config graft.yaml
   graft upgrade greeter --binary ./plugins/greeter-v2`,
 		Args: exactArgs(1, "BEHAVIOUR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if binary != "" { // the core runs in another folder: send it the path meant here
+				abs, err := filepath.Abs(binary)
+				if err != nil {
+					return fmt.Errorf("--binary %s: %w", binary, err)
+				}
+				binary = abs
+			}
 			c, ctx, done, err := cf.client(cmd, e, 10*time.Minute)
 			if err != nil {
 				return err

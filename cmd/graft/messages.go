@@ -50,7 +50,7 @@ id enqueues nothing and reports the original sequence number.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&id, "id", "", "idempotency id: a retry with the same id is not enqueued again")
+	cmd.Flags().StringVar(&id, "id", "", "idempotency id, at most 256 bytes: a retry with the same id is not enqueued again")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the receipt as JSON")
 	return cmd
 }
@@ -120,7 +120,7 @@ Exit status: 0 replied, 1 failed (no reply, timeout, unknown actor...),
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&id, "id", "", "idempotency id: a retry with the same id returns the stored reply")
+	cmd.Flags().StringVar(&id, "id", "", "idempotency id, at most 256 bytes: a retry with the same id returns the stored reply")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reply (base64, and as text when UTF-8), the call's id and any refusal as JSON")
 	return cmd
 }

@@ -15,10 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/cmd/graft/internal/config"
 	"github.com/graft-host/graft/cmd/graft/internal/metrics"
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/upgrade"
 )
 
@@ -88,7 +88,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // refused before it touches the store), build the core, serve the control
 // API and metrics, and run until a signal.
 func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) error {
-	cfg, err := config.Load(path)
+	cfg, err := loadTrusted(path)
 	if err != nil {
 		return err
 	}
@@ -112,9 +112,12 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 
 	// The upgrade manager runs modules from its sha256-named cache next to
 	// the store, and picks each actor's version from its committed state.
-	upOpts := upgrade.Options{Dir: filepath.Join(cfg.Store.Path, "modules"), Logger: log.With("component", "upgrade")}
+	upOpts := upgrade.Options{Dir: modulesDir(cfg), Logger: log.With("component", "upgrade")}
 	if m != nil {
 		upOpts.OnRecord = m.Upgraded
+	}
+	if err := trust.EnsureDir(cfg.Store.Path, "store folder (store.path)"); err != nil { // before the store opens
+		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
 	}
 	mgr, err := upgrade.New(upOpts)
 	if err != nil {
@@ -172,6 +175,7 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 			}
 		}()
 		log.Info("serving metrics", "addr", metricsL.Addr().String(), "path", "/metrics")
+		warnIfExposed(log, "metrics", "--metrics-addr", metricsL)
 	}
 
 	log.Info("graft core starting", "pid", os.Getpid(), "config", cfg.File, "socket", cfg.Control.Socket,

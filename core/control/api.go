@@ -20,6 +20,11 @@ type Runtime interface {
 	StopActor(ctx context.Context, name string) error
 	StartActor(ctx context.Context, name string) error
 	DestroyActor(ctx context.Context, name string) error
+	// ReplaceState and ResetState repair an actor's state (see the
+	// endpoints under /v1/actors/{actor}/state); MaxStateSize bounds it.
+	ReplaceState(ctx context.Context, actor string, data []byte, schema *uint32) (core.Repair, error)
+	ResetState(ctx context.Context, actor string) (core.Repair, error)
+	MaxStateSize() int
 	Store() mailbox.Store
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 
 	"github.com/graft-host/graft/core"
@@ -122,7 +123,32 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-func actorPath(actor, tail string) string { return "/v1/actors/" + url.PathEscape(actor) + tail }
+// actorDo is do on one of actor's endpoints (tail). A name no actor can
+// have (empty, control characters, over 255 bytes) is refused here with
+// the store's own words, rather than sent as a path that names another
+// endpoint or none.
+func (c *Client) actorDo(ctx context.Context, method, actor, tail string, in, out any) error {
+	if err := mailbox.CheckActorName(actor); err != nil {
+		return fmt.Errorf("cannot address actor %q: %w", actor, err)
+	}
+	return c.do(ctx, method, actorPath(actor, tail), in, out)
+}
+
+// actorPath is the API path of one of actor's endpoints.
+func actorPath(actor, tail string) string { return "/v1/actors/" + pathSegment(actor) + tail }
+
+// pathSegment escapes a name (an actor's, a behaviour's) into one URL path
+// segment, whatever it holds: PathEscape escapes "/" (so account/alice
+// stays one segment), and the dot segments "." and "..", which PathEscape
+// keeps and HTTP path cleaning would resolve into another endpoint, are
+// escaped too. The server's r.PathValue decodes the segment back.
+func pathSegment(name string) string {
+	seg := url.PathEscape(name)
+	if seg == "." || seg == ".." {
+		seg = strings.ReplaceAll(seg, ".", "%2E")
+	}
+	return seg
+}
 
 // Info identifies the core.
 func (c *Client) Info(ctx context.Context) (CoreInfo, error) {
@@ -139,7 +165,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Send enqueues payload for actor; it returns once the message is durable.
 func (c *Client) Send(ctx context.Context, actor string, req SendRequest) (SendResponse, error) {
 	var out SendResponse
-	return out, c.do(ctx, http.MethodPost, actorPath(actor, "/send"), req, &out)
+	return out, c.actorDo(ctx, http.MethodPost, actor, "/send", req, &out)
 }
 
 // Call sends and waits for the reply (bounded by req.TimeoutMS on the core
@@ -148,7 +174,7 @@ func (c *Client) Send(ctx context.Context, actor string, req SendRequest) (SendR
 // A refusal returns the response (Refused set) and a *core.RefusedError.
 func (c *Client) Call(ctx context.Context, actor string, req CallRequest) (CallResponse, error) {
 	var out CallResponse
-	if err := c.do(ctx, http.MethodPost, actorPath(actor, "/call"), req, &out); err != nil {
+	if err := c.actorDo(ctx, http.MethodPost, actor, "/call", req, &out); err != nil {
 		return out, err
 	}
 	if out.Refused {
@@ -159,29 +185,29 @@ func (c *Client) Call(ctx context.Context, actor string, req CallRequest) (CallR
 
 // Stop stops an actor; it stays stopped until Start.
 func (c *Client) Stop(ctx context.Context, actor string) error {
-	return c.do(ctx, http.MethodPost, actorPath(actor, "/stop"), nil, nil)
+	return c.actorDo(ctx, http.MethodPost, actor, "/stop", nil, nil)
 }
 
 // Start starts a stopped actor.
 func (c *Client) Start(ctx context.Context, actor string) error {
-	return c.do(ctx, http.MethodPost, actorPath(actor, "/start"), nil, nil)
+	return c.actorDo(ctx, http.MethodPost, actor, "/start", nil, nil)
 }
 
 // Destroy stops an actor at once and removes it from supervision.
 func (c *Client) Destroy(ctx context.Context, actor string) error {
-	return c.do(ctx, http.MethodPost, actorPath(actor, "/destroy"), nil, nil)
+	return c.actorDo(ctx, http.MethodPost, actor, "/destroy", nil, nil)
 }
 
 // DeadLetters lists an actor's dead letters, oldest first.
 func (c *Client) DeadLetters(ctx context.Context, actor string) ([]DeadLetter, error) {
 	var out []DeadLetter
-	return out, c.do(ctx, http.MethodGet, actorPath(actor, "/deadletters"), nil, &out)
+	return out, c.actorDo(ctx, http.MethodGet, actor, "/deadletters", nil, &out)
 }
 
 // Retry moves dead letters back into the actor's mailbox.
 func (c *Client) Retry(ctx context.Context, actor string, req RetryRequest) (RetryResponse, error) {
 	var out RetryResponse
-	return out, c.do(ctx, http.MethodPost, actorPath(actor, "/deadletters/retry"), req, &out)
+	return out, c.actorDo(ctx, http.MethodPost, actor, "/deadletters/retry", req, &out)
 }
 
 // History lists upgrades and rollbacks, oldest first.
@@ -201,7 +227,7 @@ func (c *Client) History(ctx context.Context) ([]mailbox.UpgradeRecord, error) {
 // configured binary).
 func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error) {
 	var out UpgradeRecord
-	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/upgrade",
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/upgrade",
 		UpgradeRequest{Binary: binary}, &out)
 	return out.Record(), err
 }
@@ -209,6 +235,6 @@ func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (mailbox
 // Rollback moves every actor of behaviour back to its previous version.
 func (c *Client) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
 	var out UpgradeRecord
-	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+url.PathEscape(behaviour)+"/rollback", nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/rollback", nil, &out)
 	return out.Record(), err
 }

@@ -3,7 +3,8 @@
 // documented here so that other tools can drive a core too (curl
 // --unix-socket works). It stays responsive while actors start, hang or
 // upgrade (guarantee G5): no handler waits on an actor, except send and call,
-// which wait only on their own message, within their own deadline.
+// which wait only on their own message, and the state repairs, which wait
+// for the actor's batch in flight, each within its own deadline.
 //
 // # Socket
 //
@@ -35,14 +36,42 @@
 //	POST /v1/actors/{actor}/destroy            -> ActorResponse (mailbox and state kept)
 //	GET  /v1/actors/{actor}/deadletters        -> []DeadLetter, oldest first
 //	POST /v1/actors/{actor}/deadletters/retry  RetryRequest -> RetryResponse
+//	GET  /v1/actors/{actor}/state              -> StateResponse (the committed state)
+//	PUT  /v1/actors/{actor}/state              StateRequest -> RepairResponse (replace it)
+//	POST /v1/actors/{actor}/state/reset        -> RepairResponse (clear it: Init runs next)
 //	GET  /v1/history                           -> []UpgradeRecord, oldest first
 //	POST /v1/behaviours/{behaviour}/upgrade    UpgradeRequest -> UpgradeRecord
 //	POST /v1/behaviours/{behaviour}/rollback   -> UpgradeRecord
+//
+// {actor} is one path segment, percent-encoded (url.PathEscape, with "."
+// and ".." written %2E and %2E%2E, which path cleaning would otherwise
+// resolve): an actor name is 1 to 255 bytes with no control characters,
+// so "account/alice" is account%2Falice, and ".", "..", spaces and
+// non-ASCII letters are all valid names. A message id (send, call) is at
+// most 256 bytes (core.MaxMessageIDSize); a longer one is refused with
+// bad_request before anything is enqueued.
+//
+// # Repairing a state
+//
+// The state endpoints are for an operator whose actor's state is unusable
+// (its handler fails on it). GET shows the committed state: schema, module
+// version, size and bytes (base64 "data"; "text" too when UTF-8;
+// "encoding" says json, text, binary or none). PUT replaces it and reset
+// clears it so that the next message runs Init, as for a new actor: a
+// running actor is paused between two commits (its batch in flight commits
+// first, messages keep arriving durably), the new state is committed with
+// its schema ("schema" in the request, default the schema the actor's
+// module reads, which must be able to read it) and the module's version,
+// and the actor resumes from it; a stopped actor is claimed and starts
+// from it later. A state over the core's limits.max_state_size is refused
+// with too_large. Each repair appends a history record of kind "repair"
+// (From and To describe the old and new state; its step names the actor).
 //
 // For example:
 //
 //	curl --unix-socket run/graft.sock http://graft/v1/status
 //	curl --unix-socket run/graft.sock -d '{"text":"hello","id":"m1"}' http://graft/v1/actors/greeter/call
+//	curl --unix-socket run/graft.sock -X PUT -d '{"text":"{\"n\":0}","schema":1}' http://graft/v1/actors/greeter/state
 //
 // Upgrades are served by an Upgrader that the wiring in cmd/graft passes in
 // (this package does not import the upgrade machinery); without one the

@@ -7,15 +7,15 @@ import (
 	"github.com/graft-host/graft/mailbox"
 )
 
-// UpgradeRecord is one upgrade or rollback as the API shows it (GET
-// /v1/history, and the answer of upgrade and rollback): the store's
+// UpgradeRecord is one upgrade, rollback or state repair as the API shows
+// it (GET /v1/history, and the answer of upgrade and rollback): the store's
 // mailbox.UpgradeRecord in the API's JSON style, like Status: snake_case
 // names, durations in seconds, times in RFC 3339.
 type UpgradeRecord struct {
 	ID        uint64    `json:"id"`
-	Kind      string    `json:"kind"` // upgrade or rollback
+	Kind      string    `json:"kind"` // upgrade, rollback or repair (of one actor's state)
 	Behaviour string    `json:"behaviour"`
-	From      string    `json:"from"` // module versions, e.g. "1.0.0 (3f2a9c1b)"
+	From      string    `json:"from"` // module versions, e.g. "1.0.0 (3f2a9c1b)"; for a repair, the state
 	To        string    `json:"to"`
 	Started   time.Time `json:"started"`
 	Ended     time.Time `json:"ended,omitzero"`

@@ -77,6 +77,9 @@ func (s *Server) routes() {
 	s.route("POST /v1/actors/{actor}/destroy", s.actorAction("destroy", Runtime.DestroyActor))
 	s.route("GET /v1/actors/{actor}/deadletters", s.deadLetters)
 	s.route("POST /v1/actors/{actor}/deadletters/retry", s.retry)
+	s.route("GET /v1/actors/{actor}/state", s.getState)
+	s.route("PUT /v1/actors/{actor}/state", s.putState)
+	s.route("POST /v1/actors/{actor}/state/reset", s.resetState)
 	s.route("GET /v1/history", s.history)
 	s.route("POST /v1/behaviours/{behaviour}/upgrade", s.upgrade)
 	s.route("POST /v1/behaviours/{behaviour}/rollback", s.rollback)
@@ -143,6 +146,9 @@ func (s *Server) send(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	if err := core.CheckMessageID(req.ID); err != nil {
+		return nil, err
+	}
 	rc, err := s.opts.Runtime.Send(r.Context(), actor, req.body(), core.SendOptions{ID: req.ID, Sender: req.Sender})
 	if err != nil {
 		return nil, err
@@ -155,6 +161,9 @@ func (s *Server) call(r *http.Request) (any, error) {
 	actor := r.PathValue("actor")
 	var req CallRequest
 	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := core.CheckMessageID(req.ID); err != nil {
 		return nil, err
 	}
 	timeout := DefaultCallTimeout
@@ -334,7 +343,8 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, CodeNotFound
 	case errors.Is(err, mailbox.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
-	case errors.Is(err, mailbox.ErrInvalidName), errors.Is(err, mailbox.ErrEmptyActorName):
+	case errors.Is(err, mailbox.ErrInvalidName), errors.Is(err, mailbox.ErrEmptyActorName),
+		errors.Is(err, core.ErrInvalidMessageID), errors.Is(err, core.ErrInvalidState):
 		return http.StatusBadRequest, CodeBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, CodeTimeout

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/graft-host/graft/internal/trust"
 )
 
 // ErrRunning is wrapped by Listen's error when another core owns the socket.
@@ -42,16 +44,17 @@ type Listener struct {
 	once sync.Once
 }
 
-// Listen claims the control socket at path: the folder is created 0700, an
+// Listen claims the control socket at path: the folder is created 0700
+// (and refused when it, or a folder on its way, could be written by another
+// user: whoever can write it can answer in the core's place), an
 // advisory lock on path+".lock" makes this process the socket's only owner
 // (the kernel drops it when the process dies, so a crashed core leaves
 // nothing that blocks the next one), a stale socket file is replaced, and
 // the new socket is created 0600 under a temporary name and renamed into
 // place, so it is never reachable with wider permissions.
 func Listen(path string) (*Listener, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket folder %s: %w", dir, err)
+	if err := trust.EnsureDir(filepath.Dir(path), "control folder"); err != nil {
+		return nil, err
 	}
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

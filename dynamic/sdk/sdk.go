@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -231,7 +233,7 @@ func serve[S any](m Module[S], hs plugin.HandshakeConfig, v int) {
 	// real one for the SDK's own diagnostics (panic stacks).
 	stderr := os.Stderr
 	watchHost(stderr)
-	srv := &server[S]{m: m, stderr: stderr, host: &hostLink{}}
+	srv := &server[S]{m: m, stdout: os.Stdout, stderr: stderr, host: &hostLink{}}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: hs,
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -269,11 +271,14 @@ To run it, name this binary in a graft config and start a core:
 `, name, version, schema, name, os.Args[0], name, name, name)
 }
 
-// watchHost makes the plugin exit at once when the host process is gone,
-// however it died: the host holds the only write end of a pipe whose read
-// end we inherited, so the kernel closes it when the host dies and our read
-// returns EOF. (The host also sets Pdeathsig, but that fires on the exit of
-// the forking OS thread, not the process, and is Linux-only.)
+// watchHost ends the plugin, and everything it spawned, as soon as the host
+// is gone, however it died: the host holds the only write end of a pipe
+// whose read end we inherited, so the kernel closes it when the host dies
+// and our read returns EOF; and the host sets Pdeathsig to SIGTERM (which
+// fires on the exit of the forking OS thread, and is Linux-only). On either
+// the plugin kills its cgroup and its process group, itself included,
+// rather than exiting alone: a grandchild must not outlive the host (see
+// endTree).
 func watchHost(stderr *os.File) {
 	s := os.Getenv(wire.EnvLivenessFD)
 	if s == "" {
@@ -285,12 +290,19 @@ func watchHost(stderr *os.File) {
 		os.Exit(2)
 	}
 	f := os.NewFile(uintptr(fd), "graft-liveness")
+	var once sync.Once // the two watchers end the tree once
+	gone := func(why string) { once.Do(func() { endTree(stderr, why) }) }
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		gone("SIGTERM (the host died, or asks the plugin to end)")
+	}()
 	go func() {
 		var b [1]byte
 		for {
 			if _, err := f.Read(b[:]); err != nil {
-				fmt.Fprintln(stderr, "github.com/graft-host/graft/sdk: host is gone (liveness pipe closed), exiting")
-				os.Exit(3)
+				gone("host is gone (liveness pipe closed)")
 			}
 		}
 	}()

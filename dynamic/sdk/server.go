@@ -20,6 +20,7 @@ import (
 type server[S any] struct {
 	graftv1.UnimplementedBehaviourServer
 	m      Module[S]
+	stdout *os.File // the real ones, for useRawStdio
 	stderr *os.File
 	host   *hostLink
 	limits atomic.Pointer[limits] // set by Info
@@ -50,6 +51,7 @@ func (s *server[S]) logPanic(err error) {
 }
 
 func (s *server[S]) Info(_ context.Context, req *graftv1.InfoRequest) (*graftv1.InfoResponse, error) {
+	useRawStdio(s.stdout, s.stderr) // see hostgone.go
 	l := limitsOf(req)
 	s.limits.Store(&l)
 	s.host.maxMessage.Store(int64(l.message))

@@ -214,7 +214,7 @@ func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.A
 		return a.view(), nil
 	}
 	rec := actorRecord{ID: s.nextID, Behaviour: behaviour, CreatedAt: time.Now().UTC()}
-	if err := s.putActorRecord(name, rec); err != nil {
+	if err := s.putActorRecord(name, rec, tierSend); err != nil {
 		return mailbox.Actor{}, err
 	}
 	s.nextID++
@@ -227,7 +227,7 @@ func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.A
 	return a.view(), nil
 }
 
-func (s *Store) putActorRecord(name string, rec actorRecord) error {
+func (s *Store) putActorRecord(name string, rec actorRecord, t tier) error {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode actor %q: %w", name, err)
@@ -237,7 +237,7 @@ func (s *Store) putActorRecord(name string, rec actorRecord) error {
 	// to the actor, a commit with this epoch), and a core that loses it in
 	// a machine crash registers the actor again from its config. This keeps
 	// registering and claiming 100,000 actors cheap.
-	if err := s.db.Set(actorKey(name), v, pebble.NoSync); err != nil {
+	if err := s.set(actorKey(name), v, pebble.NoSync, t); err != nil {
 		return fmt.Errorf("write actor %q: %w", name, err)
 	}
 	return nil
@@ -305,7 +305,7 @@ func (s *Store) updateRecord(name string, change func(*actorRecord)) error {
 	defer a.mu.Unlock()
 	rec := a.rec
 	change(&rec)
-	if err := s.putActorRecord(name, rec); err != nil {
+	if err := s.putActorRecord(name, rec, tierCommit); err != nil {
 		return err
 	}
 	a.rec = rec
@@ -375,7 +375,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.apply(b, pebble.Sync, tierCommit); err != nil {
 		return fmt.Errorf("remove actor %q: %w", name, err)
 	}
 	delete(s.actors, name)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/graft-host/graft/mailbox"
@@ -67,6 +68,15 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+// u32 reads a uvarint that must fit 32 bits.
+func (d *decoder) u32() uint32 {
+	v := d.uvarint()
+	if v > math.MaxUint32 && d.err == nil {
+		d.err = fmt.Errorf("field value %d does not fit 32 bits", v)
+	}
+	return uint32(v)
+}
+
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if d.err != nil {
@@ -83,6 +93,15 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes()) }
+
+// done returns the decoding error, or an error if bytes are left over: a
+// record longer than its fields is damaged, not a record to trust.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("record has %d bytes after its last field", len(d.b))
+	}
+	return d.err
+}
 
 func (d *decoder) strs() []string {
 	n := d.uvarint()
@@ -118,8 +137,8 @@ func decodeMessage(seq uint64, b []byte) (mailbox.Message, error) {
 	m.Sender = d.str()
 	m.CallChain = d.strs()
 	m.Payload = d.bytes()
-	if d.err != nil {
-		return mailbox.Message{}, fmt.Errorf("message %d: %w", seq, d.err)
+	if err := d.done(); err != nil {
+		return mailbox.Message{}, fmt.Errorf("message %d: %w", seq, err)
 	}
 	return m, nil
 }
@@ -135,10 +154,13 @@ func encodeState(s *mailbox.State) []byte {
 func decodeState(b []byte) (mailbox.State, error) {
 	d := newDecoder(b)
 	var s mailbox.State
-	s.Schema = uint32(d.uvarint())
+	s.Schema = d.u32()
 	s.Module = d.str()
 	s.Data = d.bytes()
-	return s, d.err
+	if err := d.done(); err != nil {
+		return mailbox.State{}, err
+	}
+	return s, nil
 }
 
 // failure is the attempts counter of one pending message.
@@ -156,8 +178,11 @@ func encodeFailure(f failure) []byte {
 
 func decodeFailure(b []byte) (failure, error) {
 	d := newDecoder(b)
-	f := failure{attempts: uint32(d.uvarint()), reason: d.str()}
-	return f, d.err
+	f := failure{attempts: d.u32(), reason: d.str()}
+	if err := d.done(); err != nil {
+		return failure{}, err
+	}
+	return f, nil
 }
 
 // outcome is what is kept under a message id once it is committed with a
@@ -176,6 +201,13 @@ func encodeOutcome(o outcome) []byte {
 
 func decodeOutcome(b []byte) (outcome, error) {
 	d := newDecoder(b)
-	o := outcome{kind: mailbox.Outcome(d.uvarint()), payload: d.bytes()}
-	return o, d.err
+	kind := d.uvarint()
+	o := outcome{kind: mailbox.Outcome(kind), payload: d.bytes()}
+	if d.err == nil && (kind < uint64(mailbox.OutcomeApplied) || kind > uint64(mailbox.OutcomeRefused)) {
+		d.err = fmt.Errorf("outcome kind %d is not one this graft knows", kind)
+	}
+	if err := d.done(); err != nil {
+		return outcome{}, err
+	}
+	return o, nil
 }

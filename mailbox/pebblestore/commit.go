@@ -81,7 +81,7 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 			break
 		}
 	}
-	if err := b.Commit(opts); err != nil {
+	if err := s.apply(b, opts, tierCommit); err != nil {
 		return fmt.Errorf("commit for actor %q: %w", commits[0].Actor, err)
 	}
 	for _, p := range plans {

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	case "hold":
 		runHoldChild()
 		os.Exit(0)
+	case "wal":
+		runWALChild()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

@@ -120,7 +120,7 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (mailbox.R
 		err = s.putMessage(b, a, newSeq, &m)
 	}
 	if err == nil {
-		err = b.Commit(s.writeOpts)
+		err = s.apply(b, s.writeOpts, tierSend)
 	}
 	b.Close()
 	s.finishWrite(a, newSeq, "", nil, err)

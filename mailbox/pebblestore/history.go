@@ -33,7 +33,7 @@ func (s *Store) AppendHistory(ctx context.Context, rec mailbox.UpgradeRecord) (u
 	if err != nil {
 		return 0, fmt.Errorf("encode upgrade record of %q: %w", rec.Behaviour, err)
 	}
-	if err := s.db.Set(historyKey(rec.ID), v, pebble.Sync); err != nil {
+	if err := s.set(historyKey(rec.ID), v, pebble.Sync, tierSend); err != nil {
 		return 0, fmt.Errorf("append upgrade record of %q: %w", rec.Behaviour, err)
 	}
 	s.nextHist++

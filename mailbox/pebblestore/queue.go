@@ -43,7 +43,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 	b := s.db.NewBatch()
 	err = s.putMessage(b, a, seq, &msg)
 	if err == nil {
-		err = b.Commit(s.writeOpts)
+		err = s.apply(b, s.writeOpts, tierSend)
 	}
 	b.Close()
 	s.finishWrite(a, seq, msg.ID, p, err)
@@ -304,7 +304,7 @@ func (s *Store) RecordFailure(ctx context.Context, name string, seq uint64, reas
 	}
 	f.attempts++
 	f.reason = reason
-	if err := s.db.Set(seqKey(prefixFailure, a.id, seq), encodeFailure(f), pebble.Sync); err != nil {
+	if err := s.set(seqKey(prefixFailure, a.id, seq), encodeFailure(f), pebble.Sync, tierCommit); err != nil {
 		return 0, fmt.Errorf("record a failure of message %d of actor %q: %w", seq, name, err)
 	}
 	a.failures[seq] = struct{}{}

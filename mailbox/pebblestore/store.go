@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +25,11 @@ type Store struct {
 	lock      *os.File
 	syncer    *walSyncer // nil in sync mode
 	writeOpts *pebble.WriteOptions
+	space     *space
+	ledger    *walLedger
+	errs      *errorSummary
+	clean     *cleanMarker  // the clean-shutdown marker Open found, until verified
+	closing   chan struct{} // closed when Close begins
 
 	// life is held shared by every call and exclusively by Close, so Close
 	// waits for calls in progress and later calls see closed.
@@ -39,14 +44,16 @@ type Store struct {
 	nextHist uint64
 
 	corrupt atomic.Pointer[mailbox.CorruptError] // first damage the engine reported
+	failed  atomic.Pointer[mailbox.FailedError]  // the engine failed a write: refuse everything
 }
 
 var _ mailbox.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the store in directory path. It fails at
 // once with a *mailbox.InUseError if another process has it open, and with
-// a *mailbox.CorruptError naming the path if its files cannot be read; in
-// both cases nothing on disk is modified.
+// a *mailbox.CorruptError naming the path and the file at fault if its
+// files cannot be read, or show damage or loss (see the package doc's
+// corruption policy); in those cases nothing on disk is modified.
 func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 	opts = opts.WithDefaults()
 	if err := os.MkdirAll(path, 0o700); err != nil {
@@ -66,29 +73,22 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		opts:      opts,
 		lock:      lock,
 		writeOpts: pebble.Sync,
+		space:     newSpace(path, vfs.Default, opts.Logger),
+		errs:      newErrorSummary(opts.Logger, path),
+		closing:   make(chan struct{}),
 		actors:    make(map[string]*actor),
 		nextID:    1,
 		nextHist:  1,
 	}
 	defer func() {
 		if err != nil {
-			s.release()
+			s.release(false)
 		}
 	}()
-	po := &pebble.Options{
-		Logger: pebbleLogger{opts.Logger},
-		// The engine's default reaction to a damaged file is to exit the
-		// process. graft reports it instead: reads of the damaged range
-		// fail with an error, and Open refuses a store found damaged.
-		EventListener: &pebble.EventListener{DataCorruption: s.reportCorruption},
+	if err := s.checkFiles(); err != nil {
+		return nil, err
 	}
-	var fs vfs.FS = vfs.Default
-	if opts.Durability == mailbox.DurabilityRelaxed {
-		s.syncer = newWALSyncer(opts.Logger)
-		fs = relaxedFS{FS: vfs.Default, syncer: s.syncer}
-	}
-	po.FS = fs
-	if err := s.openEngine(po); err != nil {
+	if err := s.openEngine(s.engineOptions()); err != nil {
 		return nil, err
 	}
 	if err := s.load(); err != nil {
@@ -97,10 +97,80 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 	if err := s.corruption(); err != nil {
 		return nil, err
 	}
+	if err := s.verifyClean(); err != nil {
+		return nil, err
+	}
 	if s.syncer != nil {
 		s.syncer.start(opts.SyncInterval)
 	}
 	return s, nil
+}
+
+// engineOptions configures pebble for graft: the format whose log chunks
+// record how far the log was synced (so damage can be told from a torn
+// tail), graft's event listener and logger, and the file system stack
+// (guardFS for headroom and the WAL ledger, relaxedFS in relaxed mode).
+func (s *Store) engineOptions() *pebble.Options {
+	var fs vfs.FS = &guardFS{FS: vfs.Default, space: s.space, ledger: s.ledger, closing: s.closing}
+	if s.opts.Durability == mailbox.DurabilityRelaxed {
+		s.syncer = newWALSyncer(s.opts.Logger)
+		fs = relaxedFS{FS: fs, syncer: s.syncer}
+	}
+	return &pebble.Options{
+		FS:                 fs,
+		FormatMajorVersion: pebble.FormatWALSyncChunks,
+		MemTableSize:       memTableSize,
+		Logger:             pebbleLogger{l: s.opts.Logger, errs: s.errs},
+		// The engine's default reaction to a damaged file is to exit the
+		// process. graft reports it instead: reads of the damaged range
+		// fail with an error, and Open refuses a store found damaged.
+		EventListener: s.eventListener(),
+	}
+}
+
+// checkFiles applies the corruption policy before the engine touches the
+// files: after a clean shutdown every log must be as it was left; after a
+// crash every log the ledger lists must exist and the newest may end in a
+// torn write but not in damage followed by synced records.
+func (s *Store) checkFiles() error {
+	corrupt := func(err error) error { return &mailbox.CorruptError{Path: s.path, Err: err} }
+	marker, err := readClean(s.path)
+	if err != nil {
+		return corrupt(err)
+	}
+	ledger, found, err := loadLedger(s.path, s.opts.Logger)
+	if err != nil {
+		return corrupt(err)
+	}
+	present, err := listWALs(s.path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case marker != nil && !marker.WALsVerified:
+		if err := marker.verifyWALs(s.path); err != nil {
+			return corrupt(err)
+		}
+		// The engine changes the logs as it opens: remember that they
+		// were verified, so that a later refusal stays about the counters.
+		marker.WALs, marker.WALsVerified = nil, true
+		if err := writeClean(s.path, marker); err != nil {
+			return err
+		}
+	case marker == nil:
+		if missing := ledger.missing(present); found && len(missing) > 0 {
+			return corrupt(fmt.Errorf("write-ahead log %s is missing: the store created it and did not delete it, so the writes it holds are lost", strings.Join(missing, ", ")))
+		}
+		if err := checkNewestWAL(s.path); err != nil {
+			return corrupt(err)
+		}
+	}
+	s.clean = marker
+	if err := ledger.adopt(present); err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	s.ledger = ledger
+	return nil
 }
 
 // openEngine opens pebble, turning its errors and panics on damaged files
@@ -113,7 +183,7 @@ func (s *Store) openEngine(po *pebble.Options) (err error) {
 	}()
 	db, err := pebble.Open(s.path, po)
 	if err != nil {
-		return &mailbox.CorruptError{Path: s.path, Err: err}
+		return &mailbox.CorruptError{Path: s.path, Err: describeOpenError(s.path, err)}
 	}
 	s.db = db
 	return nil
@@ -138,7 +208,7 @@ func (s *Store) load() (err error) {
 		if !empty {
 			return &mailbox.CorruptError{Path: s.path, Err: errors.New("it holds data but no graft format marker")}
 		}
-		if err := s.db.Set(formatKey, []byte(formatMarker), pebble.Sync); err != nil {
+		if err := s.set(formatKey, []byte(formatMarker), pebble.Sync, tierSend); err != nil {
 			return fmt.Errorf("initialise store %s: %w", s.path, err)
 		}
 	case err != nil:
@@ -214,48 +284,22 @@ func (s *Store) corruption() error {
 	return nil
 }
 
-// enter marks the start of a call; it fails once the store is closed.
+// enter marks the start of a call; it fails once the store is closed, or
+// once its engine failed a write.
 func (s *Store) enter() error {
 	s.life.RLock()
 	if s.closed.Load() {
 		s.life.RUnlock()
 		return mailbox.ErrClosed
 	}
+	if f := s.failed.Load(); f != nil {
+		s.life.RUnlock()
+		return f
+	}
 	return nil
 }
 
 func (s *Store) leave() { s.life.RUnlock() }
-
-// Close waits for calls in progress, fsyncs what relaxed mode holds, closes
-// the engine and releases the lock. It is safe to call more than once.
-func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed.Swap(true) {
-		return nil
-	}
-	return s.release()
-}
-
-func (s *Store) release() error {
-	var errs []error
-	if s.db != nil {
-		if s.syncer != nil {
-			s.syncer.stop()
-		}
-		if err := s.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close store %s: %w", s.path, err))
-		}
-		s.db = nil
-	}
-	if s.lock != nil {
-		if err := s.lock.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("release lock of store %s: %w", s.path, err))
-		}
-		s.lock = nil
-	}
-	return errors.Join(errs...)
-}
 
 // Path returns the store's directory.
 func (s *Store) Path() string { return s.path }
@@ -277,22 +321,4 @@ func (s *Store) Compact(ctx context.Context) error {
 		return fmt.Errorf("flush store %s: %w", s.path, err)
 	}
 	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
-}
-
-// pebbleLogger routes the engine's logs into slog. A fatal engine error
-// panics (the engine cannot continue); Open turns that into CorruptError.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }

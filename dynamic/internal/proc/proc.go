@@ -3,37 +3,49 @@
 //
 // What it adds to go-plugin's default runner, and why:
 //   - The plugin leads its own process group (Setpgid), so killing the group
-//     kills whatever the plugin spawned.
-//   - No orphans: Pdeathsig=SIGKILL, plus a liveness pipe (the plugin inherits
+//     kills whatever the plugin spawned and left in it.
+//   - Descendants that leave the group (setsid) are contained by a Tree: the
+//     module's cgroup, or, on a host without one that is a child subreaper,
+//     an Adopter that finds them once re-parented to the host. The tree is
+//     killed with the group, whenever the plugin ends or is killed.
+//   - No orphans: Pdeathsig=SIGTERM, plus a liveness pipe (the plugin inherits
 //     the read end; only this process holds the write end) whose EOF tells
-//     the SDK the host is gone. Pdeathsig alone is not enough: it fires when
-//     the forking OS thread exits, not the process. (The reverse risk, a
-//     plugin killed early because its forking thread exited, does not arise:
-//     the Go runtime only ends a thread whose goroutine exits while locked
-//     to it, and go-plugin starts the process from an unlocked goroutine.)
+//     the SDK the host is gone. On either, the SDK kills its own cgroup and
+//     process group, then itself: a SIGKILL here would leave its tree
+//     behind. Pdeathsig alone is not enough: it fires when the forking OS
+//     thread exits, not the process. (The reverse risk, a plugin signalled
+//     early because its forking thread exited, does not arise: the Go
+//     runtime only ends a thread whose goroutine exits while locked to it,
+//     and the fork happens on an unlocked goroutine, or, for a cgroup v1
+//     start, on a locked one that unlocks once it has left the cgroup.)
 //   - Private reaping: the exit of the leader is learnt with
 //     waitid(P_PID, pid, WEXITED|WNOWAIT), which does not reap; while the
 //     leader is an unreaped zombie its pid and group id stay reserved, so
 //     kill(-pgid, SIGKILL) cannot hit a stranger. Only then is it reaped,
 //     through os.Process (pidfd-backed). Never wait(-1).
-//   - stdout and stderr are plain pipes read here: go-plugin sees only the
-//     handshake line; everything else is drained and logged rate-limited, and
-//     the read ends can be closed at a deadline even if a grandchild holds
-//     the write ends.
+//   - A clean start: the environment is only what the caller gives (graft
+//     builds it from a short list), and every descriptor of the host but
+//     stdio and the liveness pipe is close-on-exec (see closeOnExec).
+//   - stdout and stderr are plain pipes read here, in large chunks: go-plugin
+//     sees only the handshake line; everything else goes to an Output, which
+//     logs it rate-limited and drops the excess cheaply. The read ends can
+//     be closed at a deadline even if an escaped process holds the write
+//     ends.
 package proc
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -45,17 +57,33 @@ type Exit struct {
 	Code   int            // exit code, -1 if killed by a signal
 	Signal syscall.Signal // the signal that killed it, 0 if it exited
 	ByHost bool           // the host sent the SIGKILL (stop deadline, hang, failed start)
+	// Limit, if set, says which of the module's limits the kernel enforced
+	// on it, e.g. "over its memory limit of 64 MiB" (the OOM killer acted
+	// in its cgroup).
+	Limit string
+	// OverMemory: the OOM killer killed a process of the module's cgroup
+	// because the module went over its memory limit.
+	OverMemory bool
 }
 
-// String reads like "exit status 1" or "killed by signal: killed".
+// String reads like "exit status 1", "killed by signal: killed" or
+// "killed: over its memory limit of 64 MiB".
 func (e Exit) String() string {
-	if e.Signal == syscall.SIGKILL && e.ByHost {
-		return "killed by graft with SIGKILL"
+	var s string
+	switch {
+	case e.Limit != "" && e.Signal == syscall.SIGKILL && !e.ByHost:
+		return "killed: " + e.Limit
+	case e.Signal == syscall.SIGKILL && e.ByHost:
+		s = "killed by graft with SIGKILL"
+	case e.Signal != 0:
+		s = "killed by signal: " + e.Signal.String()
+	default:
+		s = "exit status " + strconv.Itoa(e.Code)
 	}
-	if e.Signal != 0 {
-		return "killed by signal: " + e.Signal.String()
+	if e.Limit != "" {
+		s += " (" + e.Limit + ")"
 	}
-	return "exit status " + strconv.Itoa(e.Code)
+	return s
 }
 
 // Process is one plugin process. Create it with New, hand it to go-plugin as
@@ -64,6 +92,7 @@ type Process struct {
 	path  string
 	cmd   *exec.Cmd
 	out   *Output
+	tree  Tree           // nil: the process group is all there is
 	hsR   *io.PipeReader // what go-plugin reads: the handshake line only
 	hsW   *io.PipeWriter
 	stdio io.ReadCloser // go-plugin's "stderr": empty, we relay stderr ourselves
@@ -83,14 +112,15 @@ type Process struct {
 	sawLine   bool
 }
 
-// New prepares (does not start) the plugin at path with environment env
-// (go-plugin's, which carries the handshake cookie and socket dir).
-func New(path string, env []string, out *Output) *Process {
+// New prepares (does not start) the plugin at path. env is its whole
+// environment (the caller builds it clean; go-plugin's handshake variables
+// included); tree, if not nil, contains its descendants.
+func New(path string, env []string, out *Output, tree Tree) *Process {
 	cmd := exec.Command(path)
-	cmd.Env = append(env, wire.EnvLivenessFD+"=3")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(slices.Clip(env), wire.EnvLivenessFD+"=3")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	hsR, hsW := io.Pipe()
-	return &Process{path: path, cmd: cmd, out: out, hsR: hsR, hsW: hsW,
+	return &Process{path: path, cmd: cmd, out: out, tree: tree, hsR: hsR, hsW: hsW,
 		stdio: io.NopCloser(strings.NewReader("")), exited: make(chan struct{})}
 }
 
@@ -98,6 +128,9 @@ func New(path string, env []string, out *Output) *Process {
 // exists before the child runs user code (it is set up right after fork,
 // and it only uses waitid on a pid nobody else may reap).
 func (p *Process) Start(context.Context) error {
+	if err := closeOnExec(); err != nil {
+		return err
+	}
 	liveR, liveW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("liveness pipe: %w", err)
@@ -113,11 +146,20 @@ func (p *Process) Start(context.Context) error {
 		return fmt.Errorf("stderr pipe: %w", err)
 	}
 	p.cmd.Stdout, p.cmd.Stderr, p.cmd.ExtraFiles = stdoutW, stderrW, []*os.File{liveR}
-	err = p.cmd.Start()
+	if p.tree != nil {
+		err = p.tree.Start(p.cmd)
+	} else {
+		err = p.cmd.Start()
+	}
 	closeAll(liveR, stdoutW, stderrW) // the child has its copies
 	if err != nil {
 		closeAll(liveW, stdoutR, stderrR)
 		_ = p.hsW.CloseWithError(err)
+		if p.tree != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = p.tree.Remove(ctx)
+			cancel()
+		}
 		return err
 	}
 	p.mu.Lock()
@@ -125,8 +167,9 @@ func (p *Process) Start(context.Context) error {
 	p.mu.Unlock()
 	p.out.SetPid(p.pid)
 	p.relays.Add(2)
-	go p.relayStdout()
-	go p.relayStderr()
+	go p.relay(stdoutR, p.out.Writer("stdout"), true)
+	go p.relay(stderrR, p.out.Writer("stderr"), false)
+	go func() { p.relays.Wait(); p.out.Close() }()
 	go p.reap()
 	return nil
 }
@@ -137,8 +180,16 @@ func closeAll(fs ...*os.File) {
 	}
 }
 
+// treeKillTimeout bounds killing a module's tree; treeRemoveTimeout bounds
+// waiting for it to empty once killed.
+const (
+	treeKillTimeout   = time.Second
+	treeRemoveTimeout = 5 * time.Second
+)
+
 // reap learns of the leader's exit without reaping it, kills the rest of its
-// group while the group id is still reserved, then reaps.
+// group (while the group id is still reserved) and its tree, notes which
+// limit the kernel enforced, reaps, and waits for the tree to empty.
 func (p *Process) reap() {
 	var info unix.Siginfo
 	for {
@@ -151,8 +202,10 @@ func (p *Process) reap() {
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // grandchildren; the leader is a zombie
 	p.reaped = true
 	p.mu.Unlock()
+	p.killTree()
+	limit, oom := p.limitHit()
 	st, err := p.cmd.Process.Wait()
-	ex := Exit{Code: -1}
+	ex := Exit{Code: -1, Limit: limit, OverMemory: oom}
 	if err == nil {
 		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			ex.Signal = ws.Signal()
@@ -164,20 +217,43 @@ func (p *Process) reap() {
 	ex.ByHost = p.killed && ex.Signal == syscall.SIGKILL
 	p.exit = ex
 	p.mu.Unlock()
+	if p.tree != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), treeRemoveTimeout)
+		if err := p.tree.Remove(ctx); err != nil {
+			p.out.Warn("processes of the plugin outlive it", "err", err)
+		}
+		cancel()
+	}
 	_ = p.liveW.Close()
 	close(p.exited)
 }
 
+// killTree kills the module's tree, bounded.
+func (p *Process) killTree() {
+	if p.tree == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), treeKillTimeout)
+	defer cancel()
+	if err := p.tree.Kill(ctx); err != nil {
+		p.out.Warn("cannot kill the plugin's process tree", "err", err)
+	}
+}
+
 // KillGroup sends SIGKILL to the plugin's whole process group, unless the
 // leader has already been reaped (then its ids may belong to someone else,
-// and the group was killed at its exit anyway).
+// and the group was killed at its exit anyway), and to its tree.
 func (p *Process) KillGroup() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pid > 0 && !p.reaped {
+	started, reaped := p.pid > 0, p.reaped
+	if started && !reaped {
 		if syscall.Kill(-p.pid, syscall.SIGKILL) == nil {
 			p.killed = true
 		}
+	}
+	p.mu.Unlock()
+	if started && !reaped {
+		p.killTree()
 	}
 }
 
@@ -228,51 +304,6 @@ func (p *Process) FirstLine() (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.firstLine, p.sawLine
-}
-
-const maxLine = 4096
-
-// readLines calls f for each line of r (cut at maxLine) until EOF or error.
-func readLines(r io.Reader, f func(line []byte)) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			if len(line) > maxLine {
-				line = line[:maxLine]
-			}
-			f(line)
-		}
-		if err == bufio.ErrBufferFull {
-			continue // an over-long line arrives in pieces; each is logged cut
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *Process) relayStdout() {
-	defer p.relays.Done()
-	first := true
-	readLines(p.stdoutR, func(line []byte) {
-		if first {
-			first = false
-			p.mu.Lock()
-			p.firstLine, p.sawLine = strings.TrimSpace(string(line)), true
-			p.mu.Unlock()
-			_, _ = p.hsW.Write(line) // go-plugin reads until EOF, so this cannot block for long
-			_ = p.hsW.Close()
-			return
-		}
-		p.out.Line("stdout", line)
-	})
-	_ = p.hsW.Close()
-}
-
-func (p *Process) relayStderr() {
-	defer p.relays.Done()
-	readLines(p.stderrR, func(line []byte) { p.out.Line("stderr", line) })
 }
 
 // The runner.Runner interface, for go-plugin.

@@ -39,7 +39,29 @@ const (
 	// inherited file descriptor (the read end of a pipe whose write end only
 	// the host holds). EOF on it means the host is gone.
 	EnvLivenessFD = "GRAFT_LIVENESS_FD"
+
+	// EnvCgroup names the environment variable holding the folder of the
+	// plugin's own cgroup, when the host put it in one. The plugin kills
+	// that cgroup (cgroup.kill, or every process in cgroup.procs) when the
+	// host dies, so nothing of its tree outlives the host.
+	EnvCgroup = "GRAFT_CGROUP"
+
+	// EnvModuleToken names the environment variable marking the processes
+	// of one module, for a host without cgroups: it is a child subreaper,
+	// and recognises the module's orphans re-parented to it by this token.
+	EnvModuleToken = "GRAFT_MODULE_TOKEN"
 )
+
+// Reserved says whether key is an environment variable graft or go-plugin
+// sets for a plugin, which a behaviour's configured environment must not
+// override.
+func Reserved(key string) bool {
+	switch key {
+	case MagicCookieKey, EnvLivenessFD, EnvCgroup, EnvModuleToken:
+		return true
+	}
+	return len(key) >= 7 && key[:7] == "PLUGIN_"
+}
 
 // Handshake returns the go-plugin handshake for protocol version v.
 func Handshake(v uint) plugin.HandshakeConfig {

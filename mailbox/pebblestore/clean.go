@@ -1,0 +1,186 @@
+package pebblestore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The clean-shutdown marker, and why: after a crash the newest write-ahead
+// log may end in a torn write, which the engine (rightly) tolerates; but
+// after a clean shutdown there is no torn write, so any damage to a log is
+// damage, and a tolerant replay would silently drop what follows it. Close
+// therefore flushes the memtables to table files (the logs then hold
+// nothing the tables do not), closes the engine, and writes cleanFile:
+// every log's name, size and CRC-32C, and a digest of every actor's
+// counters. Open, finding the marker, refuses a store whose logs differ in
+// any way, naming the file, and after loading refuses one whose counters
+// differ; only then is the marker removed. A store without the marker was
+// not shut down cleanly and gets crash recovery (see waltail.go).
+const cleanFile = "graft-clean.json"
+
+// cleanMarker is the marker's file format.
+type cleanMarker struct {
+	Version  int       `json:"version"`
+	ClosedAt time.Time `json:"closed_at"`
+	// WALs are the logs at the clean shutdown; nil once Open verified them
+	// (the engine changes them as it opens), with WALsVerified set.
+	WALs         []cleanWAL `json:"wals,omitempty"`
+	WALsVerified bool       `json:"wals_verified,omitempty"`
+	Counters     counters   `json:"counters"`
+}
+
+type cleanWAL struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// counters sum up what the store holds: every actor's ack watermark and
+// last stored sequence number, and the upgrade history.
+type counters struct {
+	Actors   int    `json:"actors"`
+	Acked    uint64 `json:"acked"`    // sum of ack watermarks
+	Messages uint64 `json:"messages"` // sum of last sequence numbers
+	History  uint64 `json:"history"`  // next history id
+	Digest   string `json:"digest"`   // sha256 over every actor's counters
+}
+
+// actorCounters is one actor's part of the digest.
+type actorCounters struct {
+	name        string
+	id          uint64
+	acked, last uint64
+}
+
+func summarize(actors []actorCounters, nextHist uint64) counters {
+	sort.Slice(actors, func(i, j int) bool { return actors[i].name < actors[j].name })
+	h := sha256.New()
+	c := counters{Actors: len(actors), History: nextHist}
+	for _, a := range actors {
+		fmt.Fprintf(h, "%q %d %d %d\n", a.name, a.id, a.acked, a.last)
+		c.Acked += a.acked
+		c.Messages += a.last
+	}
+	fmt.Fprintf(h, "history %d\n", nextHist)
+	c.Digest = hex.EncodeToString(h.Sum(nil))
+	return c
+}
+
+// readClean returns the store's clean-shutdown marker, or nil if it has none.
+func readClean(dir string) (*cleanMarker, error) {
+	b, err := os.ReadFile(filepath.Join(dir, cleanFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the clean-shutdown marker %s: %w", cleanFile, err)
+	}
+	var m cleanMarker
+	if err := json.Unmarshal(b, &m); err != nil || m.Version != 1 {
+		return nil, fmt.Errorf("the clean-shutdown marker %s is damaged (%v)", cleanFile, err)
+	}
+	return &m, nil
+}
+
+// walSums describes every log in dir, for the marker.
+func walSums(dir string) ([]cleanWAL, error) {
+	names, err := listWALs(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cleanWAL, 0, len(names))
+	for _, n := range names {
+		w, err := sumFile(dir, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func sumFile(dir, name string) (cleanWAL, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return cleanWAL{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	defer f.Close()
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return cleanWAL{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	return cleanWAL{Name: name, Size: n, CRC32C: h.Sum32()}, nil
+}
+
+// verifyWALs compares the logs in dir with the marker's, and names the
+// first that differs.
+func (m *cleanMarker) verifyWALs(dir string) error {
+	present, err := listWALs(dir)
+	if err != nil {
+		return err
+	}
+	at := m.ClosedAt.Format(time.RFC3339)
+	for _, w := range m.WALs {
+		if !slices.Contains(present, w.Name) {
+			return fmt.Errorf("write-ahead log %s is missing: it was there when the store was shut down cleanly at %s", w.Name, at)
+		}
+		got, err := sumFile(dir, w.Name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case got.Size < w.Size:
+			return fmt.Errorf("write-ahead log %s was truncated after the clean shutdown at %s: %d bytes, it had %d", w.Name, at, got.Size, w.Size)
+		case got.Size != w.Size:
+			return fmt.Errorf("write-ahead log %s was changed after the clean shutdown at %s: %d bytes, it had %d", w.Name, at, got.Size, w.Size)
+		case got.CRC32C != w.CRC32C:
+			return fmt.Errorf("write-ahead log %s was changed after the clean shutdown at %s: its checksum differs (damaged bytes)", w.Name, at)
+		}
+	}
+	for _, p := range present {
+		if !slices.ContainsFunc(m.WALs, func(w cleanWAL) bool { return w.Name == p }) {
+			return fmt.Errorf("write-ahead log %s appeared after the clean shutdown at %s: it was not written by this store", p, at)
+		}
+	}
+	return nil
+}
+
+// verifyCounters compares what the store loaded with what it held at its
+// clean shutdown.
+func (m *cleanMarker) verifyCounters(got counters) error {
+	want := m.Counters
+	if got == want {
+		return nil
+	}
+	var diffs []string
+	if got.Actors != want.Actors {
+		diffs = append(diffs, fmt.Sprintf("%d actors, it had %d", got.Actors, want.Actors))
+	}
+	if got.Messages != want.Messages {
+		diffs = append(diffs, fmt.Sprintf("messages up to a total sequence number of %d, it had %d", got.Messages, want.Messages))
+	}
+	if got.Acked != want.Acked {
+		diffs = append(diffs, fmt.Sprintf("acks up to a total of %d, it had %d", got.Acked, want.Acked))
+	}
+	if got.History != want.History {
+		diffs = append(diffs, fmt.Sprintf("%d upgrade records, it had %d", got.History-1, want.History-1))
+	}
+	if len(diffs) == 0 {
+		diffs = append(diffs, "an actor's counters differ")
+	}
+	return fmt.Errorf("it does not hold what it held when it was shut down cleanly at %s: %s (a table or manifest file was replaced or lost)",
+		m.ClosedAt.Format(time.RFC3339), strings.Join(diffs, "; "))
+}

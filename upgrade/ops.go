@@ -1,0 +1,137 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/graft-host/graft/internal/trust"
+	"github.com/graft-host/graft/mailbox"
+)
+
+// Upgrade moves every actor of behaviour to the binary at source (the
+// configured source when ""), as described in the package doc. source must
+// be absolute: the core cannot know the folder a caller meant it relative
+// to. A binary that another user could have written (one not owned by the
+// core's user or root, or writable by group or others) is refused, and the
+// refusal recorded in the history, unless the config pins its sha256.
+func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
+	if source != "" && !filepath.IsAbs(source) {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q with %s: %w: the core would resolve it against its own working folder, not yours; give an absolute path (graft upgrade --binary sends one)", behaviour, source, ErrRelativePath)
+	}
+	m.mu.Lock()
+	if source == "" {
+		source = m.sources[behaviour]
+	}
+	fromSource := source == m.sources[behaviour]
+	pin := m.pins[behaviour]
+	m.mu.Unlock()
+	op := &Op{Kind: "upgrade", Started: time.Now().UTC()}
+	if err := m.begin(behaviour, op); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	cur, _ := m.Current(behaviour)
+	accept := m.accept(behaviour, pin, source, cur.SHA)
+	if fromSource {
+		accept = func(sha string, fi os.FileInfo) error {
+			m.noteSource(behaviour, sha) // acted on, whatever the outcome: a broken build is not retried at every start
+			return m.accept(behaviour, pin, source, cur.SHA)(sha, fi)
+		}
+	}
+	path, sha, err := m.cache.Add(source, accept)
+	if errors.Is(err, trust.ErrUntrusted) {
+		rec := m.record(ctx, mailbox.UpgradeRecord{
+			Behaviour: behaviour, Kind: op.Kind, Started: op.Started, Ended: time.Now().UTC(),
+			From: cur.Name(), To: Version{SHA: sha}.Name(), Outcome: "refused", Error: err.Error(),
+		})
+		return rec, fmt.Errorf("upgrade %q: %w", behaviour, err)
+	}
+	if err != nil {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w", behaviour, err)
+	}
+	op.From, op.To = cur, Version{SHA: sha, Path: path, Source: source}
+	m.setRunning(behaviour, *op)
+	return m.transition(ctx, behaviour, op, false)
+}
+
+// accept is the cache's Accept for a binary offered for behaviour: not the
+// bytes already current (curSHA), the config's pin if there is one, and
+// otherwise a file only the core's user or root could have written.
+func (m *Manager) accept(behaviour, pin, source, curSHA string) Accept {
+	return func(sha string, fi os.FileInfo) error {
+		if sha == curSHA {
+			return fmt.Errorf("upgrade %q with %s: %w", behaviour, source, ErrSameBinary)
+		}
+		if pin != "" {
+			if !strings.EqualFold(pin, sha) {
+				return fmt.Errorf("binary %s has sha256 %s and the config pins %s for behaviour %q: rebuild it, or update the pin to allow it", source, sha, pin, behaviour)
+			}
+			return nil // pinned: these exact bytes are trusted whoever wrote the file
+		}
+		if err := trust.Given(fi, source, "plugin binary"); err != nil {
+			return fmt.Errorf("%w; or, to run these exact bytes anyway, pin them in the config (behaviours.%s.sha256: %s)", err, behaviour, sha)
+		}
+		return nil
+	}
+}
+
+// Rollback moves every actor of behaviour back to the version it ran
+// before the current one, migrating the state down with the newer module
+// (like Erlang's {down, Vsn}); it is refused when that module cannot
+// migrate down. Successive rollbacks walk back the lineage (v3 -> v2 ->
+// v1); at the oldest version it is refused with ErrNoPrevious.
+func (m *Manager) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
+	m.mu.Lock()
+	_, configured := m.sources[behaviour]
+	bs := m.j.Behaviours[behaviour]
+	var op *Op
+	var refused error
+	switch {
+	case !configured || bs == nil:
+		refused = fmt.Errorf("rollback %q: %w", behaviour, m.unknownLocked(behaviour))
+	case bs.previous() == nil:
+		refused = fmt.Errorf("rollback %q: %s is the oldest version of %q this core has run: %w", behaviour, bs.Current.Name(), behaviour, ErrNoPrevious)
+	default:
+		op = &Op{Kind: "rollback", From: bs.Current, To: *bs.previous(), Started: time.Now().UTC()}
+	}
+	m.mu.Unlock()
+	if refused != nil {
+		return mailbox.UpgradeRecord{}, refused
+	}
+	if err := m.begin(behaviour, op); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	if err := m.cache.Verify(op.To.SHA); err != nil {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("rollback %q to %s: the cached binary cannot be trusted: %w", behaviour, op.To.Name(), err)
+	}
+	return m.transition(ctx, behaviour, op, true)
+}
+
+// unknownLocked is the error for a behaviour that is not in the config,
+// listing the ones that are; the caller holds m.mu.
+func (m *Manager) unknownLocked(behaviour string) error {
+	names := make([]string, 0, len(m.sources))
+	for n := range m.sources {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return fmt.Errorf("%w %q: it is not in the config (its behaviours: %s)", ErrUnknownBehaviour, behaviour, strings.Join(names, ", "))
+}
+
+// resume finishes an upgrade the previous core was killed in.
+func (m *Manager) resume(ctx context.Context, behaviour string, op Op) (mailbox.UpgradeRecord, error) {
+	if err := m.begin(behaviour, &op); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	m.log.Info("finishing an upgrade interrupted by a core restart", "behaviour", behaviour, "kind", op.Kind, "from", op.From.Name(), "to", op.To.Name())
+	op.resumed = true
+	return m.transition(ctx, behaviour, &op, op.Kind == "rollback")
+}
