@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -245,6 +246,10 @@ func TestRelativeUpgradeBinaryIsTheCallersFolder(t *testing.T) {
 	defer cancel()
 	_, err := c.Upgrade(ctx, "kv", "../kv2")
 	require.Error(t, err)
+	var ae *control.APIError
+	if assert.ErrorAs(t, err, &ae) {
+		assert.Equal(t, http.StatusBadRequest, ae.Status, "a relative path is a bad request")
+	}
 	assert.Contains(t, err.Error(), "relative binary path")
 	assert.Contains(t, err.Error(), "give an absolute path")
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -286,6 +287,10 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 	}
 	if s.opts.Upgrader == nil {
 		return nil, errNoUpgrader
+	}
+	if req.Binary != "" && !filepath.IsAbs(req.Binary) {
+		// Relative to what? The core's working folder is not the caller's.
+		return nil, badRequest(fmt.Sprintf("relative binary path %q: give an absolute path (the core's working folder is not yours; graft upgrade resolves it against your folder)", req.Binary))
 	}
 	return answerRecord(s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req.Binary))
 }
