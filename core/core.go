@@ -457,6 +457,9 @@ type SendOptions struct {
 
 // Send enqueues payload for actor durably and returns its receipt.
 func (c *Core) Send(ctx context.Context, actor string, payload []byte, opts SendOptions) (mailbox.Receipt, error) {
+	if err := CheckMessageID(opts.ID); err != nil {
+		return mailbox.Receipt{}, err
+	}
 	if opts.Sender == "" {
 		opts.Sender = "client"
 	}
@@ -472,6 +475,9 @@ func (c *Core) Send(ctx context.Context, actor string, payload []byte, opts Send
 // applying the message again. A caller that gives up leaves nothing behind:
 // the message stays queued and is applied once; its reply is kept by id.
 func (c *Core) Call(ctx context.Context, actor string, payload []byte, opts SendOptions) ([]byte, error) {
+	if err := CheckMessageID(opts.ID); err != nil {
+		return nil, err
+	}
 	return c.call(ctx, actor, payload, opts, nil)
 }
 

@@ -220,3 +220,13 @@ func TestSizesAndDurability(t *testing.T) {
 	assert.Equal(t, 64<<10, cfg.Limits.MaxMessageSize)
 	assert.Equal(t, mailbox.DurabilityRelaxed, cfg.Store.Durability)
 }
+
+// A size whose multiplication overflows is out of range, not wrapped into
+// something that looks valid.
+func TestHugeSizeIsOutOfRange(t *testing.T) {
+	path := writeConfig(t, "store: {path: d}\nlimits: {max_message_size: 17179869185GiB}\n")
+	_, err := config.Load(path)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "limits.max_message_size")
+	assert.Contains(t, err.Error(), "out of range")
+}

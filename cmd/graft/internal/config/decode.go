@@ -182,7 +182,7 @@ func (d *decoder) size(dst *int) func(*yaml.Node, string) {
 		v, err := strconv.ParseInt(m[1], 10, 64)
 		mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "KiB": 1 << 10, "MB": 1e6, "MiB": 1 << 20, "GB": 1e9, "GiB": 1 << 30}[m[2]]
 		const most = 1 << 30
-		if err != nil || v*mult > most || v == 0 {
+		if err != nil || v <= 0 || v > most/mult || v*mult > most {
 			d.add(n, key, "%q is out of range (1 byte to 1GiB)", s)
 			return
 		}
