@@ -258,7 +258,8 @@ func (a *actor) step() (bool, error) {
 			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply, Refusal: r.Refusal})
 		}
 	}
-	if err := a.core.store.Commit(ctx, c); err != nil {
+	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
+	if err != nil {
 		return false, fmt.Errorf("commit batch %d..%d: %w", msgs[0].Seq, c.Through, err)
 	}
 	a.mu.Lock()
@@ -326,7 +327,11 @@ func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic
 func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Message, reason string) error {
 	a.failed.Add(1)
 	a.core.cfg.Observer.MessageFailed(a.spec.Name, a.spec.Behaviour)
-	n, err := a.core.store.RecordFailure(ctx, a.spec.Name, msg.Seq, reason)
+	var n uint32
+	err := a.waitForDisk(ctx, "a failed attempt's record", func() (err error) {
+		n, err = a.core.store.RecordFailure(ctx, a.spec.Name, msg.Seq, reason)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("record failure of message %d: %w", msg.Seq, err)
 	}
@@ -335,7 +340,7 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 	}
 	c := mailbox.Commit{Actor: a.spec.Name, Epoch: epoch, Through: msg.Seq,
 		DeadLetters: []mailbox.DeadLetterRequest{{Seq: msg.Seq, Error: reason}}}
-	if err := a.core.store.Commit(ctx, c); err != nil {
+	if err := a.waitForDisk(ctx, "a dead letter's commit", func() error { return a.core.store.Commit(ctx, c) }); err != nil {
 		return fmt.Errorf("dead-letter message %d: %w", msg.Seq, err)
 	}
 	a.core.cfg.Observer.DeadLettered(a.spec.Name, a.spec.Behaviour)
@@ -348,6 +353,44 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 	a.mu.Unlock()
 	a.setBatchMax(a.core.cfg.BatchSize)
 	return nil
+}
+
+// waitForDisk runs a store write, and runs it again while the store
+// refuses it because its disk is full (it then stored nothing): a full disk
+// holds the actor between two commits, its batch kept for later, instead
+// of crashing it until its supervisor gives up. It returns the write's
+// other errors as they are, and gives up when ctx ends or the actor is
+// asked to stop.
+func (a *actor) waitForDisk(ctx context.Context, what string, write func() error) error {
+	wait := 50 * time.Millisecond
+	var since time.Time
+	for {
+		err := write()
+		if !errors.Is(err, mailbox.ErrDiskFull) {
+			if err == nil && !since.IsZero() {
+				a.logger().Info("disk space is back: "+what+" went through", "waited", time.Since(since).Round(time.Millisecond).String())
+			}
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			a.logger().Error("disk full: "+what+" waits for space; nothing is lost (free space on the store's disk)", "err", err)
+		}
+		a.mu.Lock()
+		stopping := a.stopping
+		a.mu.Unlock()
+		if stopping {
+			a.cancel() // a stop abandons the batch, which is redelivered later
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: gave up waiting for disk space: %w (%w)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // logger is the actor's logger with the module version of its committed

@@ -73,8 +73,13 @@ type BehaviourConfig struct {
 	// StartTimeout, HandleTimeout, StopTimeout bound a module's start, one
 	// batch, and its stop (defaults 10s, 30s, 5s).
 	StartTimeout, HandleTimeout, StopTimeout time.Duration
-	// Env is extra environment for the plugin.
+	// Env is the plugin's environment beyond PATH, HOME, LANG and TZ:
+	// "KEY=value", or "KEY" to pass the core's own KEY on. Nothing else of
+	// the core's environment reaches a plugin.
 	Env []string
+	// Resources limit each module process tree of the behaviour (memory,
+	// tasks, CPU weight), through its cgroup; zero means no limit.
+	Resources dynamic.Resources
 }
 
 // ActorConfig declares one actor.
@@ -280,7 +285,7 @@ func (c *Core) moduleConfig(behaviour string) dynamic.Config {
 	return dynamic.Config{
 		Path: b.Binary, SHA256: b.SHA256, Behaviour: behaviour,
 		StartTimeout: b.StartTimeout, HandleTimeout: b.HandleTimeout, StopTimeout: b.StopTimeout,
-		Logger: c.log, Caller: handlerCalls{c}, SocketDir: c.cfg.SocketDir, Env: b.Env,
+		Logger: c.log, Caller: handlerCalls{c}, SocketDir: c.cfg.SocketDir, Env: b.Env, Resources: b.Resources,
 		Limits: dynamic.Limits{MaxStateSize: c.cfg.MaxStateSize, MaxMessageSize: c.cfg.MaxMessageSize, MaxBatchBytes: c.cfg.MaxBatchBytes},
 	}
 }

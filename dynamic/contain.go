@@ -83,6 +83,7 @@ func (m *Module) tree() (proc.Tree, []string) {
 	if m.cfg.Containment == ContainAuto {
 		h, err := cgroup.Detect(cgroup.Auto)
 		if err == nil {
+			m.sweep(h)
 			g, missing, err := h.New(cgroup.Resources{Memory: r.Memory, Pids: r.Pids, CPUWeight: r.CPUWeight})
 			if err == nil {
 				for _, mi := range missing {
@@ -101,4 +102,19 @@ func (m *Module) tree() (proc.Tree, []string) {
 		return a, nil
 	}
 	return nil, nil
+}
+
+// sweep removes what hosts killed with kill -9 left in the hierarchy (their
+// plugins killed themselves; their empty groups remain), so that a machine
+// whose cores are killed over and over does not collect cgroups.
+func (m *Module) sweep(h *cgroup.Hierarchy) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	removed, err := h.Sweep(ctx)
+	if len(removed) > 0 {
+		m.log.Info("removed the cgroups of plugins left by a host that was killed", "groups", strings.Join(removed, ", "))
+	}
+	if err != nil {
+		m.log.Warn("cannot remove every cgroup left by a killed host", "err", err)
+	}
 }

@@ -14,7 +14,8 @@
 //
 //	core (actor goroutines)      dynamic.Module (host)            plugin process (sdk)
 //	      |                              |                                 |
-//	      |-- Start(ctx, cfg) ---------->| fork+exec (own pgid, Pdeathsig, |
+//	      |-- Start(ctx, cfg) ---------->| fork+exec in its cgroup (own    |
+//	      |                              |   pgid, Pdeathsig, clean env,   |
 //	      |                              |   liveness pipe on fd 3)  ----->|
 //	      |                              |<-- handshake line on stdout ----|
 //	      |                              |  (Host service listening first) |
@@ -38,8 +39,9 @@
 //	      |<-- State{to, bytes} ---------|<--------------------------------|
 //	      |-- Stop(ctx) ---------------->|--- go-plugin Shutdown --------->| exits
 //	      |                              |   (deadline: SIGKILL -pgid)     |
-//	      |                              | waitid(WNOWAIT), kill group,    |
-//	      |                              |   reap, remove socket dir       |
+//	      |                              | waitid(WNOWAIT), kill cgroup    |
+//	      |                              |   and group, reap, remove the   |
+//	      |                              |   cgroup and socket dir         |
 //	      |<-- Exited() closed, Err() ---|                                 |
 //
 // Windows on the path, and what crosses each (a bug that shows only after
@@ -70,5 +72,43 @@
 // batch unanswered within HandleTimeout is a *HangError and the module is
 // killed; an unexpected exit is a *CrashError with the exit status; Stop
 // always returns by its deadline. If the core dies, however, the plugin
-// sees EOF on its liveness pipe and exits at once (see internal/proc).
+// sees EOF on its liveness pipe (and SIGTERM, its Pdeathsig) and ends its
+// whole tree at once (see internal/proc).
+//
+// # What a plugin gets, and what contains it
+//
+// A plugin starts with a clean environment: PATH, HOME, LANG and TZ from
+// the host, what Config.Env lists ("KEY=value", or "KEY" to pass the
+// host's own value on), go-plugin's handshake variables and graft's own
+// (GRAFT_LIVENESS_FD, GRAFT_CGROUP, GRAFT_MODULE_TOKEN), nothing else: not
+// the host's credentials, not GRAFT_SOCKET. It inherits no descriptor but
+// stdin (/dev/null), its stdout and stderr pipes and the liveness pipe on
+// fd 3: every other descriptor of the host is made close-on-exec before
+// the fork, including those the host inherited from its own parent.
+//
+// A module's whole process tree is contained, so that Stop, a crash, a
+// hang kill or the host's death ends all of it, whatever setsid or double
+// fork a descendant did and whether it ignores SIGTERM:
+//   - where the machine offers a cgroup (v2, or v1 with freezer, pids,
+//     memory, cpu), each module runs in its own, graft-PID-START-RANDOM
+//     under the host's cgroup, from its first instruction; it is killed
+//     with cgroup.kill (v2) or frozen and killed pid by pid (v1), and
+//     removed once empty. Config.Resources set its memory, pids and CPU
+//     weight limits (systemd's MemoryMax, TasksMax, CPUWeight); a module
+//     killed at its memory limit is a *CrashError that says "killed: over
+//     its memory limit of 64 MiB" and matches ErrMemoryLimit. Groups left
+//     by a host killed with kill -9 are removed by the next host's start.
+//   - elsewhere, the process group is killed, and a host that is a child
+//     subreaper (PrepareHost makes cmd/graft one) gets back the orphans of
+//     its plugins, finds them by their module token and kills and reaps
+//     them by pid (never wait(-1)).
+//   - when the host dies, the plugin (SDK) kills its cgroup and its
+//     process group, itself included, before anything else.
+//
+// A plugin's output is read in 64 KiB chunks and logged at Config's
+// OutputRate (lines per second, with OutputBurst); while over it, whole
+// chunks are dropped at the cost of counting their newlines, and what was
+// dropped is reported once per 10 s: "dropped N lines (M bytes) of plugin
+// output in the last 10s". The SDK writes os.Stdout and os.Stderr to those
+// pipes directly rather than through go-plugin's gRPC stdio stream.
 package dynamic

@@ -130,25 +130,14 @@ func (m *Module) hang(id uint64, actor string) error {
 	return he
 }
 
-// result checks and converts an answer.
+// result checks and converts an answer (see check.go for what a
+// consistent one is).
 func (m *Module) result(b Batch, resp *graftv1.HandleResponse) (*BatchResult, error) {
-	if resp.BatchError != "" {
-		return nil, fmt.Errorf("graft: plugin %s %s: batch for actor %q: %s: %w",
-			m.info.Behaviour, m.info.CodeVersion, b.Actor, resp.BatchError, ErrBatchFailed)
-	}
-	if len(resp.Results) != len(b.Messages) {
-		return nil, fmt.Errorf("graft: plugin %s %s (%s): answered a batch of %d messages for actor %q with %d results: %w",
-			m.info.Behaviour, m.info.CodeVersion, m.cfg.Path, len(b.Messages), b.Actor, len(resp.Results), ErrBadResponse)
-	}
-	if resp.State == nil {
-		return nil, fmt.Errorf("graft: plugin %s %s (%s): answered a batch for actor %q without its state: %w",
-			m.info.Behaviour, m.info.CodeVersion, m.cfg.Path, b.Actor, ErrBadResponse)
+	if err := m.checkResponse(b, resp); err != nil {
+		return nil, err
 	}
 	out := &BatchResult{Results: make([]Result, len(resp.Results)), State: State{Schema: resp.State.Schema, Data: resp.State.Data}}
 	for i, r := range resp.Results {
-		if r == nil {
-			return nil, fmt.Errorf("graft: plugin %s %s: nil result %d for actor %q: %w", m.info.Behaviour, m.info.CodeVersion, i, b.Actor, ErrBadResponse)
-		}
 		res := &out.Results[i]
 		res.Err, res.Refusal, res.Reply, res.HasReply, res.StateChanged = r.Error, r.Refusal, r.Reply, r.HasReply, r.StateChanged
 		if len(r.Outgoing) > 0 {

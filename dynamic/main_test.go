@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,14 +22,22 @@ import (
 // plugins maps a testdata plugin name to its binary, built once in TestMain.
 var pluginDir string
 
-var pluginNames = []string{"echo", "faulty", "flood", "grandchild", "wrongname", "wrongcookie", "protov2", "badresults", "rawstream", "crashstart"}
+var pluginNames = []string{"echo", "faulty", "flood", "grandchild", "wrongname", "wrongcookie", "protov2", "badresults", "rawstream", "crashstart", "tree"}
 
-const childEnv = "GRAFT_DYNAMIC_TEST_CHILD"
+// childEnv names the plugin a child host process runs (see runChild);
+// childModeEnv, if set, makes it take commands on stdin (see hostChild).
+const (
+	childEnv     = "GRAFT_DYNAMIC_TEST_CHILD"
+	childModeEnv = "GRAFT_DYNAMIC_TEST_CHILD_MODE"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		runChild()
 		return
+	}
+	if slices.ContainsFunc(os.Args, func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") }) {
+		os.Exit(m.Run()) // a fuzzing worker runs FuzzHandleResult alone: no plugins
 	}
 	dir, err := os.MkdirTemp("", "graft-dynamic-plugins-")
 	if err != nil {
@@ -51,6 +61,10 @@ func TestMain(m *testing.M) {
 // runChild is a host process for the kill -9 test: it starts the echo plugin,
 // prints its pid and waits to be killed.
 func runChild() {
+	if os.Getenv(childModeEnv) != "" {
+		hostChild(os.Getenv(childEnv), os.Getenv(childModeEnv))
+		return
+	}
 	mod, err := dynamic.Start(context.Background(), dynamic.Config{
 		Path: os.Getenv(childEnv), Behaviour: "echo", Logger: discard(),
 	})

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The checks CI runs before the tests: formatting, vet, tidy go.mod files,
-# generated code up to date, the pinned linter, and a short run of every
-# fuzz target. Each failure says what to run to fix it.
+# The checks CI runs before the tests: formatting, vet, no failpoints in
+# the release binary, tidy go.mod files, generated code up to date, the
+# pinned linter, and a short run of every fuzz target. Each failure says
+# what to run to fix it.
 #
 # Usage: scripts/guardrails.sh            (FUZZTIME=10s for a longer fuzz)
 set -euo pipefail
@@ -20,6 +21,29 @@ unformatted="$(gofmt -l . | grep -v '^dynamic/sdk/proto/' || true)"
 echo "guardrails: go vet" >&2
 go vet ./... || fail "go vet ./... (core module)"
 (cd dynamic/sdk && go vet ./...) || fail "go vet ./... (SDK module)"
+
+echo "guardrails: no failpoints in the release binary" >&2
+# Failpoints (upgrade/failpoint_on.go) kill the core on GRAFT_FAILPOINT;
+# only a build with -tags graftfailpoints may have them. The tagged build
+# must have the string, or this check could not see them.
+release="$(mktemp -d)"
+trap 'rm -rf "$release"' EXIT
+failpoints() { # prints how many strings of the binary $1 name GRAFT_FAILPOINT
+	if command -v strings >/dev/null; then
+		strings "$1" >"$release/strings" || return 1
+	else
+		cp "$1" "$release/strings" || return 1
+	fi
+	grep -a -c GRAFT_FAILPOINT "$release/strings" || true # grep -c exits 1 on a count of 0
+}
+go build -o "$release/graft" ./cmd/graft || fail "go build ./cmd/graft"
+n="$(failpoints "$release/graft")" || fail "could not read the strings of $release/graft"
+[ "$n" = 0 ] ||
+	fail "the release graft names GRAFT_FAILPOINT ($n times): failpoint code belongs in files built only with //go:build graftfailpoints"
+go build -tags graftfailpoints -o "$release/graft-failpoints" ./cmd/graft || fail "go build -tags graftfailpoints ./cmd/graft"
+n="$(failpoints "$release/graft-failpoints")" || fail "could not read the strings of $release/graft-failpoints"
+[ "$n" -gt 0 ] ||
+	fail "a graft built with -tags graftfailpoints does not name GRAFT_FAILPOINT: the check above would not see failpoints"
 
 echo "guardrails: go mod tidy -diff" >&2
 go mod tidy -diff || fail "the core module's go.mod/go.sum are not tidy: run go mod tidy"

@@ -2,11 +2,12 @@ package upgrade_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,93 +16,60 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/core"
-	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/upgrade"
 )
 
-// G4 under kill -9: a child core process streams messages to its actors,
-// starts an upgrade and is killed at a named step (GRAFT_FAILPOINT). A
-// core restarted on the same store finishes the upgrade, every actor ends
-// on v2 with its state carried over, the history says what happened, and
-// every acknowledged message is applied exactly once, in order.
+// G4 under kill -9: a child core process (testdata/crashcore, built with
+// the graftfailpoints tag) streams messages to its actors, starts an
+// upgrade and is killed at a named failpoint (GRAFT_FAILPOINT). A core
+// restarted on the same store finishes the upgrade, every actor ends on v2
+// with its state carried over, the history says what happened, and every
+// acknowledged message is applied exactly once, in order.
 
-const (
-	envChild   = "GRAFT_UPGRADE_CHILD"
-	envPlugins = "GRAFT_UPGRADE_PLUGINS"
-	crashKV    = 6
-)
-
-func say(format string, args ...any) { os.Stdout.Write([]byte(fmt.Sprintf(format, args...) + "\n")) }
-
-func runChild() {
-	pluginDir = os.Getenv(envPlugins)
-	dir := os.Getenv(envChild)
-	fail := func(err error) {
-		say("error %v", err)
-		os.Exit(1)
-	}
-	cfg, names := kvConfig(nil, dir, crashKV)
-	mgr, err := upgrade.New(upgrade.Options{Dir: filepath.Join(dir, "store", "modules"), GroupSize: 2, Logger: testLogger(nil)})
-	if err != nil {
-		fail(err)
-	}
-	if err := mgr.Prepare(&cfg); err != nil {
-		fail(err)
-	}
-	c, err := core.New(cfg)
-	if err != nil {
-		fail(err)
-	}
-	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		fail(err)
-	}
-	mgr.Attach(ctx, c)
-	for _, a := range names {
-		go func(a string) {
-			for i := 0; ; i++ {
-				p := fmt.Sprintf("%s-%d", a, i)
-				say("try %s %s", a, p)
-				if _, err := c.Send(ctx, a, []byte(p), core.SendOptions{ID: p}); err != nil {
-					fail(err)
-				}
-				say("ok %s %s", a, p)
-			}
-		}(a)
-	}
-	say("ready")
-	// Let traffic flow on v1, then upgrade from the rebuilt source.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		st, _ := c.Store().Stats(names[0])
-		if st.Acked > 30 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	src, _ := os.ReadFile(bin("kv2"))
-	if err := os.WriteFile(filepath.Join(dir, "kv.new"), src, 0o755); err != nil {
-		fail(err)
-	}
-	if err := os.Rename(filepath.Join(dir, "kv.new"), filepath.Join(dir, "kv")); err != nil {
-		fail(err)
-	}
-	_, err = mgr.Upgrade(ctx, "kv", "")
-	say("upgraded %v", err) // only reached when the failpoint did not fire
-	select {}
-}
+const crashKV = 6
 
 func TestKill9AtEachUpgradeStep(t *testing.T) {
-	for _, step := range []string{"journaled", "paused", "migrated", "committed", "done"} {
-		t.Run(step, func(t *testing.T) { killAtStep(t, step) })
+	child := buildCrashCore(t)
+	for _, fp := range upgrade.Failpoints() {
+		t.Run(string(fp), func(t *testing.T) { killAtStep(t, child, fp) })
 	}
 }
 
-func killAtStep(t *testing.T, step string) {
+// buildCrashCore builds testdata/crashcore into the plugins' folder with
+// failpoints compiled in, and with the race detector when this test binary
+// has it, so the plain `go test ./...` runs the crash tests against a core
+// that can be killed at each failpoint while the release graft cannot.
+func buildCrashCore(t *testing.T) string {
+	out := filepath.Join(pluginDir, "crashcore")
+	args := []string{"build", "-tags", "graftfailpoints", "-o", out}
+	if raceEnabled() {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./testdata/crashcore")...)
+	msg, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go %s: %s", strings.Join(cmd.Args[1:], " "), msg)
+	return out
+}
+
+// raceEnabled says whether this test binary was built with -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+func killAtStep(t *testing.T, child string, step upgrade.Failpoint) {
 	dir := t.TempDir()
 	install(t, "kv1", filepath.Join(dir, "kv"))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+dir, envPlugins+"="+pluginDir, "GRAFT_FAILPOINT="+step)
+	cmd := exec.Command(child, dir, bin("kv2"), strconv.Itoa(crashKV))
+	cmd.Env = append(os.Environ(), "GRAFT_FAILPOINT="+string(step))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -134,12 +102,12 @@ func killAtStep(t *testing.T, step string) {
 	s := boot(t, dir, crashKV, upgrade.Options{GroupSize: 2})
 	waitFor(t, 30*time.Second, "the upgrade to be finished", func() bool {
 		h := s.history(t)
-		return len(h) > 0 && strings.HasPrefix(h[len(h)-1].Outcome, "completed")
+		return len(h) > 0 && strings.HasPrefix(h[len(h)-1].Outcome, string(upgrade.OutcomeCompleted))
 	})
 	hist := s.history(t)
 	t.Logf("history after a kill at %q: %+v", step, hist[len(hist)-1].Outcome)
-	if step != "done" {
-		assert.Equal(t, "completed after a core restart", hist[len(hist)-1].Outcome)
+	if step != upgrade.FailpointDone {
+		assert.Equal(t, string(upgrade.OutcomeCompletedAfterRestart), hist[len(hist)-1].Outcome)
 	}
 	for _, tr := range tries {
 		_, err := s.core.Send(ctxFor(t, 10*time.Second), tr.actor, []byte(tr.id), core.SendOptions{ID: tr.id})
@@ -171,5 +139,3 @@ func killAtStep(t *testing.T, step string) {
 	cur, _ := s.mgr.Current("kv")
 	assert.Equal(t, "2.0.0", cur.Code)
 }
-
-var _ = mailbox.OutcomeApplied

@@ -5,30 +5,48 @@
 //
 // # The state machine, and what is durable at each arrow
 //
+// Each stage is one method of the run of an op (transition.go), named in
+// parentheses; the failpoints (type Failpoint) are where the crash tests
+// kill the core.
+//
 //	rebuilt binary (watcher, debounced) or `graft upgrade`
-//	  │ copy into the cache as modules/<sha256>        durable: cache file (fsync+rename)
+//	  │ copy into the cache as modules/<sha256>    durable: cache file (fsync+rename)
 //	  ▼
-//	LOAD: start the new module beside the old; handshake, behaviour name,
-//	  │   can it migrate every actor's schema?          nothing durable changes;
-//	  │                                                 a failure ends here (old serves)
+//	LOAD (load): start the new module beside the   nothing durable changes; a failure
+//	  │   old; handshake, behaviour name            ends the op here, "failed" (old serves)
 //	  ▼
-//	JOURNAL: in_progress{from, to}, to ∈ live         durable: journal.json (fsync+rename)
-//	  │                                                  ── failpoint "journaled"
+//	CHECK (check): can it migrate every actor's    nothing durable changes; a failure
+//	  │   schema? which actors are still to move?   ends the op here, "failed" (old serves)
 //	  ▼
-//	for each group of GroupSize actors:
-//	  PAUSE all (each lets its batch in flight commit) ── failpoint "paused"
-//	  MIGRATE each committed state with the new module (down-migration with
-//	  │   the newer module for a rollback)              ── failpoint "migrated"
-//	  │   failure here: resume the group on the old module, state untouched; stop
-//	  COMMIT the group's states + module versions       durable: ONE store transaction
-//	  │   (each with the actor's epoch)                  ── failpoint "committed"
+//	JOURNAL (journal): in_progress{from, to},      durable: journal.json (fsync+rename)
+//	  │   to ∈ live                                 ── failpoint "journaled"
+//	  ▼
+//	MOVE GROUPS (moveGroups), for each group of GroupSize actors (moveGroup):
+//	  PAUSE all (each lets its batch in flight commit)  ── failpoint "paused"
+//	  MIGRATE each committed state with the new module
+//	  │   (down-migration with the newer module for a
+//	  │   rollback)                                 ── failpoint "migrated"
+//	  COMMIT the group's states + module versions   durable: ONE store transaction
+//	  │   (each with the actor's epoch)             ── failpoint "committed"
+//	  │   any failure before the commit: the group resumes on the old module, state untouched: STOP
 //	  RESUME each on the new module
 //	  ▼
-//	HISTORY: record "completed" with per-actor pauses  durable: store
-//	JOURNAL: current=to, previous=from, live={to}      durable: journal.json
-//	  │                                                  ── failpoint "done"
+//	FINISH (finish):
+//	  HISTORY: record "completed", with the steps   durable: store
+//	  JOURNAL: current=to, the lineage grows by     durable: journal.json
+//	  │   from (a rollback's shrinks), live={to}    ── failpoint "done"
 //	  ▼
-//	stop the old module once no actor uses it
+//	  stop the old module once no actor uses it
+//
+//	STOP (stop), after a failed group:             durable: journal.json, then history
+//	  the op leaves the journal. No actor moved: all stay on the old version,
+//	  the new module stops, "failed". Some moved: they stay, consistent, on
+//	  the new version, "failed"; or, with Options.RollbackOnFailure,
+//	  MOVE BACK (moveBack) moves them back group by group, "rolled back".
+//
+// The history's steps are only "load" (the behaviour's, Actor "") and
+// "pause" (one per actor moved, from its pause to its resume; type Step);
+// its outcomes are the Outcome constants.
 //
 // Messages keep arriving durably into the mailboxes of paused actors, and
 // actors not yet moved keep serving on the old module, so nothing is
@@ -85,7 +103,8 @@
 //   - A configured binary that was deleted is not needed once its version
 //     is cached: the core starts from the cache and warns.
 //
-// Failpoints: set Options.Failpoint, or GRAFT_FAILPOINT=<step> in the
-// core's environment, to kill the core with SIGKILL at that step; the
-// tests do this for every step.
+// Failpoints are test machinery and are not in a release build: in a core
+// built with -tags graftfailpoints, GRAFT_FAILPOINT=<failpoint> in its
+// environment kills it with SIGKILL at that failpoint. The crash tests
+// build such a core (testdata/crashcore) and kill it at each one.
 package upgrade

@@ -43,7 +43,7 @@ func (v Version) holds(st mailbox.State) bool {
 // is paused so a core killed mid-way knows, when it restarts, that it must
 // finish it.
 type Op struct {
-	Kind    string    `json:"kind"` // "upgrade" or "rollback"
+	Kind    Kind      `json:"kind"`
 	From    Version   `json:"from"`
 	To      Version   `json:"to"`
 	Started time.Time `json:"started"`
@@ -88,7 +88,7 @@ func (bs *behaviourState) previous() *Version {
 // lineage grows by the version left (an upgrade) or shrinks by the one
 // returned to (a rollback).
 func (bs *behaviourState) completed(op *Op) {
-	if p := bs.previous(); op.Kind == "rollback" && p != nil && p.SHA == op.To.SHA {
+	if p := bs.previous(); op.Kind == KindRollback && p != nil && p.SHA == op.To.SHA {
 		bs.Lineage = bs.Lineage[:len(bs.Lineage)-1]
 	} else {
 		bs.Lineage = append(bs.Lineage, op.From)

@@ -23,10 +23,6 @@ import (
 var pluginDir string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envChild) != "" {
-		runChild()
-		return
-	}
 	dir, err := testbin.TempDir("graft-upgrade-plugins-")
 	if err == nil {
 		err = testbin.Build(dir, "./testdata/kv1", "./testdata/kv2", "../core/testdata/counter")

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/graft-host/graft/core"
@@ -56,10 +55,6 @@ type Options struct {
 	// Debounce is how long a watched binary must stay quiet before it is
 	// considered written (default 250 ms).
 	Debounce time.Duration
-	// Failpoint, if set, is called at each named step of an upgrade (see
-	// the package doc); tests use it, or the GRAFT_FAILPOINT environment
-	// variable, to kill the core at that instant.
-	Failpoint func(step string)
 	// Logger receives upgrade events (default slog.Default()).
 	Logger *slog.Logger
 	// OnRecord, if set, is told of every history record as it is written
@@ -371,19 +366,6 @@ func (m *Manager) end(behaviour string) {
 	m.mu.Lock()
 	delete(m.running, behaviour)
 	m.mu.Unlock()
-}
-
-// failpoint lets tests kill the core at a named step of an upgrade.
-func (m *Manager) failpoint(step string) {
-	if m.opts.Failpoint != nil {
-		m.opts.Failpoint(step)
-		return
-	}
-	if os.Getenv("GRAFT_FAILPOINT") == step {
-		m.log.Warn("failpoint: killing the core", "step", step)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // never returns: the signal is on its way
-	}
 }
 
 // record appends the history record and logs it.

@@ -31,7 +31,7 @@ func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbo
 	fromSource := source == m.sources[behaviour]
 	pin := m.pins[behaviour]
 	m.mu.Unlock()
-	op := &Op{Kind: "upgrade", Started: time.Now().UTC()}
+	op := &Op{Kind: KindUpgrade, Started: time.Now().UTC()}
 	if err := m.begin(behaviour, op); err != nil {
 		return mailbox.UpgradeRecord{}, err
 	}
@@ -47,8 +47,8 @@ func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbo
 	path, sha, err := m.cache.Add(source, accept)
 	if errors.Is(err, trust.ErrUntrusted) {
 		rec := m.record(ctx, mailbox.UpgradeRecord{
-			Behaviour: behaviour, Kind: op.Kind, Started: op.Started, Ended: time.Now().UTC(),
-			From: cur.Name(), To: Version{SHA: sha}.Name(), Outcome: "refused", Error: err.Error(),
+			Behaviour: behaviour, Kind: string(op.Kind), Started: op.Started, Ended: time.Now().UTC(),
+			From: cur.Name(), To: Version{SHA: sha}.Name(), Outcome: string(OutcomeRefused), Error: err.Error(),
 		})
 		return rec, fmt.Errorf("upgrade %q: %w", behaviour, err)
 	}
@@ -98,7 +98,7 @@ func (m *Manager) Rollback(ctx context.Context, behaviour string) (mailbox.Upgra
 	case bs.previous() == nil:
 		refused = fmt.Errorf("rollback %q: %s is the oldest version of %q this core has run: %w", behaviour, bs.Current.Name(), behaviour, ErrNoPrevious)
 	default:
-		op = &Op{Kind: "rollback", From: bs.Current, To: *bs.previous(), Started: time.Now().UTC()}
+		op = &Op{Kind: KindRollback, From: bs.Current, To: *bs.previous(), Started: time.Now().UTC()}
 	}
 	m.mu.Unlock()
 	if refused != nil {
@@ -131,7 +131,7 @@ func (m *Manager) resume(ctx context.Context, behaviour string, op Op) (mailbox.
 		return mailbox.UpgradeRecord{}, err
 	}
 	defer m.end(behaviour)
-	m.log.Info("finishing an upgrade interrupted by a core restart", "behaviour", behaviour, "kind", op.Kind, "from", op.From.Name(), "to", op.To.Name())
+	m.log.Info("finishing an upgrade interrupted by a core restart", "behaviour", behaviour, "kind", string(op.Kind), "from", op.From.Name(), "to", op.To.Name())
 	op.resumed = true
-	return m.transition(ctx, behaviour, &op, op.Kind == "rollback")
+	return m.transition(ctx, behaviour, &op, op.Kind == KindRollback)
 }

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +20,7 @@ import (
 	"github.com/graft-host/graft/cmd/graft/internal/metrics"
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/upgrade"
 )
@@ -97,6 +100,13 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 		return err
 	}
 	defer l.Close()
+	// Contain each plugin's whole process tree: cgroups where the machine
+	// has them, else this process becomes a child subreaper.
+	containment, err := dynamic.PrepareHost(ctx, log)
+	if err != nil {
+		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
+	}
+	log.Info("plugin processes contained", "how", containment)
 
 	var observer core.Observer
 	var m *metrics.Metrics
@@ -182,7 +192,10 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 		"store", cfg.Store.Path, "durability", cfg.Store.Durability.String(), "actors", len(cfg.Actors))
 	// RunUntilSignal owns SIGINT and SIGTERM: the first stops gracefully, a
 	// second forces it. (A second handler here would see the same first
-	// signal and turn one SIGTERM into a forced stop.)
+	// signal and turn one SIGTERM into a forced stop.) The watchdog only
+	// bounds how long that stop may take.
+	stopWatchdog := shutdownWatchdog(log, rf.grace)
+	defer stopWatchdog()
 	runErr := c.RunUntilSignal(ctx, rf.grace)
 
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -196,4 +209,40 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 	}
 	log.Info("graft core stopped")
 	return nil
+}
+
+// watchdogSlack is how long after --grace the watchdog lets a graceful stop
+// run on: closing the store and the control socket after the actors.
+const watchdogSlack = 2 * time.Second
+
+// shutdownWatchdog makes SIGINT and SIGTERM always end the process: from
+// the first signal, the graceful stop gets --grace (plus watchdogSlack),
+// then the process exits with status 1 by itself. Only a disk that stops
+// answering (a write blocked in the kernel cannot be cancelled) can hold a
+// graceful stop that long; exiting then is as safe as kill -9, which loses
+// nothing acknowledged. The returned stop ends the watchdog.
+func shutdownWatchdog(log *slog.Logger, grace time.Duration) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-sigs:
+		}
+		t := time.NewTimer(grace + watchdogSlack)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			log.Error("graceful shutdown did not finish within --grace; exiting now (everything acknowledged is durable, the next start recovers the rest)",
+				"grace", grace.String())
+			os.Exit(1)
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }

@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +20,9 @@ import (
 // do it: after kill -9 of the host, the plugin is the last one who knows
 // its tree.
 func endTree(stderr *os.File, why string) {
+	// With the host dead, stderr is a pipe nobody reads: a write to it
+	// would end this process with SIGPIPE before it killed anything.
+	signal.Ignore(syscall.SIGPIPE)
 	fmt.Fprintf(stderr, "github.com/graft-host/graft/sdk: %s: killing the plugin's processes and exiting\n", why)
 	killCgroup(os.Getenv(wire.EnvCgroup))
 	if pid := os.Getpid(); syscall.Getpgrp() == pid {

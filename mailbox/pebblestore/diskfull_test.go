@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,23 +22,8 @@ import (
 	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
-// mountTmpfs mounts a real tmpfs of the given size (e.g. "48m") on a fresh
-// folder and unmounts it when the test ends. It skips the test, saying
-// why, only when mounting is impossible here (not root, no mount).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs for the full-disk test (needs root and mount): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+// mountTmpfs is the package's helper (tmpfs_test.go).
+var mountTmpfs = pebblestore.MountTmpfs
 
 // logBuffer collects a store's JSON log lines.
 type logBuffer struct {

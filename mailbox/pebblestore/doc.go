@@ -48,4 +48,53 @@
 //
 // See relaxed.go: the WAL's fsyncs are deferred to a ticker, while commits
 // still wait for the write(2), so a process crash loses nothing.
+//
+// # Corruption policy
+//
+// Damage is never repaired silently and never costs acknowledged data
+// without a word: Open refuses a damaged store with one *mailbox.CorruptError
+// that names the store and the file at fault, and modifies nothing, so the
+// refusal is the same on every try and restoring the file is enough.
+//
+//   - Clean shutdown. Close flushes the memtables to table files (so the
+//     write-ahead logs hold nothing the tables do not), closes the engine
+//     and writes graft-clean.json: every log's name, size and CRC-32C, and
+//     a digest of every actor's ack watermark and last sequence number and
+//     of the history (clean.go). A store with the marker has no torn
+//     write: any log that is missing, added, truncated, extended or changed
+//     is refused by name, and after loading, counters that differ from the
+//     digest (a table or manifest replaced or lost) are refused. Open
+//     removes the marker once the store checks out.
+//   - Crash. Without the marker the store recovers as after a crash. The
+//     engine writes its logs in the format that records in every chunk how
+//     far the log was fsynced (FormatWALSyncChunks), so damage can be told
+//     from a torn tail: the newest log may end in a torn write (dropped, as
+//     the engine does: it was never acknowledged), but an unreadable spot
+//     followed by an intact chunk written after a sync beyond it is damage,
+//     and the store is refused naming the log (waltail.go; the engine
+//     alone checks only from the next 32 KiB block on). An older log must
+//     read to its clean end; the engine refuses it otherwise, and the
+//     error names it.
+//   - Missing logs. graft-wals.json, the WAL ledger (ledger.go), lists
+//     every log the engine created and has not deleted; a listed log that
+//     is gone is refused by name instead of its writes vanishing.
+//   - Table and manifest files are checksummed by the engine: damage found
+//     at Open is refused, damage found later fails the reads of the
+//     damaged range with a CorruptError and is logged.
+//
+// # Full disk
+//
+// A write-ahead log write that fails stops the engine (it panics: the
+// batch is already applied in memory), so the store never lets one fail:
+// it keeps headroom on its file system (space.go) and refuses a write that
+// would eat into it, at once, with a *mailbox.DiskFullError (nothing is
+// stored). Sends need the most headroom, commits a little less (actors
+// keep draining after sends are refused), the engine's compactions and
+// flushes less again, and the logs and manifest may use the last reserve.
+// guardFS holds the engine's own bulk writes back the same way, and the
+// errors the engine then retries are logged once and summarized every
+// 10 s, not thousands of times a second. Free space is measured, so the
+// store writes again by itself as soon as space is freed. Should the
+// engine fail a commit anyway (an I/O error), the store turns its panic
+// into a *mailbox.FailedError and refuses every call until a restart.
 package pebblestore

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -152,6 +153,11 @@ func (f *guardFile) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := f.File.Write(p)
+	if f.useReserve(err) {
+		var m int
+		m, err = f.File.Write(p[n:])
+		n += m
+	}
 	f.g.space.wrote(int64(n))
 	return n, err
 }
@@ -161,8 +167,19 @@ func (f *guardFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	n, err := f.File.WriteAt(p, off)
+	if f.useReserve(err) {
+		var m int
+		m, err = f.File.WriteAt(p[n:], off+int64(n))
+		n += m
+	}
 	f.g.space.wrote(int64(n))
 	return n, err
+}
+
+// useReserve frees the store's reserve when a log or manifest write met a
+// full disk, and says whether to retry it (see reserve.go).
+func (f *guardFile) useReserve(err error) bool {
+	return err != nil && f.kind == kindCritical && errors.Is(err, syscall.ENOSPC) && f.g.space.reserve.release()
 }
 
 // Preallocate skips the engine's preallocation of write-ahead logs: it

@@ -11,7 +11,7 @@ import (
 
 // cleanFlushTimeout bounds the flush of a clean shutdown; a store that
 // cannot flush in time closes without the clean-shutdown marker.
-const cleanFlushTimeout = 10 * time.Second
+const cleanFlushTimeout = 3 * time.Second
 
 // Close waits for calls in progress, fsyncs what relaxed mode holds,
 // flushes the engine's memtables, closes the engine, leaves the

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,9 @@ import (
 // its file system, in tiers:
 //
 //   - a critical reserve that only the write-ahead log, the manifest and
-//     graft's own small files may use;
+//     graft's own small files may use; besides, a file of that size
+//     (reserve.go) is kept allocated and given up to a log or manifest
+//     write that meets a full disk anyway (another process filled it);
 //   - above it, room to flush the memtables: the engine's flushes may write
 //     down to the critical reserve, so what is in memory can always reach
 //     its table files;
@@ -53,9 +56,9 @@ const (
 // flush room matches it.
 const (
 	memTableSize     = 4 << 20
-	criticalReserve  = 2 << 20
-	flushRoom        = 2 * memTableSize // two memtables (the engine stops writes at two)
-	sendExtra        = 2 << 20
+	criticalReserve  = 1 << 20
+	flushRoom        = memTableSize // the memtable being filled can reach its table file
+	sendExtra        = 1 << 20
 	spaceRecheckTime = 10 * time.Millisecond
 )
 
@@ -68,18 +71,22 @@ type space struct {
 	fs     vfs.FS
 	logger *slog.Logger
 
-	reserved atomic.Int64 // bytes of admitted writes not finished
-	written  atomic.Int64 // bytes written since the last statfs
+	reserved atomic.Int64   // bytes of admitted writes not finished
+	written  atomic.Int64   // bytes written since the last statfs
 	full     [2]atomic.Bool // by tier: the last admission was refused (for logging)
 
 	mu      sync.Mutex
 	checked time.Time
 	free    uint64
 	err     error // the last statfs failed
+
+	reserve reserveFile
 }
 
 func newSpace(path string, fs vfs.FS, logger *slog.Logger) *space {
-	return &space{path: path, fs: fs, logger: logger}
+	s := &space{path: path, fs: fs, logger: logger}
+	s.reserve.path, s.reserve.logger = filepath.Join(path, reserveName), logger
+	return s
 }
 
 // String names the writes of the tier, for logs.
@@ -154,6 +161,9 @@ func (s *space) admit(t tier, size int) (release func(), err error) {
 				"free_bytes", free, "needed_bytes", need)
 		}
 		return nil, &mailbox.DiskFullError{Path: s.path, Free: free, Need: t.threshold() + uint64(n)}
+	}
+	if !s.reserve.holding() && free >= need+criticalReserve {
+		s.reserve.hold()
 	}
 	if s.full[t].Swap(false) {
 		s.logger.Info("disk space is back: the store accepts "+t.String()+" again", "store", s.path, "free_bytes", free)

@@ -88,6 +88,7 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 	if err := s.checkFiles(); err != nil {
 		return nil, err
 	}
+	s.space.reserve.hold() // on a full disk, taken later (space.admit)
 	if err := s.openEngine(s.engineOptions()); err != nil {
 		return nil, err
 	}

@@ -198,11 +198,13 @@ func (p *Process) reap() {
 			break
 		}
 	}
+	// The tree first: an Adopter recognises a descendant by its
+	// environment, which a process killed by the group kill loses.
+	p.killTree()
 	p.mu.Lock()
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // grandchildren; the leader is a zombie
 	p.reaped = true
 	p.mu.Unlock()
-	p.killTree()
 	limit, oom := p.limitHit()
 	st, err := p.cmd.Process.Wait()
 	ex := Exit{Code: -1, Limit: limit, OverMemory: oom}
@@ -245,15 +247,19 @@ func (p *Process) killTree() {
 // and the group was killed at its exit anyway), and to its tree.
 func (p *Process) KillGroup() {
 	p.mu.Lock()
-	started, reaped := p.pid > 0, p.reaped
-	if started && !reaped {
-		if syscall.Kill(-p.pid, syscall.SIGKILL) == nil {
-			p.killed = true
-		}
+	live := p.pid > 0 && !p.reaped
+	if live {
+		p.killed = true // before the tree kill, which may kill the leader too
 	}
 	p.mu.Unlock()
-	if started && !reaped {
-		p.killTree()
+	if !live {
+		return
+	}
+	p.killTree() // first, as in reap
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -47,6 +48,10 @@ type Tree interface {
 type Adopter struct {
 	token  string
 	leader int
+	// mu serialises sweeps: a sweep skips zombies (their environment is
+	// gone), so it must not run while another has killed a descendant
+	// and not yet reaped it.
+	mu sync.Mutex
 }
 
 // NewAdopter returns an Adopter, or nil if this process is not a child
@@ -81,6 +86,8 @@ func (a *Adopter) Start(cmd *exec.Cmd) error {
 // Kill kills and reaps the host's children that carry the token, over and
 // over: each one killed hands its own children to the host.
 func (a *Adopter) Kill(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	marker := []byte(wire.EnvModuleToken + "=" + a.token + "\x00")
 	for {
 		found := 0

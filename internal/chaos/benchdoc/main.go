@@ -127,8 +127,8 @@ var sections = []section{
 	{"Core end to end (core, internal/chaos)", "Send, handled by a real plugin, committed; 64 actors of one behaviour, 16 producers. Baseline: the raw engine's synced writes of the store run above.", []row{
 		{"end-to-end durable throughput, 64 actors (EndToEndDurable)", "BenchmarkEndToEndDurable", "msgs/s", "BenchmarkBaselineEngineSync", "msgs/s", ""},
 		{"end-to-end relaxed throughput, 64 actors (EndToEndRelaxed)", "BenchmarkEndToEndRelaxed", "msgs/s", "BenchmarkBaselineEngineSync", "msgs/s", ""},
-		{"ping-pong round trip p50 (PingPong; internal/chaos stand-in, TODO: examples/pingpong)", "BenchmarkPingPong", "p50-ms", "BenchmarkBaselineUnary", "unary-ms", ""},
-		{"ping-pong round trip p99 (PingPong; internal/chaos stand-in, TODO: examples/pingpong)", "BenchmarkPingPong", "p99-ms", "BenchmarkBaselineUnary", "unary-ms", ""},
+		{"ping-pong round trip p50 (PingPong, internal/chaos's ping-pong behaviour)", "BenchmarkPingPong", "p50-ms", "BenchmarkBaselineUnary", "unary-ms", ""},
+		{"ping-pong round trip p99 (PingPong, internal/chaos's ping-pong behaviour)", "BenchmarkPingPong", "p99-ms", "BenchmarkBaselineUnary", "unary-ms", ""},
 		{"start-up of 100,000 actors, ms (Start100kActors)", "BenchmarkStart100kActors", "start-ms", "", "", ""},
 		{"memory of 100,000 actors, heap MiB (Start100kActors)", "BenchmarkStart100kActors", "heap-MiB", "", "", ""},
 		{"memory of 100,000 actors, RSS MiB (Start100kActors)", "BenchmarkStart100kActors", "rss-MiB", "", "", ""},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/graft-host/graft/cmd/graft/internal/config"
 	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
 )
 
@@ -48,7 +49,8 @@ func TestExampleLoads(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "plugins", "counter"), b.Binary)
 	assert.Equal(t, 30*time.Second, b.HandleTimeout)
 	assert.Equal(t, 5*time.Second, b.StopTimeout)
-	assert.Equal(t, []string{"COUNTER_DEBUG=1"}, b.Env)
+	assert.Equal(t, []string{"COUNTER_DEBUG=1", "AWS_REGION"}, b.Env)
+	assert.Equal(t, dynamic.Resources{Memory: 256 << 20, Pids: 64, CPUWeight: 100}, b.Resources)
 	require.Len(t, cfg.Actors, 2)
 	assert.Equal(t, []string{"hits"}, cfg.Actors[1].Requires)
 	assert.True(t, cfg.Actors[1].OwnProcess)

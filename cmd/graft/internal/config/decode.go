@@ -306,14 +306,14 @@ func (d *decoder) behaviours(cfg *Config, n *yaml.Node, key string) {
 		}
 		d.lines[path] = k.Line
 		var b core.BehaviourConfig
-		d.mapping(v, path,
-			field{"binary", d.path(&b.Binary)},
-			field{"sha256", d.str(&b.SHA256)},
-			field{"start_timeout", d.duration(&b.StartTimeout)},
-			field{"call_timeout", d.duration(&b.HandleTimeout)},
-			field{"drain_timeout", d.duration(&b.StopTimeout)},
-			field{"env", d.strings(&b.Env)},
-		)
+		d.mapping(v, path, append([]field{
+			{"binary", d.path(&b.Binary)},
+			{"sha256", d.str(&b.SHA256)},
+			{"start_timeout", d.duration(&b.StartTimeout)},
+			{"call_timeout", d.duration(&b.HandleTimeout)},
+			{"drain_timeout", d.duration(&b.StopTimeout)},
+			{"env", d.env(&b.Env)}, // see resources.go
+		}, d.resourceFields(&b.Resources)...)...)
 		cfg.Behaviours[name] = b
 	}
 }

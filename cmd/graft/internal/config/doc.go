@@ -36,7 +36,10 @@
 //	    start_timeout: 10s    # start and handshake of a module process
 //	    call_timeout: 30s     # one batch handled by the module
 //	    drain_timeout: 5s     # graceful stop of a module process
-//	    env: ["COUNTER_DEBUG=1"]
+//	    env: ["COUNTER_DEBUG=1", AWS_REGION]  # KEY=value, or KEY: the core's own value
+//	    memory: 256MiB        # most memory of its processes, as systemd's MemoryMax
+//	    pids: 64              # most tasks, threads included (TasksMax)
+//	    cpu_weight: 100       # CPU share under contention, 1-10000 (CPUWeight)
 //	actors:
 //	  - name: hits
 //	    behaviour: counter
@@ -47,6 +50,14 @@
 //	    process: own          # shared (default: one process per behaviour) | own
 //
 // Only store.path is required; every other key has the default shown
-// (control.dir defaults to ./run, the timeouts to 10s, 30s and 5s).
+// (control.dir defaults to ./run, the timeouts to 10s, 30s and 5s; a
+// behaviour has no memory, pids or cpu_weight limit unless it sets one).
 // testdata/full.yaml is this example as a file.
+//
+// A plugin starts with a clean environment: PATH, HOME, LANG and TZ from
+// the core, then what its env lists, and nothing else (no credentials, no
+// GRAFT_SOCKET), and with no descriptor the core inherited. Its limits
+// apply to the module's whole process tree through the cgroup the core
+// puts it in (cgroup v2 or v1); a machine without one runs the behaviour
+// without them, with a warning in the log.
 package config

@@ -1,0 +1,4 @@
+package pebblestore
+
+// MountTmpfs lets the external tests mount a real tmpfs.
+var MountTmpfs = mountTmpfs
