@@ -305,7 +305,7 @@ type UpgradeRecord struct {
 type UpgradeStep struct {
 	// Actor is the actor the step applied to ("" for behaviour-wide steps).
 	Actor string
-	// Step names it: "start", "drain", "migrate", "commit", "resume", ...
+	// Step names it: "load" (Actor "") or "pause" (see upgrade.Step).
 	Step string
 	// Duration is how long it took.
 	Duration time.Duration

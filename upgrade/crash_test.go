@@ -74,7 +74,7 @@ func killAtStep(t *testing.T, child string, step upgrade.Failpoint) {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	var lines []string
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {

@@ -197,7 +197,8 @@ func (j *journal) save() error {
 		return fmt.Errorf("write upgrade journal: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err == nil {
+	_, err = tmp.Write(b) // not := : a failed write or fsync must stop the rename
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -104,7 +104,11 @@ func kvConfig(t testing.TB, dir string, actors int) (core.Config, []string) {
 	return cfg, names
 }
 
-// boot starts (or restarts) a system in dir; the source must exist.
+// boot starts (or restarts) a system in dir; the source must exist. It
+// returns once the manager's start-up work (finishing an interrupted
+// upgrade, picking up a source changed while the core was down) is over,
+// so a source the test changes afterwards is seen only by the watcher or
+// the test's own Upgrade.
 func boot(t testing.TB, dir string, actors int, opts upgrade.Options) *system {
 	return bootWith(t, dir, actors, opts, nil)
 }
@@ -133,6 +137,13 @@ func bootWith(t testing.TB, dir string, actors int, opts upgrade.Options, edit f
 	s := &system{dir: dir, source: source, core: c, mgr: mgr, actors: names}
 	if tt, ok := t.(*testing.T); ok {
 		tt.Cleanup(s.stop)
+	}
+	attached := make(chan struct{})
+	go func() { mgr.WaitAttached(); close(attached) }()
+	select {
+	case <-attached:
+	case <-ctx.Done():
+		require.FailNow(t, "the manager's start-up work did not end within 60 s")
 	}
 	return s
 }

@@ -77,6 +77,10 @@ type Manager struct {
 	pins    map[string]string // behaviour -> sha256 pin from the config
 	running map[string]Op     // snapshots of the upgrades in progress, by behaviour
 	core    *core.Core
+
+	// attaching counts the work Attach runs in the background, so tests
+	// can wait for it (export_test.go) before changing a source binary.
+	attaching sync.WaitGroup
 }
 
 var _ core.ModuleSelector = (*Manager)(nil)
@@ -306,7 +310,9 @@ func (m *Manager) Attach(ctx context.Context, c *core.Core) {
 	}
 	m.mu.Unlock()
 	for _, w := range work {
+		m.attaching.Add(1)
 		go func() {
+			defer m.attaching.Done()
 			if w.op != nil {
 				if _, err := m.resume(ctx, w.behaviour, *w.op); err != nil {
 					m.log.Error("could not finish the interrupted upgrade", "behaviour", w.behaviour, "err", err)
