@@ -52,7 +52,7 @@ func benchEndToEnd(b *testing.B, d mailbox.Durability) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	require.NoError(b, c.Start(ctx))
-	defer c.Shutdown(context.Background())
+	defer func() { _ = c.Shutdown(context.Background()) }()
 	payload := make([]byte, 128)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -138,7 +138,7 @@ func BenchmarkStart100kActors(b *testing.B) {
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 		b.ReportMetric(rssMiB(), "rss-MiB")
-		c.Shutdown(context.Background())
+		_ = c.Shutdown(context.Background())
 		cancel()
 	}
 }

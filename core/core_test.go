@@ -167,7 +167,7 @@ func TestHangingStartIsBounded(t *testing.T) {
 	before := len(testbin.Children())
 	c, err := core.New(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Shutdown(ctxFor(t, 10*time.Second)) })
+	t.Cleanup(func() { _ = c.Shutdown(ctxFor(t, 10*time.Second)) })
 	require.NoError(t, c.Start(ctxFor(t, 100*time.Millisecond)), "Start does not wait past its context for a hanging start")
 	quick := ctxFor(t, 100*time.Millisecond)
 	_, err = c.Status(quick)

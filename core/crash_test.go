@@ -117,7 +117,7 @@ func stopCoreUnderLoad(t *testing.T, afterOKs int, sig syscall.Signal) {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	var lines []string
 	loaded, eof := make(chan struct{}), make(chan struct{})

@@ -94,7 +94,9 @@ func (c *Core) RunUntilSignal(ctx context.Context, grace time.Duration) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	if err := c.Start(ctx); err != nil {
-		c.Shutdown(ctx)
+		if serr := c.Shutdown(ctx); serr != nil {
+			return errors.Join(err, fmt.Errorf("shut down after the failed start: %w", serr))
+		}
 		return err
 	}
 	var cause error

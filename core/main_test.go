@@ -85,7 +85,7 @@ func startCore(t *testing.T, cfg core.Config) *core.Core {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c.Shutdown(ctx)
+		_ = c.Shutdown(ctx)
 	})
 	return c
 }

@@ -21,7 +21,7 @@ func TestBrokenBehaviourHarmsOnlyItsActors(t *testing.T) {
 	cfg.Supervision.Period = 10 * time.Second
 	c, err := core.New(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Shutdown(ctxFor(t, 10*time.Second)) })
+	t.Cleanup(func() { _ = c.Shutdown(ctxFor(t, 10*time.Second)) })
 	require.NoError(t, c.Start(ctxFor(t, 200*time.Millisecond)))
 	waitFor(t, 20*time.Second, "the broken behaviour to fail", func() bool {
 		st := status(t, c, "bad")
@@ -72,7 +72,7 @@ func TestCrossBehaviourRequirement(t *testing.T) {
 	cfg.Supervision.MaxRestarts = 1000
 	c, err := core.New(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Shutdown(ctxFor(t, 10*time.Second)) })
+	t.Cleanup(func() { _ = c.Shutdown(ctxFor(t, 10*time.Second)) })
 	require.NoError(t, c.Start(ctxFor(t, 200*time.Millisecond)))
 	waitFor(t, 20*time.Second, "needs-counter running", func() bool { return status(t, c, "needs-counter").Status == "running" })
 	assert.Equal(t, "running", status(t, c, "counter").Status)

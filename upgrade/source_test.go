@@ -66,7 +66,7 @@ func TestStartErrorNamesTheConfiguredBinary(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		c.Shutdown(ctx)
+		_ = c.Shutdown(ctx)
 	})
 	startCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

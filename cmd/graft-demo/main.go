@@ -194,7 +194,7 @@ func exchange(ctx context.Context, exited <-chan error, call func(string, string
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-exited:
-			return fmt.Errorf("the core exited: %v", err)
+			return fmt.Errorf("the core exited: %w", err)
 		case <-time.After(time.Second):
 		}
 		t, _, err := pingTotals(call)
@@ -316,7 +316,7 @@ func waitFor(ctx context.Context, exited <-chan error, within time.Duration, wha
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-exited:
-			return fmt.Errorf("the core exited while waiting for %s: %v (see its log)", what, err)
+			return fmt.Errorf("the core exited while waiting for %s: %w (see its log)", what, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -330,11 +330,14 @@ func stopCore(core *exec.Cmd, exited <-chan error) {
 	}
 	_ = core.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
+	case err := <-exited:
+		_ = err // how it exited does not matter once it has stopped
 		say("stopped the graft core")
 	case <-time.After(10 * time.Second):
 		_ = core.Process.Kill()
-		<-exited
+		if err := <-exited; err != nil {
+			say("the core exited: %v", err)
+		}
 		say("killed the graft core (it did not stop within 10 s)")
 	}
 }

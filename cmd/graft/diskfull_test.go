@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -169,74 +171,51 @@ actors:
 	assert.Less(t, time.Since(start), 10*time.Second, "SIGTERM took %s with --grace 5s", time.Since(start))
 }
 
-// mountFrozenCapableFS mounts a fresh 64 MB ext4 image through a loop
-// device (fsfreeze needs a file system that can be frozen, which tmpfs is
-// not); it thaws and unmounts it when the test ends, and skips, saying
-// why, when that is impossible here.
-func mountFreezableFS(t *testing.T) string {
-	t.Helper()
-	img := filepath.Join(t.TempDir(), "disk.img")
-	mnt := t.TempDir()
-	run := func(name string, args ...string) error {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s %v: %w: %s", name, args, err, out)
+// TestShutdownWatchdogEndsAHungShutdown: after a real SIGTERM, a graceful
+// stop that does not finish within --grace (plus the slack for closing)
+// ends with exit status 1 and a line saying why; a stop that finishes
+// first, or no signal at all, exits nothing.
+func TestShutdownWatchdogEndsAHungShutdown(t *testing.T) {
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	exited := make(chan int, 1)
+	exit := func(code int) { exited <- code }
+	// The test's own subscription keeps a SIGTERM from ever killing the
+	// test binary, and tells when the runtime has delivered it.
+	seen := make(chan os.Signal, 4)
+	signal.Notify(seen, syscall.SIGTERM)
+	defer signal.Stop(seen)
+	term := func() {
+		t.Helper()
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+		select {
+		case <-seen:
+		case <-time.After(10 * time.Second):
+			t.Fatal("SIGTERM was not delivered")
 		}
-		return nil
 	}
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := run("mkfs.ext4", "-q", "-F", img); err != nil {
-		t.Skipf("cannot make an ext4 file system for the frozen-disk test: %v", err)
-	}
-	if err := run("mount", "-o", "loop", img, mnt); err != nil {
-		t.Skipf("cannot mount a loop device for the frozen-disk test: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = run("fsfreeze", "-u", mnt)
-		if err := run("umount", mnt); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	return mnt
-}
 
-// TestSIGTERMEndsTheCoreOnAFrozenDisk: a disk that stops answering blocks
-// the store's writes in the kernel, where nothing can cancel them, so a
-// graceful stop cannot finish; SIGTERM still ends the core shortly after
-// --grace (5 s here), saying why.
-func TestSIGTERMEndsTheCoreOnAFrozenDisk(t *testing.T) {
-	require.NoError(t, counterOnce())
-	mnt := mountFreezableFS(t)
-	require.NoError(t, os.Chmod(mnt, 0o700))
-	p := startGraft(t, fmt.Sprintf(`store: {path: %s}
-control: {dir: ./run}
-behaviours:
-  counter: {binary: %s}
-actors:
-  - {name: c, behaviour: counter}
-`, filepath.Join(mnt, "data"), plugin("counter")), []string{"c"})
-	p.ok(t, "send", "c", "before the freeze")
-	out, err := exec.Command("fsfreeze", "-f", mnt).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot freeze the file system: %v: %s", err, out)
-	}
-	// A send now blocks in the kernel; it holds the store open.
-	go graft(t, "x", nil, "send", "c", "-", "--timeout", "3s", "--config", p.config)
-
+	stop := shutdownWatchdog(log, 100*time.Millisecond, exit)
 	start := time.Now()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	term()
 	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the core did not exit within 20 s of SIGTERM with --grace 5s:\n%s", p.logs.String())
+	case code := <-exited:
+		assert.Equal(t, 1, code)
+		assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond+watchdogSlack)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watchdog did not end a shutdown hung past --grace")
 	}
-	took := time.Since(start)
-	assert.Less(t, took, 5*time.Second+watchdogSlack+2*time.Second, "SIGTERM took %s", took)
-	assert.NotNil(t, p.logLine("graceful shutdown did not finish within --grace; exiting now (everything acknowledged is durable, the next start recovers the rest)"),
-		"the core says why it exits:\n%s", p.logs.String())
+	stop()
+	assert.Contains(t, logs.String(), "graceful shutdown did not finish within --grace")
+
+	stop = shutdownWatchdog(log, 100*time.Millisecond, exit)
+	term()
+	stop() // the graceful stop finished in time
+	timer := time.NewTimer(100*time.Millisecond + 2*watchdogSlack)
+	defer timer.Stop()
+	select {
+	case <-exited:
+		t.Fatal("the watchdog exited after the shutdown finished")
+	case <-timer.C:
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -35,8 +36,8 @@ func graftIn(t *testing.T, dir string, env []string, args ...string) result {
 	err := cmd.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		require.True(t, ok, "graft %v: %v", args, err)
+		var ee *exec.ExitError
+		require.True(t, errors.As(err, &ee), "graft %v: %v", args, err)
 		code = ee.ExitCode()
 	}
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -182,8 +183,8 @@ func graft(t *testing.T, stdin string, env []string, args ...string) result {
 	err := cmd.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		require.True(t, ok, "graft %v: %v", args, err)
+		var ee *exec.ExitError
+		require.True(t, errors.As(err, &ee), "graft %v: %v", args, err)
 		code = ee.ExitCode()
 	}
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}

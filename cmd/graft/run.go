@@ -155,7 +155,9 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 	err = c.Start(startCtx)
 	cancelStart()
 	if err != nil {
-		c.Shutdown(context.Background())
+		if serr := c.Shutdown(context.Background()); serr != nil {
+			err = errors.Join(err, fmt.Errorf("shut down after the failed start: %w", serr))
+		}
 		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
 	}
 	watchCtx, stopWatching := context.WithCancel(ctx)
@@ -194,7 +196,7 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 	// second forces it. (A second handler here would see the same first
 	// signal and turn one SIGTERM into a forced stop.) The watchdog only
 	// bounds how long that stop may take.
-	stopWatchdog := shutdownWatchdog(log, rf.grace)
+	stopWatchdog := shutdownWatchdog(log, rf.grace, os.Exit)
 	defer stopWatchdog()
 	runErr := c.RunUntilSignal(ctx, rf.grace)
 
@@ -217,11 +219,11 @@ const watchdogSlack = 2 * time.Second
 
 // shutdownWatchdog makes SIGINT and SIGTERM always end the process: from
 // the first signal, the graceful stop gets --grace (plus watchdogSlack),
-// then the process exits with status 1 by itself. Only a disk that stops
-// answering (a write blocked in the kernel cannot be cancelled) can hold a
-// graceful stop that long; exiting then is as safe as kill -9, which loses
+// then the process exits with status 1 by itself (exit is os.Exit). A
+// graceful stop should never take that long; should an engine wait or a
+// store call hang anyway, exiting is as safe as kill -9, which loses
 // nothing acknowledged. The returned stop ends the watchdog.
-func shutdownWatchdog(log *slog.Logger, grace time.Duration) (stop func()) {
+func shutdownWatchdog(log *slog.Logger, grace time.Duration, exit func(code int)) (stop func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	done := make(chan struct{})
@@ -238,7 +240,7 @@ func shutdownWatchdog(log *slog.Logger, grace time.Duration) (stop func()) {
 		case <-t.C:
 			log.Error("graceful shutdown did not finish within --grace; exiting now (everything acknowledged is durable, the next start recovers the rest)",
 				"grace", grace.String())
-			os.Exit(1)
+			exit(1)
 		}
 	}()
 	return func() {

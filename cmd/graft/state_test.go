@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -206,8 +207,8 @@ func graftOnTerminal(t *testing.T, answer string, args ...string) (result, bool)
 	err = cmd.Wait()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		require.True(t, ok, "graft %v: %v", args, err)
+		var ee *exec.ExitError
+		require.True(t, errors.As(err, &ee), "graft %v: %v", args, err)
 		code = ee.ExitCode()
 	}
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}, true

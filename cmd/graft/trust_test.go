@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -68,7 +69,8 @@ func graftWithin(t *testing.T, dir string, within time.Duration, args ...string)
 	require.NoError(t, ctx.Err(), "graft %v did not end within %s:\n%s", args, within, errOut.String())
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
+		var ee *exec.ExitError
+		ok := errors.As(err, &ee)
 		require.True(t, ok, "graft %v: %v", args, err)
 		code = ee.ExitCode()
 	}

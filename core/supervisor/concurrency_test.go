@@ -55,7 +55,7 @@ func TestStartsInFlightAreBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, s.Start(ctx), "every child started")
-	defer s.Stop(ctx)
+	defer func() { _ = s.Stop(ctx) }()
 	assert.LessOrEqual(t, peak.Load(), int64(limit))
 	assert.Greater(t, peak.Load(), int64(1), "starts did run concurrently")
 	running := 0

@@ -192,7 +192,7 @@ func BenchmarkPingPong(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	require.NoError(b, c.Start(ctx))
-	defer c.Shutdown(context.Background())
+	defer func() { _ = c.Shutdown(context.Background()) }()
 	// Warm up: both actors running and the module connected.
 	_, err = c.Call(ctx, "ping", []byte("ping:pong"), core.SendOptions{})
 	require.NoError(b, err)

@@ -102,7 +102,7 @@ func (r *Runner) waitRunning(ctx context.Context, p *coreProc) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("the core exited while starting (%v); see %s", p.err, filepath.Join(r.dir, "core.log"))
+			return fmt.Errorf("the core exited while starting (%w); see %s", p.err, filepath.Join(r.dir, "core.log"))
 		default:
 		}
 		st, err := r.statusWithin(ctx, 2*time.Second)
@@ -208,7 +208,7 @@ func (r *Runner) stopCore(ctx context.Context) error {
 	r.core = nil
 	r.mu.Unlock()
 	if p.err != nil {
-		return fmt.Errorf("the core exited with %v after SIGTERM; see %s", p.err, filepath.Join(r.dir, "core.log"))
+		return fmt.Errorf("the core exited with %w after SIGTERM; see %s", p.err, filepath.Join(r.dir, "core.log"))
 	}
 	return nil
 }

@@ -85,15 +85,15 @@ func OpenOwn(path, what string) (*os.File, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, &fs.PathError{Op: "stat " + what, Path: path, Err: err}
 	}
 	if err := own(st.Mode, st.Uid, path, what); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, err
 	}
 	if err := unix.SetNonblock(fd, false); err != nil { // only there so a FIFO could not block the open
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, &fs.PathError{Op: "open " + what, Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
