@@ -12,7 +12,9 @@ import (
 // consistent ones are accepted.
 func TestInconsistentAnswersAreRefused(t *testing.T) {
 	m := &Module{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p"}}
-	st := func(schema uint32, data string) *graftv1.State { return &graftv1.State{Schema: schema, Data: []byte(data)} }
+	st := func(schema uint32, data string) *graftv1.State {
+		return &graftv1.State{Schema: schema, Data: []byte(data)}
+	}
 	one := []Message{{Seq: 1}}
 	for _, tc := range []struct {
 		name string

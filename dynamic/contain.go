@@ -69,7 +69,7 @@ func PrepareHost(ctx context.Context, log *slog.Logger) (string, error) {
 		return "each plugin module in a cgroup of its own (" + h.String() + ")", nil
 	}
 	if perr := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); perr != nil {
-		return "", fmt.Errorf("contain plugin processes: no usable cgroup (%v), and cannot become a child subreaper: %w", err, perr)
+		return "", fmt.Errorf("contain plugin processes: no usable cgroup (%w), and cannot become a child subreaper: %w", err, perr)
 	}
 	return fmt.Sprintf("no usable cgroup (%v): plugin modules are contained by their process group, and this process is a child subreaper that kills their escaped descendants", err), nil
 }

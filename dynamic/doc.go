@@ -80,7 +80,7 @@
 // A plugin starts with a clean environment: PATH, HOME, LANG and TZ from
 // the host, what Config.Env lists ("KEY=value", or "KEY" to pass the
 // host's own value on), go-plugin's handshake variables and graft's own
-// (GRAFT_LIVENESS_FD, GRAFT_CGROUP, GRAFT_MODULE_TOKEN), nothing else: not
+// (GRAFT_LIVENESS_FD, GRAFT_CGROUP, GRAFT_MODULE_ID), nothing else: not
 // the host's credentials, not GRAFT_SOCKET. It inherits no descriptor but
 // stdin (/dev/null), its stdout and stderr pipes and the liveness pipe on
 // fd 3: every other descriptor of the host is made close-on-exec before
@@ -100,7 +100,7 @@
 //     by a host killed with kill -9 are removed by the next host's start.
 //   - elsewhere, the process group is killed, and a host that is a child
 //     subreaper (PrepareHost makes cmd/graft one) gets back the orphans of
-//     its plugins, finds them by their module token and kills and reaps
+//     its plugins, finds them by their module id and kills and reaps
 //     them by pid (never wait(-1)).
 //   - when the host dies, the plugin (SDK) kills its cgroup and its
 //     process group, itself included, before anything else.

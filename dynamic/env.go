@@ -28,7 +28,8 @@ func CheckEnv(entry string) error {
 		return fmt.Errorf("%q has no variable name (write KEY=value, or KEY to pass the core's own value on)", entry)
 	}
 	for i, c := range key {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+		letter := c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+		if digit := c >= '0' && c <= '9'; !letter && (i == 0 || !digit) {
 			return fmt.Errorf("%q is not a variable name (letters, digits and _, not starting with a digit)", key)
 		}
 	}

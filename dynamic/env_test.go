@@ -45,7 +45,7 @@ func TestPluginGetsACleanEnvironment(t *testing.T) {
 	for k := range env {
 		switch {
 		case k == "PATH", k == "HOME", k == "LANG", k == "TZ", k == "GREETING", k == "PASS_ME",
-			k == wire.MagicCookieKey, k == wire.EnvLivenessFD, k == wire.EnvCgroup, k == wire.EnvModuleToken,
+			k == wire.MagicCookieKey, k == wire.EnvLivenessFD, k == wire.EnvCgroup, k == wire.EnvModuleID,
 			strings.HasPrefix(k, "PLUGIN_"):
 		default:
 			t.Errorf("unexpected variable %s=%s in the plugin's environment", k, env[k])

@@ -190,7 +190,7 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		m.teardownWG.Add(2)
 		go m.sender()
 		go m.receiver()
-		go m.supervise()
+		go m.supervise() //nolint:gosec // G118: supervision lives as long as the module, not as Start's context
 		// m.log already carries behaviour, version and pid (see handshake).
 		m.log.Info("plugin started", "schema", m.info.SchemaVersion)
 		return m, nil

@@ -79,7 +79,9 @@
 // A panic in Init, Handle or a migration step becomes an error for that
 // call alone (a *PanicError, with the stack written to the plugin's
 // stderr, which the core logs); the plugin keeps serving. When the core
-// process dies, however it dies, the plugin exits at once (Serve watches a
-// pipe inherited from the core). Run by hand, a plugin says what it is and
-// how to run it.
+// process dies, however it dies, the plugin ends at once, and takes every
+// process it started with it (Serve watches a pipe inherited from the
+// core, and SIGTERM; it then kills its cgroup and its process group). What
+// a handler writes on os.Stdout and os.Stderr reaches the core's log,
+// rate-limited. Run by hand, a plugin says what it is and how to run it.
 package sdk

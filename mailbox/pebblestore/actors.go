@@ -131,17 +131,17 @@ func (s *Store) loadActor(name string, rec actorRecord) (*actor, error) {
 	}
 	if v, c, err := s.db.Get(idKey(prefixCursor, rec.ID)); err == nil {
 		if len(v) != 8 {
-			c.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("ack cursor is %d bytes, want 8", len(v))
 		}
 		a.acked = seqOfValue(v)
-		c.Close()
+		_ = c.Close()
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return nil, err
 	}
 	if v, c, err := s.db.Get(idKey(prefixState, rec.ID)); err == nil {
 		st, derr := decodeState(v)
-		c.Close()
+		_ = c.Close()
 		if derr != nil {
 			return nil, fmt.Errorf("state record: %w", derr)
 		}

@@ -9,8 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -80,7 +78,7 @@ func summarize(actors []actorCounters, nextHist uint64) counters {
 
 // readClean returns the store's clean-shutdown marker, or nil if it has none.
 func readClean(dir string) (*cleanMarker, error) {
-	b, err := os.ReadFile(filepath.Join(dir, cleanFile))
+	b, err := readStoreFile(dir, cleanFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -88,8 +86,12 @@ func readClean(dir string) (*cleanMarker, error) {
 		return nil, fmt.Errorf("read the clean-shutdown marker %s: %w", cleanFile, err)
 	}
 	var m cleanMarker
-	if err := json.Unmarshal(b, &m); err != nil || m.Version != 1 {
-		return nil, fmt.Errorf("the clean-shutdown marker %s is damaged (%v)", cleanFile, err)
+	err = json.Unmarshal(b, &m)
+	if err == nil && m.Version != 1 {
+		err = fmt.Errorf("version %d is not one this graft reads", m.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the clean-shutdown marker %s is damaged: %w", cleanFile, err)
 	}
 	return &m, nil
 }
@@ -112,7 +114,7 @@ func walSums(dir string) ([]cleanWAL, error) {
 }
 
 func sumFile(dir, name string) (cleanWAL, error) {
-	f, err := os.Open(filepath.Join(dir, name))
+	f, err := openStoreFile(dir, name)
 	if err != nil {
 		return cleanWAL{}, fmt.Errorf("checksum %s: %w", name, err)
 	}

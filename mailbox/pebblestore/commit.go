@@ -215,7 +215,7 @@ func (s *Store) writeDeadLetter(b *pebble.Batch, a *actor, d mailbox.DeadLetterR
 		return fmt.Errorf("dead-letter message %d: %w", d.Seq, err)
 	}
 	m, err := decodeMessage(d.Seq, v)
-	c.Close()
+	_ = c.Close()
 	if err != nil {
 		return &mailbox.CorruptError{Path: s.path, Err: err}
 	}
@@ -249,11 +249,11 @@ func (s *Store) evictIDs(b *pebble.Batch, a *actor, low, to uint64) error {
 	for it.First(); it.Valid(); it.Next() {
 		id := string(it.Value())
 		if err := b.Delete(strKey(prefixIDIndex, a.id, id), nil); err != nil {
-			it.Close()
+			_ = it.Close()
 			return err
 		}
 		if err := b.Delete(strKey(prefixOutcome, a.id, id), nil); err != nil {
-			it.Close()
+			_ = it.Close()
 			return err
 		}
 	}

@@ -161,7 +161,7 @@ func startChild(t *testing.T, mode, dir string, relaxed bool) (*exec.Cmd, *bufio
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	sc := bufio.NewScanner(stdout)
 	ready := make(chan string, 1)
 	go func() {

@@ -93,7 +93,7 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (mailbox.R
 		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, err)
 	}
 	d, err := decodeDeadLetter(v)
-	c.Close()
+	_ = c.Close()
 	if err != nil {
 		return mailbox.Receipt{}, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("dead letter %d of actor %q: %w", seq, name, err)}
 	}
@@ -122,7 +122,7 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (mailbox.R
 	if err == nil {
 		err = s.apply(b, s.writeOpts, tierSend)
 	}
-	b.Close()
+	_ = b.Close()
 	s.finishWrite(a, newSeq, "", nil, err)
 	if err != nil {
 		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, err)

@@ -52,7 +52,7 @@ type walLedger struct {
 // loadLedger reads the store's ledger; found is false if there is none.
 func loadLedger(dir string, logger *slog.Logger) (l *walLedger, found bool, err error) {
 	l = &walLedger{dir: dir, logger: logger, wals: map[string]bool{}}
-	b, err := os.ReadFile(filepath.Join(dir, ledgerFile))
+	b, err := readStoreFile(dir, ledgerFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, false, nil
 	}
@@ -60,8 +60,12 @@ func loadLedger(dir string, logger *slog.Logger) (l *walLedger, found bool, err 
 		return nil, false, fmt.Errorf("read the WAL ledger %s: %w", ledgerFile, err)
 	}
 	var f ledgerV1
-	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 {
-		return nil, false, fmt.Errorf("the WAL ledger %s is damaged (%v): the store cannot tell whether its write-ahead logs are complete", ledgerFile, err)
+	err = json.Unmarshal(b, &f)
+	if err == nil && f.Version != 1 {
+		err = fmt.Errorf("version %d is not one this graft reads", f.Version)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("the WAL ledger %s is damaged, so the store cannot tell whether its write-ahead logs are complete: %w", ledgerFile, err)
 	}
 	for _, w := range f.WALs {
 		l.wals[w] = true
@@ -146,53 +150,4 @@ func listWALs(dir string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// writeFileAtomic replaces dir/name with data: temporary file, fsync,
-// rename, fsync of the folder, so a crash leaves the old or the new
-// content, never a mix.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return syncDir(dir)
-}
-
-// removeFileDurably deletes dir/name (if present) and fsyncs the folder.
-func removeFileDurably(dir, name string) error {
-	if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", name, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	return nil
 }

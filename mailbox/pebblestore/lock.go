@@ -23,13 +23,18 @@ const lockFileName = "graft.lock"
 // however it dies, so a crashed core never leaves a stale lock behind.
 func acquireLock(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file %s: %w", path, err)
+	}
+	f, err := root.OpenFile(lockFileName, os.O_RDWR|os.O_CREATE, 0o600)
+	_ = root.Close()
 	if err != nil {
 		return nil, fmt.Errorf("open lock file %s: %w", path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		pid := readPID(f)
-		f.Close()
+		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, &mailbox.InUseError{Path: dir, PID: pid}
 		}
@@ -38,7 +43,7 @@ func acquireLock(dir string) (*os.File, error) {
 	if err := f.Truncate(0); err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("write pid to %s: %w", path, err)
 		}
 	}

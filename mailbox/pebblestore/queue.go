@@ -45,7 +45,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 	if err == nil {
 		err = s.apply(b, s.writeOpts, tierSend)
 	}
-	b.Close()
+	_ = b.Close()
 	s.finishWrite(a, seq, msg.ID, p, err)
 	if err != nil {
 		return mailbox.Receipt{}, fmt.Errorf("enqueue to actor %q: %w", name, err)
@@ -145,11 +145,11 @@ func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, bool, error) {
 		return mailbox.Receipt{}, false, fmt.Errorf("look up id %q of actor %q: %w", id, a.name, err)
 	}
 	if len(v) != 8 {
-		c.Close()
+		_ = c.Close()
 		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("id index entry %q of actor %q", id, a.name)}
 	}
 	r := mailbox.Receipt{Seq: seqOfValue(v)}
-	c.Close()
+	_ = c.Close()
 	if r.Seq > a.acked {
 		return r, true, nil // still queued
 	}
@@ -162,7 +162,7 @@ func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, bool, error) {
 		return mailbox.Receipt{}, false, fmt.Errorf("look up outcome of id %q of actor %q: %w", id, a.name, err)
 	}
 	o, err := decodeOutcome(v)
-	c.Close()
+	_ = c.Close()
 	if err != nil {
 		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("outcome of id %q of actor %q: %w", id, a.name, err)}
 	}

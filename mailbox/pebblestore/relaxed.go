@@ -151,7 +151,7 @@ func (f *relaxedFile) Close() error {
 	delete(f.syncer.files, f)
 	f.syncer.mu.Unlock()
 	if err := f.File.SyncData(); err != nil {
-		f.File.Close()
+		_ = f.File.Close()
 		return err
 	}
 	return f.File.Close()

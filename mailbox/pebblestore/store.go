@@ -82,7 +82,7 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 	}
 	defer func() {
 		if err != nil {
-			s.release(false)
+			_ = s.release(false)
 		}
 	}()
 	if err := s.checkFiles(); err != nil {
@@ -217,7 +217,7 @@ func (s *Store) load() (err error) {
 	default:
 		ok := bytes.Equal(marker, []byte(formatMarker))
 		got := string(marker)
-		closer.Close()
+		_ = closer.Close()
 		if !ok {
 			return &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("format marker %q, want %q", got, formatMarker)}
 		}

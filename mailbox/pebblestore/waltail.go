@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -65,13 +64,13 @@ func checkNewestWAL(dir string) error {
 	if !record.IsInvalidRecord(readErr) {
 		return fmt.Errorf("read write-ahead log %s: %w", name, readErr)
 	}
-	b, err := os.ReadFile(path)
+	b, err := readStoreFile(filepath.Dir(path), name)
 	if err != nil {
 		return fmt.Errorf("read write-ahead log %s: %w", name, err)
 	}
 	if errors.Is(readErr, record.ErrInvalidChunk) || errors.Is(readErr, record.ErrZeroedChunk) ||
 		syncedChunkAfter(b, at, uint32(ll.Num)) {
-		return fmt.Errorf("write-ahead log %s is damaged at byte %d, and intact records after that point show the damaged bytes had been written and synced (%v): replaying it would drop acknowledged writes",
+		return fmt.Errorf("write-ahead log %s is damaged at byte %d, and intact records after that point show the damaged bytes had been written and synced, so replaying it would drop acknowledged writes: %w",
 			name, at, readErr)
 	}
 	return nil
@@ -142,7 +141,7 @@ func describeOpenError(dir string, err error) error {
 			continue
 		}
 		_, path := ll.SegmentLocation(ll.NumSegments() - 1)
-		return fmt.Errorf("write-ahead log %s is damaged at byte %d (%v), and only the newest log may end early: %w",
+		return fmt.Errorf("write-ahead log %s is damaged at byte %d (%w), and only the newest log may end early: %w",
 			filepath.Base(path), at, rerr, err)
 	}
 	return err

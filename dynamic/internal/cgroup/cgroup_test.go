@@ -110,8 +110,9 @@ func TestKillReachesEscapedDescendants(t *testing.T) {
 }
 
 // TestSweepRemovesGroupsOfDeadHosts: a group named after a pid that is no
-// longer alive (a host killed with kill -9) is killed and removed by the
-// next host's Sweep; a live host's group is left alone.
+// longer alive (a host killed with kill -9), or alive but started at
+// another time (reused), is killed and removed by the next host's Sweep; a
+// live host's group is left alone.
 func TestSweepRemovesGroupsOfDeadHosts(t *testing.T) {
 	h := hierarchy(t, Auto)
 	dead := exec.Command("/bin/true")
@@ -143,12 +144,24 @@ func TestSweepRemovesGroupsOfDeadHosts(t *testing.T) {
 	}
 	defer func() { _ = live.Remove(ctx) }()
 
-	removed, err := h.Sweep(ctx)
-	if err != nil {
+	// A group named after this live process but another start time is a
+	// dead host's whose pid was reused.
+	reused := fmt.Sprintf("graft-%d-1-0000cafe", os.Getpid())
+	for _, p := range g.parents {
+		if err := os.Mkdir(p+"/"+reused, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		renamed.dirs = append(renamed.dirs, p+"/"+reused)
+	}
+	// Other hosts on the machine sweep too, and may get there first: what
+	// matters is that the stale group and its process are gone.
+	if _, err := h.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 1 || removed[0] != stale {
-		t.Fatalf("swept %v, want [%s]", removed, stale)
+	for _, d := range renamed.dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatalf("stale group %s not removed: %v", d, err)
+		}
 	}
 	waitGone(t, gpid)
 	if _, err := os.Stat(live.Dir()); err != nil {
@@ -178,5 +191,52 @@ func TestParseOwnCgroup(t *testing.T) {
 	want := []string{"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory/job", "/sys/fs/cgroup/unified/svc"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestLimitsAreWrittenAndJoined: a process started in a group with limits
+// is in every hierarchy of the group (v1: memory and cpu joined by pid,
+// the others by the forking thread), the limit files say what was asked,
+// and the host itself is in none of them.
+func TestLimitsAreWrittenAndJoined(t *testing.T) {
+	h := hierarchy(t, Auto)
+	g, missing, err := h.New(Resources{Memory: 64 << 20, Pids: 32, CPUWeight: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	defer func() { _ = g.Remove(ctx) }()
+	if len(missing) > 0 {
+		t.Skipf("this machine cannot apply every limit: %v", missing)
+	}
+	cmd := exec.Command("/bin/sleep", "60")
+	if err := g.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	own, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cgroup")
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	for c, d := range g.ctrl {
+		if !strings.Contains(string(own), "/"+g.name+"\n") {
+			t.Fatalf("the child is not in %s (%s): %s", c, d, own)
+		}
+	}
+	if strings.Contains(string(self), g.name) {
+		t.Fatalf("the host is in its module's group: %s", self)
+	}
+	want := map[string]string{"memory.max": "67108864", "pids.max": "32", "cpu.weight": "50"}
+	if h.Version() == V1 {
+		want = map[string]string{"memory.limit_in_bytes": "67108864", "pids.max": "32", "cpu.shares": "512"}
+	}
+	for file, v := range want {
+		dir := g.ctrl[strings.SplitN(file, ".", 2)[0]]
+		if got := strings.TrimSpace(readString(dir + "/" + file)); got != v {
+			t.Errorf("%s/%s = %q, want %q", dir, file, got, v)
+		}
+	}
+	n := strings.Count(string(own), g.name)
+	if n != len(g.dirs) {
+		t.Fatalf("the child is in %d of the group's %d folders: %s", n, len(g.dirs), own)
 	}
 }

@@ -2,9 +2,9 @@ package cgroup
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,13 +36,15 @@ const pollEvery = 5 * time.Millisecond
 // applies r. Limits the machine cannot apply (no such controller) are
 // returned as missing, in words; the group works without them.
 func (h *Hierarchy) New(r Resources) (g *Group, missing []string, err error) {
-	name := fmt.Sprintf("graft-%d-%d-%08x", os.Getpid(), startTime(os.Getpid()), rand.Uint32())
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := fmt.Sprintf("graft-%d-%d-%x", os.Getpid(), startTime(os.Getpid()), rnd)
 	g = &Group{version: h.version, name: name, ctrl: map[string]string{}, res: r}
 	if h.version == V2 {
 		var enabled []string
 		enabled, missing = enableV2(h.v2, r)
 		dir := filepath.Join(h.v2, g.name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
+		if err := os.Mkdir(dir, 0o750); err != nil {
 			return nil, nil, fmt.Errorf("cgroups: create %s: %w", dir, err)
 		}
 		g.dirs, g.parents = []string{dir}, []string{h.v2}
@@ -56,7 +58,7 @@ func (h *Hierarchy) New(r Resources) (g *Group, missing []string, err error) {
 				continue
 			}
 			dir := filepath.Join(parent, g.name)
-			if err := os.Mkdir(dir, 0o755); err != nil {
+			if err := os.Mkdir(dir, 0o750); err != nil {
 				_ = g.rmdirs()
 				return nil, nil, fmt.Errorf("cgroups: create %s: %w", dir, err)
 			}
@@ -140,7 +142,7 @@ func moveSelfToLeaf(base string) error {
 		return errors.New("not alone in its cgroup")
 	}
 	leaf := filepath.Join(base, leafName)
-	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(leaf, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	return writeFile(filepath.Join(leaf, "cgroup.procs"), strconv.Itoa(os.Getpid()))
@@ -218,34 +220,60 @@ func (g *Group) Start(cmd *exec.Cmd) error {
 	return <-errc
 }
 
-// forkFromThread is Start for v1: this goroutine's OS thread joins the
-// group, forks, and leaves. The thread then lives on (the child's
-// Pdeathsig is tied to it); a thread that cannot leave the group is ended
-// instead (the goroutine exits locked), and its child with it.
+// forkFromThread is Start for v1: an OS thread of the host joins the
+// group's freezer and pids hierarchies, forks, and leaves; the child then
+// joins the memory and cpu ones by pid. Only those two are joined by
+// thread: a host thread in the module's memory cgroup would charge the
+// host's memory to the module (v1 charges by the thread group leader) and
+// expose the host to the module's OOM killer, so memory and cpu follow
+// right after the fork (a fork the plugin made within that instant would
+// escape its memory limit, not its kill). The thread lives on afterwards
+// (the child's Pdeathsig is tied to it); a thread that cannot leave the
+// group is ended instead (the goroutine exits locked), and its child
+// killed.
 func (g *Group) forkFromThread(cmd *exec.Cmd, errc chan<- error) {
 	runtime.LockOSThread()
+	if unix.Gettid() == os.Getpid() {
+		// The main thread: keep it busy here, so that the fork runs on
+		// another one (a leader left in the group would show the host in
+		// the group's process list).
+		done := make(chan struct{})
+		go func() { g.forkFromThread(cmd, errc); close(done) }()
+		<-done
+		runtime.UnlockOSThread()
+		return
+	}
 	tid := strconv.Itoa(unix.Gettid())
-	moveThread := func(dirs []string) error {
+	var byThread, parents, byPid []string
+	for i, d := range g.dirs {
+		if d == g.ctrl["freezer"] || d == g.ctrl["pids"] {
+			byThread, parents = append(byThread, d), append(parents, g.parents[i])
+		} else {
+			byPid = append(byPid, d)
+		}
+	}
+	move := func(dirs []string, file, id string) error {
 		for _, d := range dirs {
-			if err := writeFile(filepath.Join(d, "tasks"), tid); err != nil {
-				return fmt.Errorf("cgroups: move thread %s to %s: %w", tid, d, err)
+			if err := writeFile(filepath.Join(d, file), id); err != nil {
+				return fmt.Errorf("cgroups: move %s %s to %s: %w", file, id, d, err)
 			}
 		}
 		return nil
 	}
-	if err := moveThread(g.dirs); err != nil {
-		if moveThread(g.parents) == nil {
+	if err := move(byThread, "tasks", tid); err != nil {
+		if move(parents, "tasks", tid) == nil {
 			runtime.UnlockOSThread()
 		}
 		errc <- err
 		return
 	}
 	err := cmd.Start()
-	back := moveThread(g.parents)
-	if back != nil && err == nil {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		err = back
+	back := move(parents, "tasks", tid)
+	if err == nil {
+		if err = errors.Join(back, move(byPid, "cgroup.procs", strconv.Itoa(cmd.Process.Pid))); err != nil {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+		}
 	}
 	if back == nil {
 		runtime.UnlockOSThread()
@@ -273,7 +301,9 @@ func (g *Group) Kill(ctx context.Context) error {
 	}
 	pids, err := g.Procs()
 	for _, pid := range pids {
-		_ = unix.Kill(pid, unix.SIGKILL)
+		if pid != os.Getpid() { // never the host (a thread of it forking into the group)
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
 	}
 	if frozen {
 		freeze(context.WithoutCancel(ctx), fz, "THAWED")

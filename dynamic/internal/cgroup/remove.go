@@ -26,6 +26,9 @@ func (g *Group) Remove(ctx context.Context) error {
 			return g.rmdirs()
 		}
 		for _, pid := range pids {
+			if pid == os.Getpid() {
+				continue // a thread of the host forking into the group, leaving it at once
+			}
 			_ = unix.Kill(pid, unix.SIGKILL)
 			reapIfMine(pid)
 		}
@@ -148,7 +151,7 @@ func (h *Hierarchy) Sweep(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("cgroups: list %s: %w", parent, err)
 		}
 		for _, e := range ents {
-			if pid, start, ok := owner(e.Name()); ok && e.IsDir() && !(processExists(pid) && startTime(pid) == start) {
+			if pid, start, ok := owner(e.Name()); ok && e.IsDir() && (!processExists(pid) || startTime(pid) != start) {
 				stale[e.Name()] = append(stale[e.Name()], filepath.Join(parent, e.Name()))
 			}
 		}

@@ -24,7 +24,7 @@ func closeOnExec() error {
 	// Linux before 5.11: one descriptor at a time.
 	ents, rerr := os.ReadDir("/proc/self/fd")
 	if rerr != nil {
-		return fmt.Errorf("mark descriptors close-on-exec: close_range: %v; list /proc/self/fd: %w", err, rerr)
+		return fmt.Errorf("mark descriptors close-on-exec: close_range: %w; list /proc/self/fd: %w", err, rerr)
 	}
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())

@@ -170,7 +170,7 @@ func (p *Process) Start(context.Context) error {
 	go p.relay(stdoutR, p.out.Writer("stdout"), true)
 	go p.relay(stderrR, p.out.Writer("stderr"), false)
 	go func() { p.relays.Wait(); p.out.Close() }()
-	go p.reap()
+	go p.reap() //nolint:gosec // G118: the reaper outlives Start's context by design: it ends with the process
 	return nil
 }
 
@@ -194,7 +194,7 @@ func (p *Process) reap() {
 	var info unix.Siginfo
 	for {
 		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != syscall.EINTR {
+		if !errors.Is(err, syscall.EINTR) {
 			break
 		}
 	}

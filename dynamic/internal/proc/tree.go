@@ -39,14 +39,14 @@ type Tree interface {
 // Adopter is the Tree of a host that is a child subreaper
 // (PR_SET_CHILD_SUBREAPER) but has no usable cgroup: a descendant whose
 // parent dies is re-parented to the host rather than to init, so the host
-// can still find and kill it. It is recognised by a token in its
-// environment (GRAFT_MODULE_TOKEN, inherited unless a descendant clears
+// can still find and kill it. It is recognised by an id in its
+// environment (GRAFT_MODULE_ID, inherited unless a descendant clears
 // it), and reaped by its pid: the host never waits for "any child". A
 // descendant re-parented and exited while the module runs stays a zombie
 // until the module ends (then its environment, which names its module, is
 // gone); the sweep at the end finds the live ones.
 type Adopter struct {
-	token  string
+	id     string
 	leader int
 	// mu serialises sweeps: a sweep skips zombies (their environment is
 	// gone), so it must not run while another has killed a descendant
@@ -62,20 +62,20 @@ func NewAdopter() *Adopter {
 	}
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
-	return &Adopter{token: hex.EncodeToString(b)}
+	return &Adopter{id: hex.EncodeToString(b)}
 }
 
 // IsSubreaper says whether this process is a child subreaper.
 func IsSubreaper() bool {
-	v := new(int32) // PR_GET_CHILD_SUBREAPER writes an int there (heap: it does not move)
-	err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(v)), 0, 0, 0)
+	v := new(int32)                                                                     // PR_GET_CHILD_SUBREAPER writes an int there (heap: it does not move)
+	err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(v)), 0, 0, 0) //nolint:gosec // G103: this prctl answers through a pointer
 	runtime.KeepAlive(v)
 	return err == nil && *v != 0
 }
 
-// Start marks the plugin's environment with the token and starts it.
+// Start marks the plugin's environment with the id and starts it.
 func (a *Adopter) Start(cmd *exec.Cmd) error {
-	cmd.Env = append(cmd.Env, wire.EnvModuleToken+"="+a.token)
+	cmd.Env = append(cmd.Env, wire.EnvModuleID+"="+a.id)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -83,16 +83,19 @@ func (a *Adopter) Start(cmd *exec.Cmd) error {
 	return nil
 }
 
-// Kill kills and reaps the host's children that carry the token, over and
+// Kill kills and reaps the host's children that carry the id, over and
 // over: each one killed hands its own children to the host.
 func (a *Adopter) Kill(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	marker := []byte(wire.EnvModuleToken + "=" + a.token + "\x00")
+	marker := []byte(wire.EnvModuleID + "=" + a.id + "\x00")
 	for {
 		found := 0
 		for _, pid := range children(os.Getpid()) {
-			if pid == a.leader || !hasEnv(pid, marker) {
+			// A zombie has no environment left; one still in the plugin's
+			// group (whose id is reserved while the leader is unreaped)
+			// is known by its group.
+			if pid == a.leader || (!hasEnv(pid, marker) && groupOf(pid) != a.leader) {
 				continue
 			}
 			found++
@@ -116,11 +119,15 @@ func reapPid(ctx context.Context, pid int) error {
 	for {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG, nil)
-		if err == unix.EINTR {
+		switch {
+		case errors.Is(err, unix.EINTR):
 			continue
-		}
-		if err != nil || info.Signo != 0 {
-			return nil // reaped (si_signo is SIGCHLD), or not ours to reap after all
+		case errors.Is(err, unix.ECHILD):
+			return nil // not ours to reap after all (someone else's child)
+		case err != nil:
+			return fmt.Errorf("reap descendant %d: %w", pid, err)
+		case info.Signo != 0:
+			return nil // reaped (si_signo is SIGCHLD)
 		}
 		select {
 		case <-ctx.Done():
@@ -174,18 +181,37 @@ func children(pid int) []int {
 
 // parentOf reads a process's parent pid from /proc/PID/stat.
 func parentOf(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := stat(pid)
 	if err != nil {
 		return 0, err
+	}
+	return strconv.Atoi(f[1])
+}
+
+// groupOf reads a process's group id, 0 if it is gone.
+func groupOf(pid int) int {
+	f, err := stat(pid)
+	if err != nil {
+		return 0
+	}
+	g, _ := strconv.Atoi(f[2])
+	return g
+}
+
+// stat is /proc/PID/stat after the command name: state, ppid, pgrp, ...
+func stat(pid int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, errors.New("malformed stat")
+		return nil, errors.New("malformed stat")
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, errors.New("malformed stat")
+	if len(f) < 3 {
+		return nil, errors.New("malformed stat")
 	}
-	return strconv.Atoi(f[1])
+	return f, nil
 }

@@ -46,10 +46,10 @@ const (
 	// host dies, so nothing of its tree outlives the host.
 	EnvCgroup = "GRAFT_CGROUP"
 
-	// EnvModuleToken names the environment variable marking the processes
+	// EnvModuleID names the environment variable marking the processes
 	// of one module, for a host without cgroups: it is a child subreaper,
-	// and recognises the module's orphans re-parented to it by this token.
-	EnvModuleToken = "GRAFT_MODULE_TOKEN"
+	// and recognises the module's orphans re-parented to it by this id.
+	EnvModuleID = "GRAFT_MODULE_ID"
 )
 
 // Reserved says whether key is an environment variable graft or go-plugin
@@ -57,7 +57,7 @@ const (
 // override.
 func Reserved(key string) bool {
 	switch key {
-	case MagicCookieKey, EnvLivenessFD, EnvCgroup, EnvModuleToken:
+	case MagicCookieKey, EnvLivenessFD, EnvCgroup, EnvModuleID:
 		return true
 	}
 	return len(key) >= 7 && key[:7] == "PLUGIN_"
