@@ -105,7 +105,7 @@ type DiskFullError struct {
 }
 
 func (e *DiskFullError) Error() string {
-	return fmt.Sprintf("disk full: the file system of store %s has %s free, this write needs %s free (the store keeps headroom so that it never fails halfway); nothing was stored: free space there or grow the volume, then retry (graft resumes by itself)",
+	return fmt.Sprintf("disk full: the file system of store %s has %s free and needs %s free (the store keeps headroom so that it never fails halfway); nothing was stored: free space there or grow the volume, then retry (graft resumes by itself)",
 		e.Path, formatBytes(e.Free), formatBytes(e.Need))
 }
 

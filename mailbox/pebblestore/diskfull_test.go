@@ -229,3 +229,40 @@ func testDiskFull(t *testing.T, durability mailbox.Durability) {
 	_, err = s2.Lookup(ctx, "a", "late")
 	require.True(t, errors.Is(err, mailbox.ErrUnknownMessage), "a refused send was stored: %v", err)
 }
+
+// TestOpenOnAFullDisk: a store killed with kill -9 on a real tmpfs, which
+// is then filled (to the byte, or but for 2 MB, less than the headroom a
+// store keeps plus its logs to replay): Open fails at once with a
+// disk-full error, instead of failing halfway on an ENOSPC or waiting on
+// the engine's replay until space is freed, and once space is freed it
+// opens with every acknowledged message.
+func TestOpenOnAFullDisk(t *testing.T) {
+	for _, left := range []int{0, 2 << 20} {
+		t.Run(fmt.Sprintf("%d bytes left", left), func(t *testing.T) {
+			mnt := mountTmpfs(t, "32m")
+			dir := filepath.Join(mnt, "store")
+			cmd, sc, _ := startChild(t, "wal", dir, false)
+			for sc.Scan() && sc.Text() != "done" {
+			}
+			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+			_ = cmd.Wait()
+			ballast := fillDisk(t, mnt)
+			if left > 0 {
+				fi, err := os.Stat(ballast)
+				require.NoError(t, err)
+				require.NoError(t, os.Truncate(ballast, fi.Size()-int64(left)))
+			}
+			err := timed(t, "an open on a full disk", 5*time.Second, func(context.Context) error {
+				s, err := pebblestore.Open(dir, mailbox.Options{})
+				if err == nil {
+					s.Close()
+				}
+				return err
+			})
+			requireDiskFull(t, err, dir)
+
+			require.NoError(t, os.Remove(ballast))
+			requireAllMessages(t, dir)
+		})
+	}
+}

@@ -71,9 +71,9 @@ type space struct {
 	fs     vfs.FS
 	logger *slog.Logger
 
-	reserved atomic.Int64   // bytes of admitted writes not finished
-	written  atomic.Int64   // bytes written since the last statfs
-	full     [2]atomic.Bool // by tier: the last admission was refused (for logging)
+	reserved atomic.Int64 // bytes of admitted writes not finished
+	written  atomic.Int64 // bytes written since the last statfs
+	full     [2]fullLog   // by tier
 
 	mu      sync.Mutex
 	checked time.Time
@@ -156,19 +156,51 @@ func (s *space) admit(t tier, size int) (release func(), err error) {
 	need := t.threshold() + uint64(r)
 	if free < need {
 		s.reserved.Add(-n)
-		if !s.full[t].Swap(true) {
-			s.logger.Error("disk full: the store refuses "+t.String()+" until space is freed", "store", s.path,
-				"free_bytes", free, "needed_bytes", need)
-		}
+		s.full[t].refused(s, t, free, need)
 		return nil, &mailbox.DiskFullError{Path: s.path, Free: free, Need: t.threshold() + uint64(n)}
 	}
 	if !s.reserve.holding() && free >= need+criticalReserve {
 		s.reserve.hold()
 	}
-	if s.full[t].Swap(false) {
+	s.full[t].admitted(s, t, free, need)
+	return func() { s.reserved.Add(-n) }, nil
+}
+
+// fullLog logs when a tier starts refusing writes and when it accepts them
+// again, once per run and at most every summaryInterval with the count of
+// refusals in between, however often free space hovers around the
+// threshold.
+type fullLog struct {
+	full    atomic.Bool
+	mu      sync.Mutex
+	logged  time.Time
+	refusal int
+}
+
+func (l *fullLog) refused(s *space, t tier, free, need uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refusal++
+	if l.full.Load() && time.Since(l.logged) < summaryInterval {
+		return
+	}
+	l.full.Store(true)
+	s.logger.Error("disk full: the store refuses "+t.String()+" until space is freed", "store", s.path,
+		"free_bytes", free, "needed_bytes", need, "refusals", l.refusal)
+	l.logged, l.refusal = time.Now(), 0
+}
+
+// admitted ends the run once there is clearly room again (a criticalReserve
+// above the need, so that hovering at the threshold is one run).
+func (l *fullLog) admitted(s *space, t tier, free, need uint64) {
+	if !l.full.Load() || free < need+criticalReserve {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.full.Swap(false) {
 		s.logger.Info("disk space is back: the store accepts "+t.String()+" again", "store", s.path, "free_bytes", free)
 	}
-	return func() { s.reserved.Add(-n) }, nil
 }
 
 // allows says whether a background write of n bytes may go ahead while

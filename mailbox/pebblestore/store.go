@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,10 +168,32 @@ func (s *Store) checkFiles() error {
 		}
 	}
 	s.clean = marker
+	if err := s.roomToOpen(marker != nil, present); err != nil {
+		return err
+	}
 	if err := ledger.adopt(present); err != nil {
 		return fmt.Errorf("store %s: %w", s.path, err)
 	}
 	s.ledger = ledger
+	return nil
+}
+
+// roomToOpen refuses to open on a disk without room: the engine replays
+// the logs into table files as it opens and waits for that, so on a disk
+// without room for them it would wait until space is freed. After a clean
+// shutdown there is nothing to replay; after a crash, at most the logs.
+func (s *Store) roomToOpen(clean bool, present []string) error {
+	need := tierCommit.threshold()
+	if !clean {
+		for _, w := range present {
+			if fi, err := os.Stat(filepath.Join(s.path, w)); err == nil {
+				need += uint64(fi.Size())
+			}
+		}
+	}
+	if free := s.space.available(); free < need {
+		return &mailbox.DiskFullError{Path: s.path, Free: free, Need: need}
+	}
 	return nil
 }
 

