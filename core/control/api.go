@@ -206,6 +206,7 @@ const (
 	CodeNotFound       = "not_found"
 	CodeBadRequest     = "bad_request"
 	CodeTooLarge       = "too_large"
+	CodeDiskFull       = "disk_full" // HTTP 507: the store's disk is full, nothing was stored
 	CodeTimeout        = "timeout"
 	CodeNoReply        = "no_reply"
 	CodeConflict       = "conflict"
