@@ -40,6 +40,8 @@ var (
 	ErrInvalidName = errors.New("invalid actor name")
 	// ErrDiskFull is wrapped by DiskFullError.
 	ErrDiskFull = errors.New("disk is full")
+	// ErrIDReused is wrapped by IDReuseError.
+	ErrIDReused = errors.New("message id reused with a different payload")
 	// ErrStoreFailed is wrapped by FailedError.
 	ErrStoreFailed = errors.New("store failed")
 )
@@ -156,3 +158,25 @@ func CheckActorName(name string) error {
 	}
 	return nil
 }
+
+// IDReuseError refuses a send whose id the actor already accepted for a
+// different payload. An identical retry is a duplicate (nothing new is
+// stored); a different payload under the same id is almost always a client
+// bug (a reused counter, a clash of ids), and dropping it silently, as a
+// duplicate, would lose it. The message shows both payloads' digests.
+type IDReuseError struct {
+	Actor, ID string
+	// Seq is the sequence number the id was first accepted under.
+	Seq uint64
+	// Stored and Given are hex sha256 prefixes of the first payload and of
+	// this one.
+	Stored, Given string
+}
+
+func (e *IDReuseError) Error() string {
+	return fmt.Sprintf("message id %q of actor %q was first used for message %d with another payload (sha256 %s…), not this one (sha256 %s…): nothing was stored; a retry must resend the same payload, a new message needs a new id",
+		e.ID, e.Actor, e.Seq, e.Stored, e.Given)
+}
+
+// Unwrap returns ErrIDReused.
+func (e *IDReuseError) Unwrap() error { return ErrIDReused }

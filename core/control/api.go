@@ -207,6 +207,7 @@ const (
 	CodeBadRequest     = "bad_request"
 	CodeTooLarge       = "too_large"
 	CodeDiskFull       = "disk_full" // HTTP 507: the store's disk is full, nothing was stored
+	CodeIDReused       = "id_reused" // HTTP 409: the id was first used for another payload
 	CodeTimeout        = "timeout"
 	CodeNoReply        = "no_reply"
 	CodeConflict       = "conflict"

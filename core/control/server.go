@@ -346,6 +346,8 @@ func classify(err error) (int, string) {
 		return ae.status, ae.code
 	case errors.Is(err, mailbox.ErrUnknownActor), errors.Is(err, mailbox.ErrUnknownMessage):
 		return http.StatusNotFound, CodeNotFound
+	case errors.Is(err, mailbox.ErrIDReused):
+		return http.StatusConflict, CodeIDReused
 	case errors.Is(err, mailbox.ErrDiskFull):
 		return http.StatusInsufficientStorage, CodeDiskFull
 	case errors.Is(err, mailbox.ErrTooLarge):

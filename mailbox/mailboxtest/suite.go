@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"FailedCommitWritesNothing", testFailedCommitWritesNothing},
 		{"IdempotentSend", testIdempotentSend},
 		{"RefusalIsAnOutcome", testRefusalIsAnOutcome},
+		{"IDReusedWithAnotherPayload", testIDReusedWithAnotherPayload},
 		{"IdempotencyWindow", testIdempotencyWindow},
 		{"ConcurrentSameID", testConcurrentSameID},
 		{"ConcurrentSendersSeeGaplessOrder", testConcurrentSendersSeeGaplessOrder},
@@ -298,6 +299,38 @@ func testRefusalIsAnOutcome(t *testing.T, open Opener) {
 		require.NoError(t, err)
 		assert.Empty(t, ms, "a refused message is acked, never redelivered")
 	}
+	check(s)
+	require.NoError(t, s.Close())
+	s = open(t, dir, mailbox.Options{})
+	defer s.Close()
+	check(s)
+}
+
+// An id reused with a different payload is refused, naming both digests,
+// queued or committed, before and after a reopen; an identical retry stays
+// a duplicate; nothing of the refused send is stored.
+func testIDReusedWithAnotherPayload(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s, ep := setup(t, open, dir, mailbox.Options{}, "a")
+	first := send(t, s, "a", "X1", "first")
+	check := func(s mailbox.Store) {
+		t.Helper()
+		_, err := s.Enqueue(ctx(t), "a", mailbox.Message{ID: "X1", Payload: []byte("second")})
+		var ie *mailbox.IDReuseError
+		require.ErrorAs(t, err, &ie)
+		assert.ErrorIs(t, err, mailbox.ErrIDReused)
+		assert.Equal(t, first.Seq, ie.Seq)
+		assert.NotEqual(t, ie.Stored, ie.Given)
+		assert.Contains(t, err.Error(), ie.Stored)
+		assert.Contains(t, err.Error(), ie.Given)
+		assert.True(t, send(t, s, "a", "X1", "first").Duplicate, "an identical retry is a duplicate")
+	}
+	check(s)
+	ms, err := s.Read(ctx(t), "a", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, ms, 1, "the refused send stored nothing")
+	require.NoError(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: ep["a"], Through: first.Seq,
+		Replies: []mailbox.Reply{{MessageID: "X1", Payload: []byte("r")}}}))
 	check(s)
 	require.NoError(t, s.Close())
 	s = open(t, dir, mailbox.Options{})

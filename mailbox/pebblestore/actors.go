@@ -38,9 +38,10 @@ type actor struct {
 
 // pendingID lets a second send with the same id wait for the first.
 type pendingID struct {
-	seq  uint64
-	done chan struct{}
-	err  error
+	seq    uint64
+	digest []byte // of its payload, nil when not checked
+	done   chan struct{}
+	err    error
 }
 
 // actorRecord is what the registry key holds (JSON).

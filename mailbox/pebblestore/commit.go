@@ -277,7 +277,7 @@ func (s *Store) writeOutgoing(ctx context.Context, b *pebble.Batch, c *mailbox.C
 		if len(o.Message.Payload) > s.opts.MaxMessageSize {
 			return fmt.Errorf("commit for actor %q: %w", c.Actor, &mailbox.TooLargeError{Actor: o.To, Size: len(o.Message.Payload), Limit: s.opts.MaxMessageSize})
 		}
-		seq, p, dup, err := s.reserve(ctx, to, o.Message.ID)
+		seq, p, dup, err := s.reserve(ctx, to, o.Message.ID, nil) // handlers' sends: a redelivered batch resends them
 		if err != nil {
 			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
 		}

@@ -13,7 +13,8 @@
 //	C id              ack watermark: every seq <= it is committed
 //	Q id seq          pending message
 //	F id seq          failed attempts of a pending message, last error
-//	I id msgid        idempotency index: msgid -> seq
+//	I id msgid        idempotency index: msgid -> seq and sha256(payload)[:16]
+//	                  (a reuse of the id with another payload is refused)
 //	i id seq          the same, in seq order, for eviction
 //	R id msgid        outcome of a committed message: reply or dead-letter error
 //	D id seq          dead letter (JSON)

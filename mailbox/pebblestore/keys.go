@@ -13,7 +13,7 @@ const (
 	prefixCursor  = 'C' // C id                   -> ack watermark (seq)
 	prefixQueue   = 'Q' // Q id seq               -> message
 	prefixFailure = 'F' // F id seq               -> failure record
-	prefixIDIndex = 'I' // I id msgid             -> seq
+	prefixIDIndex = 'I' // I id msgid             -> seq, sha256(payload)[:16]
 	prefixIDOrder = 'i' // i id seq               -> msgid (eviction order)
 	prefixOutcome = 'R' // R id msgid             -> outcome record
 	prefixDead    = 'D' // D id seq               -> dead letter record

@@ -1,8 +1,11 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -33,7 +36,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 		return mailbox.Receipt{}, &mailbox.TooLargeError{Actor: name, Size: len(msg.Payload), Limit: s.opts.MaxMessageSize}
 	}
 	msg.EnqueuedAt = time.Now()
-	seq, p, dup, err := s.reserve(ctx, a, msg.ID)
+	seq, p, dup, err := s.reserve(ctx, a, msg.ID, payloadDigest(msg.Payload))
 	if err != nil {
 		return mailbox.Receipt{}, err
 	}
@@ -57,7 +60,11 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 // id it first checks the idempotency index and the sends in progress: a
 // duplicate returns its receipt (dup), a concurrent send with the same id is
 // waited for. The returned pendingID must be passed to finishWrite.
-func (s *Store) reserve(ctx context.Context, a *actor, id string) (seq uint64, p *pendingID, dup *mailbox.Receipt, err error) {
+//
+// digest is the payload's digest: a duplicate with another digest is
+// refused with an *IDReuseError. nil skips the check (and entries written
+// before digests were kept have none).
+func (s *Store) reserve(ctx context.Context, a *actor, id string, digest []byte) (seq uint64, p *pendingID, dup *mailbox.Receipt, err error) {
 	for {
 		a.mu.Lock()
 		if a.removed {
@@ -69,13 +76,16 @@ func (s *Store) reserve(ctx context.Context, a *actor, id string) (seq uint64, p
 		}
 		other := a.pending[id]
 		if other == nil {
-			r, found, err := s.lookupID(a, id)
+			r, stored, found, err := s.lookupID(a, id)
 			if err != nil {
 				a.mu.Unlock()
 				return 0, nil, nil, err
 			}
 			if found {
 				a.mu.Unlock()
+				if err := reused(a.name, id, r.Seq, stored, digest); err != nil {
+					return 0, nil, nil, err
+				}
 				r.Duplicate = true
 				return 0, nil, &r, nil
 			}
@@ -88,6 +98,9 @@ func (s *Store) reserve(ctx context.Context, a *actor, id string) (seq uint64, p
 			return 0, nil, nil, fmt.Errorf("enqueue to actor %q: waiting for an earlier send with id %q: %w", a.name, id, ctx.Err())
 		}
 		if other.err == nil {
+			if err := reused(a.name, id, other.seq, other.digest, digest); err != nil {
+				return 0, nil, nil, err
+			}
 			return 0, nil, &mailbox.Receipt{Seq: other.seq, Duplicate: true}, nil
 		}
 		// The earlier send failed and stored nothing: try ourselves.
@@ -96,7 +109,7 @@ func (s *Store) reserve(ctx context.Context, a *actor, id string) (seq uint64, p
 	seq = a.nextSeq
 	a.nextSeq++
 	if id != "" {
-		p = &pendingID{seq: seq, done: make(chan struct{})}
+		p = &pendingID{seq: seq, digest: digest, done: make(chan struct{})}
 		a.pending[id] = p
 	}
 	a.mu.Unlock()
@@ -111,7 +124,7 @@ func (s *Store) putMessage(b *pebble.Batch, a *actor, seq uint64, msg *mailbox.M
 	if msg.ID == "" {
 		return nil
 	}
-	if err := b.Set(strKey(prefixIDIndex, a.id, msg.ID), u64(seq), nil); err != nil {
+	if err := b.Set(strKey(prefixIDIndex, a.id, msg.ID), append(u64(seq), payloadDigest(msg.Payload)...), nil); err != nil {
 		return err
 	}
 	return b.Set(seqKey(prefixIDOrder, a.id, seq), []byte(msg.ID), nil)
@@ -135,36 +148,55 @@ func (s *Store) finishWrite(a *actor, seq uint64, id string, p *pendingID, err e
 	}
 }
 
-// lookupID reads what the store knows about an id. Callers hold a.mu.
-func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, bool, error) {
+// lookupID reads what the store knows about an id, and the digest of the
+// payload it was accepted with (nil for entries older than digests).
+// Callers hold a.mu.
+func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, []byte, bool, error) {
+	r, digest, found, err := s.readID(a, id)
+	if err != nil || !found {
+		return r, nil, found, err
+	}
+	r, err = s.outcomeOf(a, id, r)
+	return r, digest, err == nil, err
+}
+
+// readID reads the id index entry: sequence number and payload digest.
+func (s *Store) readID(a *actor, id string) (mailbox.Receipt, []byte, bool, error) {
 	v, c, err := s.db.Get(strKey(prefixIDIndex, a.id, id))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return mailbox.Receipt{}, false, nil
+		return mailbox.Receipt{}, nil, false, nil
 	}
 	if err != nil {
-		return mailbox.Receipt{}, false, fmt.Errorf("look up id %q of actor %q: %w", id, a.name, err)
+		return mailbox.Receipt{}, nil, false, fmt.Errorf("look up id %q of actor %q: %w", id, a.name, err)
 	}
-	if len(v) != 8 {
-		_ = c.Close()
-		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("id index entry %q of actor %q", id, a.name)}
+	defer func() { _ = c.Close() }()
+	if len(v) != 8 && len(v) != 8+digestSize {
+		return mailbox.Receipt{}, nil, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("id index entry %q of actor %q", id, a.name)}
 	}
-	r := mailbox.Receipt{Seq: seqOfValue(v)}
-	_ = c.Close()
+	var digest []byte
+	if len(v) > 8 {
+		digest = append([]byte(nil), v[8:]...)
+	}
+	return mailbox.Receipt{Seq: seqOfValue(v[:8])}, digest, true, nil
+}
+
+// outcomeOf completes r, the receipt of a known id, with its outcome.
+func (s *Store) outcomeOf(a *actor, id string, r mailbox.Receipt) (mailbox.Receipt, error) {
 	if r.Seq > a.acked {
-		return r, true, nil // still queued
+		return r, nil // still queued
 	}
 	r.Outcome = mailbox.OutcomeApplied
-	v, c, err = s.db.Get(strKey(prefixOutcome, a.id, id))
+	v, c, err := s.db.Get(strKey(prefixOutcome, a.id, id))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return r, true, nil
+		return r, nil
 	}
 	if err != nil {
-		return mailbox.Receipt{}, false, fmt.Errorf("look up outcome of id %q of actor %q: %w", id, a.name, err)
+		return mailbox.Receipt{}, fmt.Errorf("look up outcome of id %q of actor %q: %w", id, a.name, err)
 	}
 	o, err := decodeOutcome(v)
 	_ = c.Close()
 	if err != nil {
-		return mailbox.Receipt{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("outcome of id %q of actor %q: %w", id, a.name, err)}
+		return mailbox.Receipt{}, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("outcome of id %q of actor %q: %w", id, a.name, err)}
 	}
 	r.Outcome = o.kind
 	if o.kind == mailbox.OutcomeDeadLettered || o.kind == mailbox.OutcomeRefused {
@@ -172,7 +204,7 @@ func (s *Store) lookupID(a *actor, id string) (mailbox.Receipt, bool, error) {
 	} else {
 		r.Reply = o.payload
 	}
-	return r, true, nil
+	return r, nil
 }
 
 // Lookup implements mailbox.Queues.
@@ -193,7 +225,7 @@ func (s *Store) Lookup(ctx context.Context, name, id string) (mailbox.Receipt, e
 	if p := a.pending[id]; p != nil {
 		return mailbox.Receipt{Seq: p.seq}, nil
 	}
-	r, found, err := s.lookupID(a, id)
+	r, _, found, err := s.lookupID(a, id)
 	if err != nil {
 		return mailbox.Receipt{}, err
 	}
@@ -316,4 +348,23 @@ func max64(a, b uint64) uint64 {
 		return a
 	}
 	return b
+}
+
+// digestSize is how much of a payload's sha256 the id index keeps: enough
+// to tell two payloads apart, small beside the id.
+const digestSize = 16
+
+// payloadDigest is the digest kept with an id.
+func payloadDigest(p []byte) []byte {
+	sum := sha256.Sum256(p)
+	return sum[:digestSize]
+}
+
+// reused refuses a duplicate id whose payload differs from the first one's.
+func reused(actor, id string, seq uint64, stored, given []byte) error {
+	if stored == nil || given == nil || bytes.Equal(stored, given) {
+		return nil
+	}
+	return &mailbox.IDReuseError{Actor: actor, ID: id, Seq: seq,
+		Stored: hex.EncodeToString(stored[:6]), Given: hex.EncodeToString(given[:6])}
 }
