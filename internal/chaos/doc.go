@@ -9,7 +9,8 @@
 //     (G1, G2), read from the committed states in the store after the core
 //     stopped (the test behaviours record every payload they apply, across
 //     migrations);
-//   - poison messages in the dead-letter area and nowhere else (G7);
+//   - poison messages (crashing, or growing the state past its limit) in
+//     the dead-letter area and nowhere else (G7, G5);
 //   - every actor on a module version whose schema matches its committed
 //     state (G4);
 //   - no plugin process, socket file or file descriptor left behind (G6);

@@ -24,11 +24,13 @@ const (
 	faultModuleStop
 	faultUpgrade
 	faultPoison
+	faultOversize
 )
 
 // weights of the faults, in the order above: module faults are the most
-// common, a poison message the rarest.
-var faultWeights = [...]int{12, 25, 20, 30, 8}
+// common, poison messages (a crash every time, or a state over the size
+// limit every time) the rarest.
+var faultWeights = [...]int{12, 25, 20, 30, 8, 4}
 
 func pickFault(rng *rand.Rand) fault {
 	total := 0
@@ -83,7 +85,9 @@ func (r *Runner) fire(ctx context.Context, f fault, pick int, async *sync.WaitGr
 	case faultUpgrade:
 		r.upgrade(ctx, pick, async)
 	case faultPoison:
-		r.sendPoison(ctx, pick, async)
+		r.sendPoison(ctx, pick, "poison", async)
+	case faultOversize:
+		r.sendPoison(ctx, pick, "oversize", async)
 	}
 	return nil
 }
@@ -239,12 +243,13 @@ func (r *Runner) writeSource() {
 	r.stats.sourceWrites.Add(1)
 }
 
-// sendPoison sends a message that crashes its module every time, with an
-// id, retried like any send; it must end in the dead letters.
-func (r *Runner) sendPoison(ctx context.Context, pick int, async *sync.WaitGroup) {
+// sendPoison sends a message that fails every time, with an id, retried
+// like any send; it must end in the dead letters. kind "poison" crashes
+// its module, kind "oversize" makes a state over the core's size limit.
+func (r *Runner) sendPoison(ctx context.Context, pick int, kind string, async *sync.WaitGroup) {
 	actor := r.kvActors[pick%len(r.kvActors)]
 	n := r.stats.poison.Add(1)
-	payload := fmt.Sprintf("poison:%d", n)
+	payload := fmt.Sprintf("%s:%d", kind, n)
 	async.Add(1)
 	go func() {
 		defer async.Done()

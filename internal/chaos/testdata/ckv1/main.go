@@ -27,6 +27,13 @@ func main() {
 			if strings.HasPrefix(string(m.Payload), "poison:") {
 				os.Exit(3)
 			}
+			if strings.HasPrefix(string(m.Payload), "oversize:") {
+				// A state over the core's limit (4 MiB by default): this
+				// message must fail every time and end dead-lettered,
+				// without harming the module or its neighbours.
+				s.Applied = append(s.Applied, string(m.Payload)+strings.Repeat("x", 5<<20))
+				return s, nil
+			}
 			s.N++
 			s.Applied = append(s.Applied, string(m.Payload))
 			ctx.Reply([]byte("v1:" + strconv.Itoa(s.N)))
