@@ -27,6 +27,10 @@ func (r *Runner) finish(ctx context.Context) (Final, error) {
 	if err != nil {
 		return Final{}, err
 	}
+	chaosKinds := ""
+	if p := r.currentCore(); p != nil {
+		chaosKinds = fdKinds(p.info.pid, r.storeDir)
+	}
 	if err := r.stopAndInspect(ctx, "graceful stop after the chaos"); err != nil {
 		return Final{}, err
 	}
@@ -40,7 +44,12 @@ func (r *Runner) finish(ctx context.Context) (Final, error) {
 		return Final{}, err
 	}
 	if afterChaos > fresh {
-		r.leak("the core held %d descriptors (outside the store) after the chaos, a fresh core on the same store %d", afterChaos, fresh)
+		freshKinds := ""
+		if p := r.currentCore(); p != nil {
+			freshKinds = fdKinds(p.info.pid, r.storeDir)
+		}
+		r.leak("the core held %d descriptors (outside the store) after the chaos, a fresh core on the same store %d (after the chaos: %s; fresh: %s)",
+			afterChaos, fresh, chaosKinds, freshKinds)
 	}
 	if err := r.stopAndInspect(ctx, "graceful stop of the fresh core"); err != nil {
 		return Final{}, err

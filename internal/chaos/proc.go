@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,6 +103,33 @@ func fdCount(pid int, skip string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// fdKinds summarises the core's descriptors (outside skip) by kind, with
+// socket and pipe inode numbers dropped, for a leak report: "socket x12".
+func fdKinds(pid int, skip string) string {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err.Error()
+	}
+	kinds := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil || strings.HasPrefix(target, skip) {
+			continue
+		}
+		if i := strings.Index(target, ":["); i > 0 {
+			target = target[:i]
+		}
+		kinds[target]++
+	}
+	var out []string
+	for k, n := range kinds {
+		out = append(out, fmt.Sprintf("%s x%d", k, n))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // socketsUnder lists the unix socket files under dir.
