@@ -129,7 +129,28 @@ func fdKinds(pid int, skip string) string {
 		out = append(out, fmt.Sprintf("%s x%d", k, n))
 	}
 	sort.Strings(out)
-	return strings.Join(out, ", ")
+	return strings.Join(out, ", ") + "; children: " + children(pid)
+}
+
+// children lists the live child processes of pid with their commands.
+func children(pid int) string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			out = append(out, e.Name()+" "+strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " | ")
 }
 
 // socketsUnder lists the unix socket files under dir.
