@@ -163,6 +163,11 @@ func (r *opRun) finish(ctx context.Context) (mailbox.UpgradeRecord, error) {
 	if _, err := r.m.core.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.From.Path); err != nil {
 		r.m.log.Warn("could not stop the old module", "behaviour", r.behaviour, "err", err)
 	}
+	// The target's shared module migrated the states; when every actor of
+	// the behaviour runs in a process of its own, no actor uses it now, and
+	// it would run until the next upgrade (UnloadModule keeps a module an
+	// actor uses).
+	r.unload(ctx)
 	return r.rec, nil
 }
 
@@ -246,7 +251,7 @@ func (r *opRun) fail(ctx context.Context, err error) (mailbox.UpgradeRecord, err
 	return r.m.record(ctx, r.rec), fmt.Errorf("%s of %q to %s: %w", r.op.Kind, r.behaviour, r.op.To.Name(), err)
 }
 
-// unload stops the target module, for when no actor ended up on it.
+// unload stops the target's shared module if no actor runs on it.
 func (r *opRun) unload(ctx context.Context) {
 	if _, err := r.m.core.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.To.Path); err != nil {
 		r.m.log.Warn("could not stop the unused module", "behaviour", r.behaviour, "err", err)
