@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,26 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/testbin"
 	"github.com/graft-host/graft/mailbox"
 )
-
-// mountTmpfs mounts a real tmpfs of the given size on a fresh folder and
-// unmounts it when the test ends; it skips, saying why, only when mounting
-// is impossible here.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs for the full-disk test (needs root and mount): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // lockedBuffer collects log lines written from several goroutines.
 type lockedBuffer struct {
@@ -64,7 +46,7 @@ func (l *lockedBuffer) String() string {
 // a crash loop and give up; once space is freed it commits by itself, and
 // every message is applied exactly once.
 func TestActorWaitsOutAFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "48m")
+	mnt := testbin.MountTmpfs(t, "48m")
 	store := filepath.Join(mnt, "store")
 	logs := &lockedBuffer{}
 	cfg := core.Config{

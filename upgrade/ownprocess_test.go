@@ -1,15 +1,13 @@
 package upgrade_test
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/testbin"
 	"github.com/graft-host/graft/upgrade"
 )
 
@@ -32,7 +30,7 @@ func TestOwnProcessUpgradeLeavesNoSharedModule(t *testing.T) {
 			_, err := s.core.Call(ctxFor(t, 20*time.Second), a, []byte("x"), core.SendOptions{})
 			require.NoError(t, err)
 		}
-		waitFor(t, 20*time.Second, what+": one module process per actor", func() bool { return len(childProcesses()) == 3 })
+		waitFor(t, 20*time.Second, what+": one module process per actor", func() bool { return len(testbin.Children()) == 3 })
 	}
 	modules("at start")
 	install(t, "kv2", s.source)
@@ -42,28 +40,4 @@ func TestOwnProcessUpgradeLeavesNoSharedModule(t *testing.T) {
 	_, err = s.mgr.Rollback(ctxFor(t, 30*time.Second), "kv")
 	require.NoError(t, err)
 	modules("after the rollback")
-}
-
-// childProcesses lists this process's live children (the core's modules
-// run in process groups of their own, so they are found by parent pid).
-func childProcesses() []int {
-	ents, _ := os.ReadDir("/proc")
-	me := strconv.Itoa(os.Getpid())
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[0] != "Z" && f[1] == me {
-			out = append(out, pid)
-		}
-	}
-	return out
 }

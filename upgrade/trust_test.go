@@ -1,18 +1,14 @@
 package upgrade_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,36 +20,6 @@ import (
 	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/upgrade"
 )
-
-// otherUser is a real second user (nobody) for the tests that need files
-// another user wrote; they need root to act as it.
-type otherUser struct{ uid, gid int }
-
-func nobody(t *testing.T) otherUser {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root to write files as a second user (run the tests as root)")
-	}
-	u, err := user.Lookup("nobody")
-	require.NoError(t, err, "the nobody user")
-	uid, err := strconv.Atoi(u.Uid)
-	require.NoError(t, err)
-	gid, err := strconv.Atoi(u.Gid)
-	require.NoError(t, err)
-	return otherUser{uid, gid}
-}
-
-// run runs a shell script in dir as the user, as an attacker would.
-func (u otherUser) run(t *testing.T, dir, script string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid)}}
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "as uid %d: %s\n%s", u.uid, script, out)
-}
 
 // logs collects a manager's log lines for the test to read.
 type logs struct {
@@ -105,7 +71,7 @@ func prepareAgain(t *testing.T, dir string) error {
 // its name says, is refused at start: before, a symbolic link in the cache
 // to a file of another user was followed and run as root.
 func TestUntrustedCacheEntryIsRefusedAtStart(t *testing.T) {
-	other := nobody(t)
+	other := testbin.Nobody(t)
 	cases := map[string]struct {
 		tamper func(t *testing.T, entry string)
 		wants  []string
@@ -115,13 +81,13 @@ func TestUntrustedCacheEntryIsRefusedAtStart(t *testing.T) {
 			b, err := os.ReadFile(entry) // the right bytes: the pin would not notice, but the user can change them later
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(trojan, b, 0o755))
-			require.NoError(t, os.Chown(trojan, other.uid, other.gid))
+			require.NoError(t, os.Chown(trojan, other.UID, other.GID))
 			require.NoError(t, os.Remove(entry))
 			require.NoError(t, os.Symlink(trojan, entry))
 		}, []string{"is a symbolic link", "rm "}},
 		"owned by another user": {func(t *testing.T, entry string) {
-			require.NoError(t, os.Chown(entry, other.uid, other.gid))
-		}, []string{"is owned by uid " + strconv.Itoa(other.uid)}},
+			require.NoError(t, os.Chown(entry, other.UID, other.GID))
+		}, []string{"is owned by uid " + strconv.Itoa(other.UID)}},
 		"writable by others": {func(t *testing.T, entry string) {
 			require.NoError(t, os.Chmod(entry, 0o777))
 		}, []string{"writable by group and others (mode 0777)", "chmod go-w " + "ENTRY"}},
@@ -154,9 +120,9 @@ func TestUntrustedCacheEntryIsRefusedAtStart(t *testing.T) {
 // The journal names the binaries the core runs: one the core did not
 // write is refused.
 func TestUntrustedJournalIsRefused(t *testing.T) {
-	other := nobody(t)
+	other := testbin.Nobody(t)
 	cases := map[string]func(t *testing.T, journal string){
-		"owned by another user": func(t *testing.T, j string) { require.NoError(t, os.Chown(j, other.uid, other.gid)) },
+		"owned by another user": func(t *testing.T, j string) { require.NoError(t, os.Chown(j, other.UID, other.GID)) },
 		"writable by others":    func(t *testing.T, j string) { require.NoError(t, os.Chmod(j, 0o666)) },
 		"symlink": func(t *testing.T, j string) {
 			require.NoError(t, os.Rename(j, j+".real"))
@@ -181,7 +147,7 @@ func TestUntrustedJournalIsRefused(t *testing.T) {
 // A module cache (or a folder on its way) another user can write is
 // refused, naming the folder and the fix.
 func TestUntrustedModuleCacheFolderIsRefused(t *testing.T) {
-	other := nobody(t)
+	other := testbin.Nobody(t)
 	dir := t.TempDir()
 	install(t, "kv1", dir+"/kv")
 	boot(t, dir, 1, upgrade.Options{}).stop()
@@ -193,8 +159,8 @@ func TestUntrustedModuleCacheFolderIsRefused(t *testing.T) {
 	assert.ErrorContains(t, err, "chmod go-w "+modules)
 
 	require.NoError(t, os.Chmod(modules, 0o700))
-	require.NoError(t, os.Chown(modules, other.uid, other.gid))
-	assert.ErrorContains(t, prepareAgain(t, dir), "module cache "+modules+" is owned by uid "+strconv.Itoa(other.uid))
+	require.NoError(t, os.Chown(modules, other.UID, other.GID))
+	assert.ErrorContains(t, prepareAgain(t, dir), "module cache "+modules+" is owned by uid "+strconv.Itoa(other.UID))
 
 	require.NoError(t, os.Chown(modules, 0, 0))
 	require.NoError(t, os.Chmod(store, 0o777))
@@ -207,7 +173,7 @@ func TestUntrustedModuleCacheFolderIsRefused(t *testing.T) {
 // anyone may write, is refused (in the log and the history) and the old
 // version keeps serving; pinned by sha256 in the config, it is accepted.
 func TestBinaryAnotherUserWroteIsRefusedUnlessPinned(t *testing.T) {
-	other := nobody(t)
+	other := testbin.Nobody(t)
 	dir := testbin.ShortDir(t)
 	require.NoError(t, os.Chmod(dir, 0o755)) // the other user may reach the watched folder
 	watched := filepath.Join(dir, "w")
@@ -229,11 +195,11 @@ func TestBinaryAnotherUserWroteIsRefusedUnlessPinned(t *testing.T) {
 
 	install(t, "kv2", filepath.Join(dir, "stage"))
 	require.NoError(t, os.Chmod(filepath.Join(dir, "stage"), 0o644))
-	other.run(t, dir, "cp stage w/.kv.tmp && chmod 755 w/.kv.tmp && mv -f w/.kv.tmp w/kv")
+	other.Run(t, dir, "cp stage w/.kv.tmp && chmod 755 w/.kv.tmp && mv -f w/.kv.tmp w/kv")
 	waitFor(t, 20*time.Second, "the refusal in the history", func() bool { return len(s.history(t)) == 1 })
 	rec := s.history(t)[0]
 	assert.Equal(t, "refused", rec.Outcome)
-	assert.Contains(t, rec.Error, "plugin binary "+source+" is owned by uid "+strconv.Itoa(other.uid))
+	assert.Contains(t, rec.Error, "plugin binary "+source+" is owned by uid "+strconv.Itoa(other.UID))
 	assert.Contains(t, rec.Error, "behaviours.kv.sha256: "+sha256Of(t, source))
 	waitFor(t, 10*time.Second, "the refusal in the log", func() bool {
 		return strings.Contains(lines.String(), "rebuilt plugin binary refused")

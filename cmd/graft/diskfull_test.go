@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -26,24 +25,6 @@ import (
 // counterOnce builds the counter behaviour (testdata/counter), whose state
 // stays small however big its messages, into binDir.
 var counterOnce = sync.OnceValue(func() error { return testbin.Build(binDir, "./testdata/counter") })
-
-// mountTmpfs mounts a real tmpfs of the given size on a fresh folder and
-// unmounts it when the test ends; it skips, saying why, only when mounting
-// is impossible here.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs for the full-disk test (needs root and mount): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 func random(t *testing.T, n int) []byte {
 	b := make([]byte, n)
@@ -87,7 +68,7 @@ func requireFullDiskError(t *testing.T, msg, store string) {
 // acknowledged message is lost or applied twice, and SIGTERM stops it.
 func TestDiskFullThroughGraft(t *testing.T) {
 	require.NoError(t, counterOnce())
-	mnt := mountTmpfs(t, "48m")
+	mnt := testbin.MountTmpfs(t, "48m")
 	store := filepath.Join(mnt, "data")
 	spare := filepath.Join(mnt, "spare") // what the operator frees later
 	require.NoError(t, os.WriteFile(spare, random(t, 16<<20), 0o600))

@@ -11,11 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,35 +23,6 @@ import (
 	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/internal/testbin"
 )
-
-// nobodyUser is a real second user the trust tests act as; they need root.
-type nobodyUser struct{ uid, gid int }
-
-func nobodyOrSkip(t *testing.T) nobodyUser {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root to write files as a second user (run the tests as root)")
-	}
-	u, err := user.Lookup("nobody")
-	require.NoError(t, err, "the nobody user")
-	uid, err := strconv.Atoi(u.Uid)
-	require.NoError(t, err)
-	gid, err := strconv.Atoi(u.Gid)
-	require.NoError(t, err)
-	return nobodyUser{uid, gid}
-}
-
-// run runs a shell script in dir as the user, as an attacker would.
-func (u nobodyUser) run(t *testing.T, dir, script string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid)}}
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "as uid %d: %s\n%s", u.uid, script, out)
-}
 
 // graftWithin runs the real binary in folder dir, bounded by within, and
 // requires that it ends by itself.
@@ -115,7 +84,7 @@ func mkdirMode(t *testing.T, path string, mode os.FileMode) {
 // it still refuses the journal and the binary that user wrote. The trojan
 // never runs.
 func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
-	other := nobodyOrSkip(t)
+	other := testbin.Nobody(t)
 	dir, config := kvFolder(t)
 	data, modules, run := filepath.Join(dir, "data"), filepath.Join(dir, "data", "modules"), filepath.Join(dir, "run")
 	for _, d := range []string{data, modules, run} {
@@ -131,7 +100,7 @@ func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "stage.json"), j, 0o644))
 	copyFile(t, plugin("kv2"), filepath.Join(dir, "stage.bin"), 0o644)
-	other.run(t, dir, fmt.Sprintf("cp stage.bin data/modules/%s && chmod 755 data/modules/%s && cp stage.json data/modules/.j && mv data/modules/.j data/modules/journal.json", sha, sha))
+	other.Run(t, dir, fmt.Sprintf("cp stage.bin data/modules/%s && chmod 755 data/modules/%s && cp stage.json data/modules/.j && mv data/modules/.j data/modules/journal.json", sha, sha))
 
 	r := graftWithin(t, dir, 30*time.Second, "run", "--config", config)
 	t.Log(r.stderr)
@@ -150,7 +119,7 @@ func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
 	r = graftWithin(t, dir, 30*time.Second, "run", "--config", config)
 	t.Log(r.stderr)
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "upgrade journal "+filepath.Join(modules, "journal.json")+" is owned by uid "+strconv.Itoa(other.uid)+" (nobody)")
+	assert.Contains(t, r.stderr, "upgrade journal "+filepath.Join(modules, "journal.json")+" is owned by uid "+strconv.Itoa(other.UID)+" (nobody)")
 
 	require.NoError(t, os.Remove(filepath.Join(modules, "journal.json"))) // the operator removes it; the trojan stays
 	v["path"] = "/elsewhere"                                              // a journal the core wrote itself, naming the planted entry
@@ -160,7 +129,7 @@ func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
 	r = graftWithin(t, dir, 30*time.Second, "run", "--config", config)
 	t.Log(r.stderr)
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "module cache entry "+trojan+" is owned by uid "+strconv.Itoa(other.uid)+" (nobody)")
+	assert.Contains(t, r.stderr, "module cache entry "+trojan+" is owned by uid "+strconv.Itoa(other.UID)+" (nobody)")
 	assert.Empty(t, testbin.Running(trojan), "the trojan never ran")
 }
 
@@ -168,25 +137,25 @@ func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
 // configured binary of another user and a config file others can write
 // are each refused with what to do.
 func TestFoldersAndConfigOfAnotherUserAreRefused(t *testing.T) {
-	other := nobodyOrSkip(t)
+	other := testbin.Nobody(t)
 	cases := map[string]struct {
 		setup func(t *testing.T, dir string)
 		wants []string
 	}{
 		"store owned by another user": {func(t *testing.T, dir string) {
 			mkdirMode(t, filepath.Join(dir, "data"), 0o700)
-			require.NoError(t, os.Chown(filepath.Join(dir, "data"), other.uid, other.gid))
-		}, []string{"store folder (store.path) DIR/data is owned by uid " + strconv.Itoa(other.uid) + " (nobody)", "chown -R 0 DIR/data"}},
+			require.NoError(t, os.Chown(filepath.Join(dir, "data"), other.UID, other.GID))
+		}, []string{"store folder (store.path) DIR/data is owned by uid " + strconv.Itoa(other.UID) + " (nobody)", "chown -R 0 DIR/data"}},
 		"control folder owned by another user": {func(t *testing.T, dir string) {
 			mkdirMode(t, filepath.Join(dir, "run"), 0o700)
-			require.NoError(t, os.Chown(filepath.Join(dir, "run"), other.uid, other.gid))
-		}, []string{"control folder (control.dir) DIR/run is owned by uid " + strconv.Itoa(other.uid)}},
+			require.NoError(t, os.Chown(filepath.Join(dir, "run"), other.UID, other.GID))
+		}, []string{"control folder (control.dir) DIR/run is owned by uid " + strconv.Itoa(other.UID)}},
 		"folder on the way others can write": {func(t *testing.T, dir string) {
 			require.NoError(t, os.Chmod(dir, 0o777))
 		}, []string{"store folder (store.path) DIR/data: the folder DIR on its way is writable by group and others (mode 0777) without the sticky bit", "chmod go-w DIR"}},
 		"configured binary of another user": {func(t *testing.T, dir string) {
-			require.NoError(t, os.Chown(filepath.Join(dir, "kv"), other.uid, other.gid))
-		}, []string{"behaviour \"kv\": plugin binary DIR/kv is owned by uid " + strconv.Itoa(other.uid) + " (nobody)", "pin them in the config (behaviours.kv.sha256: "}},
+			require.NoError(t, os.Chown(filepath.Join(dir, "kv"), other.UID, other.GID))
+		}, []string{"behaviour \"kv\": plugin binary DIR/kv is owned by uid " + strconv.Itoa(other.UID) + " (nobody)", "pin them in the config (behaviours.kv.sha256: "}},
 		"config others can write": {func(t *testing.T, dir string) {
 			require.NoError(t, os.Chmod(filepath.Join(dir, "graft.yaml"), 0o666))
 		}, []string{"config file DIR/graft.yaml is writable by group and others (mode 0666)"}},
@@ -208,7 +177,7 @@ func TestFoldersAndConfigOfAnotherUserAreRefused(t *testing.T) {
 // A binary another user drops into a watched folder anyone may write is
 // refused, and `graft history` says why; the old version keeps serving.
 func TestWatchedBinaryOfAnotherUserIsRefused(t *testing.T) {
-	other := nobodyOrSkip(t)
+	other := testbin.Nobody(t)
 	dir, config := kvFolder(t)
 	watched := filepath.Join(dir, "w")
 	mkdirMode(t, watched, 0o777)
@@ -218,13 +187,13 @@ func TestWatchedBinaryOfAnotherUserIsRefused(t *testing.T) {
 	require.NoError(t, os.WriteFile(config, bytes.ReplaceAll(body, []byte(filepath.Join(dir, "kv")), []byte(filepath.Join(watched, "kv"))), 0o644))
 	p := startGraftAt(t, config, []string{"k0"})
 	copyFile(t, plugin("kv2"), filepath.Join(dir, "stage.bin"), 0o644)
-	other.run(t, dir, "cp stage.bin w/.kv && chmod 755 w/.kv && mv -f w/.kv w/kv")
+	other.Run(t, dir, "cp stage.bin w/.kv && chmod 755 w/.kv && mv -f w/.kv w/kv")
 	testbin.WaitFor(t, 30*time.Second, "the refusal in graft history", func() bool {
 		return strings.Contains(p.ok(t, "history"), "refused")
 	})
 	hist := p.ok(t, "history")
 	t.Log(hist)
-	assert.Contains(t, hist, "refused: plugin binary "+filepath.Join(watched, "kv")+" is owned by uid "+strconv.Itoa(other.uid)+" (nobody)")
+	assert.Contains(t, hist, "refused: plugin binary "+filepath.Join(watched, "kv")+" is owned by uid "+strconv.Itoa(other.UID)+" (nobody)")
 	assert.NotNil(t, p.logLine("rebuilt plugin binary refused: another user could have written it, so the core will not run it; the old version keeps serving"))
 	assert.Equal(t, "v1:1", p.ok(t, "call", "k0", "x"))
 }
