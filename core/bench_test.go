@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/benchprobe"
 	"github.com/graft-host/graft/mailbox"
 )
 
@@ -47,6 +49,15 @@ func counterConfig(b *testing.B, dir string, d mailbox.Durability, actors int) c
 // message has been handled by the plugin and its effect committed.
 func benchEndToEnd(b *testing.B, d mailbox.Durability) {
 	cfg := counterConfig(b, b.TempDir(), d, e2eActors)
+	commits := &commitCounter{}
+	cfg.Observer = commits
+	var engine interface{ Metrics() *pebble.Metrics }
+	open := cfg.OpenStore
+	cfg.OpenStore = func(notify func(string, uint64)) (mailbox.Store, error) {
+		s, err := open(notify)
+		engine, _ = s.(interface{ Metrics() *pebble.Metrics })
+		return s, err
+	}
 	c, err := core.New(cfg)
 	require.NoError(b, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -56,7 +67,9 @@ func benchEndToEnd(b *testing.B, d mailbox.Durability) {
 	payload := make([]byte, 128)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	require.NotNil(b, engine, "the store is not pebblestore")
 	b.ResetTimer()
+	probe := benchprobe.Start(engine.Metrics)
 	start := time.Now()
 	for p := 0; p < e2eProducers; p++ {
 		wg.Add(1)
@@ -89,7 +102,25 @@ func benchEndToEnd(b *testing.B, d mailbox.Durability) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	n := commits.batches.Load()
+	probe.Report(b, int64(b.N)+n) // one write per enqueue and per commit
+	if n > 0 {
+		b.ReportMetric(float64(commits.messages.Load())/float64(n), "msgs/commit")
+	}
 }
+
+// commitCounter counts the core's batch commits.
+type commitCounter struct {
+	batches, messages atomic.Int64
+}
+
+func (c *commitCounter) BatchCommitted(_, _ string, n int, _ time.Duration) {
+	c.batches.Add(1)
+	c.messages.Add(int64(n))
+}
+func (c *commitCounter) MessageFailed(string, string) {}
+func (c *commitCounter) DeadLettered(string, string)  {}
+func (c *commitCounter) ModuleStarted(string, bool)   {}
 
 // BenchmarkEndToEndDurable: send, handled by a real plugin, committed; 64
 // actors of one behaviour; sync durability.

@@ -107,7 +107,10 @@ type SupervisionConfig struct {
 }
 
 // Core runs actors: it owns the store, the module pools, the supervisor of
-// the actors and the Calls waiting for replies.
+// the actors and the Calls waiting for replies. Its methods are the
+// runtime's API, each safe on its own; the hooks of the upgrade protocol
+// are on UpgradeHooks (Upgrades), apart, because they are safe only in
+// that protocol's order (see the package doc).
 type Core struct {
 	cfg     Config
 	log     *slog.Logger
@@ -572,7 +575,3 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// Store returns the core's store, for read-only views (status, dead
-// letters, history).
-func (c *Core) Store() mailbox.Store { return c.store }

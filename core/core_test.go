@@ -156,22 +156,32 @@ func TestModuleKillAndStopUnderLoad(t *testing.T) {
 	assert.False(t, testbin.Alive(second), "the SIGSTOPped module was killed")
 }
 
-// A plugin whose start hangs is bounded by the start timeout, the status
-// answers meanwhile, and nothing is left behind.
+// A plugin whose start hangs is bounded by the start timeout, Start and
+// the status answer meanwhile, and nothing is left behind.
 func TestHangingStartIsBounded(t *testing.T) {
 	dir := t.TempDir()
 	cfg := recorderConfig(t, dir, "ok")
 	cfg.Behaviours["stuck"] = core.BehaviourConfig{Binary: bin("hangstart"), StartTimeout: 300 * time.Millisecond, StopTimeout: time.Second}
-	cfg.Actors = append(cfg.Actors, core.ActorConfig{Name: "stuck", Behaviour: "stuck"})
+	// hung's start hangs for longer than the test: whatever answers while
+	// it is starting did not wait for it.
+	cfg.Behaviours["hung"] = core.BehaviourConfig{Binary: bin("hangstart"), StartTimeout: time.Hour, StopTimeout: time.Second}
+	cfg.Actors = append(cfg.Actors, core.ActorConfig{Name: "stuck", Behaviour: "stuck"}, core.ActorConfig{Name: "hung", Behaviour: "hung"})
 	cfg.Supervision.MaxRestarts = 1000 // keep retrying: the test looks at one failed start
 	before := len(testbin.Children())
 	c, err := core.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Shutdown(ctxFor(t, 10*time.Second)) })
-	require.NoError(t, c.Start(ctxFor(t, 100*time.Millisecond)), "Start does not wait past its context for a hanging start")
-	quick := ctxFor(t, 100*time.Millisecond)
-	_, err = c.Status(quick)
+	testbin.Returns(t, 30*time.Second, "Start with a 100 ms context while a start hangs for an hour", func() {
+		err = c.Start(ctxFor(t, 100*time.Millisecond))
+	})
+	require.NoError(t, err, "Start does not wait past its context for a hanging start")
+	st, err := c.Status(ctxFor(t, 10*time.Second))
 	require.NoError(t, err, "status answers while a start hangs")
+	for _, a := range st {
+		if a.Name == "hung" {
+			assert.Equal(t, "starting", a.Status, "the status came while hung was starting")
+		}
+	}
 	waitFor(t, 20*time.Second, "the hanging start to fail", func() bool {
 		st := status(t, c, "stuck")
 		return st.Restarts >= 1 && st.LastError != ""
@@ -215,37 +225,41 @@ func TestStopStartCyclesLeakNothing(t *testing.T) {
 	})
 }
 
-// Pause holds an actor between commits; Swap moves it onto another module
-// with a new state, and a failing swap leaves it as it was.
+// The upgrade hooks: Pause holds an actor between commits; Swap moves it
+// onto another module with a new state, and a failing swap leaves it as it
+// was; a hook's commit cannot ack messages.
 func TestSwapPoint(t *testing.T) {
 	c := startCore(t, recorderConfig(t, t.TempDir(), "a"))
 	ctx := ctxFor(t, 30*time.Second)
 	_, err := c.Call(ctx, "a", []byte("before"), core.SendOptions{})
 	require.NoError(t, err)
 
-	p, err := c.Pause(ctx, "a")
+	up := c.Upgrades()
+	p, err := up.Pause(ctx, "a")
 	require.NoError(t, err)
 	_, err = c.Send(ctx, "a", []byte("while-paused"), core.SendOptions{})
 	require.NoError(t, err)
 	st, err := c.Store().Stats("a")
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, st.Depth, "a paused actor takes no batch; messages keep arriving")
-	_, err = c.Pause(ctx, "a")
+	_, err = up.Pause(ctx, "a")
 	assert.ErrorContains(t, err, "already paused")
+	err = up.CommitStates(ctx, mailbox.Commit{Actor: "a", Epoch: p.Epoch, Through: 1})
+	assert.ErrorContains(t, err, "an upgrade commits states only", "an upgrade hook cannot ack messages")
 	p.Resume(nil, nil)
 	waitFor(t, 10*time.Second, "resumed actor to catch up", func() bool { return drained(c, "a") })
 
-	next, err := c.LoadModule(ctx, "recorder", bin("recorder"), "")
+	next, err := up.LoadModule(ctx, "recorder", bin("recorder"), "")
 	require.NoError(t, err)
 	defer next.Close(ctx)
 	failed := errors.New("migration refused")
-	_, err = c.Swap(ctx, "a", next, func(context.Context, mailbox.State, *dynamic.Module) (mailbox.State, error) {
+	_, err = up.Swap(ctx, "a", next, func(context.Context, mailbox.State, *dynamic.Module) (mailbox.State, error) {
 		return mailbox.State{}, failed
 	})
 	require.ErrorIs(t, err, failed)
 	assert.Equal(t, []string{"before", "while-paused"}, applied(t, c, "a"), "a failed swap leaves the state untouched")
 
-	pause, err := c.Swap(ctx, "a", next, func(_ context.Context, st mailbox.State, m *dynamic.Module) (mailbox.State, error) {
+	pause, err := up.Swap(ctx, "a", next, func(_ context.Context, st mailbox.State, m *dynamic.Module) (mailbox.State, error) {
 		st.Data = []byte(`{"applied":["migrated"]}`)
 		st.Module = "swapped"
 		return st, nil

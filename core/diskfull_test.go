@@ -60,7 +60,7 @@ func TestActorWaitsOutAFullDisk(t *testing.T) {
 	waitFor(t, 30*time.Second, "c runs", func() bool { return actorStatus(t, c, "c").Status == "running" })
 
 	// Hold the actor between two commits while its mailbox fills.
-	p, err := c.Pause(ctxFor(t, 10*time.Second), "c")
+	p, err := c.Upgrades().Pause(ctxFor(t, 10*time.Second), "c")
 	require.NoError(t, err)
 	const n = 20
 	for i := 0; i < n; i++ {

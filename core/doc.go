@@ -52,13 +52,30 @@
 // its supervisor) when its module cannot be started at all or the store
 // refuses it.
 //
-// # The swap point
+// # The swap point, and why the upgrade hooks are apart
 //
 // Pause holds an actor between two commits (its batch in flight commits
 // first); messages keep arriving durably. The upgrade machinery migrates
 // the committed state with the new module, commits it with the actor's
 // epoch, and Resumes the actor on the new module (Swap does all of it for
 // one actor).
+//
+// These hooks (LoadModule, UnloadModule, ActorsOf, State, Pause,
+// CommitStates, AppendHistory, Swap) are methods of UpgradeHooks, which
+// Core.Upgrades returns, not of Core; the types ModuleHandle and Paused go
+// with them. Core's own methods (Start, Send, Call, Status, StopActor,
+// ReplaceState, Shutdown...) each keep the runtime's invariants by
+// themselves and are safe for any caller; the hooks break them unless used
+// in the upgrade protocol's order. A pause never resumed stalls its actor;
+// a state committed outside a pause, or an actor resumed with another
+// state than the one committed, makes the actor's memory and the store
+// disagree; a resume on a module that cannot read the committed state
+// fails every message; unloading a version an upgrade may move back onto
+// loses the way back. Package upgrade consumes them through its Host
+// interface (the start-up wiring passes c.Upgrades() to
+// upgrade.Manager.Attach). The store, too, is handed out read-only
+// (Core.Store is a mailbox.Reader): every write goes through the core's
+// methods or these hooks.
 //
 // An operator's state repair (state.go: ReplaceState, ResetState, `graft
 // state`) uses the same pause: the new state is committed with the actor's

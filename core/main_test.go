@@ -3,7 +3,6 @@ package core_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,18 +25,7 @@ func TestMain(m *testing.M) {
 		runCoreChild()
 		return
 	}
-	dir, err := testbin.TempDir("graft-core-plugins-")
-	if err == nil {
-		err = testbin.Build(dir, "./testdata/recorder", "./testdata/hangstart", "./testdata/counter")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pluginDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "graft-core-plugins-", &pluginDir, testbin.Pkgs("./testdata/recorder", "./testdata/hangstart", "./testdata/counter")...)
 }
 
 func bin(name string) string { return filepath.Join(pluginDir, name) }

@@ -67,7 +67,9 @@ func TestEscapedDescendantsDieWithTheirModule(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, alive(pid), "descendant %d runs", pid)
 				c.stop()
-				waitFor(t, time.Second, fmt.Sprintf("%s descendant %d to die with its module", how, pid), func() bool { return !alive(pid) })
+				// No figure here (G6's second is for a dead host, below): a
+				// generous wait for the kill that stopping the module sends.
+				waitFor(t, 10*time.Second, fmt.Sprintf("%s descendant %d to die with its module", how, pid), func() bool { return !alive(pid) })
 				if st, ppid := procState(pid); st == "Z" && ppid == c.cmd.Process.Pid {
 					t.Fatalf("descendant %d left as a zombie of the host", pid)
 				}

@@ -39,23 +39,11 @@ func TestMain(m *testing.M) {
 	if slices.ContainsFunc(os.Args, func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") }) {
 		os.Exit(m.Run()) // a fuzzing worker runs FuzzHandleResult alone: no plugins
 	}
-	dir, err := os.MkdirTemp("", "graft-dynamic-plugins-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	var pkgs []string
 	for _, n := range pluginNames {
 		pkgs = append(pkgs, "./testdata/"+n)
 	}
-	if err := testbin.Build(dir, pkgs...); err != nil {
-		fmt.Fprintln(os.Stderr, "building test plugins:", err)
-		os.Exit(1)
-	}
-	pluginDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "graft-dynamic-plugins-", &pluginDir, testbin.Pkgs(pkgs...)...)
 }
 
 // runChild is a host process for the kill -9 test: it starts the echo plugin,

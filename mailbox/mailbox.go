@@ -14,8 +14,9 @@ import (
 //
 // It is a composition of small interfaces so that a component can ask for
 // only the part it uses (the upgrade machinery needs History and Registry,
-// a sender only Queues).
+// a sender only Queues, an observer only Reader).
 type Store interface {
+	Reader
 	Registry
 	Queues
 	History
@@ -23,6 +24,30 @@ type Store interface {
 	// store's lock and frees its resources. Calls after Close fail with
 	// ErrClosed.
 	Close() error
+}
+
+// Reader is the read-only part of a Store: what an observer (the control
+// API, a status page, a test) may look at. It has no method that changes
+// anything, so code that holds only a Reader cannot write to the store:
+// the compiler refuses it. The core hands out a Reader (core.Core.Store)
+// and keeps writes to its own methods, which uphold its invariants (one
+// writer per actor, epochs, notifications). Each method is documented
+// where Store gets it: Registry, Queues or History.
+type Reader interface {
+	// Actor returns one actor's record (Registry.Actor).
+	Actor(ctx context.Context, name string) (Actor, error)
+	// Actors lists every actor record, sorted by name (Registry.Actors).
+	Actors(ctx context.Context) ([]Actor, error)
+	// State returns the actor's committed state (Registry.State).
+	State(ctx context.Context, name string) (State, error)
+	// Stats returns the actor's queue counters (Registry.Stats).
+	Stats(name string) (Stats, error)
+	// DeadLetters lists the actor's dead letters, oldest first
+	// (Queues.DeadLetters).
+	DeadLetters(ctx context.Context, actor string) ([]DeadLetter, error)
+	// ListHistory returns every upgrade record, oldest first
+	// (History.ListHistory).
+	ListHistory(ctx context.Context) ([]UpgradeRecord, error)
 }
 
 // Registry keeps the actor records: which actors exist, which behaviour

@@ -23,33 +23,16 @@ import (
 var pluginDir string
 
 func TestMain(m *testing.M) {
-	dir, err := testbin.TempDir("graft-upgrade-plugins-")
-	if err == nil {
-		err = testbin.Build(dir, "./testdata/kv1", "./testdata/kv2", "../core/testdata/counter")
-	}
-	for _, v := range []struct{ name, flags string }{
-		{"kv2-error", "-X main.fault=error"},
-		{"kv2-panic", "-X main.fault=panic"},
-		{"kv2-hang", "-X main.fault=hang"},
-		{"kv2-marked", "-X main.fault=marked"},
-		{"kv2-nodown", "-X main.noDown=1"},
-		{"kv3", "-X main.code=3.0.0"},
-	} {
-		if err == nil {
-			err = testbin.BuildAs(dir, v.name, "./testdata/kv2", v.flags)
-		}
-	}
-	if err == nil { // a plugin whose main fails before it serves
-		err = testbin.BuildAs(dir, "kv-crash", "../dynamic/testdata/crashstart", "-X main.mode=exit1")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pluginDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "graft-upgrade-plugins-", &pluginDir, append(testbin.Pkgs("./testdata/kv1", "./testdata/kv2", "../core/testdata/counter"),
+		testbin.Variant("kv2-error", "./testdata/kv2", "-X main.fault=error"),
+		testbin.Variant("kv2-panic", "./testdata/kv2", "-X main.fault=panic"),
+		testbin.Variant("kv2-hang", "./testdata/kv2", "-X main.fault=hang"),
+		testbin.Variant("kv2-marked", "./testdata/kv2", "-X main.fault=marked"),
+		testbin.Variant("kv2-nodown", "./testdata/kv2", "-X main.noDown=1"),
+		testbin.Variant("kv3", "./testdata/kv2", "-X main.code=3.0.0"),
+		// a plugin whose main fails before it serves
+		testbin.Variant("kv-crash", "../dynamic/testdata/crashstart", "-X main.mode=exit1"),
+	)...)
 }
 
 func bin(name string) string { return filepath.Join(pluginDir, name) }
@@ -133,7 +116,7 @@ func bootWith(t testing.TB, dir string, actors int, opts upgrade.Options, edit f
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, c.Start(ctx))
-	mgr.Attach(context.Background(), c)
+	mgr.Attach(context.Background(), c.Upgrades())
 	s := &system{dir: dir, source: source, core: c, mgr: mgr, actors: names}
 	if tt, ok := t.(*testing.T); ok {
 		tt.Cleanup(s.stop)

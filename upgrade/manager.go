@@ -76,7 +76,7 @@ type Manager struct {
 	sources map[string]string // behaviour -> configured source binary
 	pins    map[string]string // behaviour -> sha256 pin from the config
 	running map[string]Op     // snapshots of the upgrades in progress, by behaviour
-	core    *core.Core
+	host    Host              // the core, once attached
 
 	// attaching counts the work Attach runs in the background, so tests
 	// can wait for it (export_test.go) before changing a source binary.
@@ -289,13 +289,14 @@ func (m *Manager) learn(behaviour string, v Version) {
 	}
 }
 
-// Attach hands m the running core. It finishes any upgrade a previous core
-// was killed in the middle of, then upgrades behaviours whose source binary
-// changed while the core was down. It runs them in the background and
-// returns at once; outcomes go to the log and the history.
-func (m *Manager) Attach(ctx context.Context, c *core.Core) {
+// Attach hands m the running core's upgrade hooks (pass c.Upgrades() of
+// the *core.Core). It finishes any upgrade a previous core was killed in
+// the middle of, then upgrades behaviours whose source binary changed
+// while the core was down. It runs them in the background and returns at
+// once; outcomes go to the log and the history.
+func (m *Manager) Attach(ctx context.Context, host Host) {
 	m.mu.Lock()
-	m.core = c
+	m.host = host
 	type todo struct {
 		behaviour string
 		op        *Op
@@ -355,7 +356,7 @@ func (m *Manager) noteSource(behaviour, sha string) {
 func (m *Manager) begin(behaviour string, op *Op) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.core == nil {
+	if m.host == nil {
 		return errors.New("upgrade: the core is not attached yet")
 	}
 	if _, ok := m.sources[behaviour]; !ok {
@@ -376,7 +377,7 @@ func (m *Manager) end(behaviour string) {
 
 // record appends the history record and logs it.
 func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox.UpgradeRecord {
-	id, err := m.core.Store().AppendHistory(context.WithoutCancel(ctx), rec)
+	id, err := m.host.AppendHistory(context.WithoutCancel(ctx), rec)
 	if err != nil {
 		m.log.Error("could not record the upgrade in the history", "behaviour", rec.Behaviour, "err", err)
 	}

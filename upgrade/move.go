@@ -57,7 +57,7 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.ModuleHandle, migr
 			commits = append(commits, mailbox.Commit{Actor: group[i], Epoch: p.Epoch, State: next[i], Lazy: true})
 		}
 	}
-	if err := m.core.Store().Commit(ctx, commits...); err != nil {
+	if err := m.host.CommitStates(ctx, commits...); err != nil {
 		resumeAll(paused, nil, nil)
 		return nil, fmt.Errorf("commit migrated states: %w", err)
 	}
@@ -82,7 +82,7 @@ func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused,
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, m.opts.DrainTimeout)
 			defer cancel()
-			paused[i], errs[i] = m.core.Pause(pctx, a)
+			paused[i], errs[i] = m.host.Pause(pctx, a)
 		}()
 	}
 	wg.Wait()

@@ -71,7 +71,7 @@ func TestStartErrorNamesTheConfiguredBinary(t *testing.T) {
 	startCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = c.Start(startCtx) // the actor cannot start; Start gives up waiting for it
-	mgr.Attach(context.Background(), c)
+	mgr.Attach(context.Background(), c.Upgrades())
 	var last string
 	waitFor(t, 20*time.Second, "the start failure in the status", func() bool {
 		rows, err := c.Status(context.Background())

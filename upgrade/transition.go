@@ -62,7 +62,7 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 // answer is stopped again. Nothing durable changes.
 func (r *opRun) load(ctx context.Context) error {
 	t0 := time.Now()
-	c, op := r.m.core, r.op
+	c, op := r.m.host, r.op
 	target, err := c.LoadModule(ctx, r.behaviour, op.To.Path, op.To.SHA)
 	if err != nil {
 		return err
@@ -100,8 +100,8 @@ func (r *opRun) load(ctx context.Context) error {
 func (r *opRun) check(ctx context.Context) error {
 	to := r.op.To
 	mi := r.migrator.Info()
-	for _, a := range r.m.core.ActorsOf(r.behaviour) {
-		st, err := r.m.core.Store().State(ctx, a)
+	for _, a := range r.m.host.ActorsOf(r.behaviour) {
+		st, err := r.m.host.State(ctx, a)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func (r *opRun) finish(ctx context.Context) (mailbox.UpgradeRecord, error) {
 		return r.fail(ctx, err)
 	}
 	r.m.failpoint(FailpointDone)
-	if _, err := r.m.core.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.From.Path); err != nil {
+	if _, err := r.m.host.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.From.Path); err != nil {
 		r.m.log.Warn("could not stop the old module", "behaviour", r.behaviour, "err", err)
 	}
 	// The target's shared module migrated the states; when every actor of
@@ -253,7 +253,7 @@ func (r *opRun) fail(ctx context.Context, err error) (mailbox.UpgradeRecord, err
 
 // unload stops the target's shared module if no actor runs on it.
 func (r *opRun) unload(ctx context.Context) {
-	if _, err := r.m.core.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.To.Path); err != nil {
+	if _, err := r.m.host.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.To.Path); err != nil {
 		r.m.log.Warn("could not stop the unused module", "behaviour", r.behaviour, "err", err)
 	}
 }

@@ -152,7 +152,7 @@ actors:
 		if err != nil || len(h) == 0 {
 			return false
 		}
-		rec = h[len(h)-1]
+		rec = control.StoreRecord(h[len(h)-1])
 		return true
 	}); err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 // newActorCmd builds stop, start and destroy, which differ only in the
@@ -36,7 +36,7 @@ func newActorCmd(e *env, cf *clientFlags, action, short, long string) *cobra.Com
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, control.ActorResponse{Actor: args[0], Action: action})
+				return printJSON(e.stdout, api.ActorResponse{Actor: args[0], Action: action})
 			}
 			past := map[string]string{"stop": "stopped", "start": "started", "destroy": "destroyed"}[action]
 			fmt.Fprintf(e.stdout, "%s %s\n", past, args[0])
@@ -73,7 +73,7 @@ attempts start over.`,
 			defer done()
 			actor := args[0]
 			if retry != "" || all {
-				req := control.RetryRequest{All: all}
+				req := api.RetryRequest{All: all}
 				if retry != "" {
 					if seq, err := strconv.ParseUint(retry, 10, 64); err == nil {
 						req.Seq = seq

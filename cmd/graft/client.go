@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/cmd/graft/internal/config"
-	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/config"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 // clientFlags are the flags every command shares: where the core is, and
@@ -55,7 +55,7 @@ func (f *clientFlags) socketPath(e *env) (string, error) {
 
 // client connects to the core and returns a context bounded by --timeout
 // (or def when --timeout is 0).
-func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*control.Client, context.Context, context.CancelFunc, error) {
+func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*api.Client, context.Context, context.CancelFunc, error) {
 	sock, err := f.socketPath(e)
 	if err != nil {
 		return nil, nil, nil, err
@@ -69,9 +69,9 @@ func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*co
 
 // clientWithin connects to the core at sock with a context bounded by d
 // exactly, for commands whose --timeout means something else (call).
-func (f *clientFlags) clientWithin(cmd *cobra.Command, sock string, d time.Duration) (*control.Client, context.Context, context.CancelFunc, error) {
+func (f *clientFlags) clientWithin(cmd *cobra.Command, sock string, d time.Duration) (*api.Client, context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), d)
-	c := control.NewClient(sock)
+	c := api.NewClient(sock)
 	return c, ctx, func() { cancel(); c.Close() }, nil
 }
 

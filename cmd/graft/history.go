@@ -9,8 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/core/control"
-	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 func newHistoryCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -35,7 +34,7 @@ per-actor steps with their pause times.`,
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, control.NewUpgradeRecords(recs))
+				return printJSON(e.stdout, recs)
 			}
 			if len(recs) == 0 {
 				fmt.Fprintln(e.stdout, "no upgrades yet")
@@ -48,7 +47,7 @@ per-actor steps with their pause times.`,
 	return cmd
 }
 
-func writeHistory(w io.Writer, recs []mailbox.UpgradeRecord) error {
+func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tBEHAVIOUR\tFROM\tTO\tSTARTED\tTOOK\tACTORS\tOUTCOME")
 	for _, r := range recs {
@@ -61,18 +60,18 @@ func writeHistory(w io.Writer, recs []mailbox.UpgradeRecord) error {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
-			r.Started.Local().Format(time.DateTime), took, control.ActorsMoved(r.Steps), outcome)
+			r.Started.Local().Format(time.DateTime), took, r.Actors, outcome)
 	}
 	return tw.Flush()
 }
 
 // writeRecord reports one finished upgrade or rollback.
-func writeRecord(w io.Writer, r mailbox.UpgradeRecord) {
+func writeRecord(w io.Writer, r api.UpgradeRecord) {
 	fmt.Fprintf(w, "%s of %s: %s -> %s, %s", r.Kind, r.Behaviour, dash(r.From), dash(r.To), r.Outcome)
 	if r.Error != "" {
 		fmt.Fprintf(w, ": %s", r.Error)
 	}
-	fmt.Fprintf(w, " (%d actors)\n", control.ActorsMoved(r.Steps))
+	fmt.Fprintf(w, " (%d actors)\n", r.Actors)
 }
 
 func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -109,7 +108,7 @@ unchanged. --timeout bounds the wait (default 10m).`,
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, control.NewUpgradeRecord(rec))
+				return printJSON(e.stdout, rec)
 			}
 			writeRecord(e.stdout, rec)
 			return nil
@@ -142,7 +141,7 @@ bounds the wait (default 10m).`,
 				return err
 			}
 			if asJSON {
-				return printJSON(e.stdout, control.NewUpgradeRecord(rec))
+				return printJSON(e.stdout, rec)
 			}
 			writeRecord(e.stdout, rec)
 			return nil

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 func main() {
@@ -45,7 +45,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if errors.As(err, &ue) {
 		return exitUsage
 	}
-	var re *core.RefusedError
+	var re *api.RefusedError
 	if errors.As(err, &re) {
 		return exitRefused
 	}

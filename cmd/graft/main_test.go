@@ -26,19 +26,8 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := testbin.TempDir("graft-cli-")
-	if err == nil {
-		err = testbin.Build(dir, ".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
-			"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "graft-cli-", &binDir, testbin.Pkgs(".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
+		"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2")...)
 }
 
 func graftBin() string       { return filepath.Join(binDir, "graft") }

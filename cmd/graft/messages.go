@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/core"
-	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 func newSendCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -35,7 +34,7 @@ id enqueues nothing and reports the original sequence number.`,
 				return err
 			}
 			defer done()
-			r, err := c.Send(ctx, args[0], control.SendRequest{Payload: payload, ID: id})
+			r, err := c.Send(ctx, args[0], api.SendRequest{Payload: payload, ID: id})
 			if err != nil {
 				return err
 			}
@@ -85,7 +84,7 @@ Exit status: 0 replied, 1 failed (no reply, timeout, unknown actor...),
 			}
 			wait := cf.timeout
 			if wait <= 0 {
-				wait = control.DefaultCallTimeout
+				wait = api.DefaultCallTimeout
 			}
 			sock, err := cf.socketPath(e)
 			if err != nil {
@@ -96,11 +95,11 @@ Exit status: 0 replied, 1 failed (no reply, timeout, unknown actor...),
 				return err
 			}
 			defer done()
-			r, err := c.Call(ctx, args[0], control.CallRequest{
-				SendRequest: control.SendRequest{Payload: payload, ID: id},
+			r, err := c.Call(ctx, args[0], api.CallRequest{
+				SendRequest: api.SendRequest{Payload: payload, ID: id},
 				TimeoutMS:   wait.Milliseconds(),
 			})
-			var refused *core.RefusedError
+			var refused *api.RefusedError
 			if errors.As(err, &refused) && asJSON {
 				if perr := printJSON(e.stdout, r); perr != nil {
 					return perr

@@ -6,23 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/cmd/graft/internal/metrics"
-	"github.com/graft-host/graft/core"
-	"github.com/graft-host/graft/core/control"
-	"github.com/graft-host/graft/dynamic"
-	"github.com/graft-host/graft/internal/trust"
-	"github.com/graft-host/graft/upgrade"
+	"github.com/graft-host/graft/host"
 )
 
 // runFlags are `graft run`'s own flags.
@@ -56,6 +45,9 @@ next start.`,
 			if cf.config == "" {
 				return &usageError{errors.New("graft run needs --config FILE (see `graft run --help` for an example config)")}
 			}
+			if rf.grace <= 0 {
+				return &usageError{fmt.Errorf("--grace %s: give a positive duration, e.g. 30s", rf.grace)}
+			}
 			log, err := newLogger(e.stderr, rf.logFormat, rf.logLevel)
 			if err != nil {
 				return err
@@ -66,7 +58,7 @@ next start.`,
 	cmd.Flags().StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&rf.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (default: off)")
-	cmd.Flags().DurationVar(&rf.grace, "grace", 30*time.Second, "how long a graceful shutdown may take before plugins are killed")
+	cmd.Flags().DurationVar(&rf.grace, "grace", host.DefaultGrace, "how long a graceful shutdown may take before plugins are killed")
 	return cmd
 }
 
@@ -87,164 +79,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, &usageError{fmt.Errorf("--log-format %q: use text or json", format)}
 }
 
-// runCore is `graft run`: claim the socket first (so a second core is
-// refused before it touches the store), build the core, serve the control
-// API and metrics, and run until a signal.
+// runCore is `graft run`: load the config, hand it to a host.Host and run
+// it until a signal; the host brings the core up and down in its order.
 func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) error {
-	cfg, err := loadTrusted(path)
+	cfg, err := host.LoadConfig(path)
 	if err != nil {
 		return err
 	}
-	l, err := control.Listen(cfg.Control.Socket)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	// Contain each plugin's whole process tree: cgroups where the machine
-	// has them, else this process becomes a child subreaper.
-	containment, err := dynamic.PrepareHost(ctx, log)
-	if err != nil {
-		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
-	}
-	log.Info("plugin processes contained", "how", containment)
-
-	var observer core.Observer
-	var m *metrics.Metrics
-	var metricsL net.Listener
-	if rf.metricsAddr != "" {
-		if metricsL, err = net.Listen("tcp", rf.metricsAddr); err != nil {
-			return fmt.Errorf("--metrics-addr: %w", err)
-		}
-		defer metricsL.Close()
-		m = metrics.New()
-		observer = m
-	}
-
-	// The upgrade manager runs modules from its sha256-named cache next to
-	// the store, and picks each actor's version from its committed state.
-	upOpts := upgrade.Options{Dir: modulesDir(cfg), Logger: log.With("component", "upgrade")}
-	if m != nil {
-		upOpts.OnRecord = m.Upgraded
-	}
-	if err := trust.EnsureDir(cfg.Store.Path, "store folder (store.path)"); err != nil { // before the store opens
-		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
-	}
-	mgr, err := upgrade.New(upOpts)
-	if err != nil {
-		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
-	}
-	coreCfg := cfg.Core(log, observer)
-	// Plugin sockets live in a folder of this core's own, emptied at start:
-	// the control-socket lock (held from here on) makes this the only core
-	// using it, so what is there was left by a core killed with kill -9.
-	coreCfg.SocketDir = filepath.Join(cfg.Control.Dir, "p")
-	if err := os.RemoveAll(coreCfg.SocketDir); err != nil {
-		return fmt.Errorf("clear plugin sockets left in %s: %w", coreCfg.SocketDir, err)
-	}
-	if err := os.MkdirAll(coreCfg.SocketDir, 0o700); err != nil {
-		return fmt.Errorf("create the plugin socket folder: %w", err)
-	}
-	if err := mgr.Prepare(&coreCfg); err != nil {
-		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
-	}
-	c, err := core.New(coreCfg)
-	if err != nil {
-		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
-	}
-	startCtx, cancelStart := context.WithTimeout(ctx, time.Second) // actors go on starting in the background
-	err = c.Start(startCtx)
-	cancelStart()
-	if err != nil {
-		if serr := c.Shutdown(context.Background()); serr != nil {
-			err = errors.Join(err, fmt.Errorf("shut down after the failed start: %w", serr))
-		}
-		return fmt.Errorf("start the core from %s: %w", cfg.File, err)
-	}
-	watchCtx, stopWatching := context.WithCancel(ctx)
-	defer stopWatching()
-	mgr.Attach(watchCtx, c)
-	if err := mgr.Watch(watchCtx); err != nil {
-		log.Error("not watching plugin binaries: rebuilds will not upgrade by themselves (use `graft upgrade`)", "err", err)
-	}
-	var upgrader control.Upgrader = mgr
-
-	srv := control.NewServer(control.Options{
-		Runtime: c, Upgrader: upgrader, Logger: log.With("component", "control"),
-		Info: control.CoreInfo{PID: os.Getpid(), Socket: cfg.Control.Socket, Config: cfg.File, Started: time.Now()},
+	h, err := host.New(host.Options{
+		Config: cfg, Logger: log, Grace: rf.grace,
+		MetricsAddr: rf.metricsAddr, MetricsAddrName: "--metrics-addr",
 	})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-
-	var metricsSrv *http.Server
-	if m != nil {
-		m.WatchStatus(c.Status)
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Handler(log))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := metricsSrv.Serve(metricsL); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server stopped", "err", err)
-			}
-		}()
-		log.Info("serving metrics", "addr", metricsL.Addr().String(), "path", "/metrics")
-		warnIfExposed(log, "metrics", "--metrics-addr", metricsL)
+	if err != nil {
+		return err
 	}
-
-	log.Info("graft core starting", "pid", os.Getpid(), "config", cfg.File, "socket", cfg.Control.Socket,
-		"store", cfg.Store.Path, "durability", cfg.Store.Durability.String(), "actors", len(cfg.Actors))
-	// RunUntilSignal owns SIGINT and SIGTERM: the first stops gracefully, a
-	// second forces it. (A second handler here would see the same first
-	// signal and turn one SIGTERM into a forced stop.) The watchdog only
-	// bounds how long that stop may take.
-	stopWatchdog := shutdownWatchdog(log, rf.grace, os.Exit)
-	defer stopWatchdog()
-	runErr := c.RunUntilSignal(ctx, rf.grace)
-
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	errs := []error{runErr, srv.Shutdown(shutCtx), <-served}
-	if metricsSrv != nil {
-		errs = append(errs, metricsSrv.Shutdown(shutCtx))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("graft core stopped: %w", err)
-	}
-	log.Info("graft core stopped")
-	return nil
-}
-
-// watchdogSlack is how long after --grace the watchdog lets a graceful stop
-// run on: closing the store and the control socket after the actors.
-const watchdogSlack = 2 * time.Second
-
-// shutdownWatchdog makes SIGINT and SIGTERM always end the process: from
-// the first signal, the graceful stop gets --grace (plus watchdogSlack),
-// then the process exits with status 1 by itself (exit is os.Exit). A
-// graceful stop should never take that long; should an engine wait or a
-// store call hang anyway, exiting is as safe as kill -9, which loses
-// nothing acknowledged. The returned stop ends the watchdog.
-func shutdownWatchdog(log *slog.Logger, grace time.Duration, exit func(code int)) (stop func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-done:
-			return
-		case <-sigs:
-		}
-		t := time.NewTimer(grace + watchdogSlack)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			log.Error("graceful shutdown did not finish within --grace; exiting now (everything acknowledged is durable, the next start recovers the rest)",
-				"grace", grace.String())
-			exit(1)
-		}
-	}()
-	return func() {
-		signal.Stop(sigs)
-		close(done)
-	}
+	return h.Run(ctx)
 }

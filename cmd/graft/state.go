@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 // maxStateFile bounds what `graft state --set` reads: the core refuses a
@@ -150,13 +150,13 @@ func setState(cmd *cobra.Command, e *env, cf *clientFlags, sf *stateFlags, actor
 	if err != nil {
 		return err
 	}
-	req := control.StateRequest{Data: data}
+	req := api.StateRequest{Data: data}
 	newSchema := "the schema its module reads"
 	if cmd.Flags().Changed("schema") {
 		req.Schema = &sf.schema
 		newSchema = fmt.Sprintf("schema %d", sf.schema)
 	}
-	what := func(cur control.StateResponse) string {
+	what := func(cur api.StateResponse) string {
 		return fmt.Sprintf("Replace the state of actor %s (%s): %s\n  by %d bytes from %s, at %s.",
 			actor, cur.Behaviour, describeState(cur.Module, cur.Schema, cur.Size, cur.Empty), len(data), sf.set, newSchema)
 	}
@@ -176,7 +176,7 @@ func setState(cmd *cobra.Command, e *env, cf *clientFlags, sf *stateFlags, actor
 }
 
 func resetState(cmd *cobra.Command, e *env, cf *clientFlags, sf *stateFlags, actor string) error {
-	what := func(cur control.StateResponse) string {
+	what := func(cur api.StateResponse) string {
 		return fmt.Sprintf("Reset the state of actor %s (%s): %s\n  is cleared, and its next message runs Init.",
 			actor, cur.Behaviour, describeState(cur.Module, cur.Schema, cur.Size, cur.Empty))
 	}
@@ -196,7 +196,7 @@ func resetState(cmd *cobra.Command, e *env, cf *clientFlags, sf *stateFlags, act
 }
 
 // reportRepair prints what a repair did.
-func reportRepair(e *env, sf *stateFlags, past string, r control.RepairResponse) error {
+func reportRepair(e *env, sf *stateFlags, past string, r api.RepairResponse) error {
 	if sf.asJSON {
 		return printJSON(e.stdout, r)
 	}
@@ -224,7 +224,7 @@ func describeState(module string, schema uint32, size int, empty bool) string {
 // confirmRepair asks the operator on the terminal whether to go ahead with a
 // repair that what describes (from the actor's current state), unless
 // --yes. Without a terminal to ask on it refuses, naming --yes.
-func confirmRepair(cmd *cobra.Command, e *env, cf *clientFlags, sf *stateFlags, actor, flag string, what func(control.StateResponse) string) error {
+func confirmRepair(cmd *cobra.Command, e *env, cf *clientFlags, sf *stateFlags, actor, flag string, what func(api.StateResponse) string) error {
 	if sf.yes {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/core/control/api"
 )
 
 func newStatusCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -96,7 +96,7 @@ func writeJSONLine(w io.Writer, v any) error {
 }
 
 // writeStatusTable prints the human status table.
-func writeStatusTable(w io.Writer, actors []control.ActorStatus) error {
+func writeStatusTable(w io.Writer, actors []api.ActorStatus) error {
 	if len(actors) == 0 {
 		_, err := fmt.Fprintln(w, "no actors (declare them under actors: in the config)")
 		return err

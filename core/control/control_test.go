@@ -18,6 +18,7 @@ import (
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/core/control/api"
 	"github.com/graft-host/graft/internal/testbin"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/pebblestore"
@@ -26,18 +27,7 @@ import (
 var pluginDir string
 
 func TestMain(m *testing.M) {
-	dir, err := testbin.TempDir("graft-control-plugins-")
-	if err == nil {
-		err = testbin.Build(dir, "../testdata/recorder", "../testdata/hangstart")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pluginDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "graft-control-plugins-", &pluginDir, testbin.Pkgs("../testdata/recorder", "../testdata/hangstart")...)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -187,7 +177,8 @@ func TestSocketHeldByForeignListenerRefused(t *testing.T) {
 }
 
 // TestStatusAnswersWhileStartHangs: a plugin that never handshakes keeps
-// its actor starting; status still answers well within 100 ms.
+// its actor starting for its minute of start timeout; status answers
+// meanwhile, each time saying so.
 func TestStatusAnswersWhileStartHangs(t *testing.T) {
 	behaviours := recorder()
 	behaviours["hang"] = core.BehaviourConfig{Binary: filepath.Join(pluginDir, "hangstart"), StartTimeout: time.Minute}
@@ -198,16 +189,16 @@ func TestStatusAnswersWhileStartHangs(t *testing.T) {
 		st, err := h.client.Status(ctxFor(t, 5*time.Second))
 		return err == nil && statusOf(st, "stuck") == "starting"
 	})
+	// Each call's 10 s is a guard well inside the start's minute, not a
+	// figure to meet: a status that waited for the start would miss it, and
+	// one that answers says the actor is still starting.
 	for i := 0; i < 20; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		start := time.Now()
-		st, err := h.client.Status(ctx)
-		cancel()
-		require.NoError(t, err, "status answered within 100 ms while a start hangs (took %s)", time.Since(start))
+		st, err := h.client.Status(ctxFor(t, 10*time.Second))
+		require.NoError(t, err, "status answers while a start hangs")
 		require.Equal(t, "starting", statusOf(st, "stuck"))
 	}
 	// Sends to other actors and to the stuck one are durable meanwhile.
-	_, err := h.client.Send(ctxFor(t, time.Second), "stuck", control.SendRequest{Text: "queued"})
+	_, err := h.client.Send(ctxFor(t, 10*time.Second), "stuck", control.SendRequest{Text: "queued"})
 	require.NoError(t, err)
 	reply, err := h.client.Call(ctxFor(t, 20*time.Second), "fine", control.CallRequest{SendRequest: control.SendRequest{Text: "hi"}})
 	require.NoError(t, err)
@@ -253,6 +244,31 @@ func TestSendCallAndIdempotentRetry(t *testing.T) {
 	var apiErr *control.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, control.CodeNotFound, apiErr.Code)
+
+	// A refusal is the call's outcome: the client returns it as its own
+	// *api.RefusedError (it links no core), worded as the core's.
+	_, err = h.client.Call(ctx, "a", control.CallRequest{SendRequest: control.SendRequest{Text: "refuse::no funds", ID: "c2"}})
+	var refused *api.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Equal(t, (&core.RefusedError{Actor: "a", ID: "c2", Reason: "no funds"}).Error(), err.Error())
+}
+
+// The client refuses a name no actor can have before sending anything,
+// with the store's rule and words: its own copy (package api links no
+// store) agrees with mailbox.CheckActorName.
+func TestClientChecksActorNamesAsTheStoreDoes(t *testing.T) {
+	c := api.NewClient(filepath.Join(testbin.ShortDir(t), "graft.sock")) // nothing listens
+	defer c.Close()
+	names := []string{"", "a", "account/alice", ".", "..", "with space", "名前", "tab\there", "nul\x00", "del\x7f",
+		strings.Repeat("x", 255), strings.Repeat("x", 256), strings.Repeat("é", 200)}
+	for _, name := range names {
+		_, err := c.Send(ctxFor(t, 5*time.Second), name, api.SendRequest{Text: "x"})
+		if want := mailbox.CheckActorName(name); want != nil {
+			assert.EqualError(t, err, fmt.Sprintf("cannot address actor %q: %v", name, want))
+		} else {
+			assert.ErrorIs(t, err, api.ErrNoCore, "name %q passes the check and is sent", name)
+		}
+	}
 }
 
 func TestCallTimeoutNamesTheID(t *testing.T) {
@@ -348,4 +364,34 @@ func TestNoCoreRunning(t *testing.T) {
 	require.ErrorIs(t, err, control.ErrNoCore)
 	assert.Equal(t, "no core is running on "+sock+": start one with `graft run --config FILE`", err.Error())
 	assert.True(t, strings.HasPrefix(err.Error(), "no core is running"))
+}
+
+// What the control API gets from the core to read the store cannot write
+// to it. That is first a compile-time fact (Runtime.Store is a
+// mailbox.Reader, which has no write method); this shows that no type
+// assertion gets the store's writes back either, while the reads work.
+func TestRuntimeStoreIsReadOnly(t *testing.T) {
+	dir := testbin.ShortDir(t)
+	c, err := core.New(core.Config{
+		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
+			return pebblestore.Open(filepath.Join(dir, "store"), mailbox.Options{Notify: notify})
+		},
+		Behaviours: recorder(), Actors: []core.ActorConfig{{Name: "a", Behaviour: "recorder"}},
+		SocketDir: dir, Logger: quiet(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Shutdown(ctxFor(t, 10*time.Second)) })
+
+	var rt control.Runtime = c
+	view := rt.Store()
+	_, isStore := view.(mailbox.Store)
+	_, queues := view.(mailbox.Queues)
+	_, registry := view.(mailbox.Registry)
+	_, history := view.(mailbox.History)
+	assert.False(t, isStore || queues || registry || history,
+		"the store view %T must not be assertable to a writing interface", view)
+
+	rec, err := view.Actor(ctxFor(t, 5*time.Second), "a")
+	require.NoError(t, err)
+	assert.Equal(t, "recorder", rec.Behaviour)
 }

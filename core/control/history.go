@@ -7,37 +7,6 @@ import (
 	"github.com/graft-host/graft/mailbox"
 )
 
-// UpgradeRecord is one upgrade, rollback or state repair as the API shows
-// it (GET /v1/history, and the answer of upgrade and rollback): the store's
-// mailbox.UpgradeRecord in the API's JSON style, like Status: snake_case
-// names, durations in seconds, times in RFC 3339.
-type UpgradeRecord struct {
-	ID        uint64    `json:"id"`
-	Kind      string    `json:"kind"` // upgrade, rollback or repair (of one actor's state)
-	Behaviour string    `json:"behaviour"`
-	From      string    `json:"from"` // module versions, e.g. "1.0.0 (3f2a9c1b)"; for a repair, the state
-	To        string    `json:"to"`
-	Started   time.Time `json:"started"`
-	Ended     time.Time `json:"ended,omitzero"`
-	// DurationSeconds is Ended - Started.
-	DurationSeconds float64 `json:"duration_seconds"`
-	// Outcome is "completed", "rolled back", "failed", ...; Error says why
-	// it did not complete.
-	Outcome string `json:"outcome"`
-	Error   string `json:"error,omitempty"`
-	// Actors is how many actors the steps moved (see ActorsMoved).
-	Actors int           `json:"actors"`
-	Steps  []UpgradeStep `json:"steps"`
-}
-
-// UpgradeStep is one timed step of an upgrade: of one actor (a pause), or
-// of the whole behaviour (Actor "", e.g. loading the module).
-type UpgradeStep struct {
-	Actor           string  `json:"actor,omitempty"`
-	Step            string  `json:"step"`
-	DurationSeconds float64 `json:"duration_seconds"`
-}
-
 // ActorsMoved counts the distinct actors named by steps: behaviour-wide
 // steps (no actor) are not actors, and an actor moved and moved back
 // counts once.
@@ -76,8 +45,10 @@ func NewUpgradeRecords(recs []mailbox.UpgradeRecord) []UpgradeRecord {
 	return out
 }
 
-// Record is r as the store keeps it.
-func (r UpgradeRecord) Record() mailbox.UpgradeRecord {
+// StoreRecord is r as the store keeps it (durations rounded to the
+// nanosecond), for a program that reads the history through the API and
+// works with mailbox.UpgradeRecord.
+func StoreRecord(r UpgradeRecord) mailbox.UpgradeRecord {
 	out := mailbox.UpgradeRecord{
 		ID: r.ID, Kind: r.Kind, Behaviour: r.Behaviour, From: r.From, To: r.To,
 		Started: r.Started, Ended: r.Ended, Outcome: r.Outcome, Error: r.Error,

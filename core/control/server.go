@@ -20,9 +20,6 @@ import (
 	"github.com/graft-host/graft/mailbox"
 )
 
-// DefaultCallTimeout bounds a call whose request names no timeout.
-const DefaultCallTimeout = 30 * time.Second
-
 // maxBody bounds a request body: a payload at the store's largest size,
 // base64-encoded, plus room for the other fields.
 const maxBody = 4<<20 + 4096
@@ -86,7 +83,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/behaviours/{behaviour}/rollback", s.rollback)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound,
-			fmt.Sprintf("no endpoint %s %s (see the package doc of graft/core/control)", r.Method, r.URL.Path)})
+			fmt.Sprintf("no endpoint %s %s (see the package doc of graft/core/control/api)", r.Method, r.URL.Path)})
 	})
 }
 
@@ -150,7 +147,7 @@ func (s *Server) send(r *http.Request) (any, error) {
 	if err := core.CheckMessageID(req.ID); err != nil {
 		return nil, err
 	}
-	rc, err := s.opts.Runtime.Send(r.Context(), actor, req.body(), core.SendOptions{ID: req.ID, Sender: req.Sender})
+	rc, err := s.opts.Runtime.Send(r.Context(), actor, req.Body(), core.SendOptions{ID: req.ID, Sender: req.Sender})
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +173,7 @@ func (s *Server) call(r *http.Request) (any, error) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	reply, err := s.opts.Runtime.Call(ctx, actor, req.body(), core.SendOptions{ID: req.ID, Sender: req.Sender})
+	reply, err := s.opts.Runtime.Call(ctx, actor, req.Body(), core.SendOptions{ID: req.ID, Sender: req.Sender})
 	var refused *core.RefusedError
 	if errors.As(err, &refused) {
 		return CallResponse{Actor: actor, ID: req.ID, Refused: true, Error: refused.Reason}, nil
@@ -237,8 +234,7 @@ func (s *Server) retry(r *http.Request) (any, error) {
 	if err := s.known(r.Context(), actor); err != nil {
 		return nil, err
 	}
-	store := s.opts.Runtime.Store()
-	dls, err := store.DeadLetters(r.Context(), actor)
+	dls, err := s.opts.Runtime.Store().DeadLetters(r.Context(), actor)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters of %q: %w", actor, err)
 	}
@@ -248,9 +244,9 @@ func (s *Server) retry(r *http.Request) (any, error) {
 		if !req.All && m.Seq != req.Seq && (req.ID == "" || m.ID != req.ID) {
 			continue
 		}
-		rc, err := store.Requeue(r.Context(), actor, m.Seq)
+		rc, err := s.opts.Runtime.RequeueDeadLetter(r.Context(), actor, m.Seq)
 		if err != nil {
-			return nil, fmt.Errorf("retry dead letter %d of %q: %w", m.Seq, actor, err)
+			return nil, err // it names the dead letter and the actor
 		}
 		out.Requeued = append(out.Requeued, Requeued{Seq: m.Seq, NewSeq: rc.Seq, ID: m.ID})
 	}

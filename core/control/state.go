@@ -2,7 +2,6 @@ package control
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,65 +13,6 @@ import (
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/mailbox"
 )
-
-// StateResponse is an actor's committed state (GET
-// /v1/actors/{actor}/state), for an operator deciding whether to repair it.
-type StateResponse struct {
-	Actor     string `json:"actor"`
-	Behaviour string `json:"behaviour"`
-	// Module is the code version of the module that wrote the state ("" if
-	// none has yet); Schema is the state schema version of Data.
-	Module string `json:"module"`
-	Schema uint32 `json:"schema"`
-	// Size is len(Data) in bytes.
-	Size int `json:"size"`
-	// Empty says there is no state: the actor's next message runs Init.
-	Empty bool `json:"empty"`
-	// Encoding says what Data looks like: "json", "text" (UTF-8, not
-	// JSON), "binary", or "none" when Empty.
-	Encoding string `json:"encoding"`
-	// Data is the state's bytes (base64 in JSON); Text is the same bytes
-	// when they are valid UTF-8.
-	Data []byte `json:"data"`
-	Text string `json:"text,omitempty"`
-}
-
-// StateRequest is the body of PUT /v1/actors/{actor}/state: the new state
-// as Data (base64) or, for UTF-8, as Text (used when Data is empty).
-type StateRequest struct {
-	Data []byte `json:"data,omitempty"`
-	Text string `json:"text,omitempty"`
-	// Schema is the state schema version of the new state; omitted, the
-	// schema the actor's module reads.
-	Schema *uint32 `json:"schema,omitempty"`
-}
-
-func (r StateRequest) body() []byte {
-	if len(r.Data) > 0 {
-		return r.Data
-	}
-	return []byte(r.Text)
-}
-
-// StateSummary describes a state without its bytes: what a repair changed.
-type StateSummary struct {
-	Module string `json:"module"`
-	Schema uint32 `json:"schema"`
-	Size   int    `json:"size"`
-	Empty  bool   `json:"empty"`
-}
-
-// RepairResponse is the answer of a state repair (PUT
-// /v1/actors/{actor}/state, POST /v1/actors/{actor}/state/reset): the state
-// before and after, and the history record that keeps it.
-type RepairResponse struct {
-	Actor string `json:"actor"`
-	// Action is "replace" or "reset".
-	Action string        `json:"action"`
-	Old    StateSummary  `json:"old"`
-	New    StateSummary  `json:"new"`
-	Record UpgradeRecord `json:"record"`
-}
 
 // NewStateResponse is st of actor as the API shows it.
 func NewStateResponse(actor, behaviour string, st mailbox.State) StateResponse {
@@ -145,7 +85,7 @@ func (s *Server) putState(r *http.Request) (any, error) {
 		}
 		return nil, badRequest(fmt.Sprintf("request body: %v", err))
 	}
-	rep, err := s.opts.Runtime.ReplaceState(r.Context(), actor, req.body(), req.Schema)
+	rep, err := s.opts.Runtime.ReplaceState(r.Context(), actor, req.Body(), req.Schema)
 	if err != nil {
 		return nil, err
 	}
@@ -158,24 +98,4 @@ func (s *Server) resetState(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return newRepairResponse("reset", rep), nil
-}
-
-// State returns an actor's committed state.
-func (c *Client) State(ctx context.Context, actor string) (StateResponse, error) {
-	var out StateResponse
-	return out, c.actorDo(ctx, http.MethodGet, actor, "/state", nil, &out)
-}
-
-// SetState replaces an actor's committed state (the actor is paused
-// between two commits meanwhile) and records the repair in the history.
-func (c *Client) SetState(ctx context.Context, actor string, req StateRequest) (RepairResponse, error) {
-	var out RepairResponse
-	return out, c.actorDo(ctx, http.MethodPut, actor, "/state", req, &out)
-}
-
-// ResetState clears an actor's committed state, so that its next message
-// runs Init, and records the repair in the history.
-func (c *Client) ResetState(ctx context.Context, actor string) (RepairResponse, error) {
-	var out RepairResponse
-	return out, c.actorDo(ctx, http.MethodPost, actor, "/state/reset", nil, &out)
 }

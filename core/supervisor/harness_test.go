@@ -298,17 +298,27 @@ func (h *harness) awaitState(s *Supervisor, id string, st ChildState, n int) {
 	})
 }
 
-// newSup builds and starts a supervisor wired to the harness and stops it
-// (bounded) when the test ends.
-func (h *harness) newSup(spec Spec, children ...ChildSpec) *Supervisor {
+// build makes a supervisor wired to the harness, not started yet, and stops
+// it (bounded) when the test ends, so that a failing test leaves no
+// goroutine behind (in a synctest bubble, one would bury the failure under
+// a deadlock panic).
+func (h *harness) build(spec Spec, children ...ChildSpec) *Supervisor {
 	h.t.Helper()
 	spec.OnEvent = h.onEvent
 	s, err := New(spec, children...)
 	require.NoError(h.t, err)
+	h.t.Cleanup(func() { h.stop(s) })
+	return s
+}
+
+// newSup builds and starts a supervisor wired to the harness and stops it
+// (bounded) when the test ends.
+func (h *harness) newSup(spec Spec, children ...ChildSpec) *Supervisor {
+	h.t.Helper()
+	s := h.build(spec, children...)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	require.NoError(h.t, s.Start(ctx))
-	h.t.Cleanup(func() { h.stop(s) })
 	return s
 }
 

@@ -3,112 +3,15 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func TestBackoffGrowsAndResetsAfterAStableRun(t *testing.T) {
-	h := newHarness(t)
-	const period = 2 * time.Second
-	s := h.newSup(Spec{MaxRestarts: 100, Period: period, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
-		h.spec("a", opts{}))
-	for i := range 5 {
-		h.awaitState(s, "a", Running, i+1)
-		h.instance("a", i).crash(errCrash)
-	}
-	h.awaitState(s, "a", Running, 6)
-
-	var delays []time.Duration
-	var gaps []time.Duration
-	var restartingAt time.Time
-	for _, ev := range h.eventsCopy() {
-		switch ev.Kind {
-		case EventRestarting:
-			delays = append(delays, ev.Delay)
-			restartingAt = ev.Time
-		case EventStarting:
-			if !restartingAt.IsZero() {
-				gaps = append(gaps, ev.Time.Sub(restartingAt))
-				restartingAt = time.Time{}
-			}
-		}
-	}
-	ms := time.Millisecond
-	require.Equal(t, []time.Duration{20 * ms, 40 * ms, 80 * ms, 100 * ms, 100 * ms}, delays, "doubling, capped")
-	require.Len(t, gaps, 5)
-	for i, g := range gaps {
-		assert.GreaterOrEqual(t, g, delays[i], "restart %d came before its delay", i)
-	}
-
-	// Let the child run stably for Period: the next delay starts over.
-	var startedAt time.Time
-	h.await("sixth started event", func() bool {
-		n := 0
-		for _, ev := range h.eventsCopy() {
-			if ev.Kind == EventStarted {
-				n++
-				startedAt = ev.Time
-			}
-		}
-		return n == 6
-	})
-	time.Sleep(time.Until(startedAt.Add(period + 10*ms))) // the stable run itself, not a wait for a result
-	h.instance("a", 5).crash(errCrash)
-	h.awaitState(s, "a", Running, 7)
-	evs := h.eventsCopy()
-	var last time.Duration
-	for _, ev := range evs {
-		if ev.Kind == EventRestarting {
-			last = ev.Delay
-		}
-	}
-	assert.Equal(t, 20*ms, last, "backoff reset after a stable run")
-}
-
-func TestStartTimeoutIsAFailureAndTheLateChildIsStopped(t *testing.T) {
-	base := runtime.NumGoroutine()
-	h := newHarness(t)
-	release := make(chan struct{})
-	// Attempt 0 ignores its ctx and returns a Child long after the timeout;
-	// attempt 1 honours its ctx and hangs until it is cancelled; then it works.
-	hang := h.spec("hang", opts{pre: func(ctx context.Context, attempt int) error {
-		switch attempt {
-		case 0:
-			<-release
-		case 1:
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	}})
-	hang.StartTimeout = 100 * time.Millisecond
-	spec := fast(OneForOne)
-	spec.OnEvent = h.onEvent
-	s, err := New(spec, hang)
-	require.NoError(t, err)
-	require.NoError(t, s.Start(context.Background()))
-	st, _ := status(s, "hang")
-	assert.Equal(t, Running, st.State)
-	assert.GreaterOrEqual(t, st.Restarts, 2, "two timed-out starts count as two failures")
-	assert.True(t, h.hasEvent(EventStartFailed, "hang", ErrStartTimeout))
-
-	late := h.instances("hang") // the instance number attempt 0 will create
-	close(release)
-	h.await("late child of attempt 0 stopped", func() bool {
-		return h.instances("hang") == late+1 && h.count(fmt.Sprintf("stopped hang#%d", late)) == 1
-	})
-	st, _ = status(s, "hang")
-	assert.Equal(t, Running, st.State, "the late Child does not replace the running one")
-	h.stop(s)
-	assert.True(t, h.allInstancesDone())
-	checkGoroutines(t, base)
-}
 
 func TestStopWaitsForStartsInFlightAndStopsTheirLateChild(t *testing.T) {
 	base := runtime.NumGoroutine()
@@ -133,23 +36,23 @@ func TestStopWaitsForStartsInFlightAndStopsTheirLateChild(t *testing.T) {
 }
 
 func TestExitDuringOrRightAfterStartIsSeen(t *testing.T) {
-	h := newHarness(t)
-	once := func(o opts) opts { return o }
-	during := h.spec("during", once(opts{exitInStart: true}))
-	during.Restart = Transient
-	after := h.spec("after", once(opts{exitAfterStart: true}))
-	after.Restart = Transient
-	spec := fast(OneForOne)
-	spec.MaxRestarts = 2
-	spec.OnEvent = h.onEvent
-	s, err := New(spec, during, after)
-	require.NoError(t, err)
-	_ = s.Start(context.Background()) // may already report the give-up
-	// Each crashes on every start: the supervisor sees every exit and gives up.
-	h.awaitDone(s)
-	require.ErrorIs(t, s.Err(), ErrIntensity)
-	assert.True(t, h.hasEvent(EventExited, "during", errCrash))
-	assert.True(t, h.hasEvent(EventExited, "after", errCrash))
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		once := func(o opts) opts { return o }
+		during := h.spec("during", once(opts{exitInStart: true}))
+		during.Restart = Transient
+		after := h.spec("after", once(opts{exitAfterStart: true}))
+		after.Restart = Transient
+		spec := fast(OneForOne)
+		spec.MaxRestarts = 2
+		s := h.build(spec, during, after)
+		_ = s.Start(context.Background()) // may already report the give-up
+		// Each crashes on every start: the supervisor sees every exit and gives up.
+		h.awaitDone(s)
+		require.ErrorIs(t, s.Err(), ErrIntensity)
+		assert.True(t, h.hasEvent(EventExited, "during", errCrash))
+		assert.True(t, h.hasEvent(EventExited, "after", errCrash))
+	})
 }
 
 func TestRequiresOrderStartsAndIndependentChildrenStartConcurrently(t *testing.T) {
@@ -235,81 +138,6 @@ func TestAddTerminateRestartDelete(t *testing.T) {
 	<-unstarted.Done()
 }
 
-func TestMethodsAnswerPromptlyWhileAStartHangs(t *testing.T) {
-	base := runtime.NumGoroutine()
-	h := newHarness(t)
-	entered := make(chan struct{})
-	hang := h.spec("hang", opts{pre: func(ctx context.Context, _ int) error {
-		close(entered)
-		<-ctx.Done()
-		return ctx.Err()
-	}})
-	hang.StartTimeout = time.Hour
-	spec := Spec{OnEvent: h.onEvent}
-	s, err := New(spec, hang)
-	require.NoError(t, err)
-	short, cancel := context.WithCancel(context.Background())
-	go func() { <-entered; cancel() }()
-	require.ErrorIs(t, s.Start(short), context.Canceled, "Start's wait is bounded by its ctx")
-
-	prompt := func(what string, f func(ctx context.Context)) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		within(t, ctx, what, func() { f(ctx) })
-	}
-	var children []ChildStatus
-	prompt("Children", func(context.Context) { children = s.Children() })
-	require.Len(t, children, 1)
-	assert.Equal(t, Starting, children[0].State)
-	var addErr, termErr error
-	prompt("Add", func(ctx context.Context) { addErr = s.Add(ctx, h.spec("other", opts{})) })
-	require.NoError(t, addErr)
-	prompt("Terminate of the hanging child", func(ctx context.Context) { termErr = s.Terminate(ctx, "hang") })
-	require.NoError(t, termErr)
-	st, _ := status(s, "hang")
-	assert.Equal(t, Stopped, st.State)
-	h.stop(s)
-	checkGoroutines(t, base)
-}
-
-func TestStopIsBoundedWhenAChildIgnoresStop(t *testing.T) {
-	base := runtime.NumGoroutine()
-	h := newHarness(t)
-	never := make(chan struct{})
-	stubborn := h.spec("stubborn", opts{ignoreStop: never})
-	stubborn.StopTimeout = time.Hour
-	s := h.newSup(Spec{}, h.spec("a", opts{}), stubborn)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	guard, gcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer gcancel()
-	var stopErr error
-	began := time.Now()
-	within(t, guard, "Stop", func() { stopErr = s.Stop(ctx) })
-	t.Logf("Stop returned after %s: %v", time.Since(began), stopErr)
-	// Either the shutdown finished at the deadline or Stop gave up at it.
-	h.awaitDone(s)
-	// a was asked to stop (with whatever time the deadline left) and exits.
-	h.await("the well-behaved child stopped", func() bool { return h.count("stopped a#0") == 1 })
-	close(never)
-	h.awaitAllDone()
-	checkGoroutines(t, base)
-}
-
-func TestStopTimeoutBoundsEachChild(t *testing.T) {
-	h := newHarness(t)
-	never := make(chan struct{})
-	defer close(never)
-	stubborn := h.spec("stubborn", opts{ignoreStop: never})
-	stubborn.StopTimeout = 50 * time.Millisecond
-	s := h.newSup(Spec{}, stubborn)
-	guard, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	within(t, guard, "Stop", func() { _ = s.Stop(context.Background()) })
-	assert.True(t, h.hasEvent(EventStopped, "stubborn", ErrStopTimeout))
-}
-
 func TestManyCyclesLeakNoGoroutine(t *testing.T) {
 	base := runtime.NumGoroutine()
 	for range 50 {
@@ -323,35 +151,6 @@ func TestManyCyclesLeakNoGoroutine(t *testing.T) {
 		require.NoError(t, s.Stop(context.Background()))
 		require.True(t, h.allInstancesDone())
 	}
-	checkGoroutines(t, base)
-}
-
-func TestStopAbandonsAStartThatIgnoresItsCtxAndItsChildIsStoppedLater(t *testing.T) {
-	base := runtime.NumGoroutine()
-	h := newHarness(t)
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	deaf := h.spec("deaf", opts{pre: func(context.Context, int) error {
-		close(entered)
-		<-release // ignores ctx: a broken Start
-		return nil
-	}})
-	deaf.StopTimeout = 100 * time.Millisecond
-	s, err := New(Spec{}, deaf)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-entered; cancel() }()
-	require.Error(t, s.Start(ctx))
-
-	guard, gcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer gcancel()
-	within(t, guard, "Stop", func() { _ = s.Stop(context.Background()) })
-	h.awaitDone(s)
-	// The start goroutine returns a Child after the supervisor is gone: the
-	// cleanup armed before the start stops it.
-	close(release)
-	h.await("orphan child stopped", func() bool { return h.count("stopped deaf#0") == 1 })
-	h.awaitAllDone()
 	checkGoroutines(t, base)
 }
 

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -187,9 +188,14 @@ func (s *Supervisor) launchStart(c *child) {
 	op.timer = time.AfterFunc(c.spec.StartTimeout, func() {
 		s.post(func() { s.onStartTimeout(op) })
 	})
-	start := c.spec.Start
+	start, timeout := c.spec.Start, c.spec.StartTimeout
 	go func() {
 		ch, err := callStart(ctx, start)
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// A Start that honoured its deadline timed out all the same: it
+			// reads as the loop's timer does, whichever of the two is first.
+			err = fmt.Errorf("no result within %s: %w: %w", timeout, ErrStartTimeout, err)
+		}
 		if !s.post(func() { s.onStartDone(op, ch, err) }) {
 			cancel()
 			if ch != nil {

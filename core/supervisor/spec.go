@@ -176,7 +176,8 @@ var (
 	// ErrIntensity: more than MaxRestarts restarts happened within Period,
 	// so the supervisor gave up. The error wraps the last child error.
 	ErrIntensity = errors.New("restart intensity exceeded")
-	// ErrStartTimeout: a child's Start did not return within StartTimeout.
+	// ErrStartTimeout: a child's Start did not return within StartTimeout,
+	// or failed at that deadline (the error then wraps its own too).
 	ErrStartTimeout = errors.New("child start timed out")
 	// ErrStopTimeout: a child did not stop within its StopTimeout.
 	ErrStopTimeout = errors.New("child stop timed out")

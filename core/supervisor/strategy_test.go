@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -158,72 +159,76 @@ func TestStartFailuresFollowTheRestartRules(t *testing.T) {
 }
 
 func TestIntensityExceededStopsEverything(t *testing.T) {
-	h := newHarness(t)
-	spec := Spec{MaxRestarts: 2, Period: time.Minute, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond, OnEvent: h.onEvent}
-	s, err := New(spec, h.spec("a", opts{}), h.spec("b", opts{}), h.spec("c", opts{}))
-	require.NoError(t, err)
-	require.NoError(t, s.Start(context.Background()))
-	for i := range 3 {
-		h.awaitState(s, "b", Running, i+1)
-		h.instance("b", i).crash(errCrash)
-	}
-	h.awaitDone(s)
-	err = s.Err()
-	require.ErrorIs(t, err, ErrIntensity)
-	require.ErrorIs(t, err, errCrash, "the last child error is wrapped")
-	assert.Contains(t, err.Error(), `"b"`)
-	assert.True(t, h.allInstancesDone(), "every child is stopped: %v", h.logCopy())
-	stopC, stopA := h.index("stop c#0", 0), h.index("stop a#0", 0)
-	assert.True(t, stopC >= 0 && stopA > stopC, "reverse start order: %v", h.logCopy())
-	st, _ := status(s, "b")
-	assert.Equal(t, Failed, st.State)
-	assert.True(t, h.hasEvent(EventGaveUp, "b", ErrIntensity))
-	// Methods answer after exit.
-	assert.ErrorIs(t, s.Terminate(context.Background(), "a"), ErrStopped)
-	require.NoError(t, s.Stop(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		spec := Spec{MaxRestarts: 2, Period: time.Minute, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}
+		s := h.build(spec, h.spec("a", opts{}), h.spec("b", opts{}), h.spec("c", opts{}))
+		require.NoError(t, s.Start(context.Background()))
+		for i := range 3 {
+			h.awaitState(s, "b", Running, i+1)
+			h.instance("b", i).crash(errCrash)
+		}
+		h.awaitDone(s)
+		err := s.Err()
+		require.ErrorIs(t, err, ErrIntensity)
+		require.ErrorIs(t, err, errCrash, "the last child error is wrapped")
+		assert.Contains(t, err.Error(), `"b"`)
+		assert.True(t, h.allInstancesDone(), "every child is stopped: %v", h.logCopy())
+		stopC, stopA := h.index("stop c#0", 0), h.index("stop a#0", 0)
+		assert.True(t, stopC >= 0 && stopA > stopC, "reverse start order: %v", h.logCopy())
+		st, _ := status(s, "b")
+		assert.Equal(t, Failed, st.State)
+		assert.True(t, h.hasEvent(EventGaveUp, "b", ErrIntensity))
+		// Methods answer after exit.
+		assert.ErrorIs(t, s.Terminate(context.Background(), "a"), ErrStopped)
+		require.NoError(t, s.Stop(context.Background()))
+	})
 }
 
 func TestStartReturnsErrIntensityWhenAChildNeverStarts(t *testing.T) {
-	h := newHarness(t)
-	bad := h.spec("bad", opts{pre: func(context.Context, int) error { return errors.New("broken binary") }})
-	s, err := New(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond}, bad)
-	require.NoError(t, err)
-	err = s.Start(context.Background())
-	require.ErrorIs(t, err, ErrIntensity)
-	assert.Contains(t, err.Error(), "broken binary")
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		bad := h.spec("bad", opts{pre: func(context.Context, int) error { return errors.New("broken binary") }})
+		s := h.build(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond}, bad)
+		err := s.Start(context.Background())
+		require.ErrorIs(t, err, ErrIntensity)
+		assert.Contains(t, err.Error(), "broken binary")
+	})
 }
 
 func TestNestedSupervisorFailsUpward(t *testing.T) {
-	h := newHarness(t)
-	var subs []*Supervisor
-	sub := ChildSpec{ID: "sub", StopTimeout: 10 * time.Second, Start: func(ctx context.Context) (Child, error) {
-		s, err := New(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond}, h.spec("x", opts{}), h.spec("y", opts{}))
-		if err != nil {
-			return nil, err
-		}
-		h.mu.Lock()
-		subs = append(subs, s)
-		h.mu.Unlock()
-		return s, s.Start(ctx)
-	}}
-	parent := h.newSup(fast(OneForOne), sub)
-	// Two crashes in a row exceed the sub-supervisor's intensity (1).
-	h.awaitState(parent, "sub", Running, 0)
-	h.instance("x", 0).crash(errCrash)
-	h.await("x restarted", func() bool { return h.count("up x#1") == 1 })
-	h.instance("x", 1).crash(errCrash)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var subs []*Supervisor
+		sub := ChildSpec{ID: "sub", StopTimeout: 10 * time.Second, Start: func(ctx context.Context) (Child, error) {
+			s, err := New(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond}, h.spec("x", opts{}), h.spec("y", opts{}))
+			if err != nil {
+				return nil, err
+			}
+			h.mu.Lock()
+			subs = append(subs, s)
+			h.mu.Unlock()
+			return s, s.Start(ctx)
+		}}
+		parent := h.newSup(fast(OneForOne), sub)
+		// Two crashes in a row exceed the sub-supervisor's intensity (1).
+		h.awaitState(parent, "sub", Running, 0)
+		h.instance("x", 0).crash(errCrash)
+		h.await("x restarted", func() bool { return h.count("up x#1") == 1 })
+		h.instance("x", 1).crash(errCrash)
 
-	h.await("parent restarts sub", func() bool {
-		st, _ := status(parent, "sub")
-		return st.State == Running && st.Restarts == 1
+		h.await("parent restarts sub", func() bool {
+			st, _ := status(parent, "sub")
+			return st.State == Running && st.Restarts == 1
+		})
+		assert.True(t, h.hasEvent(EventExited, "sub", ErrIntensity), "parent saw the sub fail with ErrIntensity")
+		h.mu.Lock()
+		first := subs[0]
+		h.mu.Unlock()
+		require.ErrorIs(t, first.Err(), ErrIntensity)
+		assert.Contains(t, h.logCopy(), "stopped y#0", "the failed sub stopped its other children")
+		h.await("fresh x and y", func() bool { return h.count("up x#2") == 1 && h.count("up y#1") == 1 })
 	})
-	assert.True(t, h.hasEvent(EventExited, "sub", ErrIntensity), "parent saw the sub fail with ErrIntensity")
-	h.mu.Lock()
-	first := subs[0]
-	h.mu.Unlock()
-	require.ErrorIs(t, first.Err(), ErrIntensity)
-	assert.Contains(t, h.logCopy(), "stopped y#0", "the failed sub stopped its other children")
-	h.await("fresh x and y", func() bool { return h.count("up x#2") == 1 && h.count("up y#1") == 1 })
 }
 
 func TestOverlappingRestartsTakeOverAStopInFlight(t *testing.T) {
@@ -249,16 +254,17 @@ func TestOverlappingRestartsTakeOverAStopInFlight(t *testing.T) {
 }
 
 func TestPermanentChildExitingNormallyStillCountsTowardsIntensity(t *testing.T) {
-	h := newHarness(t)
-	s, err := New(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond, OnEvent: h.onEvent}, h.spec("a", opts{}))
-	require.NoError(t, err)
-	require.NoError(t, s.Start(context.Background()))
-	h.instance("a", 0).crash(nil)
-	h.awaitState(s, "a", Running, 2)
-	h.instance("a", 1).crash(nil)
-	h.awaitDone(s)
-	require.ErrorIs(t, s.Err(), ErrIntensity)
-	assert.Contains(t, s.Err().Error(), "last exit was normal")
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		s := h.build(Spec{MaxRestarts: 1, BackoffMin: time.Millisecond}, h.spec("a", opts{}))
+		require.NoError(t, s.Start(context.Background()))
+		h.instance("a", 0).crash(nil)
+		h.awaitState(s, "a", Running, 2)
+		h.instance("a", 1).crash(nil)
+		h.awaitDone(s)
+		require.ErrorIs(t, s.Err(), ErrIntensity)
+		assert.Contains(t, s.Err().Error(), "last exit was normal")
+	})
 }
 
 func TestNamesForLogs(t *testing.T) {

@@ -42,23 +42,10 @@ func TestMain(m *testing.M) {
 		return
 	}
 	flag.Parse()
-	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
-		dir, err := testbin.TempDir("graft-chaos-bench-")
-		if err == nil {
-			err = testbin.Build(dir, "./testdata/pingpong", "./testdata/ckv1")
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		benchPlugins = dir
-		defer os.RemoveAll(dir)
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run()) // the unit tests need no plugins
 	}
-	code := m.Run()
-	if benchPlugins != "" {
-		os.RemoveAll(benchPlugins)
-	}
-	os.Exit(code)
+	testbin.Main(m, "graft-chaos-bench-", &benchPlugins, testbin.Pkgs("./testdata/pingpong", "./testdata/ckv1")...)
 }
 
 const (

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,63 @@ var rules = []rule{
 	{"core never imports upgrade or cmd", under("core"), not(under("upgrade", "cmd")), false},
 	{"upgrade never imports cmd", under("upgrade"), not(under("cmd")), false},
 	{"examples use the SDK alone, tests included", under("examples"), under("dynamic/sdk"), true},
+	{"only cmd imports host: the whole core is wired in one place", not(under("cmd", "host")), not(under("host")), false},
+	{"core, mailbox, dynamic and upgrade never import config or host: the wiring sits above them",
+		under("core", "mailbox", "dynamic", "upgrade"), not(under("config", "host")), false},
+	{"config never imports host, upgrade or cmd", under("config"), not(under("host", "upgrade", "cmd")), false},
+}
+
+// depRule is a rule on everything a package links: its transitive
+// dependencies (go list -deps), not only its direct imports, because a
+// package can drag go-plugin in through any graft package it imports.
+type depRule struct {
+	name      string
+	pkg       string
+	forbidden func(dep string) bool
+}
+
+// linksTheCore says whether dep is go-plugin, gRPC, or a graft package of
+// the core, the plugin host or the store.
+func linksTheCore(self string) func(string) bool {
+	return func(dep string) bool {
+		if dep == self {
+			return false
+		}
+		for _, p := range []string{"github.com/hashicorp/go-plugin", "google.golang.org/grpc"} {
+			if dep == p || strings.HasPrefix(dep, p+"/") {
+				return true
+			}
+		}
+		return under("core", "dynamic", "mailbox")(dep)
+	}
+}
+
+var depRules = []depRule{
+	{"the control client (core/control/api) links no core, dynamic, mailbox, go-plugin or gRPC, even transitively",
+		mod + "/core/control/api", linksTheCore(mod + "/core/control/api")},
+}
+
+// TestLinkedDependencies checks depRules against go list -deps.
+func TestLinkedDependencies(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	for _, r := range depRules {
+		cmd := exec.Command("go", "list", "-deps", r.pkg)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", r.pkg, err)
+		}
+		deps := strings.Fields(string(out))
+		if !slices.Contains(deps, "net/http") || !slices.Contains(deps, r.pkg) {
+			t.Fatalf("go list -deps %s lists %d packages, without net/http or itself: the test is not looking at it", r.pkg, len(deps))
+		}
+		for _, d := range deps {
+			if r.forbidden(d) {
+				t.Errorf("%s links %s: breaks the rule %q", r.pkg, d, r.name)
+			}
+		}
+	}
 }
 
 // pkgImports lists, for every package of the module in dir, its imports of

@@ -213,7 +213,7 @@ func start(t *testing.T) *example {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	mgr.Attach(context.Background(), c)
+	mgr.Attach(context.Background(), c.Upgrades())
 	watch, stopWatching := context.WithCancel(context.Background())
 	t.Cleanup(stopWatching) // runs before the shutdown above
 	require.NoError(t, mgr.Watch(watch))

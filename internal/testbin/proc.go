@@ -97,3 +97,23 @@ func Running(path string) []int {
 	}
 	return out
 }
+
+// Returns runs f and fails the test if it has not returned within the
+// deadline: for a call that must not hang, with a generous deadline (tens
+// of seconds on a loaded machine), never a figure the call has to meet.
+// A hung f is left running on its own goroutine.
+func Returns(t testing.TB, within time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		t.Fatalf("%s did not return within %s", what, within)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Build compiles each package path (e.g. "./testdata/echo") into dir, one
@@ -40,4 +41,84 @@ func BuildAs(dir, name, pkg, ldflags string) error {
 		return fmt.Errorf("go build %s as %s: %w", pkg, name, err)
 	}
 	return nil
+}
+
+// Target is one test binary to build: a package under a file name, with
+// extra -ldflags for the variants of one test plugin.
+type Target struct {
+	// Pkg is the package path, relative to the test's package ("./testdata/echo").
+	Pkg string
+	// Name is the binary's file name; empty means the package's last
+	// element, as `go build -o dir/` names it.
+	Name string
+	// LDFlags are extra -ldflags ("-X main.fault=panic").
+	LDFlags string
+}
+
+// Pkgs is one Target per package, each named after its last element.
+func Pkgs(pkgs ...string) []Target {
+	out := make([]Target, 0, len(pkgs))
+	for _, p := range pkgs {
+		out = append(out, Target{Pkg: p})
+	}
+	return out
+}
+
+// Variant is pkg built as name with ldflags, for a variant of a plugin.
+func Variant(name, pkg, ldflags string) Target {
+	return Target{Pkg: pkg, Name: name, LDFlags: ldflags}
+}
+
+// BuildTargets builds every target into dir: the plain ones (no Name, no
+// LDFlags) in one `go build` call, as Build does, then the others one by
+// one, as BuildAs does. The toolchain's build cache makes a rebuild of
+// unchanged sources cheap, so there is no cache of our own to go stale.
+func BuildTargets(dir string, targets ...Target) error {
+	var plain []string
+	var named []Target
+	for _, t := range targets {
+		if t.Name == "" && t.LDFlags == "" {
+			plain = append(plain, t.Pkg)
+		} else {
+			named = append(named, t)
+		}
+	}
+	if len(plain) > 0 {
+		if err := Build(dir, plain...); err != nil {
+			return err
+		}
+	}
+	for _, t := range named {
+		name := t.Name
+		if name == "" {
+			name = filepath.Base(t.Pkg)
+		}
+		if err := BuildAs(dir, name, t.Pkg, t.LDFlags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Main is the body of a TestMain whose tests run real binaries: it builds
+// the targets once per test binary run into a fresh folder (named after
+// prefix), sets *dir to it, runs the tests, removes the folder and exits
+// with the tests' status. A failed build exits 1, saying why, before any
+// test runs, so no test fails for want of its plugin.
+func Main(m *testing.M, prefix string, dir *string, targets ...Target) {
+	d, err := TempDir(prefix)
+	if err == nil {
+		err = BuildTargets(d, targets...)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build the test binaries:", err)
+		if d != "" {
+			_ = os.RemoveAll(d)
+		}
+		os.Exit(1)
+	}
+	*dir = d
+	code := m.Run()
+	_ = os.RemoveAll(d)
+	os.Exit(code)
 }

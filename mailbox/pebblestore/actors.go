@@ -34,6 +34,12 @@ type actor struct {
 	pending  map[string]*pendingID // ids being enqueued right now
 	removed  bool
 	inCommit bool
+
+	// recent holds the encoded records of unacked messages written since
+	// Open, by seq; see recent.go for why Read can trust it above
+	// uncachedThrough.
+	recent          map[uint64][]byte
+	uncachedThrough uint64
 }
 
 // pendingID lets a second send with the same id wait for the first.
@@ -157,6 +163,7 @@ func (s *Store) loadActor(name string, rec actorRecord) (*actor, error) {
 		last = seqOf(k)
 	}
 	a.nextSeq, a.visible = last+1, last
+	a.uncachedThrough = last // what is queued now is on disk only
 	a.evicted = a.acked
 	if k, err := s.firstKey(idKey(prefixIDOrder, rec.ID)); err != nil {
 		return nil, err
@@ -382,6 +389,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	delete(s.actors, name)
 	a.mu.Lock()
 	a.removed = true
+	s.forgetAll(a)
 	a.mu.Unlock()
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"os"
+	"strconv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/graft-host/graft/internal/benchprobe"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/pebblestore"
 )
@@ -56,12 +59,14 @@ func (l *latencies) report(b *testing.B) {
 }
 
 // runProducers runs fn b.N times over benchProducers goroutines and reports
-// throughput and latency.
-func runProducers(b *testing.B, fn func(producer, n int) error) {
+// throughput and latency, and the engine's fsync rounds (metrics) over the
+// run: each fn call is one engine write.
+func runProducers(b *testing.B, metrics func() *pebble.Metrics, fn func(producer, n int) error) {
 	var next atomic.Int64
 	var lat latencies
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	probe := benchprobe.Start(metrics)
 	start := time.Now()
 	for p := 0; p < benchProducers; p++ {
 		wg.Add(1)
@@ -88,6 +93,7 @@ func runProducers(b *testing.B, fn func(producer, n int) error) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	lat.report(b)
+	probe.Report(b, int64(b.N))
 }
 
 func benchStore(b *testing.B, d mailbox.Durability) (*pebblestore.Store, []uint64) {
@@ -108,7 +114,7 @@ func benchEnqueue(b *testing.B, d mailbox.Durability) {
 	s, _ := benchStore(b, d)
 	payload := make([]byte, benchPayload)
 	ctx := context.Background()
-	runProducers(b, func(_, n int) error {
+	runProducers(b, s.Metrics, func(_, n int) error {
 		_, err := s.Enqueue(ctx, actorName(n%benchActors), mailbox.Message{Sender: "bench", Payload: payload})
 		return err
 	})
@@ -127,7 +133,10 @@ func BenchmarkBaselineEngineSync(b *testing.B) {
 	require.NoError(b, err)
 	b.Cleanup(func() { db.Close() })
 	payload := make([]byte, benchPayload)
-	runProducers(b, func(_, n int) error {
+	if n, err := strconv.Atoi(os.Getenv("XPAYLOAD")); err == nil {
+		payload = make([]byte, n)
+	}
+	runProducers(b, db.Metrics, func(_, n int) error {
 		k := make([]byte, 17)
 		k[0] = 'Q'
 		binary.BigEndian.PutUint64(k[1:], uint64(n%benchActors))

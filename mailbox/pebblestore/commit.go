@@ -27,6 +27,8 @@ type outgoingWrite struct {
 	seq uint64
 	id  string
 	p   *pendingID
+	// record is the message's encoded record, for the recent cache.
+	record []byte
 }
 
 // Commit implements mailbox.Queues; see the package doc for the protocol.
@@ -66,7 +68,7 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 	var outs []outgoingWrite
 	defer func() {
 		for _, o := range outs {
-			s.finishWrite(o.a, o.seq, o.id, o.p, err)
+			s.finishWrite(o.a, o.seq, o.id, o.p, o.record, err)
 		}
 	}()
 	for i := range plans {
@@ -84,8 +86,8 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 	if err := s.apply(b, opts, tierCommit); err != nil {
 		return fmt.Errorf("commit for actor %q: %w", commits[0].Actor, err)
 	}
-	for _, p := range plans {
-		p.apply()
+	for i := range plans {
+		s.applyPlan(&plans[i])
 	}
 	return nil
 }
@@ -287,19 +289,22 @@ func (s *Store) writeOutgoing(ctx context.Context, b *pebble.Batch, c *mailbox.C
 		*outs = append(*outs, outgoingWrite{a: to, seq: seq, id: o.Message.ID, p: p})
 		m := o.Message
 		m.EnqueuedAt = now
-		if err := s.putMessage(b, to, seq, &m); err != nil {
+		record, err := s.putMessage(b, to, seq, &m)
+		if err != nil {
 			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
 		}
+		(*outs)[len(*outs)-1].record = record
 	}
 	return nil
 }
 
 // apply moves the in-memory counters after the batch is durable.
-func (p *commitPlan) apply() {
+func (s *Store) applyPlan(p *commitPlan) {
 	c, a := p.c, p.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c.Through > 0 {
+		s.forgetThrough(a, p.acked, c.Through)
 		a.acked = c.Through
 		for _, seq := range a.failuresIn(p.acked+1, c.Through) {
 			delete(a.failures, seq)

@@ -116,14 +116,15 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (mailbox.R
 			err = b.Delete(strKey(prefixOutcome, a.id, m.ID), nil)
 		}
 	}
+	var record []byte
 	if err == nil {
-		err = s.putMessage(b, a, newSeq, &m)
+		record, err = s.putMessage(b, a, newSeq, &m)
 	}
 	if err == nil {
 		err = s.apply(b, s.writeOpts, tierSend)
 	}
 	_ = b.Close()
-	s.finishWrite(a, newSeq, "", nil, err)
+	s.finishWrite(a, newSeq, "", nil, record, err)
 	if err != nil {
 		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, err)
 	}

@@ -44,12 +44,12 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 		return *dup, nil
 	}
 	b := s.db.NewBatch()
-	err = s.putMessage(b, a, seq, &msg)
+	record, err := s.putMessage(b, a, seq, &msg)
 	if err == nil {
 		err = s.apply(b, s.writeOpts, tierSend)
 	}
 	_ = b.Close()
-	s.finishWrite(a, seq, msg.ID, p, err)
+	s.finishWrite(a, seq, msg.ID, p, record, err)
 	if err != nil {
 		return mailbox.Receipt{}, fmt.Errorf("enqueue to actor %q: %w", name, err)
 	}
@@ -116,24 +116,32 @@ func (s *Store) reserve(ctx context.Context, a *actor, id string, digest []byte)
 	return seq, p, nil, nil
 }
 
-// putMessage adds the message and its idempotency entries to b.
-func (s *Store) putMessage(b *pebble.Batch, a *actor, seq uint64, msg *mailbox.Message) error {
-	if err := b.Set(seqKey(prefixQueue, a.id, seq), encodeMessage(msg), nil); err != nil {
-		return err
+// putMessage adds the message and its idempotency entries to b, and
+// returns the message's encoded record (b holds a copy) for the recent
+// cache.
+func (s *Store) putMessage(b *pebble.Batch, a *actor, seq uint64, msg *mailbox.Message) ([]byte, error) {
+	record := encodeMessage(msg)
+	if err := b.Set(seqKey(prefixQueue, a.id, seq), record, nil); err != nil {
+		return nil, err
 	}
 	if msg.ID == "" {
-		return nil
+		return record, nil
 	}
 	if err := b.Set(strKey(prefixIDIndex, a.id, msg.ID), append(u64(seq), payloadDigest(msg.Payload)...), nil); err != nil {
-		return err
+		return nil, err
 	}
-	return b.Set(seqKey(prefixIDOrder, a.id, seq), []byte(msg.ID), nil)
+	return record, b.Set(seqKey(prefixIDOrder, a.id, seq), []byte(msg.ID), nil)
 }
 
 // finishWrite publishes (or abandons, on error) a reserved sequence number
-// and wakes senders waiting on the same id.
-func (s *Store) finishWrite(a *actor, seq uint64, id string, p *pendingID, err error) {
+// and wakes senders waiting on the same id. record is the message's
+// encoded record, cached for Read once the write succeeded (nil: do not
+// cache).
+func (s *Store) finishWrite(a *actor, seq uint64, id string, p *pendingID, record []byte, err error) {
 	a.mu.Lock()
+	if err == nil {
+		s.remember(a, seq, record)
+	}
 	visible, moved := a.finish(seq)
 	if p != nil {
 		delete(a.pending, id)
@@ -262,9 +270,13 @@ func (s *Store) Read(ctx context.Context, name string, after uint64, max int) ([
 			failed[seq] = true
 		}
 	}
+	seqs, records, cached := a.cachedRange(lower, upper, max)
 	a.mu.Unlock()
 	if lower > upper {
 		return nil, nil
+	}
+	if cached {
+		return s.decodeCached(a, seqs, records, failed)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: seqKey(prefixQueue, a.id, lower),
@@ -285,16 +297,42 @@ func (s *Store) Read(ctx context.Context, name string, after uint64, max int) ([
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("read mailbox of actor %q: %w", name, err)
 	}
+	if err := s.addFailures(a, out, failed); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decodeCached decodes records from the recent cache, exactly as Read
+// decodes them from disk.
+func (s *Store) decodeCached(a *actor, seqs []uint64, records [][]byte, failed map[uint64]bool) ([]mailbox.Message, error) {
+	out := make([]mailbox.Message, len(records))
+	for i, r := range records {
+		m, err := decodeMessage(seqs[i], r)
+		if err != nil {
+			return nil, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("actor %q (cached record): %w", a.name, err)}
+		}
+		out[i] = m
+	}
+	if err := s.addFailures(a, out, failed); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// addFailures fills in the attempts and last error of the messages that
+// failed before.
+func (s *Store) addFailures(a *actor, out []mailbox.Message, failed map[uint64]bool) error {
 	for i := range out {
 		if failed[out[i].Seq] {
 			f, err := s.getFailure(a, out[i].Seq)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			out[i].Attempts, out[i].LastError = f.attempts, f.reason
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (s *Store) getFailure(a *actor, seq uint64) (failure, error) {

@@ -29,6 +29,7 @@ type Store struct {
 	space     *space
 	ledger    *walLedger
 	errs      *errorSummary
+	recent    *recentCache  // records of unacked messages, for Read (recent.go)
 	clean     *cleanMarker  // the clean-shutdown marker Open found, until verified
 	closing   chan struct{} // closed when Close begins
 
@@ -76,6 +77,7 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		writeOpts: pebble.Sync,
 		space:     newSpace(path, vfs.Default, opts.Logger),
 		errs:      newErrorSummary(opts.Logger, path),
+		recent:    &recentCache{budget: recentBudget},
 		closing:   make(chan struct{}),
 		actors:    make(map[string]*actor),
 		nextID:    1,

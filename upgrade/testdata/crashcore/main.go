@@ -73,7 +73,7 @@ func main() {
 	if err := c.Start(ctx); err != nil {
 		fail(err)
 	}
-	mgr.Attach(ctx, c)
+	mgr.Attach(ctx, c.Upgrades())
 	for _, a := range names {
 		go send(ctx, c, a)
 	}

@@ -284,7 +284,7 @@ func (d *decoder) decode(data []byte) *Config {
 	if controlDir == "" {
 		controlDir = filepath.Join(d.base, "run")
 	}
-	cfg.Control = Control{Dir: controlDir, Socket: filepath.Join(controlDir, SocketName)}
+	cfg.Control = ControlAt(controlDir)
 	return cfg
 }
 

@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"log/slog"
@@ -9,8 +9,9 @@ import (
 // without any authentication, accepts connections from beyond this
 // machine: it is bound to every interface (0.0.0.0, ::, or no host) or to
 // an address that is not loopback. It looks at the address actually bound,
-// so a host name is judged by what it resolved to.
-func warnIfExposed(log *slog.Logger, what, flag string, l net.Listener) {
+// so a host name is judged by what it resolved to. setting names where
+// the operator sets the address, for the fix the warning suggests.
+func warnIfExposed(log *slog.Logger, what, setting string, l net.Listener) {
 	addr, ok := l.Addr().(*net.TCPAddr)
 	if !ok || addr.IP.IsLoopback() {
 		return
@@ -20,6 +21,6 @@ func warnIfExposed(log *slog.Logger, what, flag string, l net.Listener) {
 		reach = "a non-loopback address"
 	}
 	log.Warn(what+" endpoint has no authentication and listens beyond loopback: anyone who can reach it can read it; "+
-		"bind it to loopback ("+flag+" 127.0.0.1:PORT) or restrict access with a firewall or an authenticating proxy",
+		"bind it to loopback ("+setting+" 127.0.0.1:PORT) or restrict access with a firewall or an authenticating proxy",
 		"addr", addr.String(), "listens_on", reach)
 }

@@ -43,7 +43,8 @@ type Config struct {
 	// Actors in file order, which is their start order.
 	Actors []core.ActorConfig
 
-	lines map[string]int // key path -> line, for checks after decoding
+	lines   map[string]int // key path -> line, for checks after decoding
+	actorAt []int          // line of each actor entry
 }
 
 // Store is the `store` section.
@@ -54,12 +55,31 @@ type Store struct {
 	Durability mailbox.Durability
 }
 
-// Control is the `control` section.
+// Control is the `control` section: the folder of this core's sockets.
 type Control struct {
-	// Dir holds the control socket and the plugins' socket folders.
+	// Dir holds the control socket and the plugins' socket folder.
 	Dir string
-	// Socket is Dir/graft.sock.
+	// Socket is Dir/graft.sock, the control socket. Its lock (Socket +
+	// ".lock") makes Dir one running core's own.
 	Socket string
+	// PluginSockets is Dir/p, the folder under which each plugin process
+	// gets a socket folder of its own (core.Config.SocketDir). The core
+	// empties it when it starts: holding the control socket's lock, it is
+	// the only core using Dir, so anything there was left by a core that
+	// was killed (kill -9) and is safe to remove.
+	PluginSockets string
+}
+
+// PluginSocketsName is the plugins' socket folder's name inside
+// control.dir. It is short because a plugin's unix socket path, nested
+// below it, must fit in 107 bytes.
+const PluginSocketsName = "p"
+
+// ControlAt is the control section of a core whose sockets live in dir:
+// the one place that derives the socket and plugin folder paths, for
+// files and for configs built in Go alike.
+func ControlAt(dir string) Control {
+	return Control{Dir: dir, Socket: filepath.Join(dir, SocketName), PluginSockets: filepath.Join(dir, PluginSocketsName)}
 }
 
 // Limits is the `limits` section.
@@ -88,11 +108,13 @@ type Problem struct {
 // Error lists every problem of a config file, so an operator fixes them in
 // one pass instead of one restart per mistake.
 type Error struct {
+	// File is the config file, or "" for a config built in Go.
 	File     string
 	Problems []Problem
 }
 
-// Error formats one problem per line as FILE:LINE: KEY: message.
+// Error formats one problem per line as FILE:LINE: KEY: message (KEY:
+// message for a config built in Go).
 func (e *Error) Error() string {
 	var b strings.Builder
 	n := len(e.Problems)
@@ -100,14 +122,20 @@ func (e *Error) Error() string {
 	if n == 1 {
 		plural = ""
 	}
-	fmt.Fprintf(&b, "invalid config %s (%d problem%s; nothing was started):", e.File, n, plural)
+	if e.File == "" { // a config built in Go: no file, no lines
+		fmt.Fprintf(&b, "invalid config (built in Go; %d problem%s; nothing was started):", n, plural)
+	} else {
+		fmt.Fprintf(&b, "invalid config %s (%d problem%s; nothing was started):", e.File, n, plural)
+	}
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
-		b.WriteString(e.File)
-		if p.Line > 0 {
-			fmt.Fprintf(&b, ":%d", p.Line)
+		if e.File != "" {
+			b.WriteString(e.File)
+			if p.Line > 0 {
+				fmt.Fprintf(&b, ":%d", p.Line)
+			}
+			b.WriteString(": ")
 		}
-		b.WriteString(": ")
 		if p.Key != "" {
 			b.WriteString(p.Key)
 			b.WriteString(": ")
@@ -173,6 +201,7 @@ func parse(path string) (*Config, []Problem, error) {
 	cfg := d.decode(data)
 	cfg.File = abs
 	cfg.lines = d.lines
+	cfg.actorAt = d.actorAt
 	d.validate(cfg)
 	return cfg, d.problems, nil
 }
@@ -255,11 +284,16 @@ func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
 		MaxMessageSize: c.Limits.MaxMessageSize,
 		MaxStateSize:   c.Limits.MaxStateSize,
 		MaxBatchBytes:  c.Limits.MaxBatchBytes,
-		SocketDir:      c.Control.Dir,
+		SocketDir:      c.Control.PluginSockets,
 		Logger:         logger,
 		Observer:       observer,
 	}
 }
+
+// ModulesDir is where the core keeps its module cache and upgrade
+// journal: next to the store, so that the bytes the store's actors ran
+// travel with it.
+func (c *Config) ModulesDir() string { return filepath.Join(c.Store.Path, "modules") }
 
 // defaults is the config before the file is applied.
 func defaults() *Config {

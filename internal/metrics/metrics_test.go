@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/graft-host/graft/cmd/graft/internal/metrics"
 	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/internal/metrics"
 	"github.com/graft-host/graft/mailbox"
 )
 

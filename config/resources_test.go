@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/graft-host/graft/cmd/graft/internal/config"
+	"github.com/graft-host/graft/config"
 	"github.com/graft-host/graft/dynamic"
 )
 

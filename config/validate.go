@@ -50,7 +50,7 @@ func (d *decoder) validate(cfg *Config) {
 	sort.Strings(names)
 	for _, name := range names {
 		b, key := cfg.Behaviours[name], "behaviours."+name
-		if _, set := d.lines[key+".binary"]; !set {
+		if _, set := d.lines[key+".binary"]; !set && b.Binary == "" {
 			problem(at(key), key+".binary", "missing: name the plugin binary of behaviour %q", name)
 		}
 		if b.SHA256 != "" {
@@ -61,13 +61,13 @@ func (d *decoder) validate(cfg *Config) {
 	}
 	first := map[string]int{} // actor name -> index
 	for i, a := range cfg.Actors {
-		key, line := fmt.Sprintf("actors[%d]", i), d.actorAt[i]
-		if _, set := d.lines[key+".name"]; !set {
+		key, line := fmt.Sprintf("actors[%d]", i), d.actorLine(i)
+		if _, set := d.lines[key+".name"]; !set && a.Name == "" {
 			problem(line, key+".name", "missing: every actor needs a unique name")
 		} else if err := mailbox.CheckActorName(a.Name); err != nil {
 			problem(at(key+".name"), key+".name", "%v", err)
 		} else if j, dup := first[a.Name]; dup {
-			problem(at(key+".name"), key+".name", "duplicate actor %q (first declared as actors[%d] on line %d)", a.Name, j, d.actorAt[j])
+			problem(at(key+".name"), key+".name", "duplicate actor %q (first declared as actors[%d]%s)", a.Name, j, onLine(d.actorLine(j)))
 		} else {
 			first[a.Name] = i
 		}
@@ -93,6 +93,23 @@ func (d *decoder) validate(cfg *Config) {
 		key := fmt.Sprintf("actors[%d].requires", i)
 		problem(at(key), key, "requirement cycle %s: an actor cannot wait for itself", strings.Join(cycle, " -> "))
 	}
+}
+
+// actorLine is the line of actors[i], or 0 in a config built in Go.
+func (d *decoder) actorLine(i int) int {
+	if i < len(d.actorAt) {
+		return d.actorAt[i]
+	}
+	return 0
+}
+
+// onLine is " on line N", or "" when there is no line (a config built in
+// Go).
+func onLine(line int) string {
+	if line == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" on line %d", line)
 }
 
 func orNone(names []string) string {

@@ -1,7 +1,8 @@
-package control_test
+package api_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -14,9 +15,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/core/control/api"
 	"github.com/graft-host/graft/internal/testbin"
 )
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // droppingCore is a control socket whose "core" takes each request and
 // drops the connection without answering, as a core killed mid-request
@@ -54,42 +61,42 @@ func TestDroppedSendIsReportedAsUncertain(t *testing.T) {
 	for _, readFirst := range []bool{true, false} {
 		name := map[bool]string{true: "after-the-request", false: "at-once"}[readFirst]
 		t.Run(name, func(t *testing.T) {
-			c := control.NewClient(droppingCore(t, readFirst))
+			c := api.NewClient(droppingCore(t, readFirst))
 			defer c.Close()
 			ctx := ctxFor(t, 10*time.Second)
 
-			_, err := c.Send(ctx, "orders", control.SendRequest{Text: "x", ID: "req-1"})
+			_, err := c.Send(ctx, "orders", api.SendRequest{Text: "x", ID: "req-1"})
 			require.Error(t, err)
 			t.Log(err)
-			require.ErrorIs(t, err, control.ErrUncertain)
-			var ue *control.UncertainError
+			require.ErrorIs(t, err, api.ErrUncertain)
+			var ue *api.UncertainError
 			require.ErrorAs(t, err, &ue)
 			assert.Equal(t, "send", ue.Op)
 			assert.Equal(t, "orders", ue.Actor)
 			assert.Contains(t, err.Error(), "may or may not be durable")
 			assert.Contains(t, err.Error(), "retrying with the same id (--id req-1) is safe")
 
-			_, err = c.Send(ctx, "orders", control.SendRequest{Text: "x"})
-			require.ErrorIs(t, err, control.ErrUncertain)
+			_, err = c.Send(ctx, "orders", api.SendRequest{Text: "x"})
+			require.ErrorIs(t, err, api.ErrUncertain)
 			assert.Contains(t, err.Error(), "may or may not be durable")
 			assert.Contains(t, err.Error(), "send with an id (--id ID)")
 
-			_, err = c.Call(ctx, "orders", control.CallRequest{SendRequest: control.SendRequest{Text: "x", ID: "c-9"}})
-			require.ErrorIs(t, err, control.ErrUncertain)
+			_, err = c.Call(ctx, "orders", api.CallRequest{SendRequest: api.SendRequest{Text: "x", ID: "c-9"}})
+			require.ErrorIs(t, err, api.ErrUncertain)
 			assert.Contains(t, err.Error(), "call to \"orders\"")
 			assert.Contains(t, err.Error(), "--id c-9")
 
 			_, err = c.Status(ctx)
 			require.Error(t, err)
-			assert.False(t, errors.Is(err, control.ErrUncertain), "a read is not uncertain: %v", err)
+			assert.False(t, errors.Is(err, api.ErrUncertain), "a read is not uncertain: %v", err)
 		})
 	}
 }
 
 // Nothing listening: nothing was sent, so nothing is uncertain.
 func TestSendToNoCoreIsNotUncertain(t *testing.T) {
-	c := control.NewClient(filepath.Join(testbin.ShortDir(t), "graft.sock"))
-	_, err := c.Send(ctxFor(t, 5*time.Second), "a", control.SendRequest{Text: "x"})
-	require.ErrorIs(t, err, control.ErrNoCore)
-	assert.NotErrorIs(t, err, control.ErrUncertain)
+	c := api.NewClient(filepath.Join(testbin.ShortDir(t), "graft.sock"))
+	_, err := c.Send(ctxFor(t, 5*time.Second), "a", api.SendRequest{Text: "x"})
+	require.ErrorIs(t, err, api.ErrNoCore)
+	assert.NotErrorIs(t, err, api.ErrUncertain)
 }

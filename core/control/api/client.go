@@ -1,4 +1,4 @@
-package control
+package api
 
 import (
 	"bytes"
@@ -12,38 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-
-	"github.com/graft-host/graft/core"
-	"github.com/graft-host/graft/mailbox"
 )
-
-// ErrNoCore is wrapped by a Client's errors when nothing answers on the
-// socket, so the CLI can tell the operator to start a core.
-var ErrNoCore = errors.New("no graft core is running")
-
-// NoCoreError names the socket where no core answered.
-type NoCoreError struct {
-	Socket string
-	Err    error
-}
-
-// Error says what to do about it.
-func (e *NoCoreError) Error() string {
-	return fmt.Sprintf("no core is running on %s: start one with `graft run --config FILE`", e.Socket)
-}
-
-// Unwrap exposes ErrNoCore and the dial error.
-func (e *NoCoreError) Unwrap() []error { return []error{ErrNoCore, e.Err} }
-
-// APIError is an error answered by the core, with its HTTP status and code.
-type APIError struct {
-	Status int
-	Code   string
-	Msg    string
-}
-
-// Error is the core's message.
-func (e *APIError) Error() string { return e.Msg }
 
 // Client is the typed client of the control API. Every method takes a
 // context: its deadline bounds the whole request.
@@ -128,7 +97,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // the store's own words, rather than sent as a path that names another
 // endpoint or none.
 func (c *Client) actorDo(ctx context.Context, method, actor, tail string, in, out any) error {
-	if err := mailbox.CheckActorName(actor); err != nil {
+	if err := checkActorName(actor); err != nil {
 		return fmt.Errorf("cannot address actor %q: %w", actor, err)
 	}
 	return c.do(ctx, method, actorPath(actor, tail), in, out)
@@ -171,14 +140,14 @@ func (c *Client) Send(ctx context.Context, actor string, req SendRequest) (SendR
 // Call sends and waits for the reply (bounded by req.TimeoutMS on the core
 // and by ctx here).
 //
-// A refusal returns the response (Refused set) and a *core.RefusedError.
+// A refusal returns the response (Refused set) and a *RefusedError.
 func (c *Client) Call(ctx context.Context, actor string, req CallRequest) (CallResponse, error) {
 	var out CallResponse
 	if err := c.actorDo(ctx, http.MethodPost, actor, "/call", req, &out); err != nil {
 		return out, err
 	}
 	if out.Refused {
-		return out, &core.RefusedError{Actor: out.Actor, ID: out.ID, Reason: out.Error}
+		return out, &RefusedError{Actor: out.Actor, ID: out.ID, Reason: out.Error}
 	}
 	return out, nil
 }
@@ -210,31 +179,52 @@ func (c *Client) Retry(ctx context.Context, actor string, req RetryRequest) (Ret
 	return out, c.actorDo(ctx, http.MethodPost, actor, "/deadletters/retry", req, &out)
 }
 
-// History lists upgrades and rollbacks, oldest first.
-func (c *Client) History(ctx context.Context) ([]mailbox.UpgradeRecord, error) {
-	var out []UpgradeRecord
+// History lists upgrades, rollbacks and state repairs, oldest first
+// ([] for none).
+func (c *Client) History(ctx context.Context) ([]UpgradeRecord, error) {
+	out := []UpgradeRecord{}
 	if err := c.do(ctx, http.MethodGet, "/v1/history", nil, &out); err != nil {
 		return nil, err
 	}
-	recs := make([]mailbox.UpgradeRecord, len(out))
-	for i, r := range out {
-		recs[i] = r.Record()
+	if out == nil { // the core answered null
+		out = []UpgradeRecord{}
 	}
-	return recs, nil
+	return out, nil
 }
 
 // Upgrade upgrades every actor of behaviour to binary ("" for the
-// configured binary).
-func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error) {
+// configured binary) and returns the upgrade's history record.
+func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (UpgradeRecord, error) {
 	var out UpgradeRecord
 	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/upgrade",
 		UpgradeRequest{Binary: binary}, &out)
-	return out.Record(), err
+	return out, err
 }
 
-// Rollback moves every actor of behaviour back to its previous version.
-func (c *Client) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
+// Rollback moves every actor of behaviour back to its previous version and
+// returns the rollback's history record.
+func (c *Client) Rollback(ctx context.Context, behaviour string) (UpgradeRecord, error) {
 	var out UpgradeRecord
 	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/rollback", nil, &out)
-	return out.Record(), err
+	return out, err
+}
+
+// State returns an actor's committed state.
+func (c *Client) State(ctx context.Context, actor string) (StateResponse, error) {
+	var out StateResponse
+	return out, c.actorDo(ctx, http.MethodGet, actor, "/state", nil, &out)
+}
+
+// SetState replaces an actor's committed state (the actor is paused
+// between two commits meanwhile) and records the repair in the history.
+func (c *Client) SetState(ctx context.Context, actor string, req StateRequest) (RepairResponse, error) {
+	var out RepairResponse
+	return out, c.actorDo(ctx, http.MethodPut, actor, "/state", req, &out)
+}
+
+// ResetState clears an actor's committed state, so that its next message
+// runs Init, and records the repair in the history.
+func (c *Client) ResetState(ctx context.Context, actor string) (RepairResponse, error) {
+	var out RepairResponse
+	return out, c.actorDo(ctx, http.MethodPost, actor, "/state/reset", nil, &out)
 }

@@ -13,7 +13,7 @@ import (
 // the promises validation makes to the core. The seed corpus in
 // testdata/fuzz/FuzzDecode holds the shapes that broke YAML decoders
 // before (aliases, merge keys, tags, deep nesting, huge numbers, garbage);
-// run `go test -fuzz FuzzDecode ./cmd/graft/internal/config` to look for
+// run `go test -fuzz FuzzDecode ./config` to look for
 // more.
 func FuzzDecode(f *testing.F) {
 	full, err := os.ReadFile("testdata/full.yaml")

@@ -5,6 +5,11 @@
 // or non-executable binaries, duplicate actors, unknown behaviours and
 // requirement cycles.
 //
+// `graft run` and a program that embeds the core (package host) share it:
+// Load reads a file; a program that builds its config in Go starts from
+// Defaults and is held to the same rules by Check (each problem then named
+// by its key alone).
+//
 // Relative paths (store.path, control.dir, behaviours.*.binary) resolve
 // against the folder of the config file, so a config and its plugins can be
 // moved together.
@@ -16,7 +21,8 @@
 //	  path: ./data            # folder of the embedded store (created if missing)
 //	  durability: sync        # sync (fsync before a send returns) | relaxed
 //	control:
-//	  dir: ./run              # the control socket is ./run/graft.sock, mode 0600
+//	  dir: ./run              # the control socket is ./run/graft.sock, mode 0600;
+//	                          # plugins' sockets go under ./run/p, emptied at start
 //	limits:
 //	  max_message_size: 1MiB  # payloads and replies; bytes or KiB/MiB
 //	  max_attempts: 5         # failed attempts before a message is dead-lettered

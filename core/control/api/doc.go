@@ -1,0 +1,62 @@
+// Package api is the graft core's control API as its clients see it: the
+// JSON wire types, the error codes and Client, the typed Go client. It
+// imports nothing of graft and links no go-plugin, gRPC or store (a rule
+// of internal/layering checks its transitive dependencies), so a program
+// that only talks to a running core (the `graft` commands, a deploy
+// script, a monitor) stays small. The server is package core/control,
+// which serves these types.
+//
+// The API is JSON over HTTP on a unix socket; everything the `graft`
+// command does goes through it, and it is documented here so that other
+// tools can drive a core too (curl --unix-socket works).
+//
+// # Protocol
+//
+// Requests and responses are JSON (Content-Type: application/json). Byte
+// strings (payloads, replies) are base64, as encoding/json writes []byte; a
+// request may give "text" (UTF-8) instead of "payload". Every response uses
+// one style: snake_case field names, durations in seconds as numbers (names
+// ending in _seconds) and times in RFC 3339. Every error is a non-2xx
+// status with the body {"error": "what went wrong and what to do", "code":
+// "not_found" | "bad_request" | "too_large" | "disk_full" | "id_reused" |
+// "timeout" | "no_reply" | "conflict" | "unavailable" | "not_implemented" |
+// "internal"} (ErrorBody; the Code constants).
+//
+// # Endpoints (version 1)
+//
+//	GET  /v1/core                              CoreInfo: pid, socket, config, start time
+//	GET  /v1/status                            Status: CoreInfo and one ActorStatus per actor
+//	POST /v1/actors/{actor}/send               SendRequest -> SendResponse (durable once 200)
+//	POST /v1/actors/{actor}/call               CallRequest -> CallResponse (the reply)
+//	POST /v1/actors/{actor}/stop               -> ActorResponse (stays stopped)
+//	POST /v1/actors/{actor}/start              -> ActorResponse
+//	POST /v1/actors/{actor}/destroy            -> ActorResponse (mailbox and state kept)
+//	GET  /v1/actors/{actor}/deadletters        -> []DeadLetter, oldest first
+//	POST /v1/actors/{actor}/deadletters/retry  RetryRequest -> RetryResponse
+//	GET  /v1/actors/{actor}/state              -> StateResponse (the committed state)
+//	PUT  /v1/actors/{actor}/state              StateRequest -> RepairResponse (replace it)
+//	POST /v1/actors/{actor}/state/reset        -> RepairResponse (clear it: Init runs next)
+//	GET  /v1/history                           -> []UpgradeRecord, oldest first
+//	POST /v1/behaviours/{behaviour}/upgrade    UpgradeRequest -> UpgradeRecord
+//	POST /v1/behaviours/{behaviour}/rollback   -> UpgradeRecord
+//
+// {actor} is one path segment, percent-encoded (url.PathEscape, with "."
+// and ".." written %2E and %2E%2E, which path cleaning would otherwise
+// resolve): an actor name is 1 to 255 bytes with no control characters,
+// so "account/alice" is account%2Falice, and ".", "..", spaces and
+// non-ASCII letters are all valid names. A message id (send, call) is at
+// most 256 bytes; a longer one is refused with bad_request before
+// anything is enqueued.
+//
+// A call the handler refused (its terminal error) answers 200 with
+// "refused": true and the handler's text in "error"; Client.Call returns
+// it as a *RefusedError. A send or call whose answer never came (the core
+// was killed, the connection dropped) may or may not be durable: Client
+// returns an *UncertainError, which says whether a retry is safe.
+//
+// For example:
+//
+//	curl --unix-socket run/graft.sock http://graft/v1/status
+//	curl --unix-socket run/graft.sock -d '{"text":"hello","id":"m1"}' http://graft/v1/actors/greeter/call
+//	curl --unix-socket run/graft.sock -X PUT -d '{"text":"{\"n\":0}","schema":1}' http://graft/v1/actors/greeter/state
+package api

@@ -1,0 +1,265 @@
+package api
+
+import "time"
+
+// DefaultCallTimeout bounds a call whose request names no timeout
+// (CallRequest.TimeoutMS 0): the core gives up waiting for the reply then,
+// and the message stays queued.
+const DefaultCallTimeout = 30 * time.Second
+
+// CoreInfo identifies the core answering on the socket (GET /v1/core).
+type CoreInfo struct {
+	PID     int       `json:"pid"`
+	Socket  string    `json:"socket"`
+	Config  string    `json:"config,omitempty"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Core   CoreInfo      `json:"core"`
+	Actors []ActorStatus `json:"actors"`
+}
+
+// ActorStatus is one actor's row: the core's ActorStatus in stable JSON
+// names, with durations in seconds.
+type ActorStatus struct {
+	Name           string  `json:"name"`
+	Behaviour      string  `json:"behaviour"`
+	Module         string  `json:"module"`
+	Schema         uint32  `json:"schema"`
+	Status         string  `json:"status"`
+	Depth          uint64  `json:"depth"`
+	InFlight       int64   `json:"in_flight"`
+	Processed      uint64  `json:"processed"`
+	Failed         uint64  `json:"failed"`
+	Restarts       int     `json:"restarts"`
+	ModuleRestarts int     `json:"module_restarts"`
+	DeadLetters    uint64  `json:"dead_letters"`
+	LastExit       string  `json:"last_exit,omitempty"`
+	PID            int     `json:"pid,omitempty"`
+	UptimeSeconds  float64 `json:"uptime_seconds"`
+	LastError      string  `json:"last_error,omitempty"`
+}
+
+// SendRequest is the body of send; Text is a convenience for UTF-8
+// payloads (used when Payload is empty).
+type SendRequest struct {
+	Payload []byte `json:"payload,omitempty"`
+	Text    string `json:"text,omitempty"`
+	// ID makes the send idempotent: a retry with the same id enqueues nothing.
+	ID string `json:"id,omitempty"`
+	// Sender labels the sender (default "client").
+	Sender string `json:"sender,omitempty"`
+}
+
+// Body is the message the request carries: Payload, or Text when Payload
+// is empty. The server enqueues exactly these bytes.
+func (r SendRequest) Body() []byte {
+	if len(r.Payload) > 0 {
+		return r.Payload
+	}
+	return []byte(r.Text)
+}
+
+// SendResponse is the store's receipt for a send.
+type SendResponse struct {
+	Actor     string `json:"actor"`
+	ID        string `json:"id,omitempty"`
+	Seq       uint64 `json:"seq"`
+	Duplicate bool   `json:"duplicate"`
+	// Outcome is pending, applied, replied, refused or dead-lettered.
+	Outcome string `json:"outcome"`
+	// Reply is the committed reply (base64 in JSON); Text is the same
+	// reply when it is valid UTF-8.
+	Reply []byte `json:"reply,omitempty"`
+	Text  string `json:"text,omitempty"`
+	// Error is the refusal (outcome refused) or the last error
+	// (outcome dead-lettered).
+	Error string `json:"error,omitempty"`
+}
+
+// CallRequest is the body of call.
+type CallRequest struct {
+	SendRequest
+	// TimeoutMS bounds the wait for the reply (default 30000).
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+// CallResponse carries the handler's reply and the id it was made under,
+// so a caller that timed out can retry with the same id.
+//
+// A refusal (the handler's terminal error) is the call's outcome, not a
+// failure of the API: it comes with status 200, Refused set and Error
+// holding the handler's text; a retry with the same id gets it again.
+type CallResponse struct {
+	Actor string `json:"actor"`
+	ID    string `json:"id"`
+	// Reply is the handler's reply (base64 in JSON); Text is the same
+	// reply when it is valid UTF-8.
+	Reply   []byte `json:"reply"`
+	Text    string `json:"text,omitempty"`
+	Refused bool   `json:"refused,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ActorResponse acknowledges stop, start and destroy.
+type ActorResponse struct {
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+}
+
+// DeadLetter is one dead-lettered message.
+type DeadLetter struct {
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id,omitempty"`
+	Sender     string    `json:"sender"`
+	Payload    []byte    `json:"payload"`
+	Attempts   uint32    `json:"attempts"`
+	LastError  string    `json:"last_error"`
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	DeadAt     time.Time `json:"dead_at"`
+}
+
+// RetryRequest names the dead letters to move back into the mailbox: one
+// by Seq or by message ID, or All of them.
+type RetryRequest struct {
+	Seq uint64 `json:"seq,omitempty"`
+	ID  string `json:"id,omitempty"`
+	All bool   `json:"all,omitempty"`
+}
+
+// Requeued is one retried dead letter: its old and new sequence numbers.
+type Requeued struct {
+	Seq    uint64 `json:"seq"`
+	NewSeq uint64 `json:"new_seq"`
+	ID     string `json:"id,omitempty"`
+}
+
+// RetryResponse lists what was requeued.
+type RetryResponse struct {
+	Actor    string     `json:"actor"`
+	Requeued []Requeued `json:"requeued"`
+}
+
+// StateResponse is an actor's committed state (GET
+// /v1/actors/{actor}/state), for an operator deciding whether to repair it.
+type StateResponse struct {
+	Actor     string `json:"actor"`
+	Behaviour string `json:"behaviour"`
+	// Module is the code version of the module that wrote the state ("" if
+	// none has yet); Schema is the state schema version of Data.
+	Module string `json:"module"`
+	Schema uint32 `json:"schema"`
+	// Size is len(Data) in bytes.
+	Size int `json:"size"`
+	// Empty says there is no state: the actor's next message runs Init.
+	Empty bool `json:"empty"`
+	// Encoding says what Data looks like: "json", "text" (UTF-8, not
+	// JSON), "binary", or "none" when Empty.
+	Encoding string `json:"encoding"`
+	// Data is the state's bytes (base64 in JSON); Text is the same bytes
+	// when they are valid UTF-8.
+	Data []byte `json:"data"`
+	Text string `json:"text,omitempty"`
+}
+
+// StateRequest is the body of PUT /v1/actors/{actor}/state: the new state
+// as Data (base64) or, for UTF-8, as Text (used when Data is empty).
+type StateRequest struct {
+	Data []byte `json:"data,omitempty"`
+	Text string `json:"text,omitempty"`
+	// Schema is the state schema version of the new state; omitted, the
+	// schema the actor's module reads.
+	Schema *uint32 `json:"schema,omitempty"`
+}
+
+// Body is the new state the request carries: Data, or Text when Data is
+// empty. The server commits exactly these bytes.
+func (r StateRequest) Body() []byte {
+	if len(r.Data) > 0 {
+		return r.Data
+	}
+	return []byte(r.Text)
+}
+
+// StateSummary describes a state without its bytes: what a repair changed.
+type StateSummary struct {
+	Module string `json:"module"`
+	Schema uint32 `json:"schema"`
+	Size   int    `json:"size"`
+	Empty  bool   `json:"empty"`
+}
+
+// RepairResponse is the answer of a state repair (PUT
+// /v1/actors/{actor}/state, POST /v1/actors/{actor}/state/reset): the state
+// before and after, and the history record that keeps it.
+type RepairResponse struct {
+	Actor string `json:"actor"`
+	// Action is "replace" or "reset".
+	Action string        `json:"action"`
+	Old    StateSummary  `json:"old"`
+	New    StateSummary  `json:"new"`
+	Record UpgradeRecord `json:"record"`
+}
+
+// UpgradeRecord is one upgrade, rollback or state repair as the API shows
+// it (GET /v1/history, and the answer of upgrade and rollback): the store's
+// record in the API's JSON style, like Status: snake_case names, durations
+// in seconds, times in RFC 3339.
+type UpgradeRecord struct {
+	ID        uint64    `json:"id"`
+	Kind      string    `json:"kind"` // upgrade, rollback or repair (of one actor's state)
+	Behaviour string    `json:"behaviour"`
+	From      string    `json:"from"` // module versions, e.g. "1.0.0 (3f2a9c1b)"; for a repair, the state
+	To        string    `json:"to"`
+	Started   time.Time `json:"started"`
+	Ended     time.Time `json:"ended,omitzero"`
+	// DurationSeconds is Ended - Started.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Outcome is "completed", "rolled back", "failed", ...; Error says why
+	// it did not complete.
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+	// Actors is how many distinct actors the steps moved (an actor moved
+	// and moved back counts once).
+	Actors int           `json:"actors"`
+	Steps  []UpgradeStep `json:"steps"`
+}
+
+// UpgradeStep is one timed step of an upgrade: of one actor (a pause), or
+// of the whole behaviour (Actor "", e.g. loading the module).
+type UpgradeStep struct {
+	Actor           string  `json:"actor,omitempty"`
+	Step            string  `json:"step"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// UpgradeRequest is the body of upgrade; Binary "" means the behaviour's
+// configured binary.
+type UpgradeRequest struct {
+	Binary string `json:"binary,omitempty"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Error codes of ErrorBody.Code, for a client to branch on without
+// parsing the message.
+const (
+	CodeNotFound       = "not_found"
+	CodeBadRequest     = "bad_request"
+	CodeTooLarge       = "too_large"
+	CodeDiskFull       = "disk_full" // HTTP 507: the store's disk is full, nothing was stored
+	CodeIDReused       = "id_reused" // HTTP 409: the id was first used for another payload
+	CodeTimeout        = "timeout"
+	CodeNoReply        = "no_reply"
+	CodeConflict       = "conflict"
+	CodeUnavailable    = "unavailable"
+	CodeNotImplemented = "not_implemented"
+	CodeInternal       = "internal"
+)

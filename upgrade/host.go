@@ -1,0 +1,38 @@
+package upgrade
+
+import (
+	"context"
+
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
+)
+
+// Host is what the upgrade machinery needs of a running core, and nothing
+// more: core.Core.Upgrades returns its implementation (*core.UpgradeHooks).
+// Its methods are the core's upgrade hooks, which keep the core's
+// invariants only when used in the protocol's order (see the package doc's
+// state machine, and core.UpgradeHooks): LoadModule the target, read each
+// actor's State, Pause a group, CommitStates with the pauses' epochs,
+// Resume each paused actor exactly once, AppendHistory, then UnloadModule
+// the version no actor uses.
+type Host interface {
+	// LoadModule starts behaviour's module from binary beside the running
+	// one, moving no actor.
+	LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*core.ModuleHandle, error)
+	// UnloadModule stops that module once no running actor uses it and
+	// reports whether it did.
+	UnloadModule(ctx context.Context, behaviour, binary string) (bool, error)
+	// ActorsOf lists the configured actors of behaviour, in config order.
+	ActorsOf(behaviour string) []string
+	// State returns an actor's committed state.
+	State(ctx context.Context, actor string) (mailbox.State, error)
+	// Pause holds an actor between two commits; resume it exactly once.
+	Pause(ctx context.Context, name string) (*core.Paused, error)
+	// CommitStates commits paused actors' new states in one transaction,
+	// each under its pause's epoch.
+	CommitStates(ctx context.Context, commits ...mailbox.Commit) error
+	// AppendHistory stores an upgrade record and returns its id.
+	AppendHistory(ctx context.Context, rec mailbox.UpgradeRecord) (uint64, error)
+}
+
+var _ Host = (*core.UpgradeHooks)(nil)
