@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"os"
-	"strconv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -133,9 +131,6 @@ func BenchmarkBaselineEngineSync(b *testing.B) {
 	require.NoError(b, err)
 	b.Cleanup(func() { db.Close() })
 	payload := make([]byte, benchPayload)
-	if n, err := strconv.Atoi(os.Getenv("XPAYLOAD")); err == nil {
-		payload = make([]byte, n)
-	}
 	runProducers(b, db.Metrics, func(_, n int) error {
 		k := make([]byte, 17)
 		k[0] = 'Q'
