@@ -1,7 +1,7 @@
 // Package config reads the graft core's one YAML file and turns it into a
 // core.Config. It exists so that every mistake in that file is found before
 // anything starts, and reported all at once, each problem with its line and
-// key (guarantee G8 of the design brief): unknown keys, bad values, missing
+// key (guarantee G8 in the README's table of guarantees): unknown keys, bad values, missing
 // or non-executable binaries, duplicate actors, unknown behaviours and
 // requirement cycles.
 //

@@ -408,7 +408,7 @@ func (a *actor) setBatchMax(n int) {
 	a.mu.Unlock()
 }
 
-// Paused is an actor held between two commits: its batch in flight has
+// Paused is an actor held between two commits (UpgradeHooks.Pause): its batch in flight has
 // committed, it takes no new batch, and messages keep arriving durably.
 // Exactly one of Resume or Fail must be called.
 type Paused struct {
@@ -423,7 +423,7 @@ type Paused struct {
 	Since time.Time
 }
 
-// pause holds the actor between commits; see Core.Pause.
+// pause holds the actor between commits; see UpgradeHooks.Pause.
 func (a *actor) pause(ctx context.Context) (*Paused, error) {
 	a.mu.Lock()
 	if a.paused {

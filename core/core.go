@@ -17,7 +17,8 @@ import (
 	"github.com/graft-host/graft/mailbox"
 )
 
-// Config is everything a Core needs; cmd/graft builds it from the YAML file.
+// Config is everything a Core needs; host builds it from the YAML config
+// (config.Config.Core), and an embedding program may build it by hand.
 type Config struct {
 	// OpenStore opens the durable store, routing its new-message
 	// notifications to notify (the Core owns the store and closes it).

@@ -4,7 +4,7 @@ import "time"
 
 // Observer receives the core's events for metrics. Calls are made on hot
 // paths and must not block; the zero Config uses a no-op observer. The
-// Prometheus exporter in cmd/graft implements it; gauges such as mailbox
+// Prometheus exporter in internal/metrics implements it; gauges such as mailbox
 // depth are read from Status at scrape time instead.
 type Observer interface {
 	// BatchCommitted: n messages of actor were handled and committed;

@@ -30,7 +30,7 @@ import (
 type UpgradeHooks struct{ c *Core }
 
 // Upgrades returns the core's upgrade hooks, for the upgrade machinery
-// alone (cmd/graft hands them to upgrade.Manager.Attach). Read the
+// alone (host hands them to upgrade.Manager.Attach). Read the
 // UpgradeHooks doc before using them anywhere else.
 func (c *Core) Upgrades() *UpgradeHooks { return &UpgradeHooks{c: c} }
 

@@ -99,7 +99,7 @@
 //     its memory limit of 64 MiB" and matches ErrMemoryLimit. Groups left
 //     by a host killed with kill -9 are removed by the next host's start.
 //   - elsewhere, the process group is killed, and a host that is a child
-//     subreaper (PrepareHost makes cmd/graft one) gets back the orphans of
+//     subreaper (PrepareHost makes the graft process one) gets back the orphans of
 //     its plugins, finds them by their module id and kills and reaps
 //     them by pid (never wait(-1)).
 //   - when the host dies, the plugin (SDK) kills its cgroup and its

@@ -1,7 +1,7 @@
 // Package mailbox defines graft's durable store: per-actor FIFO mailboxes,
 // actor state, replies, dead letters and the upgrade history, behind the
 // Store interface. It carries guarantees G1 (durable send) and G2
-// (exactly-once effect) of the design brief.
+// (exactly-once effect) in the README's table of guarantees.
 //
 // The embedded backend lives in mailbox/pebblestore; mailbox/mailboxtest is
 // the conformance suite every backend must pass. A backend on a distributed

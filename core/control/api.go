@@ -33,7 +33,7 @@ type Runtime interface {
 	Store() mailbox.Reader
 }
 
-// Upgrader performs upgrades and rollbacks; cmd/graft passes the upgrade
+// Upgrader performs upgrades and rollbacks; host passes the upgrade
 // package's implementation in, so this package does not depend on it.
 type Upgrader interface {
 	// Upgrade moves every actor of behaviour to the module built from

@@ -38,7 +38,7 @@
 // with too_large. Each repair appends a history record of kind "repair"
 // (From and To describe the old and new state; its step names the actor).
 //
-// Upgrades are served by an Upgrader that the wiring in cmd/graft passes in
+// Upgrades are served by an Upgrader that the wiring in host passes in
 // (this package does not import the upgrade machinery); without one the
 // upgrade and rollback endpoints answer 501 "not_implemented".
 //

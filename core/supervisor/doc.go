@@ -2,7 +2,7 @@
 // children, watches them, and restarts them by OTP's rules, so that a
 // failing part of the graft core is restarted alone and a part that keeps
 // failing takes its supervisor down with it instead of spinning forever
-// (guarantee G7 of the design brief). It imports no graft package: anything
+// (guarantee G7 in the README's table of guarantees). It imports no graft package: anything
 // that implements Child can be supervised, including a *Supervisor, so
 // supervisors nest into trees.
 //

@@ -3,7 +3,7 @@
 // calls, injects faults at times drawn from a seed (kill -9 of the core,
 // kill -9 and SIGSTOP of module processes, upgrades and rollbacks between
 // two plugin versions, poison messages), and at the end checks the whole
-// history against the design brief's guarantees:
+// history against the guarantees in the README's table (G1-G9):
 //
 //   - every acknowledged send applied exactly once, in per-sender order
 //     (G1, G2), read from the committed states in the store after the core
