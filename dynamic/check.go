@@ -3,8 +3,10 @@ package dynamic
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 // checkResponse says whether a plugin's answer to batch b is one the core
@@ -18,6 +20,7 @@ import (
 //   - a failed message (error) has no effect at all: no refusal, reply,
 //     send or state change;
 //   - reply bytes come with has_reply, and every send names its actor;
+//   - timers, cancels and spawns are well formed (see checkDeferred);
 //   - the state differs from the batch's only if some message changed it.
 //
 // Anything else is ErrBadResponse: the batch has no effect.
@@ -47,8 +50,13 @@ func (m *Module) checkResponse(b Batch, resp *graftv1.HandleResponse) error {
 		return bad("the new state is at schema %d, but the plugin declared schema %d", resp.State.Schema, m.info.SchemaVersion)
 	}
 	changed := false
+	timerIDs := map[string]bool{} // timer ids set so far in the batch
 	for i, r := range resp.Results {
-		if err := checkResult(r); err != "" {
+		err := checkResult(r)
+		if err == "" {
+			err = checkDeferred(r, m.cfg.Limits.MaxMessageSize, timerIDs)
+		}
+		if err != "" {
 			return bad("result %d (message %d): %s", i, b.Messages[i].Seq, err)
 		}
 		changed = changed || r.StateChanged
@@ -65,7 +73,8 @@ func checkResult(r *graftv1.MessageResult) string {
 	switch {
 	case r == nil:
 		return "missing"
-	case r.Error != "" && (r.Refusal != "" || r.HasReply || len(r.Reply) > 0 || len(r.Outgoing) > 0 || r.StateChanged):
+	case r.Error != "" && (r.Refusal != "" || r.HasReply || len(r.Reply) > 0 || len(r.Outgoing) > 0 || r.StateChanged ||
+		len(r.Timers) > 0 || len(r.CancelTimers) > 0 || len(r.Spawns) > 0):
 		return "a failed message with effects (a failure has none)"
 	case !r.HasReply && len(r.Reply) > 0:
 		return "reply bytes without has_reply"
@@ -73,6 +82,62 @@ func checkResult(r *graftv1.MessageResult) string {
 	for j, o := range r.Outgoing {
 		if o == nil || o.To == "" {
 			return fmt.Sprintf("send %d names no actor", j)
+		}
+	}
+	return ""
+}
+
+// checkDeferred explains what is malformed in one result's timers, cancels
+// and spawns, or returns "": more than wire's bounds of them; a timer
+// without an id (or with one over wire.MaxTimerID bytes), without an actor
+// to deliver to, with both or neither of after_nanos and at_unix_nanos, or
+// with an id set earlier in the batch (seen) or cancelled by the same
+// message; a cancel of an empty or over-long id; a spawn without a name or
+// a behaviour; a timer payload or spawn init over maxMessage bytes (0: no
+// limit). The SDK fails such a handler itself, with a clearer error, so
+// only a buggy or foreign plugin sends them.
+func checkDeferred(r *graftv1.MessageResult, maxMessage int, seen map[string]bool) string {
+	switch {
+	case len(r.Timers) > wire.MaxTimersPerMessage:
+		return fmt.Sprintf("%d timers, over the limit of %d per message", len(r.Timers), wire.MaxTimersPerMessage)
+	case len(r.CancelTimers) > wire.MaxCancelsPerMessage:
+		return fmt.Sprintf("%d timer cancels, over the limit of %d per message", len(r.CancelTimers), wire.MaxCancelsPerMessage)
+	case len(r.Spawns) > wire.MaxSpawnsPerMessage:
+		return fmt.Sprintf("%d spawns, over the limit of %d per message", len(r.Spawns), wire.MaxSpawnsPerMessage)
+	}
+	tooBig := func(p []byte) bool { return maxMessage > 0 && len(p) > maxMessage }
+	for j, id := range r.CancelTimers {
+		if id == "" || len(id) > wire.MaxTimerID {
+			return fmt.Sprintf("timer cancel %d: the id is empty or over %d bytes", j, wire.MaxTimerID)
+		}
+	}
+	for j, t := range r.Timers {
+		switch {
+		case t == nil:
+			return fmt.Sprintf("timer %d is missing", j)
+		case t.Id == "" || len(t.Id) > wire.MaxTimerID:
+			return fmt.Sprintf("timer %d: the id is empty or over %d bytes", j, wire.MaxTimerID)
+		case t.To == "":
+			return fmt.Sprintf("timer %s names no actor", truncate(t.Id, 100))
+		case (t.AfterNanos == nil) == (t.AtUnixNanos == nil):
+			return fmt.Sprintf("timer %s has both or neither of after_nanos and at_unix_nanos (exactly one says when)", truncate(t.Id, 100))
+		case tooBig(t.Payload):
+			return fmt.Sprintf("the message of timer %s is %d bytes, over the %d-byte limit (limits.max_message_size)", truncate(t.Id, 100), len(t.Payload), maxMessage)
+		case seen[t.Id]:
+			return fmt.Sprintf("timer %s is set twice in the batch", truncate(t.Id, 100))
+		case slices.Contains(r.CancelTimers, t.Id):
+			return fmt.Sprintf("timer %s is set and cancelled by the same message", truncate(t.Id, 100))
+		}
+		seen[t.Id] = true
+	}
+	for j, sp := range r.Spawns {
+		switch {
+		case sp == nil:
+			return fmt.Sprintf("spawn %d is missing", j)
+		case sp.Name == "" || sp.Behaviour == "":
+			return fmt.Sprintf("spawn %d (%q of behaviour %q) needs a name and a behaviour", j, truncate(sp.Name, 100), truncate(sp.Behaviour, 100))
+		case tooBig(sp.Init):
+			return fmt.Sprintf("the init payload of spawned actor %q is %d bytes, over the %d-byte limit (limits.max_message_size)", truncate(sp.Name, 100), len(sp.Init), maxMessage)
 		}
 	}
 	return ""

@@ -2,16 +2,23 @@ package dynamic
 
 import (
 	"errors"
+	"math"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
+	"github.com/graft-host/graft/dynamic/sdk/wire"
 )
 
 // TestInconsistentAnswersAreRefused: each kind of inconsistent answer is
 // refused with ErrBadResponse (a lone batch error with ErrBatchFailed), and
 // consistent ones are accepted.
 func TestInconsistentAnswersAreRefused(t *testing.T) {
-	m := &Module{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p"}}
+	m := &Module{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p", Limits: Limits{MaxMessageSize: 10}}}
 	st := func(schema uint32, data string) *graftv1.State {
 		return &graftv1.State{Schema: schema, Data: []byte(data)}
 	}
@@ -41,6 +48,32 @@ func TestInconsistentAnswersAreRefused(t *testing.T) {
 		{"reply without has_reply", State{2, nil}, one, &graftv1.HandleResponse{State: st(2, ""), Results: []*graftv1.MessageResult{{Reply: []byte("r")}}}, ErrBadResponse},
 		{"send to nobody", State{2, nil}, one, &graftv1.HandleResponse{State: st(2, ""), Results: []*graftv1.MessageResult{{Outgoing: []*graftv1.Outgoing{{Payload: []byte("p")}}}}}, ErrBadResponse},
 		{"nil send", State{2, nil}, one, &graftv1.HandleResponse{State: st(2, ""), Results: []*graftv1.MessageResult{{Outgoing: []*graftv1.Outgoing{nil}}}}, ErrBadResponse},
+		{"timers, cancels and spawns", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("t1", "a", 0), at("t2", "b", -5)},
+			CancelTimers: []string{"t0"}, Spawns: []*graftv1.Spawn{{Name: "x", Behaviour: "b", Init: []byte("0123456789")}}}), nil},
+		{"a later message cancels an earlier one's timer", State{2, nil}, []Message{{Seq: 1}, {Seq: 2}}, ok(
+			&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("t1", "a", 1)}}, &graftv1.MessageResult{CancelTimers: []string{"t1"}}), nil},
+		{"refusal with a timer", State{2, nil}, one, ok(&graftv1.MessageResult{Refusal: "no", Timers: []*graftv1.TimerSet{after("t1", "a", 1)}}), nil},
+		{"failure with a timer", State{2, nil}, one, ok(&graftv1.MessageResult{Error: "x", Timers: []*graftv1.TimerSet{after("t1", "a", 1)}}), ErrBadResponse},
+		{"failure with a cancel", State{2, nil}, one, ok(&graftv1.MessageResult{Error: "x", CancelTimers: []string{"t1"}}), ErrBadResponse},
+		{"failure with a spawn", State{2, nil}, one, ok(&graftv1.MessageResult{Error: "x", Spawns: []*graftv1.Spawn{{Name: "x", Behaviour: "b"}}}), ErrBadResponse},
+		{"timer to nobody", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("t1", "", 1)}}), ErrBadResponse},
+		{"timer without an id", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("", "a", 1)}}), ErrBadResponse},
+		{"timer with a long id", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after(strings.Repeat("i", wire.MaxTimerID+1), "a", 1)}}), ErrBadResponse},
+		{"nil timer", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{nil}}), ErrBadResponse},
+		{"timer with no time", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{{Id: "t", To: "a"}}}), ErrBadResponse},
+		{"timer with two times", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{{Id: "t", To: "a", AfterNanos: proto.Int64(1), AtUnixNanos: proto.Int64(1)}}}), ErrBadResponse},
+		{"oversize timer", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{{Id: "t", To: "a", AfterNanos: proto.Int64(1), Payload: make([]byte, 11)}}}), ErrBadResponse},
+		{"timer id set twice", State{2, nil}, []Message{{Seq: 1}, {Seq: 2}}, ok(
+			&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("t1", "a", 1)}}, &graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("t1", "a", 1)}}), ErrBadResponse},
+		{"timer set and cancelled", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: []*graftv1.TimerSet{after("t1", "a", 1)}, CancelTimers: []string{"t1"}}), ErrBadResponse},
+		{"too many timers", State{2, nil}, one, ok(&graftv1.MessageResult{Timers: slices.Repeat([]*graftv1.TimerSet{after("t", "a", 1)}, wire.MaxTimersPerMessage+1)}), ErrBadResponse},
+		{"empty cancel", State{2, nil}, one, ok(&graftv1.MessageResult{CancelTimers: []string{""}}), ErrBadResponse},
+		{"too many cancels", State{2, nil}, one, ok(&graftv1.MessageResult{CancelTimers: slices.Repeat([]string{"t"}, wire.MaxCancelsPerMessage+1)}), ErrBadResponse},
+		{"spawn without a behaviour", State{2, nil}, one, ok(&graftv1.MessageResult{Spawns: []*graftv1.Spawn{{Name: "x"}}}), ErrBadResponse},
+		{"spawn without a name", State{2, nil}, one, ok(&graftv1.MessageResult{Spawns: []*graftv1.Spawn{{Behaviour: "b"}}}), ErrBadResponse},
+		{"nil spawn", State{2, nil}, one, ok(&graftv1.MessageResult{Spawns: []*graftv1.Spawn{nil}}), ErrBadResponse},
+		{"oversize spawn", State{2, nil}, one, ok(&graftv1.MessageResult{Spawns: []*graftv1.Spawn{{Name: "x", Behaviour: "b", Init: make([]byte, 11)}}}), ErrBadResponse},
+		{"too many spawns", State{2, nil}, one, ok(&graftv1.MessageResult{Spawns: slices.Repeat([]*graftv1.Spawn{{Name: "x", Behaviour: "b"}}, wire.MaxSpawnsPerMessage+1)}), ErrBadResponse},
 		{"silent state change", State{2, []byte("a")}, one, &graftv1.HandleResponse{State: st(2, "b"), Results: []*graftv1.MessageResult{{}}}, ErrBadResponse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,5 +85,58 @@ func TestInconsistentAnswersAreRefused(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// ok is an answer at schema 2 with an empty state and the results rs.
+func ok(rs ...*graftv1.MessageResult) *graftv1.HandleResponse {
+	return &graftv1.HandleResponse{State: &graftv1.State{Schema: 2}, Results: rs}
+}
+
+// after and at are relative and absolute timers.
+func after(id, to string, d time.Duration) *graftv1.TimerSet {
+	return &graftv1.TimerSet{Id: id, To: to, AfterNanos: proto.Int64(int64(d))}
+}
+
+func at(id, to string, unixNanos int64) *graftv1.TimerSet {
+	return &graftv1.TimerSet{Id: id, To: to, AtUnixNanos: proto.Int64(unixNanos)}
+}
+
+// TestResultCarriesTimersAndSpawns: an accepted answer's timers, cancels
+// and spawns reach the Result as the plugin sent them, a relative timer
+// with its delay and an absolute one with its time, and Due reads either.
+func TestResultCarriesTimersAndSpawns(t *testing.T) {
+	m := &Module{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p"}}
+	resp := ok(&graftv1.MessageResult{
+		Timers:       []*graftv1.TimerSet{after("t1", "a", 3*time.Second), at("t2", "b", 1_900_000_000_000_000_000), after("t3", "a", -time.Second)},
+		CancelTimers: []string{"t0"},
+		Spawns:       []*graftv1.Spawn{{Name: "x", Behaviour: "b", Init: []byte("i")}},
+	})
+	res, err := m.result(Batch{Actor: "a", State: State{Schema: 2}, Messages: []Message{{Seq: 1}}}, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Results[0]
+	now := time.Unix(1000, 0)
+	want := []TimerSet{{ID: "t1", To: "a", After: 3 * time.Second}, {ID: "t2", To: "b", At: time.Unix(0, 1_900_000_000_000_000_000)}, {ID: "t3", To: "a", After: -time.Second}}
+	wantDue := []time.Time{now.Add(3 * time.Second), time.Unix(1_900_000_000, 0), now}
+	if len(r.Timers) != len(want) {
+		t.Fatalf("timers: %+v", r.Timers)
+	}
+	for i, w := range want {
+		g := r.Timers[i]
+		if g.ID != w.ID || g.To != w.To || g.After != w.After || !g.At.Equal(w.At) || g.At.IsZero() != w.At.IsZero() {
+			t.Fatalf("timer %d: got %+v, want %+v", i, g, w)
+		}
+		if !g.Due(now).Equal(wantDue[i]) {
+			t.Fatalf("timer %d due %v, want %v", i, g.Due(now), wantDue[i])
+		}
+	}
+	if far := (TimerSet{After: time.Duration(math.MaxInt64)}).Due(now); far.Before(now) {
+		t.Fatalf("a huge delay must saturate, not wrap: %v", far)
+	}
+	if len(r.CancelTimers) != 1 || r.CancelTimers[0] != "t0" || len(r.Spawns) != 1 ||
+		r.Spawns[0].Name != "x" || r.Spawns[0].Behaviour != "b" || string(r.Spawns[0].Init) != "i" {
+		t.Fatalf("%+v", r)
 	}
 }

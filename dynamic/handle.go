@@ -83,7 +83,8 @@ func (m *Module) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 	backing := make([]graftv1.Message, len(b.Messages))
 	for i := range b.Messages {
 		in := &b.Messages[i]
-		backing[i] = graftv1.Message{Seq: in.Seq, Id: in.ID, Sender: in.Sender, Payload: in.Payload, Attempt: in.Attempt, CallChain: in.CallChain}
+		backing[i] = graftv1.Message{Seq: in.Seq, Id: in.ID, Sender: in.Sender, Payload: in.Payload, Attempt: in.Attempt,
+			CallChain: in.CallChain, TimerId: in.TimerID}
 		msgs[i] = &backing[i]
 	}
 	req := &graftv1.HandleRequest{BatchId: id, Actor: b.Actor, State: &graftv1.State{Schema: b.State.Schema, Data: b.State.Data}, Messages: msgs}
@@ -146,6 +147,32 @@ func (m *Module) result(b Batch, resp *graftv1.HandleResponse) (*BatchResult, er
 				res.Outgoing[j] = Outgoing{To: o.To, Payload: o.Payload}
 			}
 		}
+		deferred(res, r)
 	}
 	return out, nil
+}
+
+// deferred converts a checked result's timers, cancels and spawns.
+func deferred(res *Result, r *graftv1.MessageResult) {
+	if len(r.Timers) > 0 {
+		res.Timers = make([]TimerSet, len(r.Timers))
+		for j, t := range r.Timers {
+			ts := TimerSet{ID: t.Id, To: t.To, Payload: t.Payload}
+			if t.AfterNanos != nil {
+				ts.After = time.Duration(*t.AfterNanos)
+			} else {
+				ts.At = time.Unix(0, *t.AtUnixNanos)
+			}
+			res.Timers[j] = ts
+		}
+	}
+	if len(r.CancelTimers) > 0 {
+		res.CancelTimers = r.CancelTimers
+	}
+	if len(r.Spawns) > 0 {
+		res.Spawns = make([]Spawn, len(r.Spawns))
+		for j, s := range r.Spawns {
+			res.Spawns[j] = Spawn{Name: s.Name, Behaviour: s.Behaviour, Init: s.Init}
+		}
+	}
 }

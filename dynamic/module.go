@@ -237,7 +237,7 @@ func (m *Module) handshake(ctx context.Context) error {
 			return err
 		}
 	}
-	ireq := &graftv1.InfoRequest{HostBrokerId: brokerID}
+	ireq := &graftv1.InfoRequest{HostBrokerId: brokerID, TimersAndSpawns: true}
 	m.cfg.Limits.info(ireq)
 	info, err := m.conn.Behaviour.Info(ctx, ireq)
 	if err != nil {

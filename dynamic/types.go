@@ -3,6 +3,7 @@ package dynamic
 import (
 	"context"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -115,6 +116,10 @@ type Message struct {
 	Payload   []byte
 	Attempt   uint32
 	CallChain []string
+	// TimerID is the id of the timer that delivered the message (the
+	// TimerSet.ID it was set with), "" for any other message. The plugin
+	// hands it to the handler (sdk.Message.TimerID).
+	TimerID string
 }
 
 // Batch is a run of messages for one actor, applied in order from State.
@@ -132,6 +137,17 @@ type Outgoing struct {
 
 // Result is one message's outcome. A non-empty Err means the message failed
 // alone: no effect, state as before it.
+//
+// Timers, CancelTimers and Spawns are effects like Outgoing: a failure has
+// none, a refusal commits them, and the core commits them with the
+// message's state, exactly once. The results of a batch take effect in
+// message order; within one Result, CancelTimers apply before Timers. The
+// host has checked them (see checkResponse): every timer and spawn names
+// an actor (and a behaviour), every id is non-empty and at most
+// wire.MaxTimerID bytes, no timer id is set twice in the batch nor set and
+// cancelled by one message, payloads fit the message limit, and there are
+// at most wire.MaxTimersPerMessage timers, wire.MaxCancelsPerMessage
+// cancels and wire.MaxSpawnsPerMessage spawns.
 type Result struct {
 	// Err is a failure: the message has no effect and is retried.
 	Err string
@@ -142,6 +158,66 @@ type Result struct {
 	Reply        []byte
 	HasReply     bool
 	StateChanged bool
+	// Timers are the durable timers the handler set.
+	Timers []TimerSet
+	// CancelTimers are ids of timers to cancel. They name timers the
+	// handling actor set: an id that is unknown, already fired or
+	// another actor's timer is a no-op (the store scopes cancels to the
+	// actor).
+	CancelTimers []string
+	// Spawns are the actors the handler asked to create.
+	Spawns []Spawn
+}
+
+// TimerSet is a durable timer a handler set (sdk.Context.SendAfter or
+// SendAt). When it comes due, Payload is delivered to actor To (which may
+// be a virtual actor not yet created) as a message whose TimerID is ID.
+//
+// Exactly one of After and At is meaningful: At is the zero time for a
+// relative timer, whose After is a delay counted from the commit that sets
+// it (zero or negative: due at once); an absolute timer has At set (never
+// the zero time: it comes from Unix nanoseconds) and After zero. Due
+// computes the due time either way.
+//
+// ID is opaque, non-empty, at most wire.MaxTimerID bytes. The SDK derives
+// it from the actor, the handled message's seq and the timer's place in
+// the handler, so a batch redelivered before it committed sets timers with
+// the same ids: a store keeps one timer per id (setting a pending id again
+// replaces it) and, since ids embed mailbox positions, drops an actor's
+// timers when it drops its mailbox (destroy).
+type TimerSet struct {
+	ID, To  string
+	Payload []byte
+	After   time.Duration
+	At      time.Time
+}
+
+// Due is when t comes due for a commit at now: At for an absolute timer,
+// now+After (never before now, saturating rather than overflowing) for a
+// relative one.
+func (t TimerSet) Due(now time.Time) time.Time {
+	if !t.At.IsZero() {
+		return t.At
+	}
+	if t.After <= 0 {
+		return now
+	}
+	due := now.Add(t.After)
+	if due.Before(now) { // overflow
+		return time.Unix(0, math.MaxInt64)
+	}
+	return due
+}
+
+// Spawn is an actor a handler asked to create (sdk.Context.Spawn): Name,
+// running Behaviour (both non-empty). An actor of that name and behaviour
+// that exists already makes it a no-op (Init is not delivered again); one
+// of another behaviour fails the message, which the core reports as its
+// failure. A non-empty Init is delivered to the new actor as its first
+// message, from the spawning actor (the SDK documents it so to handlers).
+type Spawn struct {
+	Name, Behaviour string
+	Init            []byte
 }
 
 // BatchResult is a batch's outcome: one Result per message, in order, and

@@ -3,7 +3,8 @@
 // from main. The SDK is a Go module of its own
 // (github.com/graft-host/graft/dynamic/sdk) that imports nothing from
 // graft's core, so a behaviour lives in its author's repository and never
-// depends on the core's internals.
+// depends on the core's internals. This is its version v0.2.0 (the module's
+// tags are dynamic/sdk/vX.Y.Z; CHANGELOG.md says what each adds).
 //
 // State lives in the core, never in the plugin: every Handle gets the
 // actor's state and returns the new one, and the core commits it with the
@@ -53,6 +54,21 @@
 // kind ErrCallCycle, ErrUnknownActor, ErrCallTimeout, ErrTooLarge,
 // ErrDeadLettered or ErrNoReply.
 //
+// # Timers and actors made at run time
+//
+// SendAfter(delay, to, payload) and SendAt(time, to, payload) set a durable
+// timer and return its id; CancelTimer(id) cancels one. Spawn(name,
+// behaviour, init) creates an actor. Like Send, they take effect in the
+// same commit as the handler's new state, only if it succeeds (or refuses),
+// and exactly once even when the message is redelivered: a redelivered
+// handler derives the same timer ids, so it sets the same timers again
+// rather than second ones. A timer's message reaches its actor as an
+// ordinary message whose TimerID is the timer's id (Context.TimerID), even
+// after a crash of the core. Periodic work is a handler that re-arms its
+// timer on each tick (see the SendAfter example). Timers and spawns are for
+// Handle only: Init commits nothing but the state, so making one there
+// fails it. One message sets, cancels or spawns at most 1000 of each.
+//
 // # State versions
 //
 // Version 2 of a behaviour that changes its state type bumps the codec's
@@ -67,7 +83,9 @@
 // # Testing
 //
 // Package sdktest runs handlers in a plain go test through Apply, the same
-// code a plugin runs them with, with Context.Call answered by stubs; its
+// code a plugin runs them with, with Context.Call answered by stubs; each
+// Outcome lists the message's sends, timers, cancels and spawns, and
+// Harness.Fire plays a timer back; its
 // RoundTrip checks a codec's down(up(s)) == s. The Example functions of this
 // package are such tests.
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/graft-host/graft/dynamic/sdk"
 	"github.com/graft-host/graft/dynamic/sdk/sdktest"
@@ -118,4 +119,49 @@ func ExampleContext_Call() {
 	})
 	fmt.Printf("%s\n", h.Handle(state{}, "cash please").Reply)
 	// Output: the vault said no: closed for the night
+}
+
+// Periodic work is a handler that re-arms its timer on each tick. The
+// state keeps the pending tick's id, so "stop" can cancel it, and so that a
+// tick that was already on its way when "stop" committed (cancelling a
+// fired timer does nothing) is recognised as stale and ignored. In a test,
+// Fire plays a tick whenever the test likes.
+func ExampleContext_SendAfter() {
+	type poller struct {
+		Polls int    `json:"polls"`
+		Tick  string `json:"tick"` // id of the pending tick, "" when stopped
+	}
+	const every = 30 * time.Second
+	b := sdk.HandlerFunc[poller](func(ctx *sdk.Context, p poller, m sdk.Message) (poller, error) {
+		switch {
+		case ctx.TimerID() != "": // a tick
+			if ctx.TimerID() != p.Tick {
+				return p, nil // stale: stopped (or restarted) since it was set
+			}
+			p.Polls++ // ... the periodic work ...
+			p.Tick = ctx.SendAfter(every, ctx.Actor(), []byte("tick"))
+		case string(m.Payload) == "start" && p.Tick == "":
+			p.Tick = ctx.SendAfter(every, ctx.Actor(), []byte("tick"))
+		case string(m.Payload) == "stop":
+			ctx.CancelTimer(p.Tick)
+			p.Tick = ""
+		}
+		return p, nil
+	})
+
+	h := sdktest.New(b).As("poller")
+	out := h.Handle(poller{}, "start")
+	for range 3 {
+		out = h.Fire(out.State, out.Timers[0])
+	}
+	fmt.Println(out.State.Polls, "polls; next tick in", out.Timers[0].After)
+	pending := out.Timers[0]
+	out = h.Handle(out.State, "stop")
+	fmt.Println("cancelled the pending tick:", out.CancelledTimers[0] == pending.ID)
+	out = h.Fire(out.State, pending) // had it fired before the stop
+	fmt.Println(out.State.Polls, "polls, timers set:", len(out.Timers))
+	// Output:
+	// 3 polls; next tick in 30s
+	// cancelled the pending tick: true
+	// 3 polls, timers set: 0
 }

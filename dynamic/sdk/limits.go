@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -15,12 +16,17 @@ import (
 // transport could not carry, fails that message alone with an error that
 // says which limit, instead of breaking the stream (which would kill the
 // process and every neighbour's batch with it). Zero means no limit.
+//
+// deferred says whether the host commits timers, cancels and spawns
+// (InfoRequest.timers_and_spawns); one that does not would drop them.
 type limits struct {
 	state, message, response int
+	deferred                 bool
 }
 
 func limitsOf(req *graftv1.InfoRequest) limits {
-	return limits{state: clampInt(req.MaxStateSize), message: clampInt(req.MaxMessageSize), response: clampInt(req.MaxResponseSize)}
+	return limits{state: clampInt(req.MaxStateSize), message: clampInt(req.MaxMessageSize), response: clampInt(req.MaxResponseSize),
+		deferred: req.TimersAndSpawns}
 }
 
 func clampInt(v uint64) int {
@@ -64,6 +70,29 @@ func (l limits) checkEffects(sends []Send, reply []byte) error {
 	}
 	if len(reply) > l.message {
 		return fmt.Errorf("the reply is %d bytes, over the %d-byte limit (limits.max_message_size)", len(reply), l.message)
+	}
+	return nil
+}
+
+// checkDeferred fails a message that sets, cancels or spawns when the host
+// would not commit it, and one whose timer payloads or spawn init payloads
+// are over the message limit: each becomes a message of its own.
+func (l limits) checkDeferred(timers []Timer, cancels []string, spawns []Spawn) error {
+	if !l.deferred && len(timers)+len(cancels)+len(spawns) > 0 {
+		return errors.New("this graft core does not support timers and spawns (it predates SDK v0.2.0): upgrade the core to use SendAfter, SendAt, CancelTimer and Spawn")
+	}
+	if l.message == 0 {
+		return nil
+	}
+	for _, t := range timers {
+		if len(t.Payload) > l.message {
+			return fmt.Errorf("the message of timer %s to %q is %d bytes, over the %d-byte limit (limits.max_message_size)", t.ID, t.To, len(t.Payload), l.message)
+		}
+	}
+	for _, s := range spawns {
+		if len(s.Init) > l.message {
+			return fmt.Errorf("the init payload of spawned actor %q is %d bytes, over the %d-byte limit (limits.max_message_size)", s.Name, len(s.Init), l.message)
+		}
 	}
 	return nil
 }

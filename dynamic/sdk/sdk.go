@@ -64,6 +64,7 @@ type Message struct {
 	Payload   []byte   // the message body, encoded as the sender chose
 	Attempt   uint32   // delivery attempt, 1 for the first
 	CallChain []string // for a synchronous call: the calling actors, outermost first
+	TimerID   string   // for a message a timer delivered: the id SendAfter or SendAt returned; "" otherwise
 }
 
 // ErrNoHost is returned by Context.Call when the host offers no callback
@@ -73,8 +74,9 @@ var ErrNoHost = errors.New("github.com/graft-host/graft/sdk: the host offers no 
 // Context is passed to Init and Handle. It is a context.Context (for Init,
 // the host's call deadline; for Handle, cancelled when the host closes the
 // stream, i.e. stops or abandons the module) and collects the handler's effects:
-// sends and the reply are buffered and take effect only if the handler
-// succeeds, committed by the core together with the new state.
+// sends, the reply, timers set and cancelled and actors spawned are buffered
+// and take effect only if the handler succeeds, committed by the core
+// together with the new state.
 type Context struct {
 	context.Context
 	actor    string
@@ -84,6 +86,11 @@ type Context struct {
 	reply    []byte
 	hasReply bool
 	calls    int
+	timers   []Timer  // set, in order (see timers.go)
+	timerN   int      // timers set so far, cancelled ones included: the next id's n
+	cancels  []string // ids to cancel, each once
+	spawns   []Spawn
+	misuse   []string // Handle-only calls made in Init
 }
 
 // Caller answers the calls a handler makes with Context.Call. In a plugin

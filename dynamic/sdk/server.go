@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	graftv1 "github.com/graft-host/graft/dynamic/sdk/proto/graftv1"
 )
@@ -176,7 +177,7 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 	lim := s.currentLimits()
 	used := 0
 	for i, pm := range req.Messages {
-		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain}
+		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain, TimerID: pm.TimerId}
 		out := Apply(ctx, s.m.Behaviour, req.Actor, state, msg, calls)
 		s.logPanic(out.Err)
 		text, refused := out.Refused()
@@ -185,19 +186,15 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 		if err == nil || refused {
 			if enc, err = protect("encode state", func() ([]byte, error) { return c.Encode(out.State) }); err != nil {
 				err = fmt.Errorf("encode state: %w", err)
-			} else if err = errors.Join(lim.checkState(req.Actor, enc), lim.checkEffects(out.Sends, out.Reply)); err != nil {
+			} else if err = errors.Join(lim.checkState(req.Actor, enc), lim.checkEffects(out.Sends, out.Reply),
+				lim.checkDeferred(out.Timers, out.CancelledTimers, out.Spawns)); err != nil {
 				enc, refused = nil, false
 			}
 		}
 		var r *graftv1.MessageResult
 		if err == nil || (refused && enc != nil) {
 			r = &graftv1.MessageResult{Reply: out.Reply, HasReply: out.HasReply, StateChanged: !bytes.Equal(enc, good), Refusal: text}
-			if len(out.Sends) > 0 {
-				r.Outgoing = make([]*graftv1.Outgoing, len(out.Sends))
-				for j, o := range out.Sends {
-					r.Outgoing[j] = &graftv1.Outgoing{To: o.To, Payload: o.Payload}
-				}
-			}
+			effects(r, out.Sends, out.Timers, out.CancelledTimers, out.Spawns)
 			n, ok := lim.fits(used, r, len(enc))
 			if !ok {
 				err, r = fmt.Errorf("the results of this batch would exceed the %d-byte transport limit; the message is retried in a smaller batch", lim.response), nil
@@ -225,4 +222,33 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 	}
 	resp.State = &graftv1.State{Schema: c.Version(), Data: good}
 	return resp
+}
+
+// effects fills r with a message's sends, timers, cancels and spawns.
+func effects(r *graftv1.MessageResult, sends []Send, timers []Timer, cancels []string, spawns []Spawn) {
+	if len(sends) > 0 {
+		r.Outgoing = make([]*graftv1.Outgoing, len(sends))
+		for j, o := range sends {
+			r.Outgoing[j] = &graftv1.Outgoing{To: o.To, Payload: o.Payload}
+		}
+	}
+	if len(timers) > 0 {
+		r.Timers = make([]*graftv1.TimerSet, len(timers))
+		for j, t := range timers {
+			ts := &graftv1.TimerSet{Id: t.ID, To: t.To, Payload: t.Payload}
+			if t.At.IsZero() {
+				ts.AfterNanos = proto.Int64(int64(t.After))
+			} else {
+				ts.AtUnixNanos = proto.Int64(unixNanos(t.At))
+			}
+			r.Timers[j] = ts
+		}
+	}
+	r.CancelTimers = cancels
+	if len(spawns) > 0 {
+		r.Spawns = make([]*graftv1.Spawn, len(spawns))
+		for j, sp := range spawns {
+			r.Spawns[j] = &graftv1.Spawn{Name: sp.Name, Behaviour: sp.Behaviour, Init: sp.Init}
+		}
+	}
 }

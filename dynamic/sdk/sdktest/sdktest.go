@@ -1,7 +1,9 @@
 // Package sdktest runs a graft behaviour's handlers in a plain `go test`,
 // with no core and no plugin process: give a handler a state and a message
-// and look at what it did (new state, sends, reply, refusal), with the
-// answers to its calls stubbed. It runs them through the same code as a
+// and look at what it did (new state, sends, reply, refusal, timers set and
+// cancelled, actors spawned), with the answers to its calls stubbed. Fire
+// plays a timer the handler set back to it, as the core does when it comes
+// due (no clock is involved: the test decides when). It runs them through the same code as a
 // plugin does (sdk.Apply: panics become errors, failures drop their effects,
 // refusals keep them), and passes the state through the codec between
 // messages as the core does, so an encoding bug shows up here too.
@@ -87,6 +89,22 @@ func WithID(id string) Option { return func(m *sdk.Message) { m.ID = id } }
 
 // Attempt sets the delivery attempt (default 1).
 func Attempt(n uint32) Option { return func(m *sdk.Message) { m.Attempt = n } }
+
+// FromTimer marks the message as delivered by the timer with id
+// (Message.TimerID), as Fire does.
+func FromTimer(id string) Option { return func(m *sdk.Message) { m.TimerID = id } }
+
+// Fire delivers timer t, one the handler set (Outcome.Timers), to the
+// behaviour in state, as the core does when it comes due: its payload,
+// with Message.TimerID set to its id. The test decides when: Fire ignores
+// t.After and t.At. A timer addressed to an actor other than the one the
+// harness plays fails with an error saying so.
+func (h *Harness[S]) Fire(state S, t sdk.Timer, opts ...Option) sdk.Outcome[S] {
+	if t.To != h.actor {
+		return sdk.Outcome[S]{State: state, Err: fmt.Errorf("timer %s is for actor %q, but the harness plays %q (see As)", t.ID, t.To, h.actor)}
+	}
+	return h.HandleBytes(state, t.Payload, append([]Option{FromTimer(t.ID)}, opts...)...)
+}
 
 // Handle delivers payload to the behaviour in state and returns what the
 // handler did. The returned State has been through the codec, as the next

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/graft-host/graft/dynamic/sdk"
 	"github.com/graft-host/graft/dynamic/sdk/sdktest"
@@ -74,5 +75,52 @@ func TestRoundTripCatchesALossyDownStep(t *testing.T) {
 	noDown := sdk.JSONCodec[v2](2).Up(1, sdk.JSONStep(func(o v1) (v2, error) { return v2{Count: o.N}, nil }))
 	if _, err := sdktest.RoundTrip(noDown, 1, []byte(`{"n":3}`)); !errors.Is(err, sdk.ErrNoMigration) {
 		t.Fatalf("a missing down step is ErrNoMigration: %v", err)
+	}
+}
+
+// The harness records each message's timers, cancels and spawns, and Fire
+// plays a timer back with its id, as the core does when it comes due.
+func TestHarnessRecordsTimersAndSpawns(t *testing.T) {
+	b := sdk.HandlerFunc[state](func(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
+		switch {
+		case ctx.TimerID() != "":
+			s.Seen = append(s.Seen, "fired "+ctx.TimerID()+" "+string(m.Payload))
+		case string(m.Payload) == "arm":
+			ctx.SendAfter(time.Minute, ctx.Actor(), []byte("wake"))
+			ctx.Spawn("helper/1", "helper", []byte("hello"))
+		case string(m.Payload) == "disarm":
+			ctx.CancelTimer(s.Seen[0][len("armed "):])
+		}
+		return s, nil
+	})
+	h := sdktest.New(b).As("sleeper")
+	out := h.Handle(state{}, "arm")
+	if out.Err != nil || len(out.Timers) != 1 || len(out.Spawns) != 1 || len(out.CancelledTimers) != 0 {
+		t.Fatalf("%+v", out)
+	}
+	tm := out.Timers[0]
+	if tm.To != "sleeper" || tm.After != time.Minute || string(tm.Payload) != "wake" {
+		t.Fatalf("timer: %+v", tm)
+	}
+	if sp := out.Spawns[0]; sp.Name != "helper/1" || sp.Behaviour != "helper" || string(sp.Init) != "hello" {
+		t.Fatalf("spawn: %+v", sp)
+	}
+	fired := h.Fire(out.State, tm)
+	if fired.Err != nil || len(fired.State.Seen) != 1 || fired.State.Seen[0] != "fired "+tm.ID+" wake" {
+		t.Fatalf("fire: %+v", fired)
+	}
+	if len(fired.Timers)+len(fired.Spawns) != 0 {
+		t.Fatalf("each outcome holds its own message's effects alone: %+v", fired)
+	}
+	out = h.Handle(state{Seen: []string{"armed " + tm.ID}}, "disarm")
+	if len(out.CancelledTimers) != 1 || out.CancelledTimers[0] != tm.ID {
+		t.Fatalf("cancel: %+v", out)
+	}
+	out = h.Handle(state{}, "x", sdktest.FromTimer("t:sleeper:1:1"))
+	if out.State.Seen[0] != "fired t:sleeper:1:1 x" {
+		t.Fatalf("FromTimer: %+v", out.State)
+	}
+	if out := h.Fire(state{}, sdk.Timer{ID: "t:x:1:1", To: "someone else"}); out.Err == nil || !strings.Contains(out.Err.Error(), `is for actor "someone else"`) {
+		t.Fatalf("a timer for another actor: %v", out.Err)
 	}
 }

@@ -52,6 +52,23 @@ const (
 	EnvModuleID = "GRAFT_MODULE_ID"
 )
 
+// Bounds of one message's effects (graftv1.MessageResult), which both ends
+// enforce: the SDK fails a handler that goes over one with an error naming
+// it, and the host refuses a result over one as a bad response. They keep a
+// single message from flooding the store with timers or actors.
+const (
+	// MaxTimersPerMessage bounds the timers one message sets.
+	MaxTimersPerMessage = 1000
+	// MaxCancelsPerMessage bounds the timers one message cancels.
+	MaxCancelsPerMessage = 1000
+	// MaxSpawnsPerMessage bounds the actors one message spawns.
+	MaxSpawnsPerMessage = 1000
+	// MaxTimerID bounds a timer id in bytes (the SDK's ids are at most
+	// about 160; the host refuses a longer one, and the SDK ignores the
+	// cancel of one, which can name no timer).
+	MaxTimerID = 256
+)
+
 // Reserved says whether key is an environment variable graft or go-plugin
 // sets for a plugin, which a behaviour's configured environment must not
 // override.

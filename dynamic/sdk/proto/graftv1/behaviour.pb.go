@@ -175,6 +175,11 @@ type InfoRequest struct {
 	// max_response_size bounds one HandleResponse as encoded (the host's
 	// gRPC receive limit, less its margin).
 	MaxResponseSize uint64 `protobuf:"varint,4,opt,name=max_response_size,json=maxResponseSize,proto3" json:"max_response_size,omitempty"`
+	// The host commits MessageResult's timers, cancel_timers and spawns. A
+	// plugin talking to a host that does not (one older than these fields,
+	// which would ignore them) fails a message that sets, cancels or spawns,
+	// rather than have its effects vanish.
+	TimersAndSpawns bool `protobuf:"varint,5,opt,name=timers_and_spawns,json=timersAndSpawns,proto3" json:"timers_and_spawns,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -235,6 +240,13 @@ func (x *InfoRequest) GetMaxResponseSize() uint64 {
 		return x.MaxResponseSize
 	}
 	return 0
+}
+
+func (x *InfoRequest) GetTimersAndSpawns() bool {
+	if x != nil {
+		return x.TimersAndSpawns
+	}
+	return false
 }
 
 type InfoResponse struct {
@@ -613,7 +625,10 @@ type Message struct {
 	// Delivery attempt, 1 for the first.
 	Attempt uint32 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// For a synchronous call: the chain of calling actors, outermost first.
-	CallChain     []string `protobuf:"bytes,6,rep,name=call_chain,json=callChain,proto3" json:"call_chain,omitempty"`
+	CallChain []string `protobuf:"bytes,6,rep,name=call_chain,json=callChain,proto3" json:"call_chain,omitempty"`
+	// For a message delivered by a durable timer: the id TimerSet.id gave it
+	// when it was set. Empty for every other message.
+	TimerId       string `protobuf:"bytes,7,opt,name=timer_id,json=timerId,proto3" json:"timer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -688,6 +703,13 @@ func (x *Message) GetCallChain() []string {
 		return x.CallChain
 	}
 	return nil
+}
+
+func (x *Message) GetTimerId() string {
+	if x != nil {
+		return x.TimerId
+	}
+	return ""
 }
 
 // HandleRequest is one batch for one actor. The messages are applied in order,
@@ -813,27 +835,199 @@ func (x *Outgoing) GetPayload() []byte {
 	return nil
 }
 
+// TimerSet is a durable timer a handler set (sdk.Context.SendAfter,
+// SendAt): when it comes due, the core delivers payload to actor `to` as an
+// ordinary message whose timer_id is id. It is set in the same commit as
+// the rest of the message's effects, and fires exactly once.
+//
+// Exactly one of after_nanos and at_unix_nanos is present (they are proto3
+// optional fields, so presence is on the wire): after_nanos is a delay that
+// the host turns into a due time when it commits the result (0 or less:
+// due at once); at_unix_nanos is an absolute due time in nanoseconds since
+// the Unix epoch (a time in the past: due at once). A timer with both or
+// neither is a malformed result.
+type TimerSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The timer's id: opaque, at most 256 bytes, unique among the timers the
+	// actor sets. The SDK derives it from the actor, the handled message's
+	// seq and the timer's position in the handler, so a redelivered batch
+	// sets the same timer again rather than a second one.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The actor the timer's message goes to (it need not exist yet: a
+	// virtual actor is created by its first message).
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Payload       []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	AfterNanos    *int64 `protobuf:"varint,4,opt,name=after_nanos,json=afterNanos,proto3,oneof" json:"after_nanos,omitempty"`
+	AtUnixNanos   *int64 `protobuf:"varint,5,opt,name=at_unix_nanos,json=atUnixNanos,proto3,oneof" json:"at_unix_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimerSet) Reset() {
+	*x = TimerSet{}
+	mi := &file_graftv1_behaviour_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimerSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimerSet) ProtoMessage() {}
+
+func (x *TimerSet) ProtoReflect() protoreflect.Message {
+	mi := &file_graftv1_behaviour_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimerSet.ProtoReflect.Descriptor instead.
+func (*TimerSet) Descriptor() ([]byte, []int) {
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TimerSet) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TimerSet) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *TimerSet) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *TimerSet) GetAfterNanos() int64 {
+	if x != nil && x.AfterNanos != nil {
+		return *x.AfterNanos
+	}
+	return 0
+}
+
+func (x *TimerSet) GetAtUnixNanos() int64 {
+	if x != nil && x.AtUnixNanos != nil {
+		return *x.AtUnixNanos
+	}
+	return 0
+}
+
+// Spawn asks the host to create actor `name` of behaviour `behaviour`,
+// committed with the message's other effects. An actor of that name and
+// behaviour that exists already makes it a no-op (init is not delivered
+// again); one of another behaviour fails the message. A non-empty init is
+// delivered to the new actor as its first message, from the spawning actor.
+type Spawn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Behaviour     string                 `protobuf:"bytes,2,opt,name=behaviour,proto3" json:"behaviour,omitempty"`
+	Init          []byte                 `protobuf:"bytes,3,opt,name=init,proto3" json:"init,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Spawn) Reset() {
+	*x = Spawn{}
+	mi := &file_graftv1_behaviour_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Spawn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Spawn) ProtoMessage() {}
+
+func (x *Spawn) ProtoReflect() protoreflect.Message {
+	mi := &file_graftv1_behaviour_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Spawn.ProtoReflect.Descriptor instead.
+func (*Spawn) Descriptor() ([]byte, []int) {
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Spawn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Spawn) GetBehaviour() string {
+	if x != nil {
+		return x.Behaviour
+	}
+	return ""
+}
+
+func (x *Spawn) GetInit() []byte {
+	if x != nil {
+		return x.Init
+	}
+	return nil
+}
+
 // MessageResult is the outcome of one message. A non-empty error means the
 // message failed alone: it has no effect and the state is as before it, and
 // the host retries it. A non-empty refusal means the handler refused the
 // request on purpose (sdk.Terminal): the message is applied (its state and
 // outgoing messages commit) and the caller gets the refusal instead of a
 // reply; it is never retried.
+//
+// Timers, cancels and spawns are effects like outgoing messages: a failed
+// message has none, and a refused one commits them. The results of a batch
+// take effect in message order; within one result, cancel_timers apply
+// before timers. A result names at most 1000 timers, 1000 cancels and 1000
+// spawns (see package wire), and never sets an id twice in a batch nor sets
+// and cancels one id.
 type MessageResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Outgoing      []*Outgoing            `protobuf:"bytes,2,rep,name=outgoing,proto3" json:"outgoing,omitempty"`
-	Reply         []byte                 `protobuf:"bytes,3,opt,name=reply,proto3" json:"reply,omitempty"`
-	HasReply      bool                   `protobuf:"varint,4,opt,name=has_reply,json=hasReply,proto3" json:"has_reply,omitempty"`
-	StateChanged  bool                   `protobuf:"varint,5,opt,name=state_changed,json=stateChanged,proto3" json:"state_changed,omitempty"`
-	Refusal       string                 `protobuf:"bytes,6,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Error        string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Outgoing     []*Outgoing            `protobuf:"bytes,2,rep,name=outgoing,proto3" json:"outgoing,omitempty"`
+	Reply        []byte                 `protobuf:"bytes,3,opt,name=reply,proto3" json:"reply,omitempty"`
+	HasReply     bool                   `protobuf:"varint,4,opt,name=has_reply,json=hasReply,proto3" json:"has_reply,omitempty"`
+	StateChanged bool                   `protobuf:"varint,5,opt,name=state_changed,json=stateChanged,proto3" json:"state_changed,omitempty"`
+	Refusal      string                 `protobuf:"bytes,6,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// Durable timers set while handling the message.
+	Timers []*TimerSet `protobuf:"bytes,7,rep,name=timers,proto3" json:"timers,omitempty"`
+	// Ids of timers this actor set earlier, to cancel. An id that is unknown,
+	// already fired or another actor's is a no-op.
+	CancelTimers []string `protobuf:"bytes,8,rep,name=cancel_timers,json=cancelTimers,proto3" json:"cancel_timers,omitempty"`
+	// Actors to create.
+	Spawns        []*Spawn `protobuf:"bytes,9,rep,name=spawns,proto3" json:"spawns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MessageResult) Reset() {
 	*x = MessageResult{}
-	mi := &file_graftv1_behaviour_proto_msgTypes[12]
+	mi := &file_graftv1_behaviour_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1039,7 @@ func (x *MessageResult) String() string {
 func (*MessageResult) ProtoMessage() {}
 
 func (x *MessageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_graftv1_behaviour_proto_msgTypes[12]
+	mi := &file_graftv1_behaviour_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1052,7 @@ func (x *MessageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageResult.ProtoReflect.Descriptor instead.
 func (*MessageResult) Descriptor() ([]byte, []int) {
-	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{12}
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MessageResult) GetError() string {
@@ -903,6 +1097,27 @@ func (x *MessageResult) GetRefusal() string {
 	return ""
 }
 
+func (x *MessageResult) GetTimers() []*TimerSet {
+	if x != nil {
+		return x.Timers
+	}
+	return nil
+}
+
+func (x *MessageResult) GetCancelTimers() []string {
+	if x != nil {
+		return x.CancelTimers
+	}
+	return nil
+}
+
+func (x *MessageResult) GetSpawns() []*Spawn {
+	if x != nil {
+		return x.Spawns
+	}
+	return nil
+}
+
 // HandleResponse answers the batch with the same batch_id: one result per
 // message, in order, and the state after the whole batch. A non-empty
 // batch_error means nothing in the batch was applied (e.g. the state could
@@ -919,7 +1134,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_graftv1_behaviour_proto_msgTypes[13]
+	mi := &file_graftv1_behaviour_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1146,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_graftv1_behaviour_proto_msgTypes[13]
+	mi := &file_graftv1_behaviour_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1159,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{13}
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HandleResponse) GetBatchId() uint64 {
@@ -993,7 +1208,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_graftv1_behaviour_proto_msgTypes[14]
+	mi := &file_graftv1_behaviour_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1220,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_graftv1_behaviour_proto_msgTypes[14]
+	mi := &file_graftv1_behaviour_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1233,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{14}
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CallRequest) GetFrom() string {
@@ -1069,7 +1284,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_graftv1_behaviour_proto_msgTypes[15]
+	mi := &file_graftv1_behaviour_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1296,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_graftv1_behaviour_proto_msgTypes[15]
+	mi := &file_graftv1_behaviour_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1309,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{15}
+	return file_graftv1_behaviour_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CallResponse) GetReply() []byte {
@@ -1125,12 +1340,13 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\x17graftv1/behaviour.proto\x12\bgraft.v1\"3\n" +
 	"\x05State\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xaf\x01\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xdb\x01\n" +
 	"\vInfoRequest\x12$\n" +
 	"\x0ehost_broker_id\x18\x01 \x01(\rR\fhostBrokerId\x12$\n" +
 	"\x0emax_state_size\x18\x02 \x01(\x04R\fmaxStateSize\x12(\n" +
 	"\x10max_message_size\x18\x03 \x01(\x04R\x0emaxMessageSize\x12*\n" +
-	"\x11max_response_size\x18\x04 \x01(\x04R\x0fmaxResponseSize\"\xbc\x01\n" +
+	"\x11max_response_size\x18\x04 \x01(\x04R\x0fmaxResponseSize\x12*\n" +
+	"\x11timers_and_spawns\x18\x05 \x01(\bR\x0ftimersAndSpawns\"\xbc\x01\n" +
 	"\fInfoResponse\x12\x1c\n" +
 	"\tbehaviour\x18\x01 \x01(\tR\tbehaviour\x12!\n" +
 	"\fcode_version\x18\x02 \x01(\tR\vcodeVersion\x12%\n" +
@@ -1151,7 +1367,7 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\rHealthRequest\"B\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\aserving\x18\x01 \x01(\bR\aserving\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\x96\x01\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xb1\x01\n" +
 	"\aMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
@@ -1159,7 +1375,8 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x18\n" +
 	"\aattempt\x18\x05 \x01(\rR\aattempt\x12\x1d\n" +
 	"\n" +
-	"call_chain\x18\x06 \x03(\tR\tcallChain\"\x96\x01\n" +
+	"call_chain\x18\x06 \x03(\tR\tcallChain\x12\x19\n" +
+	"\btimer_id\x18\a \x01(\tR\atimerId\"\x96\x01\n" +
 	"\rHandleRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12%\n" +
@@ -1167,14 +1384,30 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\bmessages\x18\x04 \x03(\v2\x11.graft.v1.MessageR\bmessages\"4\n" +
 	"\bOutgoing\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\"\xc7\x01\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\"\xb5\x01\n" +
+	"\bTimerSet\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12$\n" +
+	"\vafter_nanos\x18\x04 \x01(\x03H\x00R\n" +
+	"afterNanos\x88\x01\x01\x12'\n" +
+	"\rat_unix_nanos\x18\x05 \x01(\x03H\x01R\vatUnixNanos\x88\x01\x01B\x0e\n" +
+	"\f_after_nanosB\x10\n" +
+	"\x0e_at_unix_nanos\"M\n" +
+	"\x05Spawn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tbehaviour\x18\x02 \x01(\tR\tbehaviour\x12\x12\n" +
+	"\x04init\x18\x03 \x01(\fR\x04init\"\xc1\x02\n" +
 	"\rMessageResult\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12.\n" +
 	"\boutgoing\x18\x02 \x03(\v2\x12.graft.v1.OutgoingR\boutgoing\x12\x14\n" +
 	"\x05reply\x18\x03 \x01(\fR\x05reply\x12\x1b\n" +
 	"\thas_reply\x18\x04 \x01(\bR\bhasReply\x12#\n" +
 	"\rstate_changed\x18\x05 \x01(\bR\fstateChanged\x12\x18\n" +
-	"\arefusal\x18\x06 \x01(\tR\arefusal\"\xa6\x01\n" +
+	"\arefusal\x18\x06 \x01(\tR\arefusal\x12*\n" +
+	"\x06timers\x18\a \x03(\v2\x12.graft.v1.TimerSetR\x06timers\x12#\n" +
+	"\rcancel_timers\x18\b \x03(\tR\fcancelTimers\x12'\n" +
+	"\x06spawns\x18\t \x03(\v2\x0f.graft.v1.SpawnR\x06spawns\"\xa6\x01\n" +
 	"\x0eHandleResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x121\n" +
 	"\aresults\x18\x02 \x03(\v2\x17.graft.v1.MessageResultR\aresults\x12%\n" +
@@ -1222,7 +1455,7 @@ func file_graftv1_behaviour_proto_rawDescGZIP() []byte {
 }
 
 var file_graftv1_behaviour_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_graftv1_behaviour_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_graftv1_behaviour_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_graftv1_behaviour_proto_goTypes = []any{
 	(CallErrorKind)(0),      // 0: graft.v1.CallErrorKind
 	(*State)(nil),           // 1: graft.v1.State
@@ -1237,10 +1470,12 @@ var file_graftv1_behaviour_proto_goTypes = []any{
 	(*Message)(nil),         // 10: graft.v1.Message
 	(*HandleRequest)(nil),   // 11: graft.v1.HandleRequest
 	(*Outgoing)(nil),        // 12: graft.v1.Outgoing
-	(*MessageResult)(nil),   // 13: graft.v1.MessageResult
-	(*HandleResponse)(nil),  // 14: graft.v1.HandleResponse
-	(*CallRequest)(nil),     // 15: graft.v1.CallRequest
-	(*CallResponse)(nil),    // 16: graft.v1.CallResponse
+	(*TimerSet)(nil),        // 13: graft.v1.TimerSet
+	(*Spawn)(nil),           // 14: graft.v1.Spawn
+	(*MessageResult)(nil),   // 15: graft.v1.MessageResult
+	(*HandleResponse)(nil),  // 16: graft.v1.HandleResponse
+	(*CallRequest)(nil),     // 17: graft.v1.CallRequest
+	(*CallResponse)(nil),    // 18: graft.v1.CallResponse
 }
 var file_graftv1_behaviour_proto_depIdxs = []int32{
 	1,  // 0: graft.v1.InitResponse.state:type_name -> graft.v1.State
@@ -1249,26 +1484,28 @@ var file_graftv1_behaviour_proto_depIdxs = []int32{
 	1,  // 3: graft.v1.HandleRequest.state:type_name -> graft.v1.State
 	10, // 4: graft.v1.HandleRequest.messages:type_name -> graft.v1.Message
 	12, // 5: graft.v1.MessageResult.outgoing:type_name -> graft.v1.Outgoing
-	13, // 6: graft.v1.HandleResponse.results:type_name -> graft.v1.MessageResult
-	1,  // 7: graft.v1.HandleResponse.state:type_name -> graft.v1.State
-	0,  // 8: graft.v1.CallResponse.kind:type_name -> graft.v1.CallErrorKind
-	2,  // 9: graft.v1.Behaviour.Info:input_type -> graft.v1.InfoRequest
-	4,  // 10: graft.v1.Behaviour.Init:input_type -> graft.v1.InitRequest
-	6,  // 11: graft.v1.Behaviour.Migrate:input_type -> graft.v1.MigrateRequest
-	8,  // 12: graft.v1.Behaviour.Health:input_type -> graft.v1.HealthRequest
-	11, // 13: graft.v1.Behaviour.Handle:input_type -> graft.v1.HandleRequest
-	15, // 14: graft.v1.Host.Call:input_type -> graft.v1.CallRequest
-	3,  // 15: graft.v1.Behaviour.Info:output_type -> graft.v1.InfoResponse
-	5,  // 16: graft.v1.Behaviour.Init:output_type -> graft.v1.InitResponse
-	7,  // 17: graft.v1.Behaviour.Migrate:output_type -> graft.v1.MigrateResponse
-	9,  // 18: graft.v1.Behaviour.Health:output_type -> graft.v1.HealthResponse
-	14, // 19: graft.v1.Behaviour.Handle:output_type -> graft.v1.HandleResponse
-	16, // 20: graft.v1.Host.Call:output_type -> graft.v1.CallResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 6: graft.v1.MessageResult.timers:type_name -> graft.v1.TimerSet
+	14, // 7: graft.v1.MessageResult.spawns:type_name -> graft.v1.Spawn
+	15, // 8: graft.v1.HandleResponse.results:type_name -> graft.v1.MessageResult
+	1,  // 9: graft.v1.HandleResponse.state:type_name -> graft.v1.State
+	0,  // 10: graft.v1.CallResponse.kind:type_name -> graft.v1.CallErrorKind
+	2,  // 11: graft.v1.Behaviour.Info:input_type -> graft.v1.InfoRequest
+	4,  // 12: graft.v1.Behaviour.Init:input_type -> graft.v1.InitRequest
+	6,  // 13: graft.v1.Behaviour.Migrate:input_type -> graft.v1.MigrateRequest
+	8,  // 14: graft.v1.Behaviour.Health:input_type -> graft.v1.HealthRequest
+	11, // 15: graft.v1.Behaviour.Handle:input_type -> graft.v1.HandleRequest
+	17, // 16: graft.v1.Host.Call:input_type -> graft.v1.CallRequest
+	3,  // 17: graft.v1.Behaviour.Info:output_type -> graft.v1.InfoResponse
+	5,  // 18: graft.v1.Behaviour.Init:output_type -> graft.v1.InitResponse
+	7,  // 19: graft.v1.Behaviour.Migrate:output_type -> graft.v1.MigrateResponse
+	9,  // 20: graft.v1.Behaviour.Health:output_type -> graft.v1.HealthResponse
+	16, // 21: graft.v1.Behaviour.Handle:output_type -> graft.v1.HandleResponse
+	18, // 22: graft.v1.Host.Call:output_type -> graft.v1.CallResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_graftv1_behaviour_proto_init() }
@@ -1276,13 +1513,14 @@ func file_graftv1_behaviour_proto_init() {
 	if File_graftv1_behaviour_proto != nil {
 		return
 	}
+	file_graftv1_behaviour_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_graftv1_behaviour_proto_rawDesc), len(file_graftv1_behaviour_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
