@@ -1,8 +1,6 @@
 package host_test
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,18 +11,7 @@ import (
 var pluginDir string
 
 func TestMain(m *testing.M) {
-	dir, err := testbin.TempDir("graft-host-plugins-")
-	if err == nil {
-		err = testbin.Build(dir, "../core/testdata/recorder")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pluginDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "graft-host-plugins-", &pluginDir, testbin.Pkgs("../core/testdata/recorder")...)
 }
 
 func recorder() string { return filepath.Join(pluginDir, "recorder") }

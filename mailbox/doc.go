@@ -13,8 +13,13 @@
 //	sender ──Enqueue──▶ mailbox (durable, seq assigned) ──Read──▶ actor goroutine
 //	                                                             │ handle batch
 //	                                                             ▼ (out of process)
-//	        Commit{Through, State, Outgoing, Replies, DeadLetters}   ◀──┘
-//	        = one atomic transaction: ack + state + outbox + replies + dead letters
+//	        Commit{Through, State, Outgoing, Replies, DeadLetters,   ◀──┘
+//	               Spawns, Timers, CancelTimers}
+//	        = one atomic transaction: ack + state + outbox + replies + dead
+//	          letters + spawned actors + timers set and cancelled
+//
+//	timer loop: sleep until NextTimer ──FireDue──▶ one atomic transaction
+//	            per call: due timers deleted + their messages enqueued
 //
 // Read never removes anything; only Commit does, so a batch handed to a
 // module that crashes is simply read again. Every message up to
@@ -28,6 +33,24 @@
 // default 100,000) enqueues nothing and returns the original sequence number
 // and, once committed, the stored reply or dead-letter error. Ids of acked
 // messages older than the window are forgotten as commits go by.
+//
+// # Actors made at run time
+//
+// Besides the actors the config registers (Register), an actor can be
+// spawned (Registry.Spawn, Commit.Spawns) or be virtual: Options.Virtual
+// names the virtual actors, and the first message sent to one (an Enqueue,
+// an Outgoing message, a Requeue, a fired timer) creates it in the same
+// transaction as the message. Concurrent first sends create it once.
+// Options.Created tells the core about every actor so created, once its
+// transaction is durable. Actor.Origin says which way an actor came.
+//
+// # Timers
+//
+// A handler's timers are set and cancelled in its Commit, so they are
+// part of its exactly-once effect; ids are the handler's own and a set of
+// a pending id is a no-op, so a redelivered batch sets each timer once.
+// FireDue turns due timers into ordinary messages (Message.TimerID set,
+// the owner as Sender) in one transaction, so each fires exactly once.
 //
 // # Ownership
 //

@@ -44,7 +44,29 @@ var (
 	ErrIDReused = errors.New("message id reused with a different payload")
 	// ErrStoreFailed is wrapped by FailedError.
 	ErrStoreFailed = errors.New("store failed")
+	// ErrSpawnConflict is wrapped by SpawnConflictError.
+	ErrSpawnConflict = errors.New("actor exists with another behaviour")
 )
+
+// SpawnConflictError refuses a spawn of a name that exists with another
+// behaviour. A spawn of an existing actor with the same behaviour is a
+// no-op, so that a redelivered batch or a retried request spawns once;
+// another behaviour is almost always two parts of a system using one name
+// for different things, and silently keeping either would hide it. In a
+// Commit it fails the whole commit.
+type SpawnConflictError struct {
+	// Name is the actor's name.
+	Name string
+	// Existing is the behaviour it has; Requested the one asked for.
+	Existing, Requested string
+}
+
+func (e *SpawnConflictError) Error() string {
+	return fmt.Sprintf("spawn actor %q with behaviour %q: it exists with behaviour %q: spawn another name, or destroy the actor first", e.Name, e.Requested, e.Existing)
+}
+
+// Unwrap makes errors.Is(err, ErrSpawnConflict) hold.
+func (e *SpawnConflictError) Unwrap() error { return ErrSpawnConflict }
 
 // TooLargeError refuses a message over the size limit and states the limit.
 type TooLargeError struct {

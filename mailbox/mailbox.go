@@ -8,17 +8,18 @@ import (
 )
 
 // Store is the durable home of every actor's mailbox, state, replies, dead
-// letters and the upgrade history. The core talks only to this interface, so
+// letters, timers and the upgrade history. The core talks only to this interface, so
 // a backend on a distributed engine (etcd, a PostgreSQL-protocol database)
 // can replace the embedded one without touching the core.
 //
 // It is a composition of small interfaces so that a component can ask for
 // only the part it uses (the upgrade machinery needs History and Registry,
-// a sender only Queues, an observer only Reader).
+// a sender only Queues, the timer loop Timers, an observer only Reader).
 type Store interface {
 	Reader
 	Registry
 	Queues
+	Timers
 	History
 	// Close flushes what relaxed durability still holds, releases the
 	// store's lock and frees its resources. Calls after Close fail with
@@ -32,7 +33,7 @@ type Store interface {
 // the compiler refuses it. The core hands out a Reader (core.Core.Store)
 // and keeps writes to its own methods, which uphold its invariants (one
 // writer per actor, epochs, notifications). Each method is documented
-// where Store gets it: Registry, Queues or History.
+// where Store gets it: Registry, Queues, Timers or History.
 type Reader interface {
 	// Actor returns one actor's record (Registry.Actor).
 	Actor(ctx context.Context, name string) (Actor, error)
@@ -48,6 +49,9 @@ type Reader interface {
 	// ListHistory returns every upgrade record, oldest first
 	// (History.ListHistory).
 	ListHistory(ctx context.Context) ([]UpgradeRecord, error)
+	// PendingTimers lists an actor's pending timers, in due order
+	// (Timers.PendingTimers).
+	PendingTimers(ctx context.Context, owner string) ([]Timer, error)
 }
 
 // Registry keeps the actor records: which actors exist, which behaviour
@@ -59,6 +63,12 @@ type Registry interface {
 	// it unchanged (so a restarting core can call it for every configured
 	// actor); with another behaviour it fails with ErrBehaviourMismatch.
 	Register(ctx context.Context, name, behaviour string) (Actor, error)
+	// Spawn creates an actor at run time (origin "spawn") and, when
+	// req.Init is not nil, enqueues Init as its first message (Sender
+	// empty), in one atomic write. Spawning an actor that exists with the
+	// same behaviour changes nothing and reports created false; with
+	// another behaviour it fails with a *SpawnConflictError.
+	Spawn(ctx context.Context, req SpawnRequest) (a Actor, created bool, err error)
 	// Actor returns one actor's record.
 	Actor(ctx context.Context, name string) (Actor, error)
 	// Actors lists every actor record, sorted by name.
@@ -66,8 +76,13 @@ type Registry interface {
 	// SetStatus records an operator-visible status word ("running",
 	// "stopped", ...) for the actor; the store gives it no meaning.
 	SetStatus(ctx context.Context, name, status string) error
-	// Remove deletes the actor and everything stored for it: mailbox,
-	// state, replies, idempotency ids and dead letters.
+	// Remove deletes the actor and everything stored for it, in one
+	// atomic write: registry record, mailbox, state, replies, idempotency
+	// ids, failure counts, dead letters and the timers it owns (timers
+	// others set for it stay, and fire as for any unknown actor). Writes to
+	// it in progress finish first; every call naming it afterwards fails
+	// with ErrUnknownActor, unless it is registered, spawned or (virtual)
+	// sent to again, which makes a new, empty actor.
 	Remove(ctx context.Context, name string) error
 	// Claim makes the caller the actor's only writer: it durably bumps the
 	// actor's ownership epoch and returns it. Commits carrying an older
@@ -84,7 +99,9 @@ type Registry interface {
 type Queues interface {
 	// Enqueue appends msg to the actor's mailbox and returns once it is
 	// durable under the store's durability mode. msg.Seq is ignored (the
-	// store assigns it). If msg.ID is set and the actor accepted that id
+	// store assigns it). An actor that does not exist but whose name
+	// Options.Virtual resolves is created in the same write; any other
+	// unknown name fails with ErrUnknownActor. If msg.ID is set and the actor accepted that id
 	// within the idempotency window, nothing is enqueued: the receipt
 	// carries the original sequence number and, once that message is
 	// committed, its stored outcome.
@@ -102,14 +119,17 @@ type Queues interface {
 	// message and remembers why; it returns the new attempt count.
 	RecordFailure(ctx context.Context, actor string, seq uint64, reason string) (uint32, error)
 	// Commit applies every commit in one atomic transaction: acks, states,
-	// outgoing messages, replies and dead letters. A crash leaves all of it
-	// or none of it.
+	// outgoing messages, replies, dead letters, spawns and timers. A crash
+	// leaves all of it or none of it.
 	Commit(ctx context.Context, commits ...Commit) error
 	// DeadLetters lists the actor's dead-lettered messages, oldest first.
 	DeadLetters(ctx context.Context, actor string) ([]DeadLetter, error)
 	// Requeue moves a dead letter back into the actor's mailbox as a new
 	// message (new sequence number, same id, sender and payload, attempts
-	// reset), atomically.
+	// reset), atomically. A dead letter with DeadLetter.To set (a timer
+	// whose target was unknown) goes to that actor instead, created if it
+	// is virtual; still unknown, it fails with ErrUnknownActor and nothing
+	// changes.
 	Requeue(ctx context.Context, actor string, seq uint64) (Receipt, error)
 }
 
@@ -142,6 +162,9 @@ type Message struct {
 	Attempts uint32
 	// LastError is the reason given with the last recorded failure.
 	LastError string
+	// TimerID is set on a message sent by a timer firing (the timer's id),
+	// so a handler can tell a timer's message from a send.
+	TimerID string
 }
 
 // Receipt tells a sender what the store did with its message.
@@ -226,6 +249,21 @@ type Commit struct {
 	// DeadLetters move these acked messages to the dead-letter area
 	// instead of dropping them.
 	DeadLetters []DeadLetterRequest
+	// Spawns create actors (origin "spawn"), each with its Init message
+	// (Sender: this actor) queued before any Outgoing message to it. A
+	// spawn of an actor that exists with the same behaviour is a no-op;
+	// with another behaviour the whole commit fails with a
+	// *SpawnConflictError.
+	Spawns []SpawnRequest
+	// Timers are set, owned by this actor. An id already pending for it
+	// is left as it is.
+	Timers []TimerRequest
+	// CancelTimers cancel this actor's pending timers by id; an unknown or
+	// fired id is a no-op. They apply after Timers, so a timer set and
+	// cancelled in one commit is not set. A cancel of a timer that is
+	// firing right now waits for the firing: it either fired before the
+	// commit or never fires.
+	CancelTimers []string
 	// Lazy lets the commit return before it is durable: it becomes durable
 	// with the next synced write (the store's log is sequential), and a
 	// crash before that loses it whole, never in part. Only for commits
@@ -273,6 +311,10 @@ type DeadLetter struct {
 	Message Message
 	// DeadAt is when it was dead-lettered.
 	DeadAt time.Time
+	// To, when set, is the actor the message was meant for: it is a
+	// timer's message whose target was neither registered nor virtual when
+	// it fired, kept in its owner's dead letters.
+	To string
 }
 
 // Actor is an actor's registry record.
@@ -292,6 +334,9 @@ type Actor struct {
 	Epoch uint64
 	// CreatedAt is when the actor was registered.
 	CreatedAt time.Time
+	// Origin says how it came to exist: OriginConfig (Register),
+	// OriginVirtual or OriginSpawn.
+	Origin string
 }
 
 // Stats are an actor's queue counters, cheap enough to poll.
@@ -396,6 +441,19 @@ type Options struct {
 	Notify func(actor string, last uint64)
 	// Logger receives the store's and the engine's logs (default: discard).
 	Logger *slog.Logger
+	// Virtual, if set, says which names are virtual actors and of which
+	// behaviour ("account/alice" -> "account", true). A message to such a
+	// name that is not registered (an Enqueue, a commit's Outgoing, a
+	// Requeue, a fired timer) creates the actor (origin "virtual") in the
+	// same write as the message, so the first send costs one write.
+	// Concurrent first sends create it once. It must be fast, pure and
+	// must not call the store.
+	Virtual func(name string) (behaviour string, ok bool)
+	// Created, if set, is called after a write that created actors (a
+	// virtual first send or a spawn) is durable, once per actor, so the
+	// core can start supervising them. It runs on the writer's goroutine,
+	// outside the store's locks and after the call's own work is done.
+	Created func(name, behaviour string)
 }
 
 // WithDefaults returns o with zero fields replaced by their defaults.

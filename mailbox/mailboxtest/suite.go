@@ -46,6 +46,14 @@ func Run(t *testing.T, open Opener) {
 		{"History", testHistory},
 		{"Notify", testNotify},
 		{"Closed", testClosed},
+		{"TimersSetAndCancel", testTimersSetAndCancel},
+		{"FireDue", testFireDue},
+		{"TimerToUnknownActor", testTimerToUnknownActor},
+		{"FailedCommitSetsNoTimer", testFailedCommitSetsNoTimer},
+		{"VirtualActors", testVirtualActors},
+		{"VirtualConcurrentFirstSends", testVirtualConcurrentFirstSends},
+		{"Spawn", testSpawn},
+		{"RemoveLeavesNothing", testRemoveLeavesNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

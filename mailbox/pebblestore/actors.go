@@ -1,7 +1,9 @@
 package pebblestore
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,11 @@ type actor struct {
 	pending  map[string]*pendingID // ids being enqueued right now
 	removed  bool
 	inCommit bool
+	// cond (on mu) wakes Remove, which waits for the writes in progress
+	// to the actor to end; broadcast when one ends after removed is set.
+	cond sync.Cond
+	// timerDead is the next n of a timer dead letter (timerDeadBase + n).
+	timerDead uint64
 
 	// recent holds the encoded records of unacked messages written since
 	// Open, by seq; see recent.go for why Read can trust it above
@@ -46,6 +53,7 @@ type actor struct {
 type pendingID struct {
 	seq    uint64
 	digest []byte // of its payload, nil when not checked
+	tx     *txn   // the write it belongs to
 	done   chan struct{}
 	err    error
 }
@@ -57,6 +65,27 @@ type actorRecord struct {
 	Status    string    `json:"status,omitempty"`
 	Epoch     uint64    `json:"epoch"`
 	CreatedAt time.Time `json:"created_at"`
+	// Origin is mailbox.OriginVirtual or OriginSpawn; empty for Register
+	// (OriginConfig), as in every record written before actors were made
+	// at run time.
+	Origin string `json:"origin,omitempty"`
+}
+
+// newActor is the in-memory view of a new or loaded actor, counters zero.
+func newActor(name string, rec actorRecord) *actor {
+	a := &actor{
+		id: rec.ID, name: name, rec: rec, nextSeq: 1,
+		done: make(map[uint64]struct{}), failures: make(map[uint64]struct{}),
+		pending: make(map[string]*pendingID),
+	}
+	a.cond.L = &a.mu
+	return a
+}
+
+// busy reports whether a write to a is in progress: a reserved sequence
+// number not finished, or a commit. Callers hold a.mu.
+func (a *actor) busy() bool {
+	return a.inCommit || a.nextSeq-1-a.visible > uint64(len(a.done))
 }
 
 // finish records that the write of seq is over (committed or abandoned) and
@@ -87,6 +116,7 @@ func (a *actor) view() mailbox.Actor {
 		Schema:    a.schema,
 		Epoch:     a.rec.Epoch,
 		CreatedAt: a.rec.CreatedAt,
+		Origin:    cmp.Or(a.rec.Origin, mailbox.OriginConfig),
 	}
 }
 
@@ -99,7 +129,7 @@ func (s *Store) lookup(name string) (*actor, error) {
 	a := s.actors[name]
 	s.mu.RUnlock()
 	if a == nil {
-		return nil, fmt.Errorf("actor %q: %w: register it (list it in the config) before sending to it", name, mailbox.ErrUnknownActor)
+		return nil, unknownActor(name)
 	}
 	return a, nil
 }
@@ -131,11 +161,7 @@ func (s *Store) loadActors() error {
 }
 
 func (s *Store) loadActor(name string, rec actorRecord) (*actor, error) {
-	a := &actor{
-		id: rec.ID, name: name, rec: rec,
-		done: make(map[uint64]struct{}), failures: make(map[uint64]struct{}),
-		pending: make(map[string]*pendingID),
-	}
+	a := newActor(name, rec)
 	if v, c, err := s.db.Get(idKey(prefixCursor, rec.ID)); err == nil {
 		if len(v) != 8 {
 			_ = c.Close()
@@ -177,8 +203,11 @@ func (s *Store) loadActor(name string, rec actorRecord) (*actor, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.scan(idKey(prefixDead, rec.ID), func(_, _ []byte) error {
+	err = s.scan(idKey(prefixDead, rec.ID), func(k, _ []byte) error {
 		a.dead++
+		if seq := seqOf(k); seq >= timerDeadBase {
+			a.timerDead = seq - timerDeadBase + 1
+		}
 		return nil
 	})
 	return a, err
@@ -211,7 +240,9 @@ func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.A
 	if behaviour == "" {
 		return mailbox.Actor{}, fmt.Errorf("register actor %q: behaviour name is empty: name the behaviour that handles it", name)
 	}
-	s.mu.Lock()
+	if err := s.awaitCreation(ctx, name); err != nil {
+		return mailbox.Actor{}, err
+	}
 	defer s.mu.Unlock()
 	if a := s.actors[name]; a != nil {
 		a.mu.Lock()
@@ -226,13 +257,25 @@ func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.A
 		return mailbox.Actor{}, err
 	}
 	s.nextID++
-	a := &actor{
-		id: rec.ID, name: name, rec: rec, nextSeq: 1,
-		done: make(map[uint64]struct{}), failures: make(map[uint64]struct{}),
-		pending: make(map[string]*pendingID),
-	}
+	a := newActor(name, rec)
 	s.actors[name] = a
 	return a.view(), nil
+}
+
+// awaitCreation takes s.mu once no write is creating name (spawn.go), so
+// that Register sees the actor such a write creates, or its absence.
+func (s *Store) awaitCreation(ctx context.Context, name string) error {
+	for {
+		s.mu.Lock()
+		c := s.creating[name]
+		if c == nil {
+			return nil
+		}
+		s.mu.Unlock()
+		if err := waitCreation(ctx, c, name); err != nil {
+			return fmt.Errorf("register actor %q: %w", name, err)
+		}
+	}
 }
 
 func (s *Store) putActorRecord(name string, rec actorRecord, t tier) error {
@@ -311,6 +354,9 @@ func (s *Store) updateRecord(name string, change func(*actorRecord)) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.removed {
+		return unknownActor(name)
+	}
 	rec := a.rec
 	change(&rec)
 	if err := s.putActorRecord(name, rec, tierCommit); err != nil {
@@ -360,7 +406,11 @@ func (s *Store) Stats(name string) (mailbox.Stats, error) {
 	return mailbox.Stats{Acked: a.acked, Last: a.visible, Depth: a.visible - a.acked, DeadLetters: a.dead}, nil
 }
 
-// Remove implements mailbox.Registry.
+// Remove implements mailbox.Registry. It marks the actor removed (new
+// writes to it fail), waits for the writes in progress to it to end, and
+// then deletes every key of the actor in one synced batch: its id ranges,
+// its timers and its registry record. Holding fireMu keeps FireDue from
+// writing for it meanwhile.
 func (s *Store) Remove(ctx context.Context, name string) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -370,26 +420,59 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	s.fireMu.Lock()
+	defer s.fireMu.Unlock()
+	a.mu.Lock()
+	if a.removed {
+		a.mu.Unlock()
+		return unknownActor(name)
+	}
+	a.removed = true
+	for a.busy() {
+		a.cond.Wait()
+	}
+	a.mu.Unlock()
+	if err := s.removeKeys(a); err != nil {
+		a.mu.Lock()
+		a.removed = false
+		a.mu.Unlock()
+		return fmt.Errorf("remove actor %q: %w", name, err)
+	}
+	s.timers.dropOwner(a.id)
+	a.mu.Lock()
+	s.forgetAll(a)
+	a.mu.Unlock()
+	return nil
+}
+
+// removeKeys deletes every key of a in one synced batch and drops it from
+// the registry.
+func (s *Store) removeKeys(a *actor) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, p := range []byte{prefixState, prefixCursor, prefixQueue, prefixFailure, prefixIDIndex, prefixIDOrder, prefixOutcome, prefixDead} {
+	err := s.scan(idKey(prefixTimerOf, a.id), func(k, v []byte) error {
+		if len(v) != 8 {
+			return nil // the range deletion below takes it anyway
+		}
+		return b.Delete(timerKey(int64(binary.BigEndian.Uint64(v)), a.id, string(k[9:])), nil)
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range []byte{prefixState, prefixCursor, prefixQueue, prefixFailure, prefixIDIndex, prefixIDOrder, prefixOutcome, prefixDead, prefixTimerOf} {
 		k := idKey(p, a.id)
 		if err := b.DeleteRange(k, prefixEnd(k), nil); err != nil {
-			return fmt.Errorf("remove actor %q: %w", name, err)
+			return err
 		}
 	}
-	if err := b.Delete(actorKey(name), nil); err != nil {
-		return fmt.Errorf("remove actor %q: %w", name, err)
+	if err := b.Delete(actorKey(a.name), nil); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.apply(b, pebble.Sync, tierCommit); err != nil {
-		return fmt.Errorf("remove actor %q: %w", name, err)
+		return err
 	}
-	delete(s.actors, name)
-	a.mu.Lock()
-	a.removed = true
-	s.forgetAll(a)
-	a.mu.Unlock()
+	delete(s.actors, a.name)
 	return nil
 }

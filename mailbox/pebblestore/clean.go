@@ -52,7 +52,10 @@ type counters struct {
 	Acked    uint64 `json:"acked"`    // sum of ack watermarks
 	Messages uint64 `json:"messages"` // sum of last sequence numbers
 	History  uint64 `json:"history"`  // next history id
-	Digest   string `json:"digest"`   // sha256 over every actor's counters
+	// Timers counts the pending timers; in the digest only when not zero,
+	// so the digest of a store without timers is what it was before them.
+	Timers int    `json:"timers,omitempty"`
+	Digest string `json:"digest"` // sha256 over every actor's counters
 }
 
 // actorCounters is one actor's part of the digest.
@@ -62,16 +65,19 @@ type actorCounters struct {
 	acked, last uint64
 }
 
-func summarize(actors []actorCounters, nextHist uint64) counters {
+func summarize(actors []actorCounters, nextHist uint64, timers int) counters {
 	sort.Slice(actors, func(i, j int) bool { return actors[i].name < actors[j].name })
 	h := sha256.New()
-	c := counters{Actors: len(actors), History: nextHist}
+	c := counters{Actors: len(actors), History: nextHist, Timers: timers}
 	for _, a := range actors {
 		fmt.Fprintf(h, "%q %d %d %d\n", a.name, a.id, a.acked, a.last)
 		c.Acked += a.acked
 		c.Messages += a.last
 	}
 	fmt.Fprintf(h, "history %d\n", nextHist)
+	if timers > 0 {
+		fmt.Fprintf(h, "timers %d\n", timers)
+	}
 	c.Digest = hex.EncodeToString(h.Sum(nil))
 	return c
 }
@@ -176,6 +182,9 @@ func (m *cleanMarker) verifyCounters(got counters) error {
 	}
 	if got.Acked != want.Acked {
 		diffs = append(diffs, fmt.Sprintf("acks up to a total of %d, it had %d", got.Acked, want.Acked))
+	}
+	if got.Timers != want.Timers {
+		diffs = append(diffs, fmt.Sprintf("%d pending timers, it had %d", got.Timers, want.Timers))
 	}
 	if got.History != want.History {
 		diffs = append(diffs, fmt.Sprintf("%d upgrade records, it had %d", got.History-1, want.History-1))

@@ -119,13 +119,25 @@ func (d *decoder) strs() []string {
 	return ss
 }
 
+// Optional trailing fields of a message record: a tag byte, then the
+// field. A record without them is the original form, which every graft
+// wrote before timers and which still decodes. An optional field is written
+// only when it is not empty, so each message has one encoding.
+const (
+	tagTimerID = 1 // then str: Message.TimerID
+)
+
 func encodeMessage(m *mailbox.Message) []byte {
-	e := newEncoder(len(m.Payload) + len(m.ID) + len(m.Sender) + 16)
+	e := newEncoder(len(m.Payload) + len(m.ID) + len(m.Sender) + len(m.TimerID) + 16)
 	e.uvarint(uint64(m.EnqueuedAt.UnixNano()))
 	e.str(m.ID)
 	e.str(m.Sender)
 	e.strs(m.CallChain)
 	e.bytes(m.Payload)
+	if m.TimerID != "" {
+		e.b = append(e.b, tagTimerID)
+		e.str(m.TimerID)
+	}
 	return e.b
 }
 
@@ -137,10 +149,47 @@ func decodeMessage(seq uint64, b []byte) (mailbox.Message, error) {
 	m.Sender = d.str()
 	m.CallChain = d.strs()
 	m.Payload = d.bytes()
+	if d.err == nil && len(d.b) > 0 && d.b[0] == tagTimerID {
+		d.b = d.b[1:]
+		if m.TimerID = d.str(); d.err == nil && m.TimerID == "" {
+			d.err = errors.New("message record has an empty timer id field")
+		}
+	}
 	if err := d.done(); err != nil {
 		return mailbox.Message{}, fmt.Errorf("message %d: %w", seq, err)
 	}
 	return m, nil
+}
+
+// encodeTimer is the record under a timer's 'T' key. Its due time and
+// owner id are in the key too; the record repeats the due time and carries
+// the owner's name so that firing needs no other lookup.
+func encodeTimer(t *mailbox.Timer) []byte {
+	e := newEncoder(len(t.ID) + len(t.Owner) + len(t.To) + len(t.Payload) + 16)
+	e.str(t.ID)
+	e.str(t.Owner)
+	e.str(t.To)
+	e.uvarint(uint64(dueNanos(t.Due)))
+	e.bytes(t.Payload)
+	return e.b
+}
+
+func decodeTimer(b []byte) (mailbox.Timer, error) {
+	d := newDecoder(b)
+	var t mailbox.Timer
+	t.ID = d.str()
+	t.Owner = d.str()
+	t.To = d.str()
+	due := d.uvarint()
+	t.Payload = d.bytes()
+	if d.err == nil && due > math.MaxInt64 {
+		d.err = fmt.Errorf("timer due time %d is out of range", due)
+	}
+	if err := d.done(); err != nil {
+		return mailbox.Timer{}, err
+	}
+	t.Due = time.Unix(0, int64(due))
+	return t, nil
 }
 
 func encodeState(s *mailbox.State) []byte {

@@ -21,6 +21,9 @@ func codecSeeds(t testing.TB) [][]byte {
 	return [][]byte{
 		encodeMessage(&mailbox.Message{ID: "m1", Sender: "client", Payload: []byte("hello"), CallChain: []string{"a", "b"}, EnqueuedAt: time.Unix(0, 42)}),
 		encodeMessage(&mailbox.Message{}),
+		encodeMessage(&mailbox.Message{ID: "m2", Sender: "owner", Payload: []byte("tick"), TimerID: "t-1", EnqueuedAt: time.Unix(0, 43)}),
+		encodeTimer(&mailbox.Timer{ID: "t-1", Owner: "a", To: "account/alice", Due: time.Unix(5, 6), Payload: []byte("remind")}),
+		encodeTimer(&mailbox.Timer{}),
 		encodeState(&mailbox.State{Schema: 2, Module: "1.0.0", Data: []byte(`{"n":1}`)}),
 		encodeFailure(failure{attempts: 3, reason: "handler crashed"}),
 		encodeOutcome(outcome{kind: mailbox.OutcomeReplied, payload: []byte("ok")}),
@@ -47,6 +50,12 @@ func FuzzRecordDecoders(f *testing.F) {
 			require.Equal(t, m.Payload, again.Payload)
 			require.Equal(t, m.CallChain, again.CallChain)
 			require.Equal(t, m.EnqueuedAt.UnixNano(), again.EnqueuedAt.UnixNano())
+			require.Equal(t, m.TimerID, again.TimerID)
+		}
+		if tm, err := decodeTimer(b); err == nil {
+			again, err := decodeTimer(encodeTimer(&tm))
+			require.NoError(t, err)
+			require.Equal(t, tm, again)
 		}
 		if s, err := decodeState(b); err == nil {
 			again, err := decodeState(encodeState(&s))
@@ -82,6 +91,24 @@ func TestDecodersRefuseDamage(t *testing.T) {
 	}
 	_, err := decodeMessage(1, append(append([]byte{}, msg...), 0))
 	require.ErrorContains(t, err, "after its last field")
+	// The timer id is an optional trailing field: a record without it (as
+	// written before timers) decodes; one cut inside it, or with an empty
+	// one, does not.
+	withTimer := encodeMessage(&mailbox.Message{ID: "m1", Payload: []byte("hello"), TimerID: "t-9"})
+	m, err := decodeMessage(1, withTimer)
+	require.NoError(t, err)
+	require.Equal(t, "t-9", m.TimerID)
+	for i := len(msg) + 1; i < len(withTimer); i++ {
+		_, err := decodeMessage(1, withTimer[:i])
+		require.Error(t, err, "a message cut to %d of %d bytes inside its timer id decoded", i, len(withTimer))
+	}
+	_, err = decodeMessage(1, append(append([]byte{}, msg...), tagTimerID, 0))
+	require.ErrorContains(t, err, "empty timer id")
+	tm := encodeTimer(&mailbox.Timer{ID: "t", Owner: "a", To: "b", Due: time.Unix(1, 0), Payload: []byte("p")})
+	for i := 0; i < len(tm); i++ {
+		_, err := decodeTimer(tm[:i])
+		require.Error(t, err, "a timer cut to %d of %d bytes decoded", i, len(tm))
+	}
 	_, err = decodeState([]byte{recordV1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0})
 	require.ErrorContains(t, err, "32 bits")
 	_, err = decodeOutcome([]byte{recordV1, 9, 0})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,7 +22,7 @@ type commitPlan struct {
 	failed   []uint64 // acked messages with a failure record
 }
 
-// outgoingWrite is a message reserved in a receiver's mailbox by a commit.
+// outgoingWrite is a message reserved in a mailbox by a txn.
 type outgoingWrite struct {
 	a   *actor
 	seq uint64
@@ -34,8 +35,14 @@ type outgoingWrite struct {
 // Commit implements mailbox.Queues; see the package doc for the protocol.
 // Everything is validated before anything is written, the whole call is one
 // engine batch, and the in-memory counters move only after the batch is
-// durable.
+// durable. Its steps run in an order that keeps concurrent writers from
+// waiting on each other in a cycle: timers first (a cancel may wait for a
+// timer being fired), then acks and states, then every actor it spawns or
+// sends to is resolved in name order, and only then are sequence numbers
+// reserved.
 func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err error) {
+	var tx *txn
+	defer func() { s.announce(tx) }()
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -48,6 +55,9 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 		for _, p := range plans {
 			p.a.mu.Lock()
 			p.a.inCommit = false
+			if p.a.removed {
+				p.a.cond.Broadcast() // Remove waits for the commit
+			}
 			p.a.mu.Unlock()
 		}
 	}()
@@ -58,23 +68,20 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 		}
 		plans = append(plans, p)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
+	tx = s.newTxn()
+	defer func() { tx.end(err) }()
 	for i := range plans {
-		if err := s.writePlan(b, &plans[i]); err != nil {
+		if err := s.writeTimers(ctx, tx, &plans[i]); err != nil {
 			return err
 		}
 	}
-	var outs []outgoingWrite
-	defer func() {
-		for _, o := range outs {
-			s.finishWrite(o.a, o.seq, o.id, o.p, o.record, err)
-		}
-	}()
 	for i := range plans {
-		if err := s.writeOutgoing(ctx, b, plans[i].c, &outs); err != nil {
+		if err := s.writePlan(tx.b, &plans[i]); err != nil {
 			return err
 		}
+	}
+	if err := s.writeSends(ctx, tx, plans); err != nil {
+		return err
 	}
 	opts := pebble.NoSync
 	for i := range commits {
@@ -83,7 +90,7 @@ func (s *Store) Commit(ctx context.Context, commits ...mailbox.Commit) (err erro
 			break
 		}
 	}
-	if err := s.apply(b, opts, tierCommit); err != nil {
+	if err := s.apply(tx.b, opts, tierCommit); err != nil {
 		return fmt.Errorf("commit for actor %q: %w", commits[0].Actor, err)
 	}
 	for i := range plans {
@@ -118,6 +125,9 @@ func (s *Store) plan(c *mailbox.Commit) (commitPlan, error) {
 		if d.Seq <= a.acked || d.Seq > c.Through {
 			return commitPlan{}, fmt.Errorf("commit for actor %q dead-letters message %d, outside the batch %d..%d it acks: %w", c.Actor, d.Seq, a.acked+1, c.Through, mailbox.ErrUnknownMessage)
 		}
+	}
+	if err := s.checkSends(c); err != nil {
+		return commitPlan{}, err
 	}
 	for _, r := range c.Replies {
 		if r.MessageID == "" {
@@ -265,35 +275,90 @@ func (s *Store) evictIDs(b *pebble.Batch, a *actor, low, to uint64) error {
 	return b.DeleteRange(lo, hi, nil)
 }
 
-// writeOutgoing reserves sequence numbers in the receivers' mailboxes and
-// adds the messages to the batch; outs collects the reservations, which the
-// caller finishes whether the batch commits or not.
-func (s *Store) writeOutgoing(ctx context.Context, b *pebble.Batch, c *mailbox.Commit, outs *[]outgoingWrite) error {
-	now := time.Now()
+// checkSends validates a commit's outgoing messages, spawns and timers
+// before anything is written.
+func (s *Store) checkSends(c *mailbox.Commit) error {
 	for i := range c.Outgoing {
 		o := &c.Outgoing[i]
-		to, err := s.lookup(o.To)
-		if err != nil {
-			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
-		}
 		if len(o.Message.Payload) > s.opts.MaxMessageSize {
 			return fmt.Errorf("commit for actor %q: %w", c.Actor, &mailbox.TooLargeError{Actor: o.To, Size: len(o.Message.Payload), Limit: s.opts.MaxMessageSize})
 		}
-		seq, p, dup, err := s.reserve(ctx, to, o.Message.ID, nil) // handlers' sends: a redelivered batch resends them
+	}
+	for i := range c.Spawns {
+		if err := s.checkSpawn(&c.Spawns[i]); err != nil {
+			return fmt.Errorf("commit for actor %q: %w", c.Actor, err)
+		}
+	}
+	return s.checkTimers(c)
+}
+
+// writeSends adds the commits' spawns (with their Init messages) and
+// outgoing messages to the batch. Every name spawned or sent to is
+// resolved first, in name order, creating spawned and virtual actors
+// (spawn.go); then the Init messages are queued, then the outgoing ones,
+// so a spawned actor's Init comes before anything sent to it. The
+// reservations are tx's, finished by tx.end whether the batch commits or
+// not.
+func (s *Store) writeSends(ctx context.Context, tx *txn, plans []commitPlan) error {
+	spawns := map[string]*mailbox.SpawnRequest{}
+	var names []string
+	for _, p := range plans {
+		for i := range p.c.Spawns {
+			sp := &p.c.Spawns[i]
+			if spawns[sp.Name] == nil {
+				spawns[sp.Name] = sp
+			}
+			names = append(names, sp.Name)
+		}
+		for _, o := range p.c.Outgoing {
+			names = append(names, o.To)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	actors := make(map[string]*actor, len(names))
+	created := make(map[string]bool)
+	for _, name := range slices.Compact(names) {
+		a, made, err := s.resolve(ctx, tx, name, spawns[name])
 		if err != nil {
-			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
+			return fmt.Errorf("commit for actor %q: %w", plans[0].c.Actor, err)
 		}
-		if dup != nil {
-			continue // the receiver already has a message with this id
+		actors[name], created[name] = a, made
+	}
+	now := time.Now()
+	for _, p := range plans {
+		for i := range p.c.Spawns {
+			sp := &p.c.Spawns[i]
+			a := actors[sp.Name]
+			if err := spawnConflict(a, sp); err != nil {
+				return fmt.Errorf("commit for actor %q: %w", p.c.Actor, err)
+			}
+			if !created[sp.Name] || sp.Init == nil {
+				continue
+			}
+			created[sp.Name] = false // one Init per actor
+			m := mailbox.Message{Sender: p.c.Actor, Payload: sp.Init, EnqueuedAt: now}
+			if _, _, err := tx.send(ctx, a, &m, nil); err != nil {
+				return fmt.Errorf("commit for actor %q spawns %q: %w", p.c.Actor, sp.Name, err)
+			}
 		}
-		*outs = append(*outs, outgoingWrite{a: to, seq: seq, id: o.Message.ID, p: p})
-		m := o.Message
-		m.EnqueuedAt = now
-		record, err := s.putMessage(b, to, seq, &m)
-		if err != nil {
-			return fmt.Errorf("commit for actor %q sends to %q: %w", c.Actor, o.To, err)
+	}
+	for _, p := range plans {
+		for i := range p.c.Outgoing {
+			o := &p.c.Outgoing[i]
+			to := actors[o.To]
+			if to == nil {
+				return fmt.Errorf("commit for actor %q sends to %q: %w", p.c.Actor, o.To, unknownActor(o.To))
+			}
+			m := o.Message
+			m.EnqueuedAt = now
+			// Handlers' sends carry no digest: a redelivered batch resends them.
+			if _, _, err := tx.send(ctx, to, &m, nil); err != nil {
+				return fmt.Errorf("commit for actor %q sends to %q: %w", p.c.Actor, o.To, err)
+			}
 		}
-		(*outs)[len(*outs)-1].record = record
 	}
 	return nil
 }

@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 	case "wal":
 		runWALChild()
 		os.Exit(0)
+	case "timers":
+		runTimerChild()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

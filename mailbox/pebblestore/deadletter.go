@@ -23,6 +23,8 @@ type deadRecord struct {
 	Attempts   uint32    `json:"attempts"`
 	LastError  string    `json:"last_error"`
 	DeadAt     time.Time `json:"dead_at"`
+	TimerID    string    `json:"timer_id,omitempty"`
+	To         string    `json:"to,omitempty"`
 }
 
 func encodeDeadLetter(d mailbox.DeadLetter) ([]byte, error) {
@@ -30,6 +32,7 @@ func encodeDeadLetter(d mailbox.DeadLetter) ([]byte, error) {
 	return json.Marshal(deadRecord{
 		Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, CallChain: m.CallChain,
 		EnqueuedAt: m.EnqueuedAt, Attempts: m.Attempts, LastError: m.LastError, DeadAt: d.DeadAt,
+		TimerID: m.TimerID, To: d.To,
 	})
 }
 
@@ -41,9 +44,10 @@ func decodeDeadLetter(b []byte) (mailbox.DeadLetter, error) {
 	return mailbox.DeadLetter{
 		Message: mailbox.Message{
 			Seq: r.Seq, ID: r.ID, Sender: r.Sender, Payload: r.Payload, CallChain: r.CallChain,
-			EnqueuedAt: r.EnqueuedAt, Attempts: r.Attempts, LastError: r.LastError,
+			EnqueuedAt: r.EnqueuedAt, Attempts: r.Attempts, LastError: r.LastError, TimerID: r.TimerID,
 		},
 		DeadAt: r.DeadAt,
+		To:     r.To,
 	}, nil
 }
 
@@ -75,8 +79,11 @@ func (s *Store) DeadLetters(ctx context.Context, name string) ([]mailbox.DeadLet
 // Requeue implements mailbox.Queues: in one batch it deletes the dead
 // letter, appends the message anew and points its id at the new sequence
 // number (dropping the old id entry, so eviction of the old position cannot
-// forget the new one).
-func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (mailbox.Receipt, error) {
+// forget the new one). A timer's dead letter (DeadLetter.To) goes to its
+// target instead, created if virtual.
+func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (_ mailbox.Receipt, err error) {
+	var tx *txn
+	defer func() { s.announce(tx) }()
 	if err := s.enter(); err != nil {
 		return mailbox.Receipt{}, err
 	}
@@ -85,51 +92,88 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (mailbox.R
 	if err != nil {
 		return mailbox.Receipt{}, err
 	}
-	v, c, err := s.db.Get(seqKey(prefixDead, a.id, seq))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, mailbox.ErrUnknownMessage)
+	d, err := s.readDeadLetter(a, seq)
+	if err != nil {
+		return mailbox.Receipt{}, err
 	}
+	m := d.Message
+	m.Attempts, m.LastError, m.EnqueuedAt = 0, "", time.Now()
+	tx = s.newTxn()
+	var newSeq uint64
+	if d.To != "" && d.To != name {
+		newSeq, err = s.requeueTo(ctx, tx, d.To, &m)
+	} else {
+		newSeq, err = s.requeueHere(tx, a, seq, &m)
+	}
+	if err == nil {
+		err = tx.b.Delete(seqKey(prefixDead, a.id, seq), nil)
+	}
+	if err == nil {
+		err = s.apply(tx.b, s.writeOpts, tierSend)
+	}
+	tx.dead = append(tx.dead, deadChange{a: a, delta: -1})
+	tx.end(err)
 	if err != nil {
 		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, err)
+	}
+	return mailbox.Receipt{Seq: newSeq}, nil
+}
+
+// readDeadLetter reads one dead letter of a.
+func (s *Store) readDeadLetter(a *actor, seq uint64) (mailbox.DeadLetter, error) {
+	v, c, err := s.db.Get(seqKey(prefixDead, a.id, seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return mailbox.DeadLetter{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, a.name, mailbox.ErrUnknownMessage)
+	}
+	if err != nil {
+		return mailbox.DeadLetter{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, a.name, err)
 	}
 	d, err := decodeDeadLetter(v)
 	_ = c.Close()
 	if err != nil {
-		return mailbox.Receipt{}, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("dead letter %d of actor %q: %w", seq, name, err)}
+		return mailbox.DeadLetter{}, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("dead letter %d of actor %q: %w", seq, a.name, err)}
+	}
+	return d, nil
+}
+
+// requeueHere appends m to a's own mailbox at a new sequence number, its
+// id (if any) moved there from the dead letter's seq.
+func (s *Store) requeueHere(tx *txn, a *actor, seq uint64, m *mailbox.Message) (uint64, error) {
+	if m.ID != "" {
+		if err := tx.b.Delete(seqKey(prefixIDOrder, a.id, seq), nil); err != nil {
+			return 0, err
+		}
+		if err := tx.b.Delete(strKey(prefixOutcome, a.id, m.ID), nil); err != nil {
+			return 0, err
+		}
 	}
 	a.mu.Lock()
-	if a.pending[d.Message.ID] != nil && d.Message.ID != "" {
+	if a.removed {
 		a.mu.Unlock()
-		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: a send with id %q is in progress", seq, name, d.Message.ID)
+		return 0, unknownActor(a.name)
+	}
+	if m.ID != "" && a.pending[m.ID] != nil {
+		a.mu.Unlock()
+		return 0, fmt.Errorf("a send with id %q is in progress", m.ID)
 	}
 	newSeq := a.nextSeq
 	a.nextSeq++
 	a.mu.Unlock()
+	return newSeq, tx.put(a, newSeq, nil, m)
+}
 
-	m := d.Message
-	m.Attempts, m.LastError, m.EnqueuedAt = 0, "", time.Now()
-	b := s.db.NewBatch()
-	err = b.Delete(seqKey(prefixDead, a.id, seq), nil)
-	if err == nil && m.ID != "" {
-		err = b.Delete(seqKey(prefixIDOrder, a.id, seq), nil)
-		if err == nil {
-			err = b.Delete(strKey(prefixOutcome, a.id, m.ID), nil)
-		}
+// requeueTo sends a timer's dead-lettered message to its target.
+func (s *Store) requeueTo(ctx context.Context, tx *txn, to string, m *mailbox.Message) (uint64, error) {
+	a, _, err := s.resolve(ctx, tx, to, nil)
+	if err == nil && a == nil {
+		err = unknownActor(to)
 	}
-	var record []byte
-	if err == nil {
-		record, err = s.putMessage(b, a, newSeq, &m)
-	}
-	if err == nil {
-		err = s.apply(b, s.writeOpts, tierSend)
-	}
-	_ = b.Close()
-	s.finishWrite(a, newSeq, "", nil, record, err)
 	if err != nil {
-		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, err)
+		return 0, fmt.Errorf("send it to %q: %w", to, err)
 	}
-	a.mu.Lock()
-	a.dead--
-	a.mu.Unlock()
-	return mailbox.Receipt{Seq: newSeq}, nil
+	seq, dup, err := tx.send(ctx, a, m, nil)
+	if err == nil && dup != nil {
+		seq = dup.Seq
+	}
+	return seq, err
 }

@@ -9,3 +9,27 @@ func SetRecentBudget(s *Store, n int64) { s.recent.budget = n }
 
 // RecentBytes is how many bytes s's recent-message cache holds.
 func RecentBytes(s *Store) int64 { return s.recent.used.Load() }
+
+// Keys lists every key in s's engine, for tests that inspect what is
+// stored.
+func Keys(s *Store) ([][]byte, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out [][]byte
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, append([]byte(nil), it.Key()...))
+	}
+	return out, it.Error()
+}
+
+// ActorID returns the numeric id under which s keeps the actor's keys.
+func ActorID(s *Store, name string) (uint64, error) {
+	a, err := s.lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	return a.id, nil
+}

@@ -1,6 +1,10 @@
 package pebblestore
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+	"time"
+)
 
 // Key spaces. Every actor gets a numeric id when it is registered, so keys
 // that belong to an actor are fixed-width ([prefix][id:8][seq:8]) and sort in
@@ -18,7 +22,16 @@ const (
 	prefixOutcome = 'R' // R id msgid             -> outcome record
 	prefixDead    = 'D' // D id seq               -> dead letter record
 	prefixHistory = 'H' // H n                    -> upgrade record
+	prefixTimer   = 'T' // T due owner timerid    -> timer record
+	prefixTimerOf = 't' // t owner timerid        -> due (owner index)
 )
+
+// timerDeadBase is where the sequence numbers of a timer's dead letters
+// start in its owner's dead-letter space ('D' id seq): a timer whose target
+// is unknown has no place in any mailbox, so its message is kept under
+// timerDeadBase + n (n counting per owner), above every sequence number a
+// mailbox hands out, and leaves no hole in the owner's mailbox.
+const timerDeadBase = 1 << 63
 
 // formatMarker is stored under the 'V' key; a store without it (but with
 // other keys) is not a graft store.
@@ -78,4 +91,27 @@ func u64(v uint64) []byte {
 	b := make([]byte, 8)
 	binary.BigEndian.PutUint64(b, v)
 	return b
+}
+
+// timerKey builds [T][due:8][owner:8][timer id]: timers sort by due time.
+func timerKey(due int64, owner uint64, id string) []byte {
+	k := make([]byte, 17+len(id))
+	k[0] = prefixTimer
+	binary.BigEndian.PutUint64(k[1:], uint64(due))
+	binary.BigEndian.PutUint64(k[9:], owner)
+	copy(k[17:], id)
+	return k
+}
+
+// dueNanos is the key form of a due time: Unix nanoseconds, clamped to
+// [0, MaxInt64] (a due time before 1970, the zero time included, is simply
+// due; UnixNano is undefined outside the years 1678..2262).
+func dueNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }

@@ -170,5 +170,5 @@ func (s *Store) storedCounters() (counters, error) {
 	s.histMu.Lock()
 	next := s.nextHist
 	s.histMu.Unlock()
-	return summarize(out, next), nil
+	return summarize(out, next, s.timers.size()), nil
 }

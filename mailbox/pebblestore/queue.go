@@ -23,48 +23,58 @@ func seqOfValue(v []byte) uint64 { return binary.BigEndian.Uint64(v) }
 // may finish out of order with a concurrent one; readers see a message only
 // once every lower sequence number of the actor is finished (actor.finish),
 // so nothing is ever read behind a gap that a slower writer fills later.
-func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (mailbox.Receipt, error) {
+// A virtual actor that does not exist yet is created in the same batch
+// (spawn.go).
+func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (_ mailbox.Receipt, err error) {
+	var tx *txn
+	defer func() { s.announce(tx) }()
 	if err := s.enter(); err != nil {
 		return mailbox.Receipt{}, err
 	}
 	defer s.leave()
-	a, err := s.lookup(name)
-	if err != nil {
+	if err := mailbox.CheckActorName(name); err != nil {
 		return mailbox.Receipt{}, err
 	}
 	if len(msg.Payload) > s.opts.MaxMessageSize {
 		return mailbox.Receipt{}, &mailbox.TooLargeError{Actor: name, Size: len(msg.Payload), Limit: s.opts.MaxMessageSize}
 	}
-	msg.EnqueuedAt = time.Now()
-	seq, p, dup, err := s.reserve(ctx, a, msg.ID, payloadDigest(msg.Payload))
+	tx = s.newTxn()
+	a, _, err := s.resolve(ctx, tx, name, nil)
+	if err == nil && a == nil {
+		err = unknownActor(name)
+	}
 	if err != nil {
+		tx.end(err)
 		return mailbox.Receipt{}, err
 	}
-	if dup != nil {
+	msg.EnqueuedAt = time.Now()
+	seq, dup, err := tx.send(ctx, a, &msg, payloadDigest(msg.Payload))
+	if err == nil && dup == nil {
+		err = s.apply(tx.b, s.writeOpts, tierSend)
+		if err != nil {
+			err = fmt.Errorf("enqueue to actor %q: %w", name, err)
+		}
+	}
+	tx.end(err)
+	switch {
+	case err != nil:
+		return mailbox.Receipt{}, err
+	case dup != nil:
 		return *dup, nil
-	}
-	b := s.db.NewBatch()
-	record, err := s.putMessage(b, a, seq, &msg)
-	if err == nil {
-		err = s.apply(b, s.writeOpts, tierSend)
-	}
-	_ = b.Close()
-	s.finishWrite(a, seq, msg.ID, p, record, err)
-	if err != nil {
-		return mailbox.Receipt{}, fmt.Errorf("enqueue to actor %q: %w", name, err)
 	}
 	return mailbox.Receipt{Seq: seq}, nil
 }
 
-// reserve hands out the next sequence number of a. For a message with an
-// id it first checks the idempotency index and the sends in progress: a
-// duplicate returns its receipt (dup), a concurrent send with the same id is
-// waited for. The returned pendingID must be passed to finishWrite.
+// reserve hands out the next sequence number of a for a write in tx. For a
+// message with an id it first checks the idempotency index and the sends in
+// progress: a duplicate returns its receipt (dup), a concurrent send with
+// the same id is waited for (one of tx itself is a duplicate at once). The
+// returned pendingID must be passed to finishWrite.
 //
 // digest is the payload's digest: a duplicate with another digest is
 // refused with an *IDReuseError. nil skips the check (and entries written
 // before digests were kept have none).
-func (s *Store) reserve(ctx context.Context, a *actor, id string, digest []byte) (seq uint64, p *pendingID, dup *mailbox.Receipt, err error) {
+func (s *Store) reserve(ctx context.Context, tx *txn, a *actor, id string, digest []byte) (seq uint64, p *pendingID, dup *mailbox.Receipt, err error) {
 	for {
 		a.mu.Lock()
 		if a.removed {
@@ -91,6 +101,13 @@ func (s *Store) reserve(ctx context.Context, a *actor, id string, digest []byte)
 			}
 			break
 		}
+		if other.tx == tx {
+			a.mu.Unlock()
+			if err := reused(a.name, id, other.seq, other.digest, digest); err != nil {
+				return 0, nil, nil, err
+			}
+			return 0, nil, &mailbox.Receipt{Seq: other.seq, Duplicate: true}, nil
+		}
 		a.mu.Unlock()
 		select {
 		case <-other.done:
@@ -109,7 +126,7 @@ func (s *Store) reserve(ctx context.Context, a *actor, id string, digest []byte)
 	seq = a.nextSeq
 	a.nextSeq++
 	if id != "" {
-		p = &pendingID{seq: seq, digest: digest, done: make(chan struct{})}
+		p = &pendingID{seq: seq, digest: digest, tx: tx, done: make(chan struct{})}
 		a.pending[id] = p
 	}
 	a.mu.Unlock()
@@ -147,11 +164,15 @@ func (s *Store) finishWrite(a *actor, seq uint64, id string, p *pendingID, recor
 		delete(a.pending, id)
 		p.err = err
 	}
+	removed := a.removed
+	if removed {
+		a.cond.Broadcast() // Remove waits for the writes in progress
+	}
 	a.mu.Unlock()
 	if p != nil {
 		close(p.done)
 	}
-	if moved && s.opts.Notify != nil {
+	if moved && !removed && s.opts.Notify != nil {
 		s.opts.Notify(a.name, visible)
 	}
 }
@@ -365,6 +386,9 @@ func (s *Store) RecordFailure(ctx context.Context, name string, seq uint64, reas
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.removed {
+		return 0, unknownActor(name)
+	}
 	if seq <= a.acked || seq > a.visible {
 		return 0, fmt.Errorf("record a failure of message %d of actor %q: %w (pending messages are %d..%d)", seq, name, mailbox.ErrUnknownMessage, a.acked+1, a.visible)
 	}

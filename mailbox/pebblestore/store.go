@@ -38,9 +38,15 @@ type Store struct {
 	life   sync.RWMutex
 	closed atomic.Bool
 
-	mu     sync.RWMutex // guards actors and nextID
-	actors map[string]*actor
-	nextID uint64
+	mu       sync.RWMutex // guards actors, creating and nextID
+	actors   map[string]*actor
+	creating map[string]*creation // actors being created (spawn.go)
+	nextID   uint64
+
+	timers *timerIndex // pending timers (timerindex.go)
+	// fireMu serializes FireDue, and Remove with it, so a timer is never
+	// fired twice and never written for an actor being removed.
+	fireMu sync.Mutex
 
 	histMu   sync.Mutex
 	nextHist uint64
@@ -80,6 +86,8 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		recent:    &recentCache{budget: recentBudget},
 		closing:   make(chan struct{}),
 		actors:    make(map[string]*actor),
+		creating:  make(map[string]*creation),
+		timers:    newTimerIndex(),
 		nextID:    1,
 		nextHist:  1,
 	}
@@ -217,7 +225,7 @@ func (s *Store) openEngine(po *pebble.Options) (err error) {
 
 // load checks the format marker and rebuilds the in-memory view of every
 // actor (sequence counters, ack watermark, pending failures, dead-letter
-// count) from disk.
+// count) and the timer index from disk.
 func (s *Store) load() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -248,6 +256,9 @@ func (s *Store) load() (err error) {
 		}
 	}
 	if err := s.loadActors(); err != nil {
+		return &mailbox.CorruptError{Path: s.path, Err: err}
+	}
+	if err := s.loadTimers(); err != nil {
 		return &mailbox.CorruptError{Path: s.path, Err: err}
 	}
 	last, err := s.lastKey([]byte{prefixHistory})
