@@ -53,8 +53,8 @@ func benchEndToEnd(b *testing.B, d mailbox.Durability) {
 	cfg.Observer = commits
 	var engine interface{ Metrics() *pebble.Metrics }
 	open := cfg.OpenStore
-	cfg.OpenStore = func(notify func(string, uint64)) (mailbox.Store, error) {
-		s, err := open(notify)
+	cfg.OpenStore = func(opts mailbox.Options) (mailbox.Store, error) {
+		s, err := open(opts)
 		engine, _ = s.(interface{ Metrics() *pebble.Metrics })
 		return s, err
 	}
@@ -121,6 +121,15 @@ func (c *commitCounter) BatchCommitted(_, _ string, n int, _ time.Duration) {
 func (c *commitCounter) MessageFailed(string, string) {}
 func (c *commitCounter) DeadLettered(string, string)  {}
 func (c *commitCounter) ModuleStarted(string, bool)   {}
+
+// BenchmarkE2EBaselineEngineSync is the end-to-end figures' baseline, run
+// in the same command right before them so that the disk's drift between
+// packages does not enter the ratio: the raw engine's synced writes with
+// the same 16 producers over 64 actors and 128-byte payloads (the same
+// code as pebblestore's BenchmarkBaselineEngineSync).
+func BenchmarkE2EBaselineEngineSync(b *testing.B) {
+	benchprobe.EngineSync(b, e2eProducers, e2eActors, 128)
+}
 
 // BenchmarkEndToEndDurable: send, handled by a real plugin, committed; 64
 // actors of one behaviour; sync durability.

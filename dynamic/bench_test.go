@@ -16,6 +16,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/internal/benchprobe"
 )
 
 const (
@@ -36,7 +37,15 @@ func benchModule(b *testing.B) *dynamic.Module {
 // BenchmarkHandlePipelined pushes messages through a real echo plugin
 // process: benchActors actors each send batches of benchBatch messages back
 // to back, so up to benchActors batches are in flight on the one stream.
-func BenchmarkHandlePipelined(b *testing.B) {
+func BenchmarkHandlePipelined(b *testing.B) { benchPipelined(b, benchBatch) }
+
+// BenchmarkHandleSingles is HandlePipelined with batches of one message,
+// what an actor that gets one message at a time sends: its CPU figures
+// (self-cores for the host, plugin-cores for the plugin process) are the
+// cost of one plugin round trip.
+func BenchmarkHandleSingles(b *testing.B) { benchPipelined(b, 1) }
+
+func benchPipelined(b *testing.B, benchBatch int) {
 	m := benchModule(b)
 	ctx := context.Background()
 	batch := make([]dynamic.Message, benchBatch)
@@ -47,6 +56,7 @@ func BenchmarkHandlePipelined(b *testing.B) {
 	left.Store(int64(b.N))
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	probe := benchprobe.Start(nil)
 	t0 := time.Now()
 	for a := range benchActors {
 		wg.Add(1)
@@ -55,7 +65,7 @@ func BenchmarkHandlePipelined(b *testing.B) {
 			actor := fmt.Sprint("actor-", a)
 			st := dynamic.State{Schema: 2, Data: []byte(`{}`)}
 			for {
-				n := left.Add(-benchBatch)
+				n := left.Add(-int64(benchBatch))
 				k := benchBatch
 				if n < 0 {
 					k += int(n)
@@ -76,6 +86,7 @@ func BenchmarkHandlePipelined(b *testing.B) {
 	el := time.Since(t0)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+	probe.Report(b, 0)
 }
 
 // BenchmarkHandleLatency measures a batch's round trip at a fixed load:

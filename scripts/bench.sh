@@ -26,7 +26,7 @@ bench() { # bench PACKAGE REGEX BENCHTIME
 bench ./mailbox/pebblestore/ 'Enqueue|Baseline|Commit' 200000x
 bench ./mailbox/pebblestore/ 'SpaceReclaim' 1000000x
 bench ./dynamic/ '.' 2s
-bench ./core/ 'EndToEnd' 100000x
+bench ./core/ 'E2EBaseline|EndToEnd' 100000x
 bench ./core/ 'Start100kActors' 1x
 bench ./upgrade/ 'Upgrade' 3x
 bench ./internal/chaos/ 'PingPong' 2000x

@@ -10,10 +10,14 @@
 package benchprobe
 
 import (
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +32,7 @@ type snapshot struct {
 	fsyncs     uint64
 	fsyncNanos float64
 	walBytes   uint64
+	lsmBytes   uint64 // written by flushes and compactions
 	selfCPU    time.Duration
 	childCPU   time.Duration
 }
@@ -53,6 +58,8 @@ func (p *Probe) take() snapshot {
 	}
 	m := p.metrics()
 	s.walBytes = m.WAL.BytesWritten
+	total := m.Total()
+	s.lsmBytes = total.TableBytesFlushed + total.TableBytesCompacted
 	if h := m.LogWriter.FsyncLatency; h != nil {
 		var d dto.Metric
 		if err := h.Write(&d); err == nil && d.Histogram != nil {
@@ -80,6 +87,8 @@ func (p *Probe) Report(b *testing.B, writes int64) {
 	}
 	fsyncs := float64(end.fsyncs - p.start.fsyncs)
 	b.ReportMetric(fsyncs/secs, "fsyncs/s")
+	b.ReportMetric(float64(end.lsmBytes-p.start.lsmBytes)/(1<<20)/secs, "lsm-MB/s")
+	b.ReportMetric(float64(end.walBytes-p.start.walBytes)/(1<<20)/secs, "wal-MB/s")
 	if fsyncs == 0 {
 		return
 	}
@@ -124,4 +133,55 @@ func childrenCPU() time.Duration {
 		ticks += u + st
 	}
 	return time.Duration(ticks) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// EngineSync is the baseline that graft's durable figures are compared
+// with: the raw engine (pebble with its default options, no graft code)
+// doing b.N synced Sets of payload bytes from producers goroutines, keys
+// spread over actors prefixes as graft spreads messages over mailboxes. It
+// reports msgs/s and the probe's figures. Benchmarks of several packages
+// run it, so each ratio can use a baseline measured in the same command.
+func EngineSync(b *testing.B, producers, actors, payloadSize int) {
+	db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	payload := make([]byte, payloadSize)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	probe := Start(db.Metrics)
+	start := time.Now()
+	for range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := next.Add(1) - 1; n < int64(b.N); n = next.Add(1) - 1 {
+				k := make([]byte, 17)
+				k[0] = 'Q'
+				binary.BigEndian.PutUint64(k[1:], uint64(n%int64(actors)))
+				binary.BigEndian.PutUint64(k[9:], uint64(n))
+				if err := db.Set(k, payload, pebble.Sync); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	probe.Report(b, int64(b.N))
+}
+
+// quietLogger keeps the raw engine's start-up chatter out of benchmark
+// output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
 }

@@ -2,7 +2,6 @@ package pebblestore_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -127,17 +126,7 @@ func BenchmarkEnqueueRelaxed(b *testing.B) { benchEnqueue(b, mailbox.DurabilityR
 // BenchmarkBaselineEngineSync: the raw engine doing the same synced writes
 // with the same concurrency, no graft code.
 func BenchmarkBaselineEngineSync(b *testing.B) {
-	db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: quietLogger{}})
-	require.NoError(b, err)
-	b.Cleanup(func() { db.Close() })
-	payload := make([]byte, benchPayload)
-	runProducers(b, db.Metrics, func(_, n int) error {
-		k := make([]byte, 17)
-		k[0] = 'Q'
-		binary.BigEndian.PutUint64(k[1:], uint64(n%benchActors))
-		binary.BigEndian.PutUint64(k[9:], uint64(n))
-		return db.Set(k, payload, pebble.Sync)
-	})
+	benchprobe.EngineSync(b, benchProducers, benchActors, benchPayload)
 }
 
 // benchCommit measures dequeue+commit: b.N messages are queued first, then
@@ -273,13 +262,4 @@ func dirSize(b *testing.B, dir string) int64 {
 	})
 	require.NoError(b, err)
 	return total
-}
-
-// quietLogger keeps the raw engine's start-up chatter out of benchmark output.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
 }
