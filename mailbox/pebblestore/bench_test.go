@@ -263,3 +263,12 @@ func dirSize(b *testing.B, dir string) int64 {
 	require.NoError(b, err)
 	return total
 }
+
+// quietLogger keeps the raw engine's start-up chatter out of test output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
