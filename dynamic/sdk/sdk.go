@@ -67,9 +67,11 @@ type Message struct {
 	TimerID   string   // for a message a timer delivered: the id SendAfter or SendAt returned; "" otherwise
 }
 
-// ErrNoHost is returned by Context.Call when the host offers no callback
-// service (e.g. an older core, or Init/Migrate where calls make no sense).
-var ErrNoHost = errors.New("github.com/graft-host/graft/sdk: the host offers no call service")
+// ErrNoHost is returned by Context.Call when the Context has no way to
+// reach other actors: Apply or sdktest was given no caller (in a unit
+// test, use sdktest's Stub to answer calls). A plugin run by a graft core
+// always has one; outside Handle, Call fails with its own error instead.
+var ErrNoHost = errors.New("graft/sdk: no call service: Call needs a host (or, in tests, sdktest's Stub)")
 
 // Context is passed to Init and Handle. It is a context.Context (for Init,
 // the host's call deadline; for Handle, cancelled when the host closes the
