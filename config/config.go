@@ -267,10 +267,9 @@ func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
 	maxSize := c.Limits.MaxMessageSize
 	storeLog := logger.With("component", "store")
 	return core.Config{
-		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-			s, err := pebblestore.Open(store.Path, mailbox.Options{
-				Durability: store.Durability, MaxMessageSize: maxSize, Notify: notify, Logger: storeLog,
-			})
+		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+			opts.Durability, opts.MaxMessageSize, opts.Logger = store.Durability, maxSize, storeLog
+			s, err := pebblestore.Open(store.Path, opts)
 			if err != nil {
 				return nil, fmt.Errorf("open store %s: %w", store.Path, err)
 			}

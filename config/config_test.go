@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,4 +232,60 @@ func TestHugeSizeIsOutOfRange(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "limits.max_message_size")
 	assert.Contains(t, err.Error(), "out of range")
+}
+
+// A virtual behaviour owns the names BEHAVIOUR/KEY: the key reaches the
+// core, and its mistakes are reported with their line and key (a bad
+// value, a name with "/", an actor of another behaviour in its namespace);
+// an actor of the behaviour itself may have such a name.
+func TestVirtualBehaviour(t *testing.T) {
+	path := writeConfig(t, `store: {path: d}
+behaviours:
+  counter: {binary: plugins/counter, virtual: true}
+  plain: {binary: plugins/counter}
+actors:
+  - {name: counter/home, behaviour: counter}
+  - {name: plain/x, behaviour: plain}
+`)
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	assert.True(t, cfg.Behaviours["counter"].Virtual)
+	assert.False(t, cfg.Behaviours["plain"].Virtual)
+	assert.True(t, cfg.Core(slog.Default(), nil).Behaviours["counter"].Virtual, "the key reaches core.Config")
+
+	path = writeConfig(t, `store: {path: d}
+behaviours:
+  counter: {binary: plugins/counter, virtual: maybe}
+  a/b: {binary: plugins/counter, virtual: true}
+  account:
+    binary: plugins/counter
+    virtual: true
+actors:
+  - {name: account/alice, behaviour: counter}
+  - {name: account/bob, behaviour: account}
+  - {name: account/, behaviour: counter}
+`)
+	_, err = config.Load(path)
+	var cerr *config.Error
+	require.ErrorAs(t, err, &cerr)
+	t.Log(err)
+	want := []struct {
+		line      int
+		key, text string
+	}{
+		{3, "behaviours.counter.virtual", `"maybe" is not one of false, true`},
+		{4, "behaviours.a/b.virtual", `cannot contain "/"`},
+		{9, "actors[0].name", `actor "account/alice" is in the namespace of virtual behaviour "account" (declared virtual on line 7`},
+	}
+	for _, w := range want {
+		found := false
+		for _, p := range cerr.Problems {
+			if p.Key == w.key && strings.Contains(p.Message, w.text) {
+				found = true
+				assert.Equal(t, w.line, p.Line, "line of %s", w.key)
+			}
+		}
+		assert.True(t, found, "problem %s (%s) reported", w.key, w.text)
+	}
+	assert.Len(t, cerr.Problems, len(want), "account/bob (its own namespace) and account/ (no key) are fine")
 }

@@ -313,6 +313,7 @@ func (d *decoder) behaviours(cfg *Config, n *yaml.Node, key string) {
 			{"call_timeout", d.duration(&b.HandleTimeout)},
 			{"drain_timeout", d.duration(&b.StopTimeout)},
 			{"env", d.env(&b.Env)}, // see resources.go
+			{"virtual", oneOf(d, &b.Virtual, map[string]bool{"true": true, "false": false})},
 		}, d.resourceFields(&b.Resources)...)...)
 		cfg.Behaviours[name] = b
 	}

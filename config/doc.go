@@ -46,6 +46,8 @@
 //	    memory: 256MiB        # most memory of its processes, as systemd's MemoryMax
 //	    pids: 64              # most tasks, threads included (TasksMax)
 //	    cpu_weight: 100       # CPU share under contention, 1-10000 (CPUWeight)
+//	    virtual: false        # true: owns every actor name counter/KEY; the first send
+//	                          # or call to such a name creates the actor (see below)
 //	actors:
 //	  - name: hits
 //	    behaviour: counter
@@ -59,6 +61,18 @@
 // (control.dir defaults to ./run, the timeouts to 10s, 30s and 5s; a
 // behaviour has no memory, pids or cpu_weight limit unless it sets one).
 // testdata/full.yaml is this example as a file.
+//
+// # Actors made at run time
+//
+// Besides the actors listed here, actors are made at run time: spawned
+// (`graft spawn`, or a handler's ctx.Spawn) or, for a behaviour with
+// virtual: true, created by the first message to a name BEHAVIOUR/KEY
+// (e.g. counter/page-17). They live in the store's registry and are
+// supervised like the listed ones. A virtual behaviour's name cannot
+// contain "/", and a listed actor whose name is in a virtual behaviour's
+// namespace must have that behaviour. An actor dropped from this list
+// keeps its data and is not started (`graft status` shows it
+// "unconfigured") until it is listed again or destroyed.
 //
 // A plugin starts with a clean environment: PATH, HOME, LANG and TZ from
 // the core, then what its env lists, and nothing else (no credentials, no

@@ -58,6 +58,9 @@ func (d *decoder) validate(cfg *Config) {
 				problem(at(key+".sha256"), key+".sha256", "%q is not a sha256 (64 hex digits)", b.SHA256)
 			}
 		}
+		if b.Virtual && strings.Contains(name, "/") {
+			problem(at(key+".virtual"), key+".virtual", "a virtual behaviour owns the actor names %s/KEY, so its name cannot contain \"/\": rename behaviour %q", name, name)
+		}
 	}
 	first := map[string]int{} // actor name -> index
 	for i, a := range cfg.Actors {
@@ -70,6 +73,10 @@ func (d *decoder) validate(cfg *Config) {
 			problem(at(key+".name"), key+".name", "duplicate actor %q (first declared as actors[%d]%s)", a.Name, j, onLine(d.actorLine(j)))
 		} else {
 			first[a.Name] = i
+		}
+		if owner := virtualOwner(cfg, a.Name); owner != "" && owner != a.Behaviour {
+			problem(at(key+".name"), key+".name", "actor %q is in the namespace of virtual behaviour %q (declared virtual%s, it owns every name %s/KEY) but has behaviour %q: rename the actor, or give it behaviour %q",
+				a.Name, owner, onLine(at("behaviours."+owner+".virtual")), owner, a.Behaviour, owner)
 		}
 		switch _, known := cfg.Behaviours[a.Behaviour]; {
 		case a.Behaviour == "" && d.lines[key+".behaviour"] == 0:
@@ -93,6 +100,16 @@ func (d *decoder) validate(cfg *Config) {
 		key := fmt.Sprintf("actors[%d].requires", i)
 		problem(at(key), key, "requirement cycle %s: an actor cannot wait for itself", strings.Join(cycle, " -> "))
 	}
+}
+
+// virtualOwner is the virtual behaviour whose namespace (BEHAVIOUR/KEY)
+// holds actor name, or "".
+func virtualOwner(cfg *Config, name string) string {
+	b, key, ok := strings.Cut(name, "/")
+	if ok && key != "" && cfg.Behaviours[b].Virtual {
+		return b
+	}
+	return ""
 }
 
 // actorLine is the line of actors[i], or 0 in a config built in Go.

@@ -220,7 +220,7 @@ func (a *actor) step() (bool, error) {
 	}
 	batch := dynamic.Batch{Actor: a.spec.Name, State: dynamic.State{Schema: st.Schema, Data: st.Data}, Messages: make([]dynamic.Message, len(msgs))}
 	for i, m := range msgs {
-		batch.Messages[i] = dynamic.Message{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, Attempt: m.Attempts + 1, CallChain: m.CallChain}
+		batch.Messages[i] = dynamic.Message{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, Attempt: m.Attempts + 1, CallChain: m.CallChain, TimerID: m.TimerID}
 	}
 	a.inFlight.Store(int64(len(msgs)))
 	res, err := mod.Handle(ctx, batch)
@@ -258,9 +258,16 @@ func (a *actor) step() (bool, error) {
 			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply, Refusal: r.Refusal})
 		}
 	}
+	earliest := addEffects(&c, res.Results) // timers and spawns (effects.go)
 	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
+	if errors.Is(err, mailbox.ErrSpawnConflict) {
+		return true, nil // spawned meanwhile with another behaviour: the next attempt fails that message alone
+	}
 	if err != nil {
 		return false, fmt.Errorf("commit batch %d..%d: %w", msgs[0].Seq, c.Through, err)
+	}
+	if !earliest.IsZero() {
+		a.core.timerSet(earliest)
 	}
 	a.mu.Lock()
 	a.state = next
@@ -274,15 +281,21 @@ func (a *actor) step() (bool, error) {
 }
 
 // firstFailure finds the first message that failed alone: an error result,
-// or an effect the store would refuse (a send to an unknown actor, an
-// oversize message), which must not fail the whole batch's commit.
+// or an effect the store would refuse (a send or timer to an unknown
+// actor, a bad spawn, an oversize message), which must not fail the whole
+// batch's commit.
 func (a *actor) firstFailure(msgs []mailbox.Message, res *dynamic.BatchResult) (int, string) {
-	for i, r := range res.Results {
+	var spawned spawnsSoFar
+	for i := range res.Results {
+		r := &res.Results[i]
 		if r.Err != "" {
 			return i, r.Err
 		}
+		if reason := a.effectFailure(r, &spawned); reason != "" {
+			return i, reason
+		}
 		for _, o := range r.Outgoing {
-			if err := a.core.checkSend(o.To, len(o.Payload)); err != nil {
+			if err := a.core.checkTarget(o.To, len(o.Payload), spawned); err != nil {
 				return i, fmt.Sprintf("handler sent to %q: %v", o.To, err)
 			}
 		}

@@ -20,9 +20,12 @@ import (
 // Config is everything a Core needs; host builds it from the YAML config
 // (config.Config.Core), and an embedding program may build it by hand.
 type Config struct {
-	// OpenStore opens the durable store, routing its new-message
-	// notifications to notify (the Core owns the store and closes it).
-	OpenStore func(notify func(actor string, last uint64)) (mailbox.Store, error)
+	// OpenStore opens the durable store (the Core owns it and closes it).
+	// opts carries the core's hooks, which the store must get unchanged:
+	// Notify (a new message wakes its actor), Virtual (which names are
+	// virtual actors) and Created (an actor made at run time is
+	// supervised). The opener sets the rest (durability, sizes, logger).
+	OpenStore func(opts mailbox.Options) (mailbox.Store, error)
 	// Behaviours by behaviour name.
 	Behaviours map[string]BehaviourConfig
 	// Actors, in start order (an actor also waits for its Requires).
@@ -81,6 +84,12 @@ type BehaviourConfig struct {
 	// Resources limit each module process tree of the behaviour (memory,
 	// tasks, CPU weight), through its cgroup; zero means no limit.
 	Resources dynamic.Resources
+	// Virtual makes the behaviour own every actor name "BEHAVIOUR/KEY"
+	// (KEY not empty): the first send or call to such a name creates the
+	// actor, in the same write as the message, so an actor per account or
+	// per order costs nothing until it is used. Its name must not
+	// contain "/".
+	Virtual bool
 }
 
 // ActorConfig declares one actor.
@@ -119,12 +128,20 @@ type Core struct {
 	waiters waiters
 	sup     *supervisor.Supervisor
 
+	// configured holds the actors of the config by name; it never
+	// changes after New (requirements are looked up in it).
+	configured map[string]ActorConfig
+	timers     timerLoop // timers.go
+
 	mu     sync.RWMutex
 	actors map[string]*actor // the running incarnation of each actor
+	// specs are the actors the core supervises: the configured ones and
+	// those made at run time (spawned, virtual), less the destroyed ones.
 	specs  map[string]ActorConfig
 	pools  map[string]*modulePool            // shared pools by behaviour
 	subs   map[string]*supervisor.Supervisor // behaviour supervisors
 	closed bool
+	bg     sync.WaitGroup // goroutines adding run-time actors (spawn.go)
 }
 
 // Errors the Core's callers branch on.
@@ -139,6 +156,9 @@ var (
 	ErrDeadLettered = errors.New("the message was dead-lettered")
 	// ErrShutdown is returned by calls on a core that is shutting down.
 	ErrShutdown = errors.New("graft core is shutting down")
+	// ErrDestroyed is returned to the Calls that waited on an actor when
+	// it is destroyed (DestroyActor): their messages are gone with it.
+	ErrDestroyed = errors.New("the actor was destroyed")
 )
 
 // New validates cfg, opens the store and registers the configured actors;
@@ -169,11 +189,12 @@ func New(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, configured: make(map[string]ActorConfig, len(cfg.Actors)),
 		actors: make(map[string]*actor), specs: make(map[string]ActorConfig),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
-	store, err := cfg.OpenStore(c.notify)
+	c.timers.init()
+	store, err := cfg.OpenStore(mailbox.Options{Notify: c.notify, Virtual: c.virtualBehaviour, Created: c.created})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +206,14 @@ func New(cfg Config) (*Core, error) {
 			store.Close()
 			return nil, fmt.Errorf("register actor %q: %w", a.Name, err)
 		}
+		c.configured[a.Name] = a
+		c.mu.Lock()
 		c.specs[a.Name] = a
+		c.mu.Unlock()
+	}
+	if err := c.loadRuntimeActors(ctx); err != nil {
+		store.Close()
+		return nil, err
 	}
 	return c, nil
 }
@@ -225,52 +253,8 @@ func validate(cfg Config) error {
 			errs = append(errs, fmt.Errorf("behaviour %q: no binary", name))
 		}
 	}
+	errs = append(errs, checkVirtual(cfg)...)
 	return errors.Join(errs...)
-}
-
-// RequirementCycle returns one cycle in the actors' requirements, as the
-// path that closes it (a, b, a), or nil. The config loader uses it too, so
-// a cycle is reported the same way before anything starts.
-func RequirementCycle(actors []ActorConfig) []string {
-	requires := map[string][]string{}
-	for _, a := range actors {
-		if _, dup := requires[a.Name]; !dup {
-			requires[a.Name] = a.Requires
-		}
-	}
-	const (
-		unseen = iota
-		onPath
-		done
-	)
-	state := map[string]int{}
-	var path []string
-	var visit func(n string) []string
-	visit = func(n string) []string {
-		switch state[n] {
-		case onPath:
-			i := slices.Index(path, n)
-			return append(slices.Clone(path[i:]), n)
-		case done:
-			return nil
-		}
-		state[n] = onPath
-		path = append(path, n)
-		for _, r := range requires[n] {
-			if cycle := visit(r); cycle != nil {
-				return cycle
-			}
-		}
-		path = path[:len(path)-1]
-		state[n] = done
-		return nil
-	}
-	for _, a := range actors {
-		if cycle := visit(a.Name); cycle != nil {
-			return cycle
-		}
-	}
-	return nil
 }
 
 // notify is the store's new-message hook: wake the actor.
@@ -419,12 +403,18 @@ func (c *Core) forget(a *actor) {
 	c.mu.Unlock()
 }
 
-// checkSend says whether the store would accept a message to actor `to`.
+// checkSend says whether the store would accept a message to actor `to`:
+// a registered actor, or a virtual one (created by the message).
 func (c *Core) checkSend(to string, size int) error {
 	if size > c.cfg.MaxMessageSize {
 		return fmt.Errorf("message is %d bytes, over the %d-byte limit", size, c.cfg.MaxMessageSize)
 	}
 	_, err := c.store.Stats(to)
+	if errors.Is(err, mailbox.ErrUnknownActor) {
+		if _, ok := c.virtualBehaviour(to); ok {
+			return nil
+		}
+	}
 	return err
 }
 
@@ -464,7 +454,10 @@ type SendOptions struct {
 	Sender string
 }
 
-// Send enqueues payload for actor durably and returns its receipt.
+// Send enqueues payload for actor durably and returns its receipt. A name
+// a virtual behaviour owns ("account/alice") needs no actor yet: the store
+// creates it in the same write as the message, and the core starts it; any
+// other unknown name is refused with mailbox.ErrUnknownActor.
 func (c *Core) Send(ctx context.Context, actor string, payload []byte, opts SendOptions) (mailbox.Receipt, error) {
 	if err := CheckMessageID(opts.ID); err != nil {
 		return mailbox.Receipt{}, err
@@ -483,6 +476,8 @@ func (c *Core) Send(ctx context.Context, actor string, payload []byte, opts Send
 // ends. A retry with the same opts.ID returns the committed reply without
 // applying the message again. A caller that gives up leaves nothing behind:
 // the message stays queued and is applied once; its reply is kept by id.
+// Like Send it creates a virtual actor by its first message; if the actor
+// is destroyed while the call waits, it fails with ErrDestroyed.
 func (c *Core) Call(ctx context.Context, actor string, payload []byte, opts SendOptions) ([]byte, error) {
 	if err := CheckMessageID(opts.ID); err != nil {
 		return nil, err

@@ -45,6 +45,10 @@ func say(format string, args ...any) {
 
 // runCoreChild is the core process of the crash test.
 func runCoreChild() {
+	if os.Getenv(envEffects) != "" {
+		runEffectsChild() // effects_crash_test.go
+		return
+	}
 	pluginDir = os.Getenv(envPlugins)
 	c, err := core.New(recorderConfig(nil, os.Getenv(envChild), crashActors()...))
 	if err != nil {

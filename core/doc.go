@@ -52,6 +52,42 @@
 // its supervisor) when its module cannot be started at all or the store
 // refuses it.
 //
+// # Actors made at run time, and the config
+//
+// Configured actors come from Config.Actors and are registered by New.
+// Others are made at run time (spawn.go) and live in the store's
+// registry: spawned (Core.Spawn, or a handler's ctx.Spawn, committed with
+// its effect, so a redelivered batch spawns once) or virtual (a behaviour
+// with Virtual owns every name BEHAVIOUR/KEY; the first send, call or
+// timer to such a name creates the actor in the same write as the
+// message). The store reports each creation once it is durable
+// (mailbox.Options.Created) and the core adds the actor to its
+// behaviour's supervisor; at start, New reads them back from the
+// registry. Every configured behaviour has a supervisor, with configured
+// actors or not, and one that the root restarts rebuilds its children
+// from the current set of actors, not from the config alone.
+//
+// A configured actor that disappears from the config is not deleted: its
+// registry entry, mailbox, state and timers stay, it is not started,
+// messages sent to it queue, and Status shows it as "unconfigured"
+// (StatusUnconfigured); listing it again runs it from where it was.
+// DestroyActor removes an actor for good (registry entry, mailbox, state,
+// replies, idempotency window, dead letters, the timers it set); the
+// Calls waiting on it fail with ErrDestroyed. StopActor stops an actor
+// and keeps everything.
+//
+// # Timers
+//
+// A handler's timers and cancels (ctx.SendAfter, SendAt, CancelTimer) go
+// into its batch's Commit (effects.go): due times are computed at the
+// commit, and they happen exactly once with the rest of the effect. One
+// timer goroutine (timers.go) sleeps until the store's NextTimer, or
+// until a commit sets an earlier timer, and calls FireDue, which turns
+// due timers into ordinary messages (with their TimerID) in one atomic
+// write; the store's notification wakes their actors. Timers that came
+// due while the core was down fire at start, in due order. SendAfter
+// schedules a send from outside (`graft send --after`).
+//
 // # The swap point, and why the upgrade hooks are apart
 //
 // Pause holds an actor between two commits (its batch in flight commits
@@ -63,8 +99,8 @@
 // These hooks (LoadModule, UnloadModule, ActorsOf, State, Pause,
 // CommitStates, AppendHistory, Swap) are methods of UpgradeHooks, which
 // Core.Upgrades returns, not of Core; the types ModuleHandle and Paused go
-// with them. Core's own methods (Start, Send, Call, Status, StopActor,
-// ReplaceState, Shutdown...) each keep the runtime's invariants by
+// with them. Core's own methods (Start, Send, Call, Spawn, SendAfter,
+// Status, StopActor, DestroyActor, ReplaceState, Shutdown...) each keep the runtime's invariants by
 // themselves and are safe for any caller; the hooks break them unless used
 // in the upgrade protocol's order. A pause never resumed stalls its actor;
 // a state committed outside a pause, or an actor resumed with another

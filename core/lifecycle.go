@@ -6,16 +6,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/mailbox"
 )
 
-// Start starts every configured actor under the root supervisor. Starts are
-// asynchronous and concurrent (G7): Start waits until every actor has
-// started once or ctx ends, whichever is first; in the second case it
-// returns nil and the remaining actors go on starting (or backing off) in
-// the background, visible in Status. It fails only if the supervisor
-// cannot run at all or gives up.
+// Start starts every configured actor, and every actor made at run time
+// that the registry holds, under the root supervisor, and the timer loop
+// (timers that came due while the core was down fire now, in due order).
+// Starts are asynchronous and concurrent (G7): Start waits until every
+// actor has started once or ctx ends, whichever is first; in the second
+// case it returns nil and the remaining actors go on starting (or backing
+// off) in the background, visible in Status. It fails only if the
+// supervisor cannot run at all or gives up.
 func (c *Core) Start(ctx context.Context) error {
 	if c.sup != nil {
 		return nil // already started (RunUntilSignal after Start)
@@ -25,6 +31,7 @@ func (c *Core) Start(ctx context.Context) error {
 		return fmt.Errorf("start actors: %w", err)
 	}
 	c.sup = sup
+	c.startTimers()
 	if err := sup.Start(ctx); err != nil {
 		select {
 		case <-sup.Done():
@@ -45,8 +52,9 @@ func (c *Core) Done() <-chan struct{} { return c.sup.Done() }
 // Err says why the root supervisor ended.
 func (c *Core) Err() error { return c.sup.Err() }
 
-// Shutdown stops gracefully: actors stop taking batches and let the batch
-// in flight commit, then modules stop, then the store closes. At ctx's
+// Shutdown stops gracefully: the timer loop stops (pending timers stay
+// durable and fire after a restart), actors stop taking batches and let
+// the batch in flight commit, then modules stop, then the store closes. At ctx's
 // deadline in-flight batches are abandoned (they are redelivered after a
 // restart) and plugin process groups are killed. A restart resumes every
 // actor from its committed state.
@@ -59,11 +67,13 @@ func (c *Core) Shutdown(ctx context.Context) error {
 	c.closed = true
 	c.mu.Unlock()
 	var errs []error
+	c.stopTimers()
 	if c.sup != nil {
 		if err := c.sup.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop actors: %w", err))
 		}
 	}
+	c.bg.Wait() // the Adds of run-time actors end with their supervisors
 	c.mu.Lock()
 	pools := make([]*modulePool, 0, len(c.pools))
 	for _, p := range c.pools {
@@ -145,46 +155,109 @@ func (c *Core) StartActor(ctx context.Context, name string) error {
 	return nil
 }
 
-// DestroyActor stops an actor at once, with the actors that require it,
-// and removes it from supervision (its module process tree is killed when
-// it has one of its own). Its stored mailbox and state are kept.
+// StatusUnconfigured is the ActorStatus.Status of an actor the registry
+// holds but the core does not run: a configured actor that left the
+// config (or one made at run time whose behaviour left it). Its registry
+// entry, mailbox, state and timers stay, and messages sent to it queue;
+// it runs again once the config lists it (or its behaviour) again, and
+// DestroyActor removes it for good.
+const StatusUnconfigured = "unconfigured"
+
+// unconfigured says whether the core keeps r without running it.
+func (c *Core) unconfigured(r mailbox.Actor) bool {
+	if _, known := c.cfg.Behaviours[r.Behaviour]; !known {
+		return true
+	}
+	_, configured := c.configured[r.Name]
+	return r.Origin == mailbox.OriginConfig && !configured
+}
+
+// DestroyActor removes an actor for good: it stops at once (its batch in
+// flight is abandoned), leaves supervision, and the store deletes its
+// registry entry, mailbox, state, replies, idempotency window, dead
+// letters and the timers it set; the Calls waiting on it fail with
+// ErrDestroyed. Afterwards the name is unknown: a send to it is refused,
+// except that a virtual name is created anew, empty, by its next message,
+// and a configured actor still in the config is registered again, empty,
+// at the next start of the core. An actor that other actors (configured,
+// not destroyed) require is refused, naming them: destroy them first, as
+// destroying one actor's data is never a side effect of destroying
+// another's. StopActor stops an actor and keeps its data.
 func (c *Core) DestroyActor(ctx context.Context, name string) error {
-	victims := append(c.dependents(name), name)
-	for _, v := range victims {
+	if deps := c.dependents(name); len(deps) > 0 {
+		return fmt.Errorf("destroy actor %q: actors %s require it (requires in the config): destroy them first, or drop the requirement", name, strings.Join(deps, ", "))
+	}
+	if _, err := c.store.Actor(ctx, name); err != nil {
+		return fmt.Errorf("destroy actor %q: %w", name, err)
+	}
+	c.mu.Lock()
+	spec, supervised := c.specs[name]
+	delete(c.specs, name) // a behaviour supervisor rebuilt from now on leaves it out
+	sub := c.subs[spec.Behaviour]
+	a := c.actors[name]
+	c.mu.Unlock()
+	if a != nil {
 		stopCtx, cancel := context.WithTimeout(ctx, 0) // at once: no grace
-		c.mu.RLock()
-		a := c.actors[v]
-		c.mu.RUnlock()
-		if a != nil {
-			_ = a.Stop(stopCtx)
-		}
+		_ = a.Stop(stopCtx)
 		cancel()
-		sub, err := c.sub(v)
-		if err != nil {
-			return fmt.Errorf("destroy actor %q: %w", v, err)
-		}
+	}
+	if supervised && sub != nil {
 		// Delete takes only a stopped child: Terminate keeps the supervisor
 		// from restarting the actor that Stop just ended.
-		if err := sub.Terminate(ctx, v); err != nil {
-			return fmt.Errorf("destroy actor %q: %w", v, err)
+		err := sub.Terminate(ctx, name)
+		if err == nil {
+			err = sub.Delete(ctx, name)
 		}
-		if err := sub.Delete(ctx, v); err != nil {
-			return fmt.Errorf("destroy actor %q: %w", v, err)
+		if err != nil && !errors.Is(err, supervisor.ErrUnknownChild) && !errors.Is(err, supervisor.ErrStopped) {
+			c.restoreSpec(spec)
+			return fmt.Errorf("destroy actor %q: %w", name, err)
 		}
-		_ = c.store.SetStatus(ctx, v, "destroyed")
 	}
+	if err := c.store.Remove(ctx, name); err != nil {
+		if supervised {
+			c.restoreSpec(spec)
+		}
+		return fmt.Errorf("destroy actor %q: %w", name, err)
+	}
+	c.waiters.failActor(name, fmt.Errorf("actor %q: %w", name, ErrDestroyed))
+	c.log.Info("actor destroyed", "actor", name, "behaviour", spec.Behaviour)
 	return nil
 }
 
-// dependents lists the actors that require name, directly or not.
+// restoreSpec supervises again an actor whose destruction failed.
+func (c *Core) restoreSpec(spec ActorConfig) {
+	c.mu.Lock()
+	c.specs[spec.Name] = spec
+	sub := c.subs[spec.Behaviour]
+	if sub != nil && !c.closed {
+		c.bg.Add(1)
+	} else {
+		sub = nil
+	}
+	c.mu.Unlock()
+	if sub != nil {
+		go func() {
+			defer c.bg.Done()
+			c.addChild(sub, spec)
+		}()
+	}
+}
+
+// dependents lists the supervised actors that require name, directly or
+// not.
 func (c *Core) dependents(name string) []string {
 	var out []string
 	seen := map[string]bool{name: true}
 	queue := []string{name}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
 		for _, a := range c.cfg.Actors {
+			if _, live := c.specs[a.Name]; !live {
+				continue
+			}
 			for _, r := range a.Requires {
 				if r == n && !seen[a.Name] {
 					seen[a.Name] = true
@@ -202,22 +275,28 @@ type ActorStatus struct {
 	Name, Behaviour string
 	Module          string // code version of the committed state (before the first commit: of the actor's module)
 	Schema          uint32
-	Status          string // supervisor state: starting, running, backoff, stopped, failed
-	Depth           uint64
-	InFlight        int64
-	Processed       uint64
-	Failed          uint64
-	Restarts        int
-	ModuleRestarts  int
-	DeadLetters     uint64
-	LastExit        string
-	Pid             int
-	Uptime          time.Duration
-	LastError       string
+	// Status is the supervisor state (starting, running, backoff,
+	// stopped, failed), or "unconfigured" for an actor the registry holds
+	// but the core does not run: a configured actor that left the config,
+	// or one made at run time whose behaviour left it.
+	Status         string
+	Depth          uint64
+	InFlight       int64
+	Processed      uint64
+	Failed         uint64
+	Restarts       int
+	ModuleRestarts int
+	DeadLetters    uint64
+	LastExit       string
+	Pid            int
+	Uptime         time.Duration
+	LastError      string
 }
 
-// Status reports every configured actor. It never waits on an actor or a
-// module, so it answers while starts and upgrades are in progress (G5).
+// Status reports every actor of the registry: configured, spawned and
+// virtual ones, and those the core keeps without running them
+// ("unconfigured"). It never waits on an actor or a module, so it answers
+// while starts and upgrades are in progress (G5).
 func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 	records, err := c.store.Actors(ctx)
 	if err != nil {
@@ -227,6 +306,9 @@ func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 	out := make([]ActorStatus, 0, len(records))
 	for _, r := range records {
 		st := ActorStatus{Name: r.Name, Behaviour: r.Behaviour, Module: r.Module, Schema: r.Schema, Status: r.Status}
+		if c.unconfigured(r) {
+			st.Status = StatusUnconfigured
+		}
 		if s, err := c.store.Stats(r.Name); err == nil {
 			st.Depth, st.DeadLetters = s.Depth, s.DeadLetters
 		}

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 		runCoreChild()
 		return
 	}
-	testbin.Main(m, "graft-core-plugins-", &pluginDir, testbin.Pkgs("./testdata/recorder", "./testdata/hangstart", "./testdata/counter")...)
+	testbin.Main(m, "graft-core-plugins-", &pluginDir, testbin.Pkgs("./testdata/recorder", "./testdata/hangstart", "./testdata/counter", "./testdata/effects")...)
 }
 
 func bin(name string) string { return filepath.Join(pluginDir, name) }
@@ -36,9 +36,10 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // storeOpener opens a pebble store in dir.
-func storeOpener(dir string, d mailbox.Durability) func(func(string, uint64)) (mailbox.Store, error) {
-	return func(notify func(string, uint64)) (mailbox.Store, error) {
-		return pebblestore.Open(dir, mailbox.Options{Durability: d, Notify: notify})
+func storeOpener(dir string, d mailbox.Durability) func(mailbox.Options) (mailbox.Store, error) {
+	return func(opts mailbox.Options) (mailbox.Store, error) {
+		opts.Durability = d
+		return pebblestore.Open(dir, opts)
 	}
 }
 

@@ -49,8 +49,9 @@ func TestLimitsAndTransportAgree(t *testing.T) {
 	dir := t.TempDir()
 	cfg := recorderConfig(t, dir, "a")
 	cfg.MaxMessageSize = 6 << 20
-	cfg.OpenStore = func(notify func(string, uint64)) (mailbox.Store, error) {
-		return pebblestore.Open(dir, mailbox.Options{Durability: mailbox.DurabilitySync, Notify: notify, MaxMessageSize: 6 << 20})
+	cfg.OpenStore = func(opts mailbox.Options) (mailbox.Store, error) {
+		opts.Durability, opts.MaxMessageSize = mailbox.DurabilitySync, 6<<20
+		return pebblestore.Open(dir, opts)
 	}
 	c := startCore(t, cfg)
 	ctx := ctxFor(t, 60*time.Second)

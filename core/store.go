@@ -41,6 +41,10 @@ func (r readOnlyStore) ListHistory(ctx context.Context) ([]mailbox.UpgradeRecord
 	return r.s.ListHistory(ctx)
 }
 
+func (r readOnlyStore) PendingTimers(ctx context.Context, owner string) ([]mailbox.Timer, error) {
+	return r.s.PendingTimers(ctx, owner)
+}
+
 // RequeueDeadLetter moves actor's dead letter seq back into its mailbox as
 // a new message (new sequence number, same id, sender and payload, attempts
 // reset; see mailbox.Queues.Requeue) and returns its receipt. The store's

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // A behaviour whose plugin cannot start exhausts its own supervisor's
@@ -47,9 +48,9 @@ func TestRequirementCycleIsRefused(t *testing.T) {
 	cfg.Actors[2].Requires = []string{"a"}
 	opened := false
 	open := cfg.OpenStore
-	cfg.OpenStore = func(n func(string, uint64)) (m mailboxStore, err error) {
+	cfg.OpenStore = func(opts mailbox.Options) (m mailboxStore, err error) {
 		opened = true
-		return open(n)
+		return open(opts)
 	}
 	_, err := core.New(cfg)
 	require.Error(t, err)

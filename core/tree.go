@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/graft-host/graft/core/supervisor"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // The supervision tree (G5, G7):
@@ -30,20 +31,29 @@ const (
 	rootBackoffMax = 30 * time.Second
 )
 
-// buildTree creates the root supervisor with one child per behaviour that
-// has actors, in the order behaviours first appear among the actors.
+// buildTree creates the root supervisor with one child per configured
+// behaviour (those without configured actors too: actors made at run time
+// join them), in the order behaviours first appear among the actors, then
+// by name.
 func (c *Core) buildTree() (*supervisor.Supervisor, error) {
 	var order []string
-	byBehaviour := map[string][]ActorConfig{}
+	seen := map[string]bool{}
 	for _, a := range c.cfg.Actors {
-		if _, ok := byBehaviour[a.Behaviour]; !ok {
+		if !seen[a.Behaviour] {
+			seen[a.Behaviour] = true
 			order = append(order, a.Behaviour)
 		}
-		byBehaviour[a.Behaviour] = append(byBehaviour[a.Behaviour], a)
 	}
+	var rest []string
+	for b := range c.cfg.Behaviours {
+		if !seen[b] {
+			rest = append(rest, b)
+		}
+	}
+	slices.Sort(rest)
 	var specs []supervisor.ChildSpec
-	for _, b := range order {
-		specs = append(specs, c.behaviourSpec(b, byBehaviour[b]))
+	for _, b := range append(order, rest...) {
+		specs = append(specs, c.behaviourSpec(b))
 	}
 	return supervisor.New(supervisor.Spec{
 		Strategy: supervisor.OneForOne, MaxRestarts: 1 << 30, Period: time.Second,
@@ -53,15 +63,23 @@ func (c *Core) buildTree() (*supervisor.Supervisor, error) {
 
 // behaviourSpec is the root's child for one behaviour: a supervisor of its
 // actors, started without waiting for them (their starts are asynchronous).
-func (c *Core) behaviourSpec(behaviour string, actors []ActorConfig) supervisor.ChildSpec {
+// Each start (the first, and every restart by the root) takes the actors
+// from the current set (c.specs), so a restarted behaviour keeps the
+// actors made at run time and leaves out the destroyed ones.
+func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 	return supervisor.ChildSpec{
 		ID:          "behaviour/" + behaviour,
 		StopTimeout: c.stopTimeout(behaviour) + time.Second,
 		Start: func(ctx context.Context) (supervisor.Child, error) {
 			sc := c.cfg.Supervision
-			var specs []supervisor.ChildSpec
+			c.mu.RLock()
+			actors := c.behaviourActors(behaviour)
+			c.mu.RUnlock()
+			specs := make([]supervisor.ChildSpec, 0, len(actors))
+			have := make(map[string]bool, len(actors))
 			for _, a := range actors {
 				specs = append(specs, c.childSpec(a))
+				have[a.Name] = true
 			}
 			sub, err := supervisor.New(supervisor.Spec{
 				Strategy: sc.Strategy, MaxRestarts: sc.MaxRestarts, Period: sc.Period,
@@ -70,9 +88,6 @@ func (c *Core) behaviourSpec(behaviour string, actors []ActorConfig) supervisor.
 			if err != nil {
 				return nil, fmt.Errorf("supervise behaviour %q: %w", behaviour, err)
 			}
-			c.mu.Lock()
-			c.subs[behaviour] = sub
-			c.mu.Unlock()
 			nowait, cancel := context.WithCancel(ctx)
 			cancel() // the actors start asynchronously; do not wait for them here
 			if err := sub.Start(nowait); err != nil {
@@ -82,8 +97,33 @@ func (c *Core) behaviourSpec(behaviour string, actors []ActorConfig) supervisor.
 				default:
 				}
 			}
+			c.installSub(behaviour, sub, have)
 			return sub, nil
 		},
+	}
+}
+
+// installSub makes sub the running supervisor of behaviour and adds the
+// actors created since its children were listed (created saw the old
+// supervisor, or none, and left them to this rebuild).
+func (c *Core) installSub(behaviour string, sub *supervisor.Supervisor, have map[string]bool) {
+	c.mu.Lock()
+	c.subs[behaviour] = sub
+	var missing []ActorConfig
+	if !c.closed {
+		for _, a := range c.behaviourActors(behaviour) {
+			if !have[a.Name] {
+				missing = append(missing, a)
+			}
+		}
+		c.bg.Add(len(missing))
+	}
+	c.mu.Unlock()
+	for _, a := range missing {
+		go func() {
+			defer c.bg.Done()
+			c.addChild(sub, a)
+		}()
 	}
 }
 
@@ -92,7 +132,7 @@ func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
 	start := c.startTimeout(a.Behaviour)
 	var local []string
 	for _, r := range a.Requires {
-		if c.specs[r].Behaviour == a.Behaviour {
+		if c.configured[r].Behaviour == a.Behaviour {
 			local = append(local, r)
 		}
 	}
@@ -115,7 +155,7 @@ func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
 func (c *Core) waitRequired(ctx context.Context, a ActorConfig) error {
 	var remote []string
 	for _, r := range a.Requires {
-		if c.specs[r].Behaviour != a.Behaviour {
+		if c.configured[r].Behaviour != a.Behaviour {
 			remote = append(remote, r)
 		}
 	}
@@ -141,12 +181,12 @@ func (c *Core) waitRequired(ctx context.Context, a ActorConfig) error {
 
 // sub returns the supervisor of an actor's behaviour.
 func (c *Core) sub(actor string) (*supervisor.Supervisor, error) {
-	spec, ok := c.specs[actor]
-	if !ok {
-		return nil, fmt.Errorf("actor %q is not configured", actor)
-	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	spec, ok := c.specs[actor]
+	if !ok {
+		return nil, fmt.Errorf("actor %q is not supervised (not configured, destroyed, or never created): %w", actor, mailbox.ErrUnknownActor)
+	}
 	s := c.subs[spec.Behaviour]
 	if s == nil {
 		return nil, fmt.Errorf("behaviour %q of actor %q is not running (restarting after failures?)", spec.Behaviour, actor)
@@ -169,4 +209,49 @@ func (c *Core) childStatuses() map[string]supervisor.ChildStatus {
 		}
 	}
 	return out
+}
+
+// RequirementCycle returns one cycle in the actors' requirements, as the
+// path that closes it (a, b, a), or nil. The config loader uses it too, so
+// a cycle is reported the same way before anything starts.
+func RequirementCycle(actors []ActorConfig) []string {
+	requires := map[string][]string{}
+	for _, a := range actors {
+		if _, dup := requires[a.Name]; !dup {
+			requires[a.Name] = a.Requires
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, r := range requires[n] {
+			if cycle := visit(r); cycle != nil {
+				return cycle
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, a := range actors {
+		if cycle := visit(a.Name); cycle != nil {
+			return cycle
+		}
+	}
+	return nil
 }

@@ -107,13 +107,17 @@ func (c *Core) dropPool(p *modulePool) {
 	}
 }
 
-// ActorsOf lists the configured actors of behaviour, in config order.
+// ActorsOf lists the actors of behaviour the core supervises: the
+// configured ones in config order, then those made at run time (spawned,
+// virtual) by name, so that an upgrade moves them too.
 func (h *UpgradeHooks) ActorsOf(behaviour string) []string {
-	var out []string
-	for _, a := range h.c.cfg.Actors {
-		if a.Behaviour == behaviour {
-			out = append(out, a.Name)
-		}
+	c := h.c
+	c.mu.RLock()
+	actors := c.behaviourActors(behaviour)
+	c.mu.RUnlock()
+	out := make([]string, 0, len(actors))
+	for _, a := range actors {
+		out = append(out, a.Name)
 	}
 	return out
 }

@@ -1,6 +1,9 @@
 package core
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // callResult is what a waiting Call learns when its message is committed.
 type callResult struct {
@@ -68,4 +71,26 @@ func (w *waiters) any() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.m) > 0
+}
+
+// failActor hands err to every waiter of actor (it was destroyed: no
+// reply will ever come), without blocking.
+func (w *waiters) failActor(actor string, err error) {
+	prefix := waiterKey(actor, "")
+	w.mu.Lock()
+	var lists [][]chan callResult
+	for k, list := range w.m {
+		if strings.HasPrefix(k, prefix) {
+			lists = append(lists, list)
+		}
+	}
+	w.mu.Unlock()
+	for _, list := range lists {
+		for _, ch := range list {
+			select {
+			case ch <- callResult{err: err}:
+			default:
+			}
+		}
+	}
 }

@@ -71,8 +71,8 @@ type system struct {
 
 func kvConfig(t testing.TB, dir string, actors int) (core.Config, []string) {
 	cfg := core.Config{
-		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-			return pebblestore.Open(filepath.Join(dir, "store"), mailbox.Options{Notify: notify})
+		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+			return pebblestore.Open(filepath.Join(dir, "store"), opts)
 		},
 		Behaviours: map[string]core.BehaviourConfig{"kv": {Binary: filepath.Join(dir, "kv"), HandleTimeout: 5 * time.Second}},
 		Logger:     testLogger(t),

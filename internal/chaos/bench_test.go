@@ -117,8 +117,9 @@ func BenchmarkRecovery1M(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		cfg := core.Config{
-			OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-				return pebblestore.Open(dir, mailbox.Options{Durability: mailbox.DurabilityRelaxed, Notify: notify})
+			OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+				opts.Durability = mailbox.DurabilityRelaxed
+				return pebblestore.Open(dir, opts)
 			},
 			Behaviours: map[string]core.BehaviourConfig{"ckv": {Binary: filepath.Join(benchPlugins, "ckv1")}},
 			SocketDir:  os.TempDir(),
@@ -167,8 +168,8 @@ func BenchmarkRecovery1M(b *testing.B) {
 func BenchmarkPingPong(b *testing.B) {
 	dir := b.TempDir()
 	cfg := core.Config{
-		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-			return pebblestore.Open(dir, mailbox.Options{Notify: notify})
+		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+			return pebblestore.Open(dir, opts)
 		},
 		Behaviours: map[string]core.BehaviourConfig{"pingpong": {Binary: filepath.Join(benchPlugins, "pingpong")}},
 		Actors:     []core.ActorConfig{{Name: "ping", Behaviour: "pingpong"}, {Name: "pong", Behaviour: "pingpong"}},

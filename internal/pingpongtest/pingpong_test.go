@@ -186,8 +186,9 @@ func start(t *testing.T) *example {
 	store := filepath.Join(t.TempDir(), "data")
 	logger := testLogger(t)
 	cfg := core.Config{
-		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-			return pebblestore.Open(store, mailbox.Options{Durability: mailbox.DurabilitySync, Notify: notify})
+		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+			opts.Durability = mailbox.DurabilitySync
+			return pebblestore.Open(store, opts)
 		},
 		Behaviours: map[string]core.BehaviourConfig{
 			"ping": {Binary: filepath.Join(ex.bin, "ping")},
