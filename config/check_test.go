@@ -31,7 +31,7 @@ func TestConfigBuiltInGoIsHeldToTheFilesRules(t *testing.T) {
 	assert.Equal(t, fromFile.Store.Durability, cfg.Store.Durability)
 	assert.Equal(t, config.Control{Dir: filepath.Join(dir, "run"), Socket: filepath.Join(dir, "run", "graft.sock"),
 		PluginSockets: filepath.Join(dir, "run", "p")}, cfg.Control)
-	assert.Equal(t, filepath.Join(dir, "data", "modules"), cfg.ModulesDir())
+	assert.Equal(t, filepath.Join(dir, "data", "modules"), cfg.BinaryCacheDir())
 	cfg.Behaviours["counter"] = core.BehaviourConfig{Binary: bin}
 	cfg.Actors = []core.ActorConfig{{Name: "hits", Behaviour: "counter"}}
 	require.NoError(t, cfg.Check())

@@ -153,7 +153,7 @@ func Load(path string) (*Config, error) { return LoadFor(path, nil) }
 // LoadFor is Load for a core that keeps its own copies of the binaries: a
 // behaviour whose binary does not exist is not a problem when
 // cached(cfg, behaviour) says the core already holds the version its
-// actors run (`graft run` then starts it from its module cache).
+// actors run (`graft run` then starts it from its binary cache).
 func LoadFor(path string, cached func(cfg *Config, behaviour string) bool) (*Config, error) {
 	cfg, problems, err := parse(path)
 	if err != nil {
@@ -289,10 +289,10 @@ func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
 	}
 }
 
-// ModulesDir is where the core keeps its module cache and upgrade
+// BinaryCacheDir is where the core keeps its binary cache and upgrade
 // journal: next to the store, so that the bytes the store's actors ran
 // travel with it.
-func (c *Config) ModulesDir() string { return filepath.Join(c.Store.Path, "modules") }
+func (c *Config) BinaryCacheDir() string { return filepath.Join(c.Store.Path, "modules") }
 
 // defaults is the config before the file is applied.
 func defaults() *Config {

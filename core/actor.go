@@ -313,7 +313,7 @@ func (a *actor) firstFailure(msgs []mailbox.Message, res *dynamic.BatchResult) (
 // crashed, hung, or broke the protocol. The pool starts a new generation;
 // the batch is retried in halves until the message that kills the module is
 // alone, and that one is dead-lettered after MaxAttempts.
-func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic.Module, msgs []mailbox.Message, err error) (bool, error) {
+func (a *actor) moduleFailed(ctx context.Context, pool *modulePool, mod *dynamic.Instance, msgs []mailbox.Message, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -431,7 +431,7 @@ type Paused struct {
 	// Epoch is the actor's ownership epoch, for commits made while paused.
 	Epoch uint64
 	// Module is the module serving the actor (nil if none is running).
-	Module *dynamic.Module
+	Module *dynamic.Instance
 	// Since is when the actor stopped taking batches.
 	Since time.Time
 }
@@ -474,7 +474,7 @@ func (a *actor) pause(ctx context.Context) (*Paused, error) {
 // Resume lets the actor take batches again, on the module `to` (nil keeps
 // its module) and from state `st` (nil keeps its state); the caller has
 // committed st with the pause's epoch.
-func (p *Paused) Resume(to *ModuleHandle, st *mailbox.State) {
+func (p *Paused) Resume(to *LoadedModule, st *mailbox.State) {
 	a := p.a
 	a.mu.Lock()
 	if to != nil && to.pool != a.pool {

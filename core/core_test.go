@@ -255,13 +255,13 @@ func TestSwapPoint(t *testing.T) {
 	require.NoError(t, err)
 	defer next.Close(ctx)
 	failed := errors.New("migration refused")
-	_, err = up.Swap(ctx, "a", next, func(context.Context, mailbox.State, *dynamic.Module) (mailbox.State, error) {
+	_, err = up.Swap(ctx, "a", next, func(context.Context, mailbox.State, *dynamic.Instance) (mailbox.State, error) {
 		return mailbox.State{}, failed
 	})
 	require.ErrorIs(t, err, failed)
 	assert.Equal(t, []string{"before", "while-paused"}, applied(t, c, "a"), "a failed swap leaves the state untouched")
 
-	pause, err := up.Swap(ctx, "a", next, func(_ context.Context, st mailbox.State, m *dynamic.Module) (mailbox.State, error) {
+	pause, err := up.Swap(ctx, "a", next, func(_ context.Context, st mailbox.State, m *dynamic.Instance) (mailbox.State, error) {
 		st.Data = []byte(`{"applied":["migrated"]}`)
 		st.Module = "swapped"
 		return st, nil

@@ -98,7 +98,7 @@
 //
 // These hooks (LoadModule, UnloadModule, ActorsOf, State, Pause,
 // CommitStates, AppendHistory, Swap) are methods of UpgradeHooks, which
-// Core.Upgrades returns, not of Core; the types ModuleHandle and Paused go
+// Core.Upgrades returns, not of Core; the types LoadedModule and Paused go
 // with them. Core's own methods (Start, Send, Call, Spawn, SendAfter,
 // Status, StopActor, DestroyActor, ReplaceState, Shutdown...) each keep the runtime's invariants by
 // themselves and are safe for any caller; the hooks break them unless used

@@ -24,7 +24,7 @@ type modulePool struct {
 
 	mu       sync.Mutex
 	cfg      dynamic.Config
-	cur      *dynamic.Module
+	cur      *dynamic.Instance
 	starting chan struct{} // closed when the start in progress ends
 	startErr error         // error of the last start, while backing off
 	failures int           // consecutive failed generations
@@ -51,7 +51,7 @@ var errPoolClosed = errors.New("module pool is closed")
 // get returns a running module, starting one if needed. Concurrent callers
 // share one start. A permanent start failure (a bad binary) is returned at
 // once until the pool's binary changes; a transient one after the backoff.
-func (p *modulePool) get(ctx context.Context) (*dynamic.Module, error) {
+func (p *modulePool) get(ctx context.Context) (*dynamic.Instance, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -133,7 +133,7 @@ func (p *modulePool) get(ctx context.Context) (*dynamic.Module, error) {
 }
 
 // watch notices a generation's end so status shows it at once.
-func (p *modulePool) watch(m *dynamic.Module) {
+func (p *modulePool) watch(m *dynamic.Instance) {
 	<-m.Exited()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -145,7 +145,7 @@ func (p *modulePool) watch(m *dynamic.Module) {
 
 // noteExit records how a generation ended and counts an abnormal end as a
 // failure for the backoff. Callers hold p.mu.
-func (p *modulePool) noteExit(m *dynamic.Module) {
+func (p *modulePool) noteExit(m *dynamic.Instance) {
 	err := m.Err()
 	if ex, ok := m.ExitStatus(); ok {
 		p.lastExit = fmt.Sprintf("pid %d: %v", m.Pid(), ex)
@@ -166,7 +166,7 @@ func (p *modulePool) healthy() {
 
 // kill stops the running generation (e.g. after it hung) so the next get
 // starts a fresh one.
-func (p *modulePool) kill(m *dynamic.Module, timeout time.Duration) {
+func (p *modulePool) kill(m *dynamic.Instance, timeout time.Duration) {
 	stopModule(m, timeout)
 }
 
@@ -194,7 +194,7 @@ func (p *modulePool) config() dynamic.Config {
 }
 
 // current returns the running generation, or nil.
-func (p *modulePool) current() *dynamic.Module {
+func (p *modulePool) current() *dynamic.Instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur != nil && p.cur.Err() == nil {
@@ -239,7 +239,7 @@ func (a *actor) moduleVersion() string {
 	return module
 }
 
-func stopModule(m *dynamic.Module, timeout time.Duration) {
+func stopModule(m *dynamic.Instance, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_ = m.Stop(ctx)

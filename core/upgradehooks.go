@@ -34,24 +34,24 @@ type UpgradeHooks struct{ c *Core }
 // UpgradeHooks doc before using them anywhere else.
 func (c *Core) Upgrades() *UpgradeHooks { return &UpgradeHooks{c: c} }
 
-// ModuleHandle is a module version that actors can be moved onto: the
+// LoadedModule is a module version that actors can be moved onto: the
 // upgrade machinery loads the new version with UpgradeHooks.LoadModule,
 // then Pauses each actor and Resumes it on the handle.
-type ModuleHandle struct {
+type LoadedModule struct {
 	pool *modulePool
 }
 
 // Module returns the handle's running module, starting it if needed.
-func (h *ModuleHandle) Module(ctx context.Context) (*dynamic.Module, error) { return h.pool.get(ctx) }
+func (h *LoadedModule) Module(ctx context.Context) (*dynamic.Instance, error) { return h.pool.get(ctx) }
 
 // Close stops the handle's module; actors still on it get errors.
-func (h *ModuleHandle) Close(ctx context.Context) error { return h.pool.close(ctx) }
+func (h *LoadedModule) Close(ctx context.Context) error { return h.pool.close(ctx) }
 
 // LoadModule starts behaviour's plugin from binary (handshake and
 // behaviour name checked) beside the running version, without moving any
 // actor onto it. Loading a binary already loaded returns the same shared
 // module.
-func (h *UpgradeHooks) LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*ModuleHandle, error) {
+func (h *UpgradeHooks) LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*LoadedModule, error) {
 	c := h.c
 	if _, ok := c.cfg.Behaviours[behaviour]; !ok {
 		return nil, fmt.Errorf("load module: unknown behaviour %q", behaviour)
@@ -68,7 +68,7 @@ func (h *UpgradeHooks) LoadModule(ctx context.Context, behaviour, binary, sha256
 		}
 		return nil, fmt.Errorf("load %s module from %s: %w", behaviour, binary, err)
 	}
-	return &ModuleHandle{pool: pool}, nil
+	return &LoadedModule{pool: pool}, nil
 }
 
 // UnloadModule stops the shared module running binary for behaviour once no
@@ -167,7 +167,7 @@ func (h *UpgradeHooks) AppendHistory(ctx context.Context, rec mailbox.UpgradeRec
 // actor's epoch, and resume it on `to`. If fn or the commit fails the actor
 // resumes on its old module with its state untouched. It returns how long
 // the actor was paused. It is the whole protocol for one actor, in order.
-func (h *UpgradeHooks) Swap(ctx context.Context, name string, to *ModuleHandle, fn func(ctx context.Context, st mailbox.State, next *dynamic.Module) (mailbox.State, error)) (time.Duration, error) {
+func (h *UpgradeHooks) Swap(ctx context.Context, name string, to *LoadedModule, fn func(ctx context.Context, st mailbox.State, next *dynamic.Instance) (mailbox.State, error)) (time.Duration, error) {
 	p, err := h.Pause(ctx, name)
 	if err != nil {
 		return 0, err

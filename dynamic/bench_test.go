@@ -28,7 +28,7 @@ const (
 
 var payload64 = []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")[:benchPayload]
 
-func benchModule(b *testing.B) *dynamic.Module {
+func benchModule(b *testing.B) *dynamic.Instance {
 	cfg := config(b, "echo")
 	cfg.Logger = discard()
 	return start(b, cfg)

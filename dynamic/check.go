@@ -24,7 +24,7 @@ import (
 //   - the state differs from the batch's only if some message changed it.
 //
 // Anything else is ErrBadResponse: the batch has no effect.
-func (m *Module) checkResponse(b Batch, resp *graftv1.HandleResponse) error {
+func (m *Instance) checkResponse(b Batch, resp *graftv1.HandleResponse) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("graft: plugin %s %s (%s): batch for actor %q: %s: %w",
 			m.info.Behaviour, m.info.CodeVersion, m.cfg.Path, b.Actor, fmt.Sprintf(format, args...), ErrBadResponse)

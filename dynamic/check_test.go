@@ -18,7 +18,7 @@ import (
 // refused with ErrBadResponse (a lone batch error with ErrBatchFailed), and
 // consistent ones are accepted.
 func TestInconsistentAnswersAreRefused(t *testing.T) {
-	m := &Module{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p", Limits: Limits{MaxMessageSize: 10}}}
+	m := &Instance{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p", Limits: Limits{MaxMessageSize: 10}}}
 	st := func(schema uint32, data string) *graftv1.State {
 		return &graftv1.State{Schema: schema, Data: []byte(data)}
 	}
@@ -106,7 +106,7 @@ func at(id, to string, unixNanos int64) *graftv1.TimerSet {
 // and spawns reach the Result as the plugin sent them, a relative timer
 // with its delay and an absolute one with its time, and Due reads either.
 func TestResultCarriesTimersAndSpawns(t *testing.T) {
-	m := &Module{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p"}}
+	m := &Instance{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p"}}
 	resp := ok(&graftv1.MessageResult{
 		Timers:       []*graftv1.TimerSet{after("t1", "a", 3*time.Second), at("t2", "b", 1_900_000_000_000_000_000), after("t3", "a", -time.Second)},
 		CancelTimers: []string{"t0"},

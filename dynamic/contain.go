@@ -77,7 +77,7 @@ func PrepareHost(ctx context.Context, log *slog.Logger) (string, error) {
 // tree makes the container of one module's process tree, and returns the
 // environment the plugin needs to know it. A module asking for limits on a
 // machine that cannot apply them runs without them, with a warning.
-func (m *Module) tree() (proc.Tree, []string) {
+func (m *Instance) tree() (proc.Tree, []string) {
 	r := m.cfg.Resources
 	want := r.Memory > 0 || r.Pids > 0 || r.CPUWeight > 0
 	if m.cfg.Containment == ContainAuto {
@@ -107,7 +107,7 @@ func (m *Module) tree() (proc.Tree, []string) {
 // sweep removes what hosts killed with kill -9 left in the hierarchy (their
 // plugins killed themselves; their empty groups remain), so that a machine
 // whose cores are killed over and over does not collect cgroups.
-func (m *Module) sweep(h *cgroup.Hierarchy) {
+func (m *Instance) sweep(h *cgroup.Hierarchy) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	removed, err := h.Sweep(ctx)

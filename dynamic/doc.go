@@ -4,15 +4,20 @@
 // SDK in github.com/graft-host/graft/dynamic/sdk (a module of its own); the
 // protocol is its proto/graftv1 package.
 //
-// A Module is one generation of one plugin: one process, one go-plugin
-// client, one Handle stream. It never restarts itself; the core's supervisor
-// starts a new Module (a restart always works because nothing is reused).
+// An Instance is one running generation of one module (a behaviour at one
+// code version, in the design's words): one process, one go-plugin client,
+// one Handle stream. It never restarts itself; the core's supervisor starts
+// a new Instance (a restart always works because nothing is reused). The
+// names keep four things apart: sdk.Module is what a plugin author
+// declares, dynamic.Instance is one process running it, core.LoadedModule
+// is a version the upgrade has started beside the old one, and the binary
+// cache (upgrade) is where the plugin binaries that run are kept by sha256.
 // State lives in the core: every call carries the state and returns the new
 // one, so a module can die at any moment and lose nothing.
 //
 // Message flow between the core and a plugin:
 //
-//	core (actor goroutines)      dynamic.Module (host)            plugin process (sdk)
+//	core (actor goroutines)      dynamic.Instance (host)          plugin process (sdk)
 //	      |                              |                                 |
 //	      |-- Start(ctx, cfg) ---------->| fork+exec in its cgroup (own    |
 //	      |                              |   pgid, Pdeathsig, clean env,   |
@@ -21,7 +26,7 @@
 //	      |                              |  (Host service listening first) |
 //	      |                              |--- Info(host broker id) ------->|
 //	      |                              |<== dial Host service, once =====|
-//	      |<-- *Module (name checked) ---|<-- name, code ver, schemas -----|
+//	      |<-- *Instance (name checked) -|<-- name, code ver, schemas -----|
 //	      |-- Init(actor) -------------->|--- Init ----------------------->|
 //	      |<-- State{schema, bytes} -----|<-- encoded fresh state ---------|
 //	      |-- Handle(batch A) ---------->|=== HandleRequest{id 1} ========>|  one bidi

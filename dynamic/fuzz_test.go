@@ -42,7 +42,7 @@ func FuzzHandleResult(f *testing.F) {
 		if proto.Unmarshal(data, &resp) != nil {
 			return
 		}
-		m := &Module{info: Info{Behaviour: "fuzzed", CodeVersion: "1", SchemaVersion: 2},
+		m := &Instance{info: Info{Behaviour: "fuzzed", CodeVersion: "1", SchemaVersion: 2},
 			cfg: Config{Path: "/plugins/fuzzed", Limits: Limits{MaxMessageSize: fuzzMaxMessage}}}
 		b := Batch{Actor: "a", State: State{Schema: inSchema, Data: inData}}
 		for i := range int(n % 8) {

@@ -11,7 +11,7 @@ import (
 // sender is the only writer of the Handle stream. A dedicated goroutine
 // (rather than a lock around Send) keeps a plugin that stops reading from
 // blocking callers past their timeout.
-func (m *Module) sender() {
+func (m *Instance) sender() {
 	defer m.teardownWG.Done()
 	for {
 		select {
@@ -26,7 +26,7 @@ func (m *Module) sender() {
 }
 
 // receiver dispatches answers to waiting Handle calls by batch id.
-func (m *Module) receiver() {
+func (m *Instance) receiver() {
 	defer m.teardownWG.Done()
 	for {
 		resp, err := m.stream.Recv()
@@ -64,7 +64,7 @@ func (m *Module) receiver() {
 // *HangError after cfg.HandleTimeout (the module is then killed),
 // ErrBadResponse, ErrBatchFailed, or ctx's error (the answer is abandoned;
 // the module keeps running).
-func (m *Module) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
+func (m *Instance) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 	if len(b.Messages) == 0 {
 		return &BatchResult{State: b.State}, nil
 	}
@@ -120,7 +120,7 @@ func (m *Module) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 }
 
 // hang kills a module that did not answer a batch in time.
-func (m *Module) hang(id uint64, actor string) error {
+func (m *Instance) hang(id uint64, actor string) error {
 	m.forget(id)
 	he := &HangError{Behaviour: m.info.Behaviour, Version: m.info.CodeVersion, Pid: m.proc.Pid(),
 		Actor: actor, BatchID: id, After: m.cfg.HandleTimeout}
@@ -133,7 +133,7 @@ func (m *Module) hang(id uint64, actor string) error {
 
 // result checks and converts an answer (see check.go for what a
 // consistent one is).
-func (m *Module) result(b Batch, resp *graftv1.HandleResponse) (*BatchResult, error) {
+func (m *Instance) result(b Batch, resp *graftv1.HandleResponse) (*BatchResult, error) {
 	if err := m.checkResponse(b, resp); err != nil {
 		return nil, err
 	}

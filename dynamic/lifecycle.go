@@ -14,27 +14,27 @@ import (
 )
 
 // Info is what the plugin reported at start.
-func (m *Module) Info() Info { return m.info }
+func (m *Instance) Info() Info { return m.info }
 
 // Pid is the plugin process id (also its process group id).
-func (m *Module) Pid() int { return m.proc.Pid() }
+func (m *Instance) Pid() int { return m.proc.Pid() }
 
 // Exited is closed when the module has ended for any reason (Stop, crash,
 // hang) and is fully cleaned up: process reaped, its group killed, sockets
 // removed. A supervisor selects on it; Err says why.
-func (m *Module) Exited() <-chan struct{} { return m.torndown }
+func (m *Instance) Exited() <-chan struct{} { return m.torndown }
 
 // Err is nil while the module runs; afterwards ErrStopped after Stop, or a
 // *CrashError (matching ErrCrashed) with the exit status and, if graft
 // killed it, the reason.
-func (m *Module) Err() error {
+func (m *Instance) Err() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.deadErr
 }
 
 // ExitStatus is how the process ended; ok is false while it runs.
-func (m *Module) ExitStatus() (ex Exit, ok bool) {
+func (m *Instance) ExitStatus() (ex Exit, ok bool) {
 	select {
 	case <-m.proc.Exited():
 		return m.proc.Exit(), true
@@ -45,7 +45,7 @@ func (m *Module) ExitStatus() (ex Exit, ok bool) {
 
 // markDead records why calls fail from now on (the first reason wins) and
 // fails every pending batch.
-func (m *Module) markDead(err error) {
+func (m *Instance) markDead(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.deadErr != nil {
@@ -56,14 +56,14 @@ func (m *Module) markDead(err error) {
 	m.pending = nil
 }
 
-func (m *Module) forget(id uint64) {
+func (m *Instance) forget(id uint64) {
 	m.mu.Lock()
 	delete(m.pending, id)
 	m.mu.Unlock()
 }
 
 // supervise turns the process's exit into the module's end and cleans up.
-func (m *Module) supervise() {
+func (m *Instance) supervise() {
 	defer close(m.torndown)
 	<-m.proc.Exited()
 	ex := m.proc.Exit()
@@ -98,7 +98,7 @@ func (m *Module) supervise() {
 // It returns by ctx's deadline (cfg.StopTimeout if ctx has none) whatever
 // the plugin does (SIGSTOPped, a grandchild holding its output...). Pending
 // batches fail with ErrStopped. Stopping an ended module returns nil.
-func (m *Module) Stop(ctx context.Context) error {
+func (m *Instance) Stop(ctx context.Context) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(m.cfg.StopTimeout)
@@ -139,7 +139,7 @@ func (m *Module) Stop(ctx context.Context) error {
 }
 
 // callCtx bounds a unary call by the handle timeout when ctx has no deadline.
-func (m *Module) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (m *Instance) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
@@ -148,7 +148,7 @@ func (m *Module) callCtx(ctx context.Context) (context.Context, context.CancelFu
 
 // rpcErr explains a failed unary call: the module's end if it ended,
 // otherwise the plugin's message.
-func (m *Module) rpcErr(op string, err error) error {
+func (m *Instance) rpcErr(op string, err error) error {
 	if de := m.Err(); de != nil {
 		return fmt.Errorf("graft: plugin %s %s: %s: %w", m.info.Behaviour, m.info.CodeVersion, op, de)
 	}
@@ -161,7 +161,7 @@ func (m *Module) rpcErr(op string, err error) error {
 
 // Init asks the plugin for the fresh state of actor, at the plugin's
 // schema version.
-func (m *Module) Init(ctx context.Context, actor string) (State, error) {
+func (m *Instance) Init(ctx context.Context, actor string) (State, error) {
 	ctx, cancel := m.callCtx(ctx)
 	defer cancel()
 	resp, err := m.conn.Behaviour.Init(ctx, &graftv1.InitRequest{Actor: actor})
@@ -174,7 +174,7 @@ func (m *Module) Init(ctx context.Context, actor string) (State, error) {
 // Migrate converts st to schema `to` with the plugin's code (up, or down
 // for rollback). A migration the plugin does not declare fails with
 // ErrNoMigration before any call.
-func (m *Module) Migrate(ctx context.Context, actor string, st State, to uint32) (State, error) {
+func (m *Instance) Migrate(ctx context.Context, actor string, st State, to uint32) (State, error) {
 	if !m.info.CanMigrate(st.Schema, to) {
 		return State{}, fmt.Errorf("graft: plugin %s %s (schema %d) cannot migrate state of %q from schema %d to %d (it migrates up from %v, down to %v): %w",
 			m.info.Behaviour, m.info.CodeVersion, m.info.SchemaVersion, actor, st.Schema, to, m.info.MigratesFrom, m.info.MigratesTo, ErrNoMigration)
@@ -189,7 +189,7 @@ func (m *Module) Migrate(ctx context.Context, actor string, st State, to uint32)
 }
 
 // Health asks the plugin whether it can serve.
-func (m *Module) Health(ctx context.Context) error {
+func (m *Instance) Health(ctx context.Context) error {
 	ctx, cancel := m.callCtx(ctx)
 	defer cancel()
 	resp, err := m.conn.Behaviour.Health(ctx, &graftv1.HealthRequest{})

@@ -93,7 +93,7 @@ func config(t testing.TB, name string) dynamic.Config {
 }
 
 // start starts a plugin and stops it at the end of the test.
-func start(t testing.TB, cfg dynamic.Config) *dynamic.Module {
+func start(t testing.TB, cfg dynamic.Config) *dynamic.Instance {
 	t.Helper()
 	m, err := dynamic.Start(context.Background(), cfg)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package host runs one whole graft core in this process: the store, the
-// module cache and upgrade journal, the actors, the upgrader and its
+// binary cache and upgrade journal, the actors, the upgrader and its
 // watcher, the control API and the metrics endpoint, brought up and torn
 // down in one order. `graft run` is a thin caller of it (flags, logger,
 // config file); a test or a program that embeds the core calls the same
@@ -10,7 +10,7 @@
 //	err = h.Run(ctx) // until ctx ends, SIGINT/SIGTERM, or the supervisor gives up
 //
 // New only checks: the config (every problem at once), and that another
-// user could not have written the config file, the store, the module cache
+// user could not have written the config file, the store, the binary cache
 // or the control folder (guarantee G9). It creates and claims nothing, so
 // a Host that is never run needs no cleanup and a refused config leaves no
 // trace on disk. Run does the rest, in this order:
@@ -19,7 +19,7 @@
 //	Run ─┬ 1 claim the control socket ....... a second core stops here
 //	     ├ 2 contain plugin process trees ... cgroups, or child subreaper
 //	     ├ 3 bind the metrics address ....... (optional) fail before the store opens
-//	     ├ 4 store folder, module cache and journal
+//	     ├ 4 store folder, binary cache and journal
 //	     ├ 5 empty the plugin socket folder . ours alone: we hold the lock
 //	     ├ 6 core: open the store, start actors (waits ≤1s, rest in background)
 //	     ├ 7 upgrader: finish interrupted upgrades, watch binaries

@@ -61,22 +61,22 @@ type Host struct {
 
 // LoadConfig reads and validates the config file at path for a core: as
 // config.LoadFor, where a behaviour whose configured binary was deleted
-// is not a problem when the module cache next to the store holds the
+// is not a problem when the binary cache next to the store holds the
 // version its actors run (the core then starts from the cache).
 func LoadConfig(path string) (*config.Config, error) {
 	return config.LoadFor(path, cachedIn)
 }
 
-// cachedIn says whether the module cache of cfg knows behaviour.
+// cachedIn says whether the binary cache of cfg knows behaviour.
 func cachedIn(cfg *config.Config, behaviour string) bool {
-	return upgrade.Knows(cfg.ModulesDir(), behaviour)
+	return upgrade.Knows(cfg.BinaryCacheDir(), behaviour)
 }
 
 // New checks opts and returns a Host ready to Run. It refuses, with every
 // problem listed, a config with mistakes (*config.Error) and, like ssh's
 // StrictModes, one where anything the core would run or believe could
 // have been written by another user (guarantee G9): the config file, the
-// store folder, the module cache and the control folder, and the folders
+// store folder, the binary cache and the control folder, and the folders
 // on their way. New creates and claims nothing: a second core on the same
 // control socket is refused by Run, before it touches anything.
 func New(opts Options) (*Host, error) {
@@ -105,7 +105,7 @@ func New(opts Options) (*Host, error) {
 	err := errors.Join(
 		fileTrusted(cfg.File),
 		trust.CheckDir(cfg.Store.Path, "store folder (store.path)"),
-		trust.CheckDir(cfg.ModulesDir(), "module cache"),
+		trust.CheckDir(cfg.BinaryCacheDir(), "binary cache"),
 		trust.CheckDir(cfg.Control.Dir, "control folder (control.dir)"),
 	)
 	if err != nil {

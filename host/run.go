@@ -134,13 +134,13 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 	return nil
 }
 
-// startCore opens the module cache and journal, empties the plugin socket
+// startCore opens the binary cache and journal, empties the plugin socket
 // folder and starts the core on the cached binaries (steps 4 to 6).
 func (h *Host) startCore(ctx context.Context, p *parts) error {
 	cfg := h.cfg
 	// The upgrade manager runs modules from its sha256-named cache next to
 	// the store, and picks each actor's version from its committed state.
-	upOpts := upgrade.Options{Dir: cfg.ModulesDir(), Logger: h.log.With("component", "upgrade")}
+	upOpts := upgrade.Options{Dir: cfg.BinaryCacheDir(), Logger: h.log.With("component", "upgrade")}
 	var observer core.Observer
 	if p.metrics != nil {
 		upOpts.OnRecord = p.metrics.Upgraded

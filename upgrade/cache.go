@@ -26,7 +26,7 @@ type Cache struct {
 // every folder on its way must be safe from other users (see
 // internal/trust): whoever can write the cache chooses what the core runs.
 func OpenCache(dir string) (*Cache, error) {
-	if err := trust.EnsureDir(dir, "module cache"); err != nil {
+	if err := trust.EnsureDir(dir, "binary cache"); err != nil {
 		return nil, err
 	}
 	return &Cache{dir: dir}, nil
@@ -68,13 +68,13 @@ func (c *Cache) Add(src string, accept Accept) (path, sha string, err error) {
 	}
 	tmp, err := os.CreateTemp(c.dir, ".incoming-")
 	if err != nil {
-		return "", "", fmt.Errorf("module cache %s: %w", c.dir, err)
+		return "", "", fmt.Errorf("binary cache %s: %w", c.dir, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
 	defer tmp.Close()
 	h := sha256.New()
 	if err := copyTrickled(tmp, io.TeeReader(f, h)); err != nil {
-		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
+		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
 	}
 	sha = hex.EncodeToString(h.Sum(nil))
 	if accept != nil {
@@ -87,16 +87,16 @@ func (c *Cache) Add(src string, accept Accept) (path, sha string, err error) {
 		return path, sha, nil
 	}
 	if err := tmp.Chmod(0o700); err != nil {
-		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
+		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
+		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
+		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", "", fmt.Errorf("copy %s into the module cache: %w", src, err)
+		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
 	}
 	if err := syncDir(c.dir); err != nil {
 		return "", "", err
@@ -110,20 +110,20 @@ func (c *Cache) Add(src string, accept Accept) (path, sha string, err error) {
 // name. A missing entry gives an error matching fs.ErrNotExist.
 func (c *Cache) Verify(sha string) error {
 	if !validSHA(sha) {
-		return fmt.Errorf("module cache: %q is not a sha256 (64 lowercase hex digits)", sha)
+		return fmt.Errorf("binary cache: %q is not a sha256 (64 lowercase hex digits)", sha)
 	}
 	path := c.Path(sha)
-	f, err := trust.OpenOwn(path, "module cache entry")
+	f, err := trust.OpenOwn(path, "binary cache entry")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("read module cache entry %s: %w", path, err)
+		return fmt.Errorf("read binary cache entry %s: %w", path, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
-		return fmt.Errorf("module cache entry %s holds bytes with sha256 %s, not the sha256 its name says: it was changed or damaged after the core wrote it; check how, then remove it (the core copies a version in again when it is given its binary)", path, got)
+		return fmt.Errorf("binary cache entry %s holds bytes with sha256 %s, not the sha256 its name says: it was changed or damaged after the core wrote it; check how, then remove it (the core copies a version in again when it is given its binary)", path, got)
 	}
 	return nil
 }

@@ -81,7 +81,7 @@
 // that user (or root) could have written (the rules are in
 // internal/trust):
 //
-//   - The module cache folder (and every folder on its way) must be owned
+//   - The binary cache folder (and every folder on its way) must be owned
 //     by the core's user and not writable by group or others; New refuses
 //     it otherwise, with the folder and the fix (`chmod go-w`, `chown`).
 //   - The journal and every cached binary are opened without following

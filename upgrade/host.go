@@ -18,7 +18,7 @@ import (
 type Host interface {
 	// LoadModule starts behaviour's module from binary beside the running
 	// one, moving no actor.
-	LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*core.ModuleHandle, error)
+	LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*core.LoadedModule, error)
 	// UnloadModule stops that module once no running actor uses it and
 	// reports whether it did.
 	UnloadModule(ctx context.Context, behaviour, binary string) (bool, error)

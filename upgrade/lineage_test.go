@@ -83,7 +83,7 @@ func TestDeletedSourceStartsFromTheCache(t *testing.T) {
 	require.NoError(t, os.Remove(s.source))
 	log, lines := captureLogs(t)
 	s = boot(t, dir, 1, upgrade.Options{Logger: log})
-	assert.Contains(t, lines.String(), "configured plugin binary does not exist; starting from the version in the module cache")
+	assert.Contains(t, lines.String(), "configured plugin binary does not exist; starting from the version in the binary cache")
 	reply, err := s.core.Call(ctxFor(t, 10*time.Second), "kv0", []byte("x"), core.SendOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "v2:1", string(reply))

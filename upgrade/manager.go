@@ -37,7 +37,7 @@ var (
 
 // Options configure a Manager.
 type Options struct {
-	// Dir holds the module cache and the upgrade journal; put it next to
+	// Dir holds the binary cache and the upgrade journal; put it next to
 	// the store (e.g. STORE/modules).
 	Dir string
 	// GroupSize is how many actors are paused, migrated and committed in
@@ -63,7 +63,7 @@ type Options struct {
 }
 
 // Manager carries out upgrades and rollbacks of behaviours and keeps the
-// module cache and journal. It implements core.ModuleSelector, so a core
+// binary cache and journal. It implements core.ModuleSelector, so a core
 // restarted mid-upgrade runs every actor on a version that can read its
 // committed state.
 type Manager struct {
@@ -85,7 +85,7 @@ type Manager struct {
 
 var _ core.ModuleSelector = (*Manager)(nil)
 
-// New opens the module cache and journal in opts.Dir.
+// New opens the binary cache and journal in opts.Dir.
 func New(opts Options) (*Manager, error) {
 	if opts.GroupSize <= 0 {
 		opts.GroupSize = 64
@@ -144,7 +144,7 @@ func (m *Manager) Prepare(cfg *core.Config) error {
 			st = &behaviourState{Current: v, Live: []Version{v}, SourceSHA: sha}
 			m.j.Behaviours[name] = st
 		} else if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-			m.log.Warn("configured plugin binary does not exist; starting from the version in the module cache (build it again to upgrade)",
+			m.log.Warn("configured plugin binary does not exist; starting from the version in the binary cache (build it again to upgrade)",
 				"behaviour", name, "path", src, "version", st.Current.Name())
 		}
 		if err := m.verifyLive(name, st); err != nil {
@@ -177,7 +177,7 @@ func (m *Manager) verifyLive(name string, st *behaviourState) error {
 		err := m.cache.Verify(v.SHA)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			errs = append(errs, fmt.Errorf("behaviour %q: version %s is missing from the module cache %s: restore the cache or remove the behaviour from %s", name, v.Name(), m.cache.Dir(), m.j.path))
+			errs = append(errs, fmt.Errorf("behaviour %q: version %s is missing from the binary cache %s: restore the cache or remove the behaviour from %s", name, v.Name(), m.cache.Dir(), m.j.path))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("behaviour %q: version %s: %w", name, v.Name(), err))
 		}

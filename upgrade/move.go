@@ -17,7 +17,7 @@ import (
 // A failure before a group's commit resumes that group on its old module
 // with its state untouched and stops. It returns how many actors moved and
 // each one's pause.
-func (m *Manager) move(ctx context.Context, target *core.ModuleHandle, migrator *dynamic.Module, to Version, actors []string) (int, []mailbox.UpgradeStep, error) {
+func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string) (int, []mailbox.UpgradeStep, error) {
 	moved := 0
 	var steps []mailbox.UpgradeStep
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
@@ -36,7 +36,7 @@ func (m *Manager) move(ctx context.Context, target *core.ModuleHandle, migrator 
 // commit the group's states and module versions in one transaction, then
 // resume each on target. Before the commit a failure resumes the group
 // where it was, state untouched. It returns each actor's pause.
-func (m *Manager) moveGroup(ctx context.Context, target *core.ModuleHandle, migrator *dynamic.Module, to Version, group []string) ([]mailbox.UpgradeStep, error) {
+func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string) ([]mailbox.UpgradeStep, error) {
 	paused, err := m.pauseAll(ctx, group)
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused,
 
 // migrateAll computes each paused actor's state at version to. A state
 // never committed (nil) stays so: the target's Init makes it.
-func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Module, to Version, group []string, paused []*core.Paused) ([]*mailbox.State, error) {
+func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to Version, group []string, paused []*core.Paused) ([]*mailbox.State, error) {
 	next := make([]*mailbox.State, len(paused))
 	errs := make([]error, len(paused))
 	var wg sync.WaitGroup
@@ -131,7 +131,7 @@ func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Module, to V
 
 // resumeAll resumes a group, on target with the new states (or, with nil
 // target, where it was).
-func resumeAll(paused []*core.Paused, target *core.ModuleHandle, states []*mailbox.State) {
+func resumeAll(paused []*core.Paused, target *core.LoadedModule, states []*mailbox.State) {
 	for i, p := range paused {
 		var st *mailbox.State
 		if states != nil {

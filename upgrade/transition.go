@@ -23,9 +23,9 @@ type opRun struct {
 	down bool
 	rec  mailbox.UpgradeRecord
 
-	target   *core.ModuleHandle
-	from     *core.ModuleHandle // nil when the old module no longer loads
-	migrator *dynamic.Module    // the module that migrates the state
+	target   *core.LoadedModule
+	from     *core.LoadedModule // nil when the old module no longer loads
+	migrator *dynamic.Instance    // the module that migrates the state
 	actors   []string           // every actor of the behaviour
 	todo     []string           // the actors not yet on op.To
 }

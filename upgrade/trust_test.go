@@ -108,7 +108,7 @@ func TestUntrustedCacheEntryIsRefusedAtStart(t *testing.T) {
 			err := prepareAgain(t, dir)
 			require.Error(t, err)
 			t.Log(err)
-			assert.Contains(t, err.Error(), "module cache entry "+cur.Path)
+			assert.Contains(t, err.Error(), "binary cache entry "+cur.Path)
 			assert.Contains(t, err.Error(), "behaviour \"kv\"")
 			for _, w := range c.wants {
 				assert.Contains(t, err.Error(), strings.ReplaceAll(w, "ENTRY", cur.Path))
@@ -144,7 +144,7 @@ func TestUntrustedJournalIsRefused(t *testing.T) {
 	}
 }
 
-// A module cache (or a folder on its way) another user can write is
+// A binary cache (or a folder on its way) another user can write is
 // refused, naming the folder and the fix.
 func TestUntrustedModuleCacheFolderIsRefused(t *testing.T) {
 	other := testbin.Nobody(t)
@@ -155,12 +155,12 @@ func TestUntrustedModuleCacheFolderIsRefused(t *testing.T) {
 	require.NoError(t, os.Chmod(modules, 0o777))
 	err := prepareAgain(t, dir)
 	require.ErrorIs(t, err, trust.ErrUntrusted)
-	assert.ErrorContains(t, err, "module cache "+modules+" is writable by group and others (mode 0777)")
+	assert.ErrorContains(t, err, "binary cache "+modules+" is writable by group and others (mode 0777)")
 	assert.ErrorContains(t, err, "chmod go-w "+modules)
 
 	require.NoError(t, os.Chmod(modules, 0o700))
 	require.NoError(t, os.Chown(modules, other.UID, other.GID))
-	assert.ErrorContains(t, prepareAgain(t, dir), "module cache "+modules+" is owned by uid "+strconv.Itoa(other.UID))
+	assert.ErrorContains(t, prepareAgain(t, dir), "binary cache "+modules+" is owned by uid "+strconv.Itoa(other.UID))
 
 	require.NoError(t, os.Chown(modules, 0, 0))
 	require.NoError(t, os.Chmod(store, 0o777))

@@ -78,7 +78,7 @@ func mkdirMode(t *testing.T, path string, mode os.FileMode) {
 }
 
 // The attack: data, data/modules and run made 0777 before the
-// first start; another user plants a trojan in the module cache under its
+// first start; another user plants a trojan in the binary cache under its
 // own sha256 and moves in a journal that names it. The core refuses to
 // start, naming each folder and the fix, and once the folders are fixed
 // it still refuses the journal and the binary that user wrote. The trojan
@@ -107,7 +107,7 @@ func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	for _, want := range []string{
 		"store folder (store.path) " + data + " is writable by group and others (mode 0777)", "chmod go-w " + data,
-		"module cache " + modules + " is writable by group and others (mode 0777)", "chmod go-w " + modules,
+		"binary cache " + modules + " is writable by group and others (mode 0777)", "chmod go-w " + modules,
 		"control folder (control.dir) " + run + " is writable by group and others (mode 0777)", "chmod go-w " + run,
 	} {
 		assert.Contains(t, r.stderr, want)
@@ -129,7 +129,7 @@ func TestStoreAnotherUserCanWriteIsRefused(t *testing.T) {
 	r = graftWithin(t, dir, 30*time.Second, "run", "--config", config)
 	t.Log(r.stderr)
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "module cache entry "+trojan+" is owned by uid "+strconv.Itoa(other.UID)+" (nobody)")
+	assert.Contains(t, r.stderr, "binary cache entry "+trojan+" is owned by uid "+strconv.Itoa(other.UID)+" (nobody)")
 	assert.Empty(t, testbin.Running(trojan), "the trojan never ran")
 }
 
@@ -226,7 +226,7 @@ func TestRelativeUpgradeBinaryIsTheCallersFolder(t *testing.T) {
 }
 
 // After the configured binary is deleted, the core starts from the version
-// in its module cache and warns.
+// in its binary cache and warns.
 func TestDeletedSourceBinaryStartsFromTheCache(t *testing.T) {
 	p := kvCore(t)
 	p.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
@@ -234,6 +234,6 @@ func TestDeletedSourceBinaryStartsFromTheCache(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(filepath.Dir(p.config), "kv")))
 	q := startGraftAt(t, p.config, []string{"k0", "k1", "k2"})
 	assert.Equal(t, "v2:2", q.ok(t, "call", "k0", "again"))
-	assert.NotNil(t, q.logLine("configured plugin binary does not exist; starting from the version in the module cache (build it again to upgrade)"))
+	assert.NotNil(t, q.logLine("configured plugin binary does not exist; starting from the version in the binary cache (build it again to upgrade)"))
 	assert.Contains(t, q.ok(t, "rollback", "kv"), "-> 1.0.0", "the previous version is cached too")
 }

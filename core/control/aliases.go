@@ -49,6 +49,12 @@ type (
 	UpgradeStep = api.UpgradeStep
 	// UpgradeRequest is api.UpgradeRequest.
 	UpgradeRequest = api.UpgradeRequest
+	// SpawnRequest is api.SpawnRequest.
+	SpawnRequest = api.SpawnRequest
+	// SpawnResponse is api.SpawnResponse.
+	SpawnResponse = api.SpawnResponse
+	// Timer is api.Timer.
+	Timer = api.Timer
 	// ErrorBody is api.ErrorBody.
 	ErrorBody = api.ErrorBody
 	// APIError is api.APIError.
@@ -76,6 +82,9 @@ var (
 // DefaultCallTimeout is api.DefaultCallTimeout.
 const DefaultCallTimeout = api.DefaultCallTimeout
 
+// OutcomeScheduled is api.OutcomeScheduled.
+const OutcomeScheduled = api.OutcomeScheduled
+
 // Error codes of ErrorBody.Code, as in package api.
 const (
 	CodeNotFound       = api.CodeNotFound
@@ -89,4 +98,5 @@ const (
 	CodeUnavailable    = api.CodeUnavailable
 	CodeNotImplemented = api.CodeNotImplemented
 	CodeInternal       = api.CodeInternal
+	CodeSpawnConflict  = api.CodeSpawnConflict
 )

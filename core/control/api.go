@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"time"
 	"unicode/utf8"
 
 	"github.com/graft-host/graft/core"
@@ -18,7 +19,17 @@ type Runtime interface {
 	Call(ctx context.Context, actor string, payload []byte, opts core.SendOptions) ([]byte, error)
 	StopActor(ctx context.Context, name string) error
 	StartActor(ctx context.Context, name string) error
+	// DestroyActor removes an actor for good (registry entry, mailbox,
+	// state, timers, idempotency window); StopActor keeps its data.
 	DestroyActor(ctx context.Context, name string) error
+	// Spawn creates an actor at run time (created false: it existed with
+	// that behaviour, nothing changed); an actor of that name with another
+	// behaviour fails with a *mailbox.SpawnConflictError.
+	Spawn(ctx context.Context, name, behaviour string, init []byte) (created bool, err error)
+	// SendAfter sets a durable timer that delivers payload to actor at
+	// due, and returns its id; Timers lists an actor's pending timers.
+	SendAfter(ctx context.Context, actor string, payload []byte, due time.Time) (timerID string, err error)
+	Timers(ctx context.Context, actor string) ([]mailbox.Timer, error)
 	// ReplaceState and ResetState repair an actor's state (see the
 	// endpoints under /v1/actors/{actor}/state); MaxStateSize bounds it.
 	ReplaceState(ctx context.Context, actor string, data []byte, schema *uint32) (core.Repair, error)
@@ -43,12 +54,15 @@ type Upgrader interface {
 	Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error)
 }
 
-func fromCore(s core.ActorStatus) ActorStatus {
+// fromCore is s as the API shows it; origin is the registry's
+// mailbox.Actor.Origin ("" when unknown).
+func fromCore(s core.ActorStatus, origin string) ActorStatus {
 	return ActorStatus{
 		Name: s.Name, Behaviour: s.Behaviour, Module: s.Module, Schema: s.Schema, Status: s.Status,
 		Depth: s.Depth, InFlight: s.InFlight, Processed: s.Processed, Failed: s.Failed,
 		Restarts: s.Restarts, ModuleRestarts: s.ModuleRestarts, DeadLetters: s.DeadLetters,
 		LastExit: s.LastExit, PID: s.Pid, UptimeSeconds: s.Uptime.Seconds(), LastError: s.LastError,
+		Origin: origin,
 	}
 }
 

@@ -54,8 +54,8 @@ func startCore(t *testing.T, behaviours map[string]core.BehaviourConfig, actors 
 	l, err := control.Listen(sock)
 	require.NoError(t, err)
 	c, err := core.New(core.Config{
-		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-			return pebblestore.Open(filepath.Join(dir, "store"), mailbox.Options{Notify: notify})
+		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+			return pebblestore.Open(filepath.Join(dir, "store"), opts)
 		},
 		Behaviours: behaviours, Actors: actors, MaxAttempts: 2,
 		SocketDir: dir, Logger: quiet(),
@@ -373,8 +373,8 @@ func TestNoCoreRunning(t *testing.T) {
 func TestRuntimeStoreIsReadOnly(t *testing.T) {
 	dir := testbin.ShortDir(t)
 	c, err := core.New(core.Config{
-		OpenStore: func(notify func(string, uint64)) (mailbox.Store, error) {
-			return pebblestore.Open(filepath.Join(dir, "store"), mailbox.Options{Notify: notify})
+		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
+			return pebblestore.Open(filepath.Join(dir, "store"), opts)
 		},
 		Behaviours: recorder(), Actors: []core.ActorConfig{{Name: "a", Behaviour: "recorder"}},
 		SocketDir: dir, Logger: quiet(),

@@ -10,9 +10,20 @@
 //
 // The server reads the store through Runtime.Store, a mailbox.Reader: it
 // has no write method, so the server cannot change the store behind the
-// core's back; its writes (send, retry of a dead letter, state repairs,
-// stop and start) are the core's methods, which keep the core's
-// invariants.
+// core's back; its writes (send and scheduled send, spawn, retry of a
+// dead letter, state repairs, stop, start and destroy) are the core's
+// methods, which keep the core's invariants.
+//
+// # Actors made at run time, and timers
+//
+// Spawn is Runtime.Spawn: a name that exists with the same behaviour is
+// answered created false, one with another behaviour 409 spawn_conflict,
+// and the core's refusals of the request itself (an unknown behaviour, a
+// name in another virtual behaviour's namespace, an invalid name) 400
+// bad_request. Destroy is Runtime.DestroyActor, which removes the actor
+// for good; stop keeps its data. A send with after_seconds or at is
+// Runtime.SendAfter, answered with the timer's id; the timers endpoint
+// lists Runtime.Timers. Status adds each actor's origin from the registry.
 //
 // # Socket
 //

@@ -73,6 +73,8 @@ func (s *Server) routes() {
 	s.route("POST /v1/actors/{actor}/stop", s.actorAction("stop", Runtime.StopActor))
 	s.route("POST /v1/actors/{actor}/start", s.actorAction("start", Runtime.StartActor))
 	s.route("POST /v1/actors/{actor}/destroy", s.actorAction("destroy", Runtime.DestroyActor))
+	s.route("POST /v1/actors/{actor}/spawn", s.spawn)
+	s.route("GET /v1/actors/{actor}/timers", s.timers)
 	s.route("GET /v1/actors/{actor}/deadletters", s.deadLetters)
 	s.route("POST /v1/actors/{actor}/deadletters/retry", s.retry)
 	s.route("GET /v1/actors/{actor}/state", s.getState)
@@ -131,9 +133,13 @@ func (s *Server) status(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
+	origins, err := s.origins(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
 	out := Status{Core: s.opts.Info, Actors: make([]ActorStatus, len(rows))}
 	for i, row := range rows {
-		out.Actors[i] = fromCore(row)
+		out.Actors[i] = fromCore(row, origins[row.Name])
 	}
 	return out, nil
 }
@@ -143,6 +149,9 @@ func (s *Server) send(r *http.Request) (any, error) {
 	var req SendRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
+	}
+	if req.Scheduled() {
+		return s.sendLater(r, actor, req)
 	}
 	if err := core.CheckMessageID(req.ID); err != nil {
 		return nil, err
@@ -160,6 +169,9 @@ func (s *Server) call(r *http.Request) (any, error) {
 	var req CallRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
+	}
+	if req.Scheduled() {
+		return nil, badRequest("a call waits for its reply now: after_seconds and at go with send, not call")
 	}
 	if err := core.CheckMessageID(req.ID); err != nil {
 		return nil, err
@@ -340,8 +352,12 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.code
-	case errors.Is(err, mailbox.ErrUnknownActor), errors.Is(err, mailbox.ErrUnknownMessage):
+	case errors.Is(err, mailbox.ErrUnknownActor), errors.Is(err, mailbox.ErrUnknownMessage), errors.Is(err, core.ErrDestroyed):
 		return http.StatusNotFound, CodeNotFound
+	case errors.Is(err, mailbox.ErrSpawnConflict):
+		return http.StatusConflict, CodeSpawnConflict
+	case errors.Is(err, core.ErrNotSupported):
+		return http.StatusNotImplemented, CodeNotImplemented
 	case errors.Is(err, mailbox.ErrIDReused):
 		return http.StatusConflict, CodeIDReused
 	case errors.Is(err, mailbox.ErrDiskFull):

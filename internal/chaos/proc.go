@@ -65,7 +65,7 @@ func (p procInfo) signal(sig syscall.Signal) error {
 }
 
 // processesUnder lists the live processes whose executable lies under dir:
-// the core and every plugin of this run (the module cache is inside the
+// the core and every plugin of this run (the binary cache is inside the
 // run's folder), whoever their parent is now.
 func processesUnder(dir string) []procInfo {
 	ents, _ := os.ReadDir("/proc")

@@ -6,7 +6,7 @@
 //
 // The rules, for the effective uid of the process (the core's user):
 //
-//   - A folder the core keeps its state in (the store, the module cache,
+//   - A folder the core keeps its state in (the store, the binary cache,
 //     the control folder) is owned by the core's user and not writable by
 //     group or others. One that does not exist yet is created 0700, which
 //     is safe when its parent is.

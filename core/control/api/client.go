@@ -132,6 +132,8 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Send enqueues payload for actor; it returns once the message is durable.
+// With req.AfterSeconds or req.At it sets a durable timer instead, and
+// returns once the timer is durable (SendResponse.TimerID).
 func (c *Client) Send(ctx context.Context, actor string, req SendRequest) (SendResponse, error) {
 	var out SendResponse
 	return out, c.actorDo(ctx, http.MethodPost, actor, "/send", req, &out)
@@ -162,9 +164,32 @@ func (c *Client) Start(ctx context.Context, actor string) error {
 	return c.actorDo(ctx, http.MethodPost, actor, "/start", nil, nil)
 }
 
-// Destroy stops an actor at once and removes it from supervision.
+// Destroy removes an actor for good: it stops at once, and its registry
+// entry, mailbox, state, replies, idempotency window, dead letters and the
+// timers it set are deleted. Stop keeps them.
 func (c *Client) Destroy(ctx context.Context, actor string) error {
 	return c.actorDo(ctx, http.MethodPost, actor, "/destroy", nil, nil)
+}
+
+// Spawn creates actor, driven by req.Behaviour, with req's first message
+// if any. An actor of that name with that behaviour is left as it is
+// (Created false); with another behaviour it fails with an *APIError of
+// code CodeSpawnConflict.
+func (c *Client) Spawn(ctx context.Context, actor string, req SpawnRequest) (SpawnResponse, error) {
+	var out SpawnResponse
+	return out, c.actorDo(ctx, http.MethodPost, actor, "/spawn", req, &out)
+}
+
+// Timers lists actor's pending timers, earliest first ([] for none).
+func (c *Client) Timers(ctx context.Context, actor string) ([]Timer, error) {
+	out := []Timer{}
+	if err := c.actorDo(ctx, http.MethodGet, actor, "/timers", nil, &out); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []Timer{}
+	}
+	return out, nil
 }
 
 // DeadLetters lists an actor's dead letters, oldest first.

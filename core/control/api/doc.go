@@ -19,8 +19,8 @@
 // ending in _seconds) and times in RFC 3339. Every error is a non-2xx
 // status with the body {"error": "what went wrong and what to do", "code":
 // "not_found" | "bad_request" | "too_large" | "disk_full" | "id_reused" |
-// "timeout" | "no_reply" | "conflict" | "unavailable" | "not_implemented" |
-// "internal"} (ErrorBody; the Code constants).
+// "timeout" | "no_reply" | "conflict" | "spawn_conflict" | "unavailable" |
+// "not_implemented" | "internal"} (ErrorBody; the Code constants).
 //
 // # Endpoints (version 1)
 //
@@ -28,9 +28,11 @@
 //	GET  /v1/status                            Status: CoreInfo and one ActorStatus per actor
 //	POST /v1/actors/{actor}/send               SendRequest -> SendResponse (durable once 200)
 //	POST /v1/actors/{actor}/call               CallRequest -> CallResponse (the reply)
-//	POST /v1/actors/{actor}/stop               -> ActorResponse (stays stopped)
+//	POST /v1/actors/{actor}/spawn              SpawnRequest -> SpawnResponse (created, or already there)
+//	POST /v1/actors/{actor}/stop               -> ActorResponse (stays stopped; mailbox and state kept)
 //	POST /v1/actors/{actor}/start              -> ActorResponse
-//	POST /v1/actors/{actor}/destroy            -> ActorResponse (mailbox and state kept)
+//	POST /v1/actors/{actor}/destroy            -> ActorResponse (removed for good, data and all)
+//	GET  /v1/actors/{actor}/timers             -> []Timer, earliest first
 //	GET  /v1/actors/{actor}/deadletters        -> []DeadLetter, oldest first
 //	POST /v1/actors/{actor}/deadletters/retry  RetryRequest -> RetryResponse
 //	GET  /v1/actors/{actor}/state              -> StateResponse (the committed state)
@@ -48,6 +50,21 @@
 // most 256 bytes; a longer one is refused with bad_request before
 // anything is enqueued.
 //
+// A send with "after_seconds" (a number, 0 or more) or "at" (RFC 3339),
+// not both, sets a durable timer instead of enqueueing at once: it answers
+// outcome "scheduled" with "timer_id" and "due", and the message is
+// delivered once at that time, with its timer id, like a timer a handler
+// set. A timer has its own id, so "id" goes with neither (bad_request).
+//
+// Spawn creates an actor at run time: {"behaviour": B} and optionally its
+// first message ("init", base64, or "init_text"), queued in the same write.
+// A name that exists with the same behaviour is left as it is ("created":
+// false, no message queued); with another behaviour it is refused with 409
+// spawn_conflict, naming both. An unknown behaviour or an invalid name is
+// 400 bad_request. Destroy removes an actor for good (its registry entry,
+// mailbox, state, replies, idempotency window, dead letters and the timers
+// it set); calls waiting on it fail; stop is the one that keeps its data.
+//
 // A call the handler refused (its terminal error) answers 200 with
 // "refused": true and the handler's text in "error"; Client.Call returns
 // it as a *RefusedError. A send or call whose answer never came (the core
@@ -58,5 +75,7 @@
 //
 //	curl --unix-socket run/graft.sock http://graft/v1/status
 //	curl --unix-socket run/graft.sock -d '{"text":"hello","id":"m1"}' http://graft/v1/actors/greeter/call
+//	curl --unix-socket run/graft.sock -d '{"behaviour":"account"}' http://graft/v1/actors/acct-7/spawn
+//	curl --unix-socket run/graft.sock -d '{"text":"remind","after_seconds":30}' http://graft/v1/actors/greeter/send
 //	curl --unix-socket run/graft.sock -X PUT -d '{"text":"{\"n\":0}","schema":1}' http://graft/v1/actors/greeter/state
 package api

@@ -41,6 +41,11 @@ type ActorStatus struct {
 	PID            int     `json:"pid,omitempty"`
 	UptimeSeconds  float64 `json:"uptime_seconds"`
 	LastError      string  `json:"last_error,omitempty"`
+	// Origin says how the actor came to exist: "config" (listed in the
+	// config), "spawn" (graft spawn, or a handler's ctx.Spawn) or
+	// "virtual" (created by the first message to a name its virtual
+	// behaviour owns). Empty from a core older than run-time actors.
+	Origin string `json:"origin,omitempty"`
 }
 
 // SendRequest is the body of send; Text is a convenience for UTF-8
@@ -52,7 +57,18 @@ type SendRequest struct {
 	ID string `json:"id,omitempty"`
 	// Sender labels the sender (default "client").
 	Sender string `json:"sender,omitempty"`
+	// AfterSeconds or At (not both) make the send a durable timer: the
+	// message is delivered once, as an ordinary message carrying the
+	// timer's id, that many seconds from now (0: at once) or at that
+	// time (one in the past fires at once). A timer has its own id, so
+	// ID and Sender go with neither; call refuses both.
+	AfterSeconds *float64  `json:"after_seconds,omitempty"`
+	At           time.Time `json:"at,omitzero"`
 }
+
+// Scheduled says whether the request sets a timer rather than enqueueing
+// the message now.
+func (r SendRequest) Scheduled() bool { return r.AfterSeconds != nil || !r.At.IsZero() }
 
 // Body is the message the request carries: Payload, or Text when Payload
 // is empty. The server enqueues exactly these bytes.
@@ -78,7 +94,14 @@ type SendResponse struct {
 	// Error is the refusal (outcome refused) or the last error
 	// (outcome dead-lettered).
 	Error string `json:"error,omitempty"`
+	// TimerID and Due answer a scheduled send (outcome "scheduled", Seq
+	// 0): the timer's id, as `graft timers` lists it, and when it fires.
+	TimerID string    `json:"timer_id,omitempty"`
+	Due     time.Time `json:"due,omitzero"`
 }
+
+// OutcomeScheduled is SendResponse.Outcome for a send that set a timer.
+const OutcomeScheduled = "scheduled"
 
 // CallRequest is the body of call.
 type CallRequest struct {
@@ -108,6 +131,51 @@ type CallResponse struct {
 type ActorResponse struct {
 	Actor  string `json:"actor"`
 	Action string `json:"action"`
+}
+
+// SpawnRequest is the body of spawn: the behaviour that drives the new
+// actor, and an optional first message, as Init (base64) or, for UTF-8,
+// InitText (used when Init is empty), queued in the write that creates it.
+type SpawnRequest struct {
+	Behaviour string `json:"behaviour"`
+	Init      []byte `json:"init,omitempty"`
+	InitText  string `json:"init_text,omitempty"`
+}
+
+// InitMessage is the first message the request carries: Init, or
+// InitText when Init is empty; nil for none.
+func (r SpawnRequest) InitMessage() []byte {
+	switch {
+	case len(r.Init) > 0:
+		return r.Init
+	case r.InitText != "":
+		return []byte(r.InitText)
+	}
+	return nil
+}
+
+// SpawnResponse answers spawn. Created is false when an actor of that name
+// already existed with that behaviour: nothing was changed (and no first
+// message queued), so a retried spawn spawns once.
+type SpawnResponse struct {
+	Actor     string `json:"actor"`
+	Behaviour string `json:"behaviour"`
+	Created   bool   `json:"created"`
+}
+
+// Timer is one pending timer (GET /v1/actors/{actor}/timers): one the
+// actor set from a handler (Owner is the actor), or a send scheduled to it
+// with `graft send --after` (Owner empty). To receives its message at Due.
+type Timer struct {
+	ID    string    `json:"id"`
+	Owner string    `json:"owner,omitempty"`
+	To    string    `json:"to"`
+	Due   time.Time `json:"due"`
+	// Payload is the message it delivers (base64 in JSON); Text is the
+	// same bytes when they are valid UTF-8; Size is len(Payload).
+	Payload []byte `json:"payload"`
+	Text    string `json:"text,omitempty"`
+	Size    int    `json:"size"`
 }
 
 // DeadLetter is one dead-lettered message.
@@ -262,4 +330,7 @@ const (
 	CodeUnavailable    = "unavailable"
 	CodeNotImplemented = "not_implemented"
 	CodeInternal       = "internal"
+	// CodeSpawnConflict (HTTP 409): spawn named an actor that exists with
+	// another behaviour; the message names both.
+	CodeSpawnConflict = "spawn_conflict"
 )

@@ -19,11 +19,14 @@ var ErrUncertain = errors.New("the message may or may not be durable")
 // the same message id is safe: the core enqueues an id at most once (and a
 // call gets the stored reply). Without an id a retry may apply it twice.
 type UncertainError struct {
-	Op     string // "send" or "call"
-	Actor  string
-	ID     string // the request's message id, "" if it had none
-	Socket string
-	Err    error // what the transport said
+	Op    string // "send" or "call"
+	Actor string
+	ID    string // the request's message id, "" if it had none
+	// Scheduled says the send set a timer (send --after/--at): a timer
+	// has no message id, so a retry may set it twice.
+	Scheduled bool
+	Socket    string
+	Err       error // what the transport said
 }
 
 // Error says what is known and what to do.
@@ -33,7 +36,11 @@ func (e *UncertainError) Error() string {
 		fate = "the message may or may not be durable, and applied"
 	}
 	retry := fmt.Sprintf("retrying with the same id (--id %s) is safe: the core enqueues an id at most once", e.ID)
-	if e.ID == "" {
+	switch {
+	case e.Scheduled:
+		fate = "the timer may or may not be set"
+		retry = fmt.Sprintf("a timer has no message id, so a retry may set it twice: look for it with `graft timers %s` before retrying", e.Actor)
+	case e.ID == "":
 		retry = "it had no id, so a retry may enqueue it twice: send with an id (--id ID) to make a retry safe"
 	}
 	cause := e.Err
@@ -68,11 +75,12 @@ func (c *Client) uncertain(method, path string, in any, err error) error {
 		actor = rest[:i]
 	}
 	var id string
+	var scheduled bool
 	switch r := in.(type) {
 	case SendRequest:
-		id = r.ID
+		id, scheduled = r.ID, r.Scheduled()
 	case CallRequest:
 		id = r.ID
 	}
-	return &UncertainError{Op: rest[i+1:], Actor: actor, ID: id, Socket: c.socket, Err: err}
+	return &UncertainError{Op: rest[i+1:], Actor: actor, ID: id, Scheduled: scheduled, Socket: c.socket, Err: err}
 }

@@ -81,6 +81,13 @@ func TestDroppedSendIsReportedAsUncertain(t *testing.T) {
 			assert.Contains(t, err.Error(), "may or may not be durable")
 			assert.Contains(t, err.Error(), "send with an id (--id ID)")
 
+			after := 30.0
+			_, err = c.Send(ctx, "orders", api.SendRequest{Text: "x", AfterSeconds: &after})
+			require.ErrorAs(t, err, &ue)
+			assert.True(t, ue.Scheduled)
+			assert.Contains(t, err.Error(), "the timer may or may not be set")
+			assert.Contains(t, err.Error(), "look for it with `graft timers orders` before retrying")
+
 			_, err = c.Call(ctx, "orders", api.CallRequest{SendRequest: api.SendRequest{Text: "x", ID: "c-9"}})
 			require.ErrorIs(t, err, api.ErrUncertain)
 			assert.Contains(t, err.Error(), "call to \"orders\"")

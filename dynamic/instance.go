@@ -28,10 +28,10 @@ import (
 // ProtocolVersion is the behaviour protocol version this host speaks.
 const ProtocolVersion = wire.ProtocolVersion
 
-// Module is one running generation of a plugin: one process, one go-plugin
+// Instance is one running generation of a plugin: one process, one go-plugin
 // client, one Handle stream. When it ends (Stop, crash, hang) it stays
-// ended; to restart, Start a new Module.
-type Module struct {
+// ended; to restart, Start a new Instance.
+type Instance struct {
 	cfg    Config
 	log    *slog.Logger
 	info   Info
@@ -90,7 +90,7 @@ func (c *Config) defaults() {
 // handshake and Info, with the behaviour name checked. It is bounded by
 // cfg.StartTimeout and ctx; on any failure the process is gone when Start
 // returns, and the error (a *StartError) names the binary and the problem.
-func Start(ctx context.Context, cfg Config) (*Module, error) {
+func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	cfg.defaults()
 	if err := precheck(cfg.Path); err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Module, error) {
 		_ = os.RemoveAll(dir)
 		return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("socket directory %s is too long for unix sockets (%d bytes, max %d); set Config.SocketDir to a shorter path", dir, len(dir), maxSocketDir)}
 	}
-	m := &Module{
+	m := &Instance{
 		cfg:      cfg,
 		log:      cfg.Logger.With("plugin", cfg.Path),
 		dir:      dir,
@@ -221,7 +221,7 @@ func precheck(path string) error {
 
 // handshake runs go-plugin's start, dispenses the behaviour, asks Info and
 // opens the Handle stream.
-func (m *Module) handshake(ctx context.Context) error {
+func (m *Instance) handshake(ctx context.Context) error {
 	rpc, err := m.client.Client()
 	if err != nil {
 		return err
@@ -263,7 +263,7 @@ func (m *Module) handshake(ctx context.Context) error {
 var errWrongName = errors.New("wrong behaviour name")
 
 // startFailed cleans up a failed start and explains it.
-func (m *Module) startFailed(err error) error {
+func (m *Instance) startFailed(err error) error {
 	se := &StartError{Path: m.cfg.Path, Err: err}
 	exited := false
 	if m.proc != nil && m.proc.Pid() != 0 {
@@ -360,7 +360,7 @@ func fileSHA256(path string) string {
 
 // abortStart removes every trace of a failed start, bounded: the process
 // group is killed, the output pipes closed, the go-plugin client released.
-func (m *Module) abortStart() {
+func (m *Instance) abortStart() {
 	m.cancel()
 	if m.proc != nil && m.proc.Pid() != 0 {
 		m.proc.KillGroup()
@@ -376,7 +376,7 @@ func (m *Module) abortStart() {
 // listener is opened (and its address sent to the plugin) before Info names
 // its id, so the plugin's dial in Info finds it at once; it then serves for
 // the module's whole life, so the plugin's connection can reconnect to it.
-func (m *Module) serveHost() (uint32, error) {
+func (m *Instance) serveHost() (uint32, error) {
 	id := m.conn.Broker.NextId()
 	ln, err := m.conn.Broker.Accept(id)
 	if err != nil {
