@@ -28,6 +28,8 @@ bench ./mailbox/pebblestore/ 'SpaceReclaim' 1000000x
 bench ./dynamic/ '.' 2s
 bench ./core/ 'E2EBaseline|EndToEnd' 100000x
 bench ./core/ 'Start100kActors' 1x
+bench ./core/ 'VirtualFirstSend|Timers' 100000x
+bench ./core/ 'MillionActors' 1x
 bench ./upgrade/ 'Upgrade' 3x
 bench ./internal/chaos/ 'PingPong' 2000x
 bench ./internal/chaos/ 'Recovery1M' 1x

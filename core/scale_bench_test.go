@@ -1,0 +1,240 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/mailbox"
+)
+
+// The scale figures of issue 16 (docs/BENCHMARKS.md):
+//
+//	go test -p 1 -run '^$' -bench 'VirtualFirstSend|Timers' -benchtime 100000x ./core/
+//	go test -p 1 -run '^$' -bench 'MillionActors' -benchtime 1x -timeout 60m ./core/
+
+// virtualConfig is counterConfig plus a virtual counter behaviour "v"
+// (actors v/KEY), sharing the counter plugin.
+func virtualConfig(b *testing.B, dir string, actors int) core.Config {
+	cfg := counterConfig(b, dir, mailbox.DurabilitySync, actors)
+	cfg.Behaviours["v"] = core.BehaviourConfig{Binary: bin("counter"), Virtual: true}
+	return cfg
+}
+
+// produce runs n sends over e2eProducers goroutines, target(i) naming the
+// actor of the i-th send, and returns how long they took.
+func produce(b *testing.B, c *core.Core, n int, target func(i int) string) time.Duration {
+	ctx := context.Background()
+	payload := make([]byte, 128)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range e2eProducers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if _, err := c.Send(ctx, target(int(i)), payload, core.SendOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// BenchmarkVirtualFirstSend: b.N first sends, each creating a virtual
+// actor in the write of its message, against b.N ordinary durable sends
+// to existing actors in the same run (16 producers each). The ratio is
+// first-send throughput over ordinary send throughput; the target is at
+// least 0.8.
+func BenchmarkVirtualFirstSend(b *testing.B) {
+	c, err := core.New(virtualConfig(b, b.TempDir(), e2eActors))
+	require.NoError(b, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	require.NoError(b, c.Start(ctx))
+	defer func() { _ = c.Shutdown(context.Background()) }()
+	b.ResetTimer()
+	ordinary := produce(b, c, b.N, func(i int) string { return "c" + strconv.Itoa(i%e2eActors) })
+	first := produce(b, c, b.N, func(i int) string { return "v/" + strconv.Itoa(i) })
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/ordinary.Seconds(), "ordinary-sends/s")
+	b.ReportMetric(float64(b.N)/first.Seconds(), "first-sends/s")
+	b.ReportMetric(ordinary.Seconds()/first.Seconds(), "ratio")
+}
+
+// BenchmarkTimers: b.N timers (use 100000x) set from outside over 64
+// actors, in three phases. Paced: due at 10,000 a second, starting once
+// all are set; it reports lateness-p99-ms, from due to handled and
+// committed (timers fire in due order, so the k-th message handled is the
+// k-th timer due). Burst: b.N timers all due at one instant; it reports
+// fired/s until the last is handled. Restart: b.N timers pending (due in
+// an hour) across a restart of the core; it reports restart-ms, New plus
+// Start.
+func BenchmarkTimers(b *testing.B) {
+	dir := b.TempDir()
+	c, err := core.New(counterConfig(b, dir, mailbox.DurabilitySync, e2eActors))
+	require.NoError(b, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	require.NoError(b, c.Start(ctx))
+	b.ResetTimer()
+
+	// Paced. Setting the timers takes a while (synced writes from 16
+	// goroutines); the first is due once that is surely over.
+	setup := time.Duration(b.N/5000+1) * time.Second
+	paced := scheduleTimers(b, c, time.Now().Add(setup), time.Duration(b.N)*time.Second/10_000)
+	handled := waitHandled(b, c, 0, b.N)
+	late := make([]time.Duration, b.N)
+	for i := range late {
+		late[i] = max(0, handled[i].Sub(paced[i]))
+	}
+	slices.Sort(late)
+	b.ReportMetric(float64(late[b.N*99/100].Microseconds())/1000, "lateness-p99-ms")
+
+	// Burst.
+	at := time.Now().Add(setup)
+	scheduleTimers(b, c, at, 0)
+	burst := waitHandled(b, c, uint64(b.N), b.N)
+	b.ReportMetric(float64(b.N)/burst[b.N-1].Sub(at).Seconds(), "fired/s")
+	b.StopTimer()
+
+	// Restart.
+	scheduleTimers(b, c, time.Now().Add(time.Hour), time.Minute)
+	require.NoError(b, c.Shutdown(context.Background()))
+	start := time.Now()
+	c2, err := core.New(counterConfig(b, dir, mailbox.DurabilitySync, e2eActors))
+	require.NoError(b, err)
+	require.NoError(b, c2.Start(ctx))
+	took := time.Since(start)
+	timers, err := c2.Timers(ctx, "c0")
+	require.NoError(b, err)
+	require.Len(b, timers, (b.N+e2eActors-1)/e2eActors, "pending timers lost in the restart")
+	_ = c2.Shutdown(context.Background())
+	b.ReportMetric(float64(took.Milliseconds()), "restart-ms")
+}
+
+// scheduleTimers sets b.N timers to c0..c63 from 16 goroutines, the i-th
+// due at from + span*i/b.N, and returns the due times.
+func scheduleTimers(b *testing.B, c *core.Core, from time.Time, span time.Duration) []time.Time {
+	due := make([]time.Time, b.N)
+	for i := range due {
+		due[i] = from.Add(span * time.Duration(i) / time.Duration(b.N))
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range e2eProducers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				if _, err := c.SendAfter(context.Background(), "c"+strconv.Itoa(int(i)%e2eActors), []byte("t"), due[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.True(b, time.Now().Before(from), "setting the timers took longer than planned")
+	return due
+}
+
+// waitHandled waits until n more messages than before (acked over c0..c63)
+// are handled, and returns when the k-th of them was first seen handled.
+func waitHandled(b *testing.B, c *core.Core, before uint64, n int) []time.Time {
+	handled := make([]time.Time, 0, n)
+	deadline := time.Now().Add(10 * time.Minute)
+	for len(handled) < n {
+		require.True(b, time.Now().Before(deadline), "only %d of %d timers handled", len(handled), n)
+		var acked uint64
+		for i := range e2eActors {
+			s, err := c.Store().Stats("c" + strconv.Itoa(i))
+			require.NoError(b, err)
+			acked += s.Acked
+		}
+		now := time.Now()
+		for uint64(len(handled)) < acked-before && len(handled) < n {
+			handled = append(handled, now)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return handled
+}
+
+// BenchmarkMillionActors: 1,000,000 registered actors (GRAFT_BENCH_ACTORS
+// for fewer), 1% of them sent a message after start, one at a time. It
+// reports start-ms (New and Start until every actor is running),
+// rss-MiB, and activate-p99-ms: from a send to an idle actor until its
+// message is handled and committed.
+func BenchmarkMillionActors(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("GRAFT_BENCH_ACTORS")); err == nil {
+		n = v
+	}
+	for range b.N {
+		cfg := counterConfig(b, b.TempDir(), mailbox.DurabilitySync, n)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		start := time.Now()
+		c, err := core.New(cfg)
+		require.NoError(b, err)
+		require.NoError(b, c.Start(ctx))
+		waitRunning(b, ctx, c, n)
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "start-ms")
+		runtime.GC()
+		b.ReportMetric(rssMiB(), "rss-MiB")
+		var lat []time.Duration
+		for i := 0; i < n; i += 100 {
+			actor := fmt.Sprintf("c%d", i)
+			t0 := time.Now()
+			_, err := c.Send(ctx, actor, []byte("x"), core.SendOptions{})
+			require.NoError(b, err)
+			for {
+				s, err := c.Store().Stats(actor)
+				require.NoError(b, err)
+				if s.Acked >= 1 {
+					break
+				}
+				require.NoError(b, ctx.Err())
+				runtime.Gosched()
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "activate-p99-ms")
+		_ = c.Shutdown(context.Background())
+		cancel()
+	}
+}
+
+// waitRunning waits until n actors of c are running.
+func waitRunning(b *testing.B, ctx context.Context, c *core.Core, n int) {
+	for {
+		list, err := c.Status(ctx)
+		require.NoError(b, err)
+		running := 0
+		for _, s := range list {
+			if s.Status == "running" {
+				running++
+			}
+		}
+		if running == n {
+			return
+		}
+		require.NoError(b, ctx.Err(), "only %d of %d actors running", running, n)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
