@@ -11,8 +11,8 @@ import (
 	"github.com/graft-host/graft/core/control/api"
 )
 
-// newActorCmd builds stop, start and destroy, which differ only in the
-// action they ask for.
+// newActorCmd builds stop and start, which differ only in the action they
+// ask for (destroy, which asks first, is newDestroyCmd).
 func newActorCmd(e *env, cf *clientFlags, action, short, long string) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -28,9 +28,8 @@ func newActorCmd(e *env, cf *clientFlags, action, short, long string) *cobra.Com
 			}
 			defer done()
 			do := map[string]func() error{
-				"stop":    func() error { return c.Stop(ctx, args[0]) },
-				"start":   func() error { return c.Start(ctx, args[0]) },
-				"destroy": func() error { return c.Destroy(ctx, args[0]) },
+				"stop":  func() error { return c.Stop(ctx, args[0]) },
+				"start": func() error { return c.Start(ctx, args[0]) },
 			}[action]
 			if err := do(); err != nil {
 				return err
@@ -38,7 +37,7 @@ func newActorCmd(e *env, cf *clientFlags, action, short, long string) *cobra.Com
 			if asJSON {
 				return printJSON(e.stdout, api.ActorResponse{Actor: args[0], Action: action})
 			}
-			past := map[string]string{"stop": "stopped", "start": "started", "destroy": "destroyed"}[action]
+			past := map[string]string{"stop": "stopped", "start": "started"}[action]
 			fmt.Fprintf(e.stdout, "%s %s\n", past, args[0])
 			return nil
 		},

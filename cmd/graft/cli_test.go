@@ -75,6 +75,10 @@ func TestEveryJSONOutputParses(t *testing.T) {
 		{"history", "--json"},
 		{"stop", "b", "--json"},
 		{"start", "b", "--json"},
+		{"send", "b", "later", "--after", "1h", "--json"},
+		{"timers", "b", "--json"},
+		{"spawn", "c", "--behaviour", "recorder", "--json"},
+		{"destroy", "c", "--yes", "--json"},
 		{"deadletters", "a", "--retry", "poison", "--json"},
 	}
 	for _, args := range cmds {
@@ -110,12 +114,16 @@ func TestStopStartDestroy(t *testing.T) {
 		s := p.status(t)["b"]
 		return s.Status == "running" && s.Depth == 0
 	})
-	p.ok(t, "destroy", "a")
+	r := graft(t, "", nil, "destroy", "a", "--yes", "--config", p.config)
+	assert.Equal(t, 1, r.code, "b requires a: a is not destroyed under it")
+	assert.Contains(t, r.stderr, "b")
+	p.ok(t, "destroy", "b", "--yes")
+	p.ok(t, "destroy", "a", "--yes")
 	st := p.status(t)
-	assert.NotEqual(t, "running", st["a"].Status)
-	assert.NotEqual(t, "running", st["b"].Status, "b requires a: destroyed with it")
+	assert.NotContains(t, st, "a", "destroyed for good")
+	assert.NotContains(t, st, "b", "destroyed for good")
 
-	r := graft(t, "", nil, "stop", "nobody", "--config", p.config)
+	r = graft(t, "", nil, "stop", "nobody", "--config", p.config)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "nobody")
 }
@@ -303,7 +311,7 @@ func sample(text, series string) float64 {
 }
 
 func TestEveryCommandHasAnExample(t *testing.T) {
-	for _, name := range []string{"run", "status", "send", "call", "stop", "start", "destroy", "deadletters", "history", "upgrade", "rollback"} {
+	for _, name := range []string{"run", "status", "send", "call", "spawn", "stop", "start", "destroy", "timers", "deadletters", "state", "history", "upgrade", "rollback"} {
 		r := graft(t, "", nil, name, "--help")
 		require.Equal(t, 0, r.code, name)
 		assert.Contains(t, r.stdout, "Examples:\n  graft "+name, "graft %s --help shows an example", name)

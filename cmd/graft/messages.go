@@ -10,23 +10,42 @@ import (
 	"github.com/graft-host/graft/core/control/api"
 )
 
+// sendFlags are `graft send`'s own flags.
+type sendFlags struct {
+	id     string
+	asJSON bool
+	after  time.Duration
+	at     string
+}
+
 func newSendCmd(e *env, cf *clientFlags) *cobra.Command {
-	var id string
-	var asJSON bool
+	sf := &sendFlags{}
 	cmd := &cobra.Command{
-		Use:   "send ACTOR PAYLOAD",
-		Short: "Send a message to an actor (returns once it is durable)",
+		Use:   "send ACTOR PAYLOAD [--id ID | --after D | --at TIME]",
+		Short: "Send a message to an actor (returns once it is durable), now or later",
 		Long: `Send enqueues PAYLOAD in ACTOR's mailbox and returns once the message is
 durable: it survives a crash of the core from then on. PAYLOAD - reads the
 payload from stdin. With --id the send is idempotent: a retry with the same
-id enqueues nothing and reports the original sequence number.`,
+id enqueues nothing and reports the original sequence number.
+
+--after D (a duration: 30s, 5m, 2h) or --at TIME (RFC 3339, e.g.
+2030-01-02T15:04:05Z) sets a durable timer instead, and prints its id: the
+message is delivered once, as an ordinary message carrying the timer id, when
+it is due, even across a crash or restart of the core (a time already past
+is due at once). ` + "`graft timers ACTOR`" + ` lists the pending ones. A timer has an
+id of its own, so --id does not go with them.`,
 		Example: `  graft send greeter hello --config graft.yaml
   graft send greeter hello --id order-42    # safe to retry
-  echo '{"n": 1}' | graft send counter -`,
+  echo '{"n": 1}' | graft send counter -
+  graft send order-7 expire --after 30s     # delivered in 30 seconds
+  graft send order-7 expire --at 2030-01-02T15:04:05Z`,
 		Args: exactArgs(2, "ACTOR and PAYLOAD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			payload, err := readPayload(e, args[1])
+			req, err := sf.request(cmd)
 			if err != nil {
+				return err
+			}
+			if req.Payload, err = readPayload(e, args[1]); err != nil {
 				return err
 			}
 			c, ctx, done, err := cf.client(cmd, e, 30*time.Second)
@@ -34,24 +53,56 @@ id enqueues nothing and reports the original sequence number.`,
 				return err
 			}
 			defer done()
-			r, err := c.Send(ctx, args[0], api.SendRequest{Payload: payload, ID: id})
+			r, err := c.Send(ctx, args[0], req)
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if sf.asJSON {
 				return printJSON(e.stdout, r)
+			}
+			if r.TimerID != "" {
+				_, err := fmt.Fprintf(e.stdout, "scheduled for %s as timer %s, due %s (%s)\n", r.Actor, r.TimerID,
+					r.Due.Local().Format(time.RFC3339), relative(time.Until(r.Due)))
+				return err
 			}
 			note := ""
 			if r.Duplicate {
-				note = fmt.Sprintf(" (duplicate of an earlier send with id %q: nothing new enqueued; %s)", id, r.Outcome)
+				note = fmt.Sprintf(" (duplicate of an earlier send with id %q: nothing new enqueued; %s)", sf.id, r.Outcome)
 			}
 			fmt.Fprintf(e.stdout, "sent to %s as message %d%s\n", r.Actor, r.Seq, note)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&id, "id", "", "idempotency id, at most 256 bytes: a retry with the same id is not enqueued again")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the receipt as JSON")
+	cmd.Flags().StringVar(&sf.id, "id", "", "idempotency id, at most 256 bytes: a retry with the same id is not enqueued again")
+	cmd.Flags().BoolVar(&sf.asJSON, "json", false, "print the receipt as JSON")
+	cmd.Flags().DurationVar(&sf.after, "after", 0, "deliver the message after this delay (a durable timer), e.g. 30s")
+	cmd.Flags().StringVar(&sf.at, "at", "", "deliver the message at this time (RFC 3339; a durable timer)")
 	return cmd
+}
+
+// request is the send that the flags ask for, or a usage error for flags
+// that do not go together.
+func (sf *sendFlags) request(cmd *cobra.Command) (api.SendRequest, error) {
+	f := cmd.Flags()
+	req := api.SendRequest{ID: sf.id}
+	switch {
+	case f.Changed("after") && f.Changed("at"):
+		return req, &usageError{errors.New("--after and --at do not go together: give a delay, or a time")}
+	case (f.Changed("after") || f.Changed("at")) && f.Changed("id"):
+		return req, &usageError{errors.New("--id does not go with --after or --at: a timer has an id of its own, which send prints")}
+	case f.Changed("after") && sf.after < 0:
+		return req, &usageError{fmt.Errorf("--after %s is negative: give a delay of 0s or more (or --at TIME)", sf.after)}
+	case f.Changed("after"):
+		secs := sf.after.Seconds()
+		req.AfterSeconds = &secs
+	case f.Changed("at"):
+		at, err := time.Parse(time.RFC3339Nano, sf.at)
+		if err != nil {
+			return req, &usageError{fmt.Errorf("--at %q is not an RFC 3339 time: give one like 2030-01-02T15:04:05Z or 2030-01-02T15:04:05+01:00", sf.at)}
+		}
+		req.At = at
+	}
+	return req, nil
 }
 
 func newCallCmd(e *env, cf *clientFlags) *cobra.Command {

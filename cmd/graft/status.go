@@ -26,8 +26,12 @@ and state schema version of its committed state (for an actor that has not
 handled a message yet: of the module it runs on), its supervisor status
 (starting, running, backoff, stopped, failed), mailbox depth, messages in
 flight, messages processed, restarts (actor/module process), dead letters,
-the last exit of its module process and its uptime. It answers while actors
-start, hang or upgrade.
+the last exit of its module process, its uptime, and its origin: config
+(listed in the config), spawn (` + "`graft spawn`" + ` or a handler's ctx.Spawn) or
+virtual (created by the first message to a name its virtual behaviour owns).
+An actor the store keeps but the core does not run (it, or its behaviour,
+left the config) shows as unconfigured. It answers while actors start, hang
+or upgrade.
 
 --watch redraws the table every --interval until interrupted; with --json it
 prints one JSON document per line instead.`,
@@ -98,19 +102,19 @@ func writeJSONLine(w io.Writer, v any) error {
 // writeStatusTable prints the human status table.
 func writeStatusTable(w io.Writer, actors []api.ActorStatus) error {
 	if len(actors) == 0 {
-		_, err := fmt.Fprintln(w, "no actors (declare them under actors: in the config)")
+		_, err := fmt.Fprintln(w, "no actors (declare them under actors: in the config, or create one with `graft spawn`)")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTOR\tBEHAVIOUR\tMODULE\tSCHEMA\tSTATUS\tDEPTH\tIN FLIGHT\tPROCESSED\tRESTARTS A/M\tDEAD\tLAST EXIT\tUPTIME")
+	fmt.Fprintln(tw, "ACTOR\tBEHAVIOUR\tMODULE\tSCHEMA\tSTATUS\tDEPTH\tIN FLIGHT\tPROCESSED\tRESTARTS A/M\tDEAD\tLAST EXIT\tUPTIME\tORIGIN")
 	for _, a := range actors {
 		status := a.Status
 		if a.LastError != "" && status != "running" {
 			status += " (" + truncate(a.LastError, 60) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\n",
 			a.Name, a.Behaviour, dash(a.Module), a.Schema, status, a.Depth, a.InFlight, a.Processed,
-			a.Restarts, a.ModuleRestarts, a.DeadLetters, dash(a.LastExit), uptime(a.UptimeSeconds))
+			a.Restarts, a.ModuleRestarts, a.DeadLetters, dash(a.LastExit), uptime(a.UptimeSeconds), dash(a.Origin))
 	}
 	return tw.Flush()
 }
