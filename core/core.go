@@ -159,6 +159,10 @@ var (
 	// ErrDestroyed is returned to the Calls that waited on an actor when
 	// it is destroyed (DestroyActor): their messages are gone with it.
 	ErrDestroyed = errors.New("the actor was destroyed")
+	// ErrUnknownBehaviour is wrapped by Spawn's error for a behaviour the
+	// config does not declare, so the control API can answer 400 with the
+	// config's fix rather than a conflict.
+	ErrUnknownBehaviour = errors.New("unknown behaviour")
 )
 
 // New validates cfg, opens the store and registers the configured actors;
@@ -407,7 +411,7 @@ func (c *Core) forget(a *actor) {
 // a registered actor, or a virtual one (created by the message).
 func (c *Core) checkSend(to string, size int) error {
 	if size > c.cfg.MaxMessageSize {
-		return fmt.Errorf("message is %d bytes, over the %d-byte limit", size, c.cfg.MaxMessageSize)
+		return &mailbox.TooLargeError{Actor: to, Size: size, Limit: c.cfg.MaxMessageSize}
 	}
 	_, err := c.store.Stats(to)
 	if errors.Is(err, mailbox.ErrUnknownActor) {

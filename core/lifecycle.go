@@ -219,6 +219,13 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("destroy actor %q: %w", name, err)
 	}
+	if s, ok := c.store.(scheduler); ok {
+		// The sends scheduled to it from outside go with it, so an actor
+		// spawned later under the same name never receives them.
+		if _, err := s.Unschedule(ctx, name); err != nil {
+			c.log.Warn("actor destroyed, but the sends scheduled to it stay: they are dropped when they fire", "actor", name, "err", err)
+		}
+	}
 	c.waiters.failActor(name, fmt.Errorf("actor %q: %w", name, ErrDestroyed))
 	c.log.Info("actor destroyed", "actor", name, "behaviour", spec.Behaviour)
 	return nil
@@ -273,8 +280,11 @@ func (c *Core) dependents(name string) []string {
 // ActorStatus is one row of `graft status`.
 type ActorStatus struct {
 	Name, Behaviour string
-	Module          string // code version of the committed state (before the first commit: of the actor's module)
-	Schema          uint32
+	// Origin says how the actor came to exist: mailbox.OriginConfig,
+	// OriginSpawn or OriginVirtual.
+	Origin string
+	Module string // code version of the committed state (before the first commit: of the actor's module)
+	Schema uint32
 	// Status is the supervisor state (starting, running, backoff,
 	// stopped, failed), or "unconfigured" for an actor the registry holds
 	// but the core does not run: a configured actor that left the config,
@@ -305,7 +315,7 @@ func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 	sup := c.childStatuses()
 	out := make([]ActorStatus, 0, len(records))
 	for _, r := range records {
-		st := ActorStatus{Name: r.Name, Behaviour: r.Behaviour, Module: r.Module, Schema: r.Schema, Status: r.Status}
+		st := ActorStatus{Name: r.Name, Behaviour: r.Behaviour, Origin: r.Origin, Module: r.Module, Schema: r.Schema, Status: r.Status}
 		if c.unconfigured(r) {
 			st.Status = StatusUnconfigured
 		}

@@ -178,7 +178,7 @@ func (c *Core) checkSpawn(ctx context.Context, name, behaviour string, pending m
 		return fmt.Errorf("spawn: %w", err)
 	}
 	if _, known := c.cfg.Behaviours[behaviour]; !known {
-		return fmt.Errorf("spawn actor %q: unknown behaviour %q (declare it under behaviours in the config)", name, behaviour)
+		return fmt.Errorf("spawn actor %q: %w %q (declare it under behaviours in the config)", name, ErrUnknownBehaviour, behaviour)
 	}
 	if owner := namespaceOwner(c.cfg, name); owner != "" && owner != behaviour {
 		return fmt.Errorf("spawn actor %q with behaviour %q: the name belongs to virtual behaviour %q, which owns every name %s/KEY: spawn another name",

@@ -175,6 +175,7 @@ func timerErrorKind(err error) string {
 type scheduler interface {
 	Schedule(ctx context.Context, t mailbox.TimerRequest) error
 	Scheduled(ctx context.Context, to string) ([]mailbox.Timer, error)
+	Unschedule(ctx context.Context, to string) (int, error)
 }
 
 // ErrNotSupported is returned by SendAfter on a store that cannot set

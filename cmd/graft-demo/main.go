@@ -2,7 +2,10 @@
 // it starts a real graft core on a fresh store, starts the exchange, rebuilds
 // pong as v2 into the folder the core watches while balls are in flight,
 // keeps exchanging, then stops the balls and checks that every bounce was
-// answered exactly once. scripts/demo.sh builds it and runs it.
+// answered exactly once. Beside the balls, a reminder of examples/reminders
+// (a virtual actor, made by its first message) ticks on a durable timer
+// that re-arms itself, until a timer scheduled from outside stops it.
+// scripts/demo.sh builds it and runs it.
 package main
 
 import (
@@ -28,6 +31,7 @@ func main() {
 	flag.StringVar(&o.graft, "graft", "", "path of the built graft binary")
 	flag.StringVar(&o.work, "work", "", "fresh folder for the store, socket, config and core log")
 	flag.StringVar(&o.root, "root", ".", "the repository (for examples/pingpong/bin and scripts/build-plugins.sh)")
+	flag.StringVar(&o.reminder, "reminder", "", "path of the built reminder plugin (examples/reminders/reminder); empty: no reminder")
 	flag.IntVar(&o.balls, "balls", 4, "balls in flight per ping actor")
 	flag.DurationVar(&o.before, "before", 3*time.Second, "exchange time before the rebuild")
 	flag.DurationVar(&o.after, "after", 3*time.Second, "exchange time after the upgrade")
@@ -46,6 +50,7 @@ func main() {
 
 type options struct {
 	graft, work, root string
+	reminder          string
 	balls             int
 	before, after     time.Duration
 }
@@ -87,11 +92,11 @@ control: {dir: %s}
 behaviours:
   ping: {binary: %s}
   pong: {binary: %s}
-actors:
+%sactors:
   - {name: pong, behaviour: pong}
   - {name: ping1, behaviour: ping, requires: [pong]}
   - {name: ping2, behaviour: ping, requires: [pong]}
-`, filepath.Join(o.work, "data"), filepath.Join(o.work, "run"), filepath.Join(bin, "ping"), filepath.Join(bin, "pong"))
+`, filepath.Join(o.work, "data"), filepath.Join(o.work, "run"), filepath.Join(bin, "ping"), filepath.Join(bin, "pong"), reminderConfig(o.reminder))
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		return fmt.Errorf("write the demo config: %w", err)
 	}
@@ -129,6 +134,11 @@ actors:
 	before, err := pong(call)
 	if err != nil {
 		return err
+	}
+	if o.reminder != "" {
+		if err := startReminder(call); err != nil {
+			return err
+		}
 	}
 	say("pong is at version %s; %d ping actors each start %d balls", before.Version, len(pings), o.balls)
 	for _, p := range pings {
@@ -183,7 +193,24 @@ actors:
 	if err != nil {
 		return err
 	}
-	return summary(total, before, after, rec)
+	ticks := -1 // no reminder
+	if o.reminder != "" {
+		r, err := stopReminder(ctx, exited, c, call)
+		if err != nil {
+			return err
+		}
+		ticks = r.Count
+	}
+	return summary(total, before, after, rec, ticks)
+}
+
+// reminderConfig is the config's line for the reminder behaviour (virtual:
+// it owns every name reminder/KEY), or "" when the demo runs none.
+func reminderConfig(binary string) string {
+	if binary == "" {
+		return ""
+	}
+	return fmt.Sprintf("  reminder: {binary: %s, virtual: true}\n", binary)
 }
 
 // exchange lets the balls fly for d, printing a progress line a second.
@@ -261,7 +288,9 @@ func report(rec mailbox.UpgradeRecord, written time.Time) {
 	say("  binary in place to upgrade done: %d ms", rec.Ended.Sub(written).Milliseconds())
 }
 
-func summary(t pingStats, before, after pongStats, rec mailbox.UpgradeRecord) error {
+// summary prints the figures and fails on anything lost, duplicated or not
+// upgraded; ticks is the reminder's count (-1: no reminder ran).
+func summary(t pingStats, before, after pongStats, rec mailbox.UpgradeRecord, ticks int) error {
 	var pause time.Duration
 	for _, st := range rec.Steps {
 		if st.Step == "pause" {
@@ -277,6 +306,9 @@ func summary(t pingStats, before, after pongStats, rec mailbox.UpgradeRecord) er
 	fmt.Printf("pong version      %s -> %s\n", before.Version, after.Version)
 	fmt.Printf("upgrade pause     %.2f ms (pong held between two commits)\n", float64(pause.Microseconds())/1000)
 	fmt.Printf("state carried     pong's count went on from %d (before) to %d, one per ping answered\n", before.Count, after.Count)
+	if ticks >= 0 {
+		fmt.Printf("reminder ticks    %d (a durable timer re-armed on each tick, stopped by send --after 1s)\n", ticks)
+	}
 	var errs []error
 	if lost != 0 {
 		errs = append(errs, fmt.Errorf("%d bounces lost (ping sent %d, received %d)", lost, t.sent, t.Pongs))
@@ -289,6 +321,9 @@ func summary(t pingStats, before, after pongStats, rec mailbox.UpgradeRecord) er
 	}
 	if before.Version == after.Version || t.ByTag["pong/v2"] == 0 {
 		errs = append(errs, errors.New("pong was not upgraded"))
+	}
+	if ticks == 0 {
+		errs = append(errs, fmt.Errorf("%s never ticked: its timer did not fire", reminder))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

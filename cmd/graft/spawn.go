@@ -86,9 +86,8 @@ func newDestroyCmd(e *env, cf *clientFlags) *cobra.Command {
 		Short: "Remove an actor for good: its mailbox, state and timers too",
 		Long: `Destroy stops ACTOR at once (its batch in flight is abandoned) and removes it
 for good: its registry entry, mailbox, state, replies, idempotency window,
-dead letters and the timers it set are deleted, and calls waiting on it
-fail. (Sends scheduled to it with ` + "`graft send --after`" + ` are not its timers:
-they stay, and one that fires while the name is unknown is dropped.)
+dead letters, the timers it set and the sends scheduled to it with
+` + "`graft send --after`" + ` are deleted, and calls waiting on it fail.
 Afterwards a send to it is refused as to an unknown actor, except that
 a name a virtual behaviour owns is created anew, empty, by its next message,
 and an actor the config lists is registered again, empty, when the core

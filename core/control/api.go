@@ -54,15 +54,14 @@ type Upgrader interface {
 	Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error)
 }
 
-// fromCore is s as the API shows it; origin is the registry's
-// mailbox.Actor.Origin ("" when unknown).
-func fromCore(s core.ActorStatus, origin string) ActorStatus {
+// fromCore is s as the API shows it.
+func fromCore(s core.ActorStatus) ActorStatus {
 	return ActorStatus{
 		Name: s.Name, Behaviour: s.Behaviour, Module: s.Module, Schema: s.Schema, Status: s.Status,
 		Depth: s.Depth, InFlight: s.InFlight, Processed: s.Processed, Failed: s.Failed,
 		Restarts: s.Restarts, ModuleRestarts: s.ModuleRestarts, DeadLetters: s.DeadLetters,
 		LastExit: s.LastExit, PID: s.Pid, UptimeSeconds: s.Uptime.Seconds(), LastError: s.LastError,
-		Origin: origin,
+		Origin: s.Origin,
 	}
 }
 

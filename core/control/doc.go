@@ -23,7 +23,7 @@
 // bad_request. Destroy is Runtime.DestroyActor, which removes the actor
 // for good; stop keeps its data. A send with after_seconds or at is
 // Runtime.SendAfter, answered with the timer's id; the timers endpoint
-// lists Runtime.Timers. Status adds each actor's origin from the registry.
+// lists Runtime.Timers. Status shows each actor's origin (config, spawn or virtual).
 //
 // # Socket
 //

@@ -133,13 +133,9 @@ func (s *Server) status(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	origins, err := s.origins(r.Context())
-	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
 	out := Status{Core: s.opts.Info, Actors: make([]ActorStatus, len(rows))}
 	for i, row := range rows {
-		out.Actors[i] = fromCore(row, origins[row.Name])
+		out.Actors[i] = fromCore(row)
 	}
 	return out, nil
 }

@@ -106,17 +106,3 @@ func (s *Server) sendLater(r *http.Request, actor string, req SendRequest) (any,
 	}
 	return SendResponse{Actor: actor, Outcome: OutcomeScheduled, TimerID: id, Due: due}, nil
 }
-
-// origins maps every registered actor to its origin ("config", "spawn",
-// "virtual"), for status.
-func (s *Server) origins(ctx context.Context) (map[string]string, error) {
-	recs, err := s.opts.Runtime.Store().Actors(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list the registry's actors: %w", err)
-	}
-	out := make(map[string]string, len(recs))
-	for _, rec := range recs {
-		out[rec.Name] = rec.Origin
-	}
-	return out, nil
-}

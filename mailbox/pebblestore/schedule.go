@@ -99,3 +99,41 @@ func (s *Store) Scheduled(ctx context.Context, to string) ([]mailbox.Timer, erro
 	})
 	return out, nil
 }
+
+// Unschedule cancels every timer set from outside (Schedule) whose target
+// is to, in one write, and returns how many it cancelled: destroying an
+// actor removes the sends scheduled to it too, so a later actor of the same
+// name never receives them.
+func (s *Store) Unschedule(ctx context.Context, to string) (n int, err error) {
+	pending, err := s.Scheduled(ctx, to)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	tx := s.newTxn()
+	defer func() { tx.end(err) }()
+	for _, t := range pending {
+		e, err := s.timers.startCancel(ctx, outsideOwner, t.ID)
+		if err != nil {
+			return 0, fmt.Errorf("cancel the sends scheduled to actor %q: %w", to, err)
+		}
+		if e == nil {
+			continue // fired since the listing
+		}
+		tx.timerOps = append(tx.timerOps, timerOp{e: e, kind: opCancel})
+		if err := deleteTimer(tx.b, e.due, outsideOwner, t.ID); err != nil {
+			return 0, fmt.Errorf("cancel the sends scheduled to actor %q: %w", to, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := s.apply(tx.b, s.writeOpts, tierCommit); err != nil {
+		return 0, fmt.Errorf("cancel the sends scheduled to actor %q: %w", to, err)
+	}
+	return n, nil
+}
