@@ -48,7 +48,11 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 		return mailbox.Receipt{}, err
 	}
 	msg.EnqueuedAt = time.Now()
-	seq, dup, err := tx.send(ctx, a, &msg, payloadDigest(msg.Payload))
+	var digest []byte // only a message with an id can be a duplicate to check
+	if msg.ID != "" {
+		digest = payloadDigest(msg.Payload)
+	}
+	seq, dup, err := tx.send(ctx, a, &msg, digest)
 	if err == nil && dup == nil {
 		err = s.apply(tx.b, s.writeOpts, tierSend)
 		if err != nil {
