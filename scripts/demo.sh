@@ -6,9 +6,12 @@
 # rebuilds pong as v2 into the folder the core watches (the watcher upgrades
 # it mid-stream), keeps exchanging, and ends with a summary: pings sent,
 # pongs received, lost, duplicated, pong's version before and after, the
-# pause, the state carried over. Exits non-zero if anything was lost or
-# duplicated or the upgrade did not happen. Every process it starts is
-# stopped on exit, Ctrl-C included.
+# pause, the state carried over. Beside them, reminder/demo (examples/
+# reminders: a virtual actor, made by its first message) ticks on a durable
+# timer that re-arms itself, until a send scheduled with --after 1s stops
+# it. Exits non-zero if anything was lost or duplicated, the upgrade did not
+# happen or the reminder never ticked. Every process it starts is stopped on
+# exit, Ctrl-C included.
 #
 #   scripts/demo.sh            # GRAFT_DEMO_KEEP=1 keeps the temporary folder
 set -euo pipefail
@@ -35,12 +38,13 @@ cd "$root"
 echo "building the graft core and the demo driver"
 go build -o "$work/graft" ./cmd/graft
 go build -o "$work/demo" ./cmd/graft-demo
-echo "building ping and pong v1"
+echo "building ping and pong v1, and the reminder"
 scripts/build-plugins.sh v1
+go build -o "$work/reminder" ./examples/reminders/reminder
 
 # The driver runs in the background so this shell can forward Ctrl-C to it
 # and still clean up; it stops the core it started, whatever happens.
-"$work/demo" --graft "$work/graft" --work "$work" --root "$root" &
+"$work/demo" --graft "$work/graft" --work "$work" --root "$root" --reminder "$work/reminder" &
 demo_pid=$!
 status=0
 wait "$demo_pid" || status=$?
