@@ -25,7 +25,7 @@ type opRun struct {
 
 	target   *core.LoadedModule
 	from     *core.LoadedModule // nil when the old module no longer loads
-	migrator *dynamic.Instance    // the module that migrates the state
+	migrator *dynamic.Instance  // the module that migrates the state
 	actors   []string           // every actor of the behaviour
 	todo     []string           // the actors not yet on op.To
 }
