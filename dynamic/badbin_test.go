@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,7 @@ func TestBadBinariesGetClearErrors(t *testing.T) {
 			// time: its start timeout is generous, and only the silent
 			// script, which is about the timeout, gets a short one.
 			cfg.StartTimeout = 30 * time.Second
-			if c.kind == dynamic.ErrStartTimeout {
+			if errors.Is(c.kind, dynamic.ErrStartTimeout) {
 				cfg.StartTimeout = 2 * time.Second
 			}
 			before := children()
@@ -98,7 +99,7 @@ func TestBadBinariesGetClearErrors(t *testing.T) {
 			for _, w := range c.want {
 				require.Contains(t, err.Error(), w)
 			}
-			if c.kind == dynamic.ErrStartTimeout {
+			if errors.Is(c.kind, dynamic.ErrStartTimeout) {
 				require.GreaterOrEqual(t, took, cfg.StartTimeout, "the start timeout must not fire early")
 			}
 			require.ElementsMatch(t, before, children(), "no process left behind")

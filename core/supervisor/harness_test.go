@@ -348,21 +348,6 @@ func checkGoroutines(t *testing.T, base int) {
 	}
 }
 
-// within runs f and fails the test if it does not return before ctx ends.
-func within(t *testing.T, ctx context.Context, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		t.Fatalf("%s did not return within its deadline", what)
-	}
-}
-
 // hasEvent reports whether an event of kind for child exists whose error
 // matches target (nil target: any).
 func (h *harness) hasEvent(kind EventKind, id string, target error) bool {
