@@ -31,7 +31,11 @@ type Timers interface {
 	// naming the target (DeadLetter.To; Requeue then sends it to the
 	// target, once that exists). It returns the timers it fired, those
 	// included, in due order; none if nothing is due. Concurrent calls are
-	// serialized, so a timer is never fired twice.
+	// serialized, so a timer is never fired twice. If the write fails,
+	// nothing fired and the timers stay pending. A timer whose record
+	// cannot be read is not fired and does not hold up the others: the
+	// call fires the rest and returns them together with a *CorruptError
+	// naming it, once (not at every call).
 	FireDue(ctx context.Context, now time.Time, max int) ([]Timer, error)
 }
 

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentSameID", testConcurrentSameID},
 		{"ConcurrentSendersSeeGaplessOrder", testConcurrentSendersSeeGaplessOrder},
 		{"FailuresAndDeadLetters", testFailuresAndDeadLetters},
+		{"ConcurrentRequeue", testConcurrentRequeue},
 		{"BadInput", testBadInput},
 		{"Registry", testRegistry},
 		{"Fencing", testFencing},
@@ -425,67 +426,6 @@ func testConcurrentSendersSeeGaplessOrder(t *testing.T, open Opener) {
 	}
 	wg.Wait()
 	assert.Equal(t, senders*each, got)
-}
-
-func testFailuresAndDeadLetters(t *testing.T, open Opener) {
-	dir := t.TempDir()
-	s, ep := setup(t, open, dir, mailbox.Options{}, "a")
-	good := send(t, s, "a", "", "good")
-	poison := send(t, s, "a", "p-1", "poison")
-	n, err := s.RecordFailure(ctx(t), "a", poison.Seq, "boom 1")
-	require.NoError(t, err)
-	assert.EqualValues(t, 1, n)
-	require.NoError(t, s.Close())
-	s = open(t, dir, mailbox.Options{})
-	n, err = s.RecordFailure(ctx(t), "a", poison.Seq, "boom 2")
-	require.NoError(t, err)
-	assert.EqualValues(t, 2, n, "attempts survive a reopen")
-	ms, err := s.Read(ctx(t), "a", 0, 10)
-	require.NoError(t, err)
-	require.Len(t, ms, 2)
-	assert.EqualValues(t, 0, ms[0].Attempts)
-	assert.EqualValues(t, 2, ms[1].Attempts)
-	assert.Equal(t, "boom 2", ms[1].LastError)
-	_, err = s.RecordFailure(ctx(t), "a", poison.Seq+5, "x")
-	assert.ErrorIs(t, err, mailbox.ErrUnknownMessage)
-
-	require.NoError(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: ep["a"], Through: poison.Seq,
-		DeadLetters: []mailbox.DeadLetterRequest{{Seq: poison.Seq, Error: "boom 3"}}}))
-	dls, err := s.DeadLetters(ctx(t), "a")
-	require.NoError(t, err)
-	require.Len(t, dls, 1)
-	m := dls[0].Message
-	assert.Equal(t, "poison", string(m.Payload))
-	assert.Equal(t, "p-1", m.ID)
-	assert.Equal(t, "test", m.Sender)
-	assert.EqualValues(t, 2, m.Attempts)
-	assert.Equal(t, "boom 3", m.LastError)
-	rc, err := s.Lookup(ctx(t), "a", "p-1")
-	require.NoError(t, err)
-	assert.Equal(t, mailbox.OutcomeDeadLettered, rc.Outcome)
-	assert.Equal(t, "boom 3", rc.Error)
-	stats, err := s.Stats("a")
-	require.NoError(t, err)
-	assert.EqualValues(t, 1, stats.DeadLetters)
-	_ = good
-
-	r, err := s.Requeue(ctx(t), "a", poison.Seq)
-	require.NoError(t, err)
-	assert.Greater(t, r.Seq, poison.Seq)
-	ms, err = s.Read(ctx(t), "a", 0, 10)
-	require.NoError(t, err)
-	require.Equal(t, []string{"poison"}, payloads(ms))
-	assert.EqualValues(t, 0, ms[0].Attempts, "a requeued message starts afresh")
-	rc, err = s.Lookup(ctx(t), "a", "p-1")
-	require.NoError(t, err)
-	assert.Equal(t, r.Seq, rc.Seq)
-	assert.Equal(t, mailbox.OutcomePending, rc.Outcome)
-	dls, err = s.DeadLetters(ctx(t), "a")
-	require.NoError(t, err)
-	assert.Empty(t, dls)
-	_, err = s.Requeue(ctx(t), "a", poison.Seq)
-	assert.ErrorIs(t, err, mailbox.ErrUnknownMessage)
-	require.NoError(t, s.Close())
 }
 
 func testBadInput(t *testing.T, open Opener) {

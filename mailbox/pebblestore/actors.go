@@ -41,6 +41,9 @@ type actor struct {
 	cond sync.Cond
 	// timerDead is the next n of a timer dead letter (timerDeadBase + n).
 	timerDead uint64
+	// requeuing holds the dead letters being requeued, each closed when
+	// its requeue ends (deadletter.go).
+	requeuing map[uint64]chan struct{}
 
 	// recent holds the encoded records of unacked messages written since
 	// Open, by seq; see recent.go for why Read can trust it above
@@ -83,9 +86,10 @@ func newActor(name string, rec actorRecord) *actor {
 }
 
 // busy reports whether a write to a is in progress: a reserved sequence
-// number not finished, or a commit. Callers hold a.mu.
+// number not finished, a commit, or a requeue of a dead letter. Callers
+// hold a.mu.
 func (a *actor) busy() bool {
-	return a.inCommit || a.nextSeq-1-a.visible > uint64(len(a.done))
+	return a.inCommit || len(a.requeuing) > 0 || a.nextSeq-1-a.visible > uint64(len(a.done))
 }
 
 // finish records that the write of seq is over (committed or abandoned) and
@@ -409,8 +413,9 @@ func (s *Store) Stats(name string) (mailbox.Stats, error) {
 // Remove implements mailbox.Registry. It marks the actor removed (new
 // writes to it fail), waits for the writes in progress to it to end, and
 // then deletes every key of the actor in one synced batch: its id ranges,
-// its timers and its registry record. Holding fireMu keeps FireDue from
-// writing for it meanwhile.
+// its timers, its registry record, and the timers set from outside whose
+// target it is (schedule.go). Holding fireMu keeps FireDue from writing
+// for it meanwhile.
 func (s *Store) Remove(ctx context.Context, name string) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -432,7 +437,13 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 		a.cond.Wait()
 	}
 	a.mu.Unlock()
-	if err := s.removeKeys(a); err != nil {
+	tx := s.newTxn()
+	err = unscheduleIn(tx, name)
+	if err == nil {
+		err = s.removeKeys(tx.b, a)
+	}
+	tx.end(err)
+	if err != nil {
 		a.mu.Lock()
 		a.removed = false
 		a.mu.Unlock()
@@ -445,11 +456,9 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// removeKeys deletes every key of a in one synced batch and drops it from
-// the registry.
-func (s *Store) removeKeys(a *actor) error {
-	b := s.db.NewBatch()
-	defer b.Close()
+// removeKeys adds the deletion of every key of a to b, writes b synced
+// and drops a from the registry.
+func (s *Store) removeKeys(b *pebble.Batch, a *actor) error {
 	err := s.scan(idKey(prefixTimerOf, a.id), func(k, v []byte) error {
 		if len(v) != 8 {
 			return nil // the range deletion below takes it anyway

@@ -80,7 +80,9 @@ func (s *Store) DeadLetters(ctx context.Context, name string) ([]mailbox.DeadLet
 // letter, appends the message anew and points its id at the new sequence
 // number (dropping the old id entry, so eviction of the old position cannot
 // forget the new one). A timer's dead letter (DeadLetter.To) goes to its
-// target instead, created if virtual.
+// target instead, created if virtual. Concurrent requeues of one dead
+// letter are serialized (claimDeadLetter): one delivers it, the others
+// find it gone.
 func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (_ mailbox.Receipt, err error) {
 	var tx *txn
 	defer func() { s.announce(tx) }()
@@ -92,26 +94,8 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (_ mailbox
 	if err != nil {
 		return mailbox.Receipt{}, err
 	}
-	d, err := s.readDeadLetter(a, seq)
-	if err != nil {
-		return mailbox.Receipt{}, err
-	}
-	m := d.Message
-	m.Attempts, m.LastError, m.EnqueuedAt = 0, "", time.Now()
 	tx = s.newTxn()
-	var newSeq uint64
-	if d.To != "" && d.To != name {
-		newSeq, err = s.requeueTo(ctx, tx, d.To, &m)
-	} else {
-		newSeq, err = s.requeueHere(tx, a, seq, &m)
-	}
-	if err == nil {
-		err = tx.b.Delete(seqKey(prefixDead, a.id, seq), nil)
-	}
-	if err == nil {
-		err = s.apply(tx.b, s.writeOpts, tierSend)
-	}
-	tx.dead = append(tx.dead, deadChange{a: a, delta: -1})
+	newSeq, err := s.requeue(ctx, tx, a, seq)
 	tx.end(err)
 	if err != nil {
 		return mailbox.Receipt{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, name, err)
@@ -119,14 +103,86 @@ func (s *Store) Requeue(ctx context.Context, name string, seq uint64) (_ mailbox
 	return mailbox.Receipt{Seq: newSeq}, nil
 }
 
+// requeue claims a's dead letter seq for tx, reads it and adds its
+// requeue to tx's batch, and writes the batch.
+func (s *Store) requeue(ctx context.Context, tx *txn, a *actor, seq uint64) (uint64, error) {
+	if err := claimDeadLetter(ctx, tx, a, seq); err != nil {
+		return 0, err
+	}
+	d, err := s.readDeadLetter(a, seq)
+	if err != nil {
+		return 0, err
+	}
+	m := d.Message
+	m.Attempts, m.LastError, m.EnqueuedAt = 0, "", time.Now()
+	var newSeq uint64
+	if d.To != "" && d.To != a.name {
+		newSeq, err = s.requeueTo(ctx, tx, d.To, &m)
+	} else {
+		newSeq, err = s.requeueHere(tx, a, seq, &m)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.b.Delete(seqKey(prefixDead, a.id, seq), nil); err != nil {
+		return 0, err
+	}
+	tx.dead = append(tx.dead, deadChange{a: a, delta: -1})
+	return newSeq, s.apply(tx.b, s.writeOpts, tierSend)
+}
+
+// claimDeadLetter makes tx the only write requeueing a's dead letter seq
+// until tx ends. A pebble batch does not check what was read, so two
+// requeues that both read the dead letter would both deliver its message
+// (and both count it off). A requeue of it in progress is waited for:
+// then the dead letter is gone, and the read that follows fails with
+// ErrUnknownMessage, or that requeue failed and this one goes on.
+func claimDeadLetter(ctx context.Context, tx *txn, a *actor, seq uint64) error {
+	for {
+		a.mu.Lock()
+		if a.removed {
+			a.mu.Unlock()
+			return unknownActor(a.name)
+		}
+		other := a.requeuing[seq]
+		if other == nil {
+			if a.requeuing == nil {
+				a.requeuing = make(map[uint64]chan struct{})
+			}
+			done := make(chan struct{})
+			a.requeuing[seq] = done
+			a.mu.Unlock()
+			tx.requeues = append(tx.requeues, requeueClaim{a: a, seq: seq, done: done})
+			return nil
+		}
+		a.mu.Unlock()
+		select {
+		case <-other:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for another requeue of it: %w", ctx.Err())
+		}
+	}
+}
+
+// releaseDeadLetter ends a claim of claimDeadLetter.
+func releaseDeadLetter(c requeueClaim) {
+	c.a.mu.Lock()
+	delete(c.a.requeuing, c.seq)
+	if c.a.removed {
+		c.a.cond.Broadcast() // Remove waits for the writes in progress
+	}
+	c.a.mu.Unlock()
+	close(c.done)
+}
+
 // readDeadLetter reads one dead letter of a.
 func (s *Store) readDeadLetter(a *actor, seq uint64) (mailbox.DeadLetter, error) {
 	v, c, err := s.db.Get(seqKey(prefixDead, a.id, seq))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return mailbox.DeadLetter{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, a.name, mailbox.ErrUnknownMessage)
+		return mailbox.DeadLetter{}, mailbox.ErrUnknownMessage
 	}
 	if err != nil {
-		return mailbox.DeadLetter{}, fmt.Errorf("requeue dead letter %d of actor %q: %w", seq, a.name, err)
+		return mailbox.DeadLetter{}, fmt.Errorf("read it: %w", err)
 	}
 	d, err := decodeDeadLetter(v)
 	_ = c.Close()

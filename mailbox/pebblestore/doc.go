@@ -87,7 +87,8 @@
 //	       created: A); Q in the target's mailbox, Sender = owner, timer
 //	       id set; unknown target: D in the owner's area at 2^63 + n }
 //	commit (one fsync); settle: fired timers leave the index (on failure
-//	they stay pending)
+//	they stay pending); one whose record cannot be read is skipped,
+//	reported, and kept out of the due heap until the next Open
 //
 // One batch holds the deletion and the message, so after any crash a timer
 // is pending or fired, never both, never twice. The index's claims keep a

@@ -1,5 +1,11 @@
 package pebblestore
 
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
 // MountTmpfs lets the external tests mount a real tmpfs.
 var MountTmpfs = mountTmpfs
 
@@ -32,4 +38,25 @@ func ActorID(s *Store, name string) (uint64, error) {
 		return 0, err
 	}
 	return a.id, nil
+}
+
+// CorruptTimer overwrites the record of a pending timer (owner "" for one
+// set from outside) with bytes that do not decode, durably, as damage on
+// disk would leave it; the in-memory index still holds the timer.
+func CorruptTimer(s *Store, owner, id string) error {
+	var ownerID uint64 = outsideOwner
+	if owner != "" {
+		a, err := s.lookup(owner)
+		if err != nil {
+			return err
+		}
+		ownerID = a.id
+	}
+	s.timers.mu.Lock()
+	e := s.timers.byOwner[ownerID][id]
+	s.timers.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("no timer %q of %q", id, owner)
+	}
+	return s.db.Set(timerKey(e.due, ownerID, id), []byte{0xff, 0xff, 0xff}, pebble.Sync)
 }

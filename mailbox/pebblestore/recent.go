@@ -24,7 +24,7 @@ import (
 //
 // A record enters recent under a.mu in the same critical section that
 // makes its seq visible (finishWrite), so Read never sees a visible seq
-// before its record; it leaves when a commit acks it (commitPlan.apply)
+// before its record; it leaves when a commit acks it (Store.applyPlan)
 // or the actor is removed. Read serves from memory only when its whole
 // range lies above uncachedThrough, else it reads the engine as before.
 //

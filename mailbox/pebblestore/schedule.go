@@ -2,7 +2,6 @@ package pebblestore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,9 +13,14 @@ import (
 // Timers set from outside any actor: the core's SendAfter, behind `graft
 // send --after`. They are ordinary timers (the same two keys, the same
 // index, fired by FireDue) under owner id 0, which no actor has (actor ids
-// start at 1), and Owner "" in the record: so no actor's Remove or
-// PendingTimers touches them, and their message has an empty Sender, as a
-// spawn's init from outside has. One whose target is unknown when it
+// start at 1), and Owner "" in the record: so no actor's PendingTimers
+// lists them, and their message has an empty Sender, as a spawn's init
+// from outside has. The in-memory index also keeps them by target
+// (timerindex.go; rebuilt by Open from their records), for Scheduled,
+// Unschedule and the target's Remove, which deletes them in its own batch:
+// otherwise one that fires between the Remove and the core's Unschedule
+// (or after a crash between the two) would send to the destroyed name,
+// creating a virtual actor again. One whose target is unknown when it
 // fires has no owner to keep it in its dead letters: it is dropped, with a
 // warning in the log.
 
@@ -46,7 +50,7 @@ func (s *Store) Schedule(ctx context.Context, t mailbox.TimerRequest) (err error
 		return fmt.Errorf("schedule a send: target: %w", err)
 	}
 	due := dueNanos(t.Due)
-	e := s.timers.startSet(outsideOwner, t.ID, due)
+	e := s.timers.startSet(outsideOwner, t.ID, due, t.To)
 	if e == nil {
 		return nil // pending already: the first one wins
 	}
@@ -67,29 +71,25 @@ func (s *Store) Schedule(ctx context.Context, t mailbox.TimerRequest) (err error
 }
 
 // Scheduled lists the pending timers set from outside (Schedule) whose
-// target is to, in due order (ties by id).
+// target is to, in due order (ties by id): the index by target names
+// them, their records are point lookups.
 func (s *Store) Scheduled(ctx context.Context, to string) ([]mailbox.Timer, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.leave()
 	var out []mailbox.Timer
-	err := s.scan(idKey(prefixTimerOf, outsideOwner), func(k, v []byte) error {
+	for _, e := range s.timers.outsideTo(to) {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, fmt.Errorf("list the sends scheduled to actor %q: %w", to, err)
 		}
-		if len(v) != 8 {
-			return &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("timer index entry %q of the outside timers", k[9:])}
+		t, found, err := s.readTimer(timerKey(e.due, outsideOwner, e.id))
+		if err != nil {
+			return nil, fmt.Errorf("list the sends scheduled to actor %q: %w", to, err)
 		}
-		t, found, err := s.readTimer(timerKey(int64(binary.BigEndian.Uint64(v)), outsideOwner, string(k[9:])))
-		if err != nil || !found || t.To != to {
-			return err // not found: fired since the scan began
+		if found && t.To == to { // not found: not written yet, or fired or cancelled since
+			out = append(out, t)
 		}
-		out = append(out, t)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list the sends scheduled to actor %q: %w", to, err)
 	}
 	slices.SortFunc(out, func(x, y mailbox.Timer) int {
 		if c := x.Due.Compare(y.Due); c != 0 {
@@ -103,28 +103,29 @@ func (s *Store) Scheduled(ctx context.Context, to string) ([]mailbox.Timer, erro
 // Unschedule cancels every timer set from outside (Schedule) whose target
 // is to, in one write, and returns how many it cancelled: destroying an
 // actor removes the sends scheduled to it too, so a later actor of the same
-// name never receives them.
+// name never receives them. (Remove deletes them already; this is for a
+// name that is not, or no longer, an actor.)
 func (s *Store) Unschedule(ctx context.Context, to string) (n int, err error) {
-	pending, err := s.Scheduled(ctx, to)
-	if err != nil || len(pending) == 0 {
-		return 0, err
-	}
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.leave()
+	listed := s.timers.outsideTo(to)
+	if len(listed) == 0 {
+		return 0, nil
+	}
 	tx := s.newTxn()
 	defer func() { tx.end(err) }()
-	for _, t := range pending {
-		e, err := s.timers.startCancel(ctx, outsideOwner, t.ID)
+	for _, l := range listed {
+		e, err := s.timers.cancelEntry(ctx, outsideOwner, l.id, l)
 		if err != nil {
 			return 0, fmt.Errorf("cancel the sends scheduled to actor %q: %w", to, err)
 		}
 		if e == nil {
-			continue // fired since the listing
+			continue // fired since the listing, or not written yet
 		}
 		tx.timerOps = append(tx.timerOps, timerOp{e: e, kind: opCancel})
-		if err := deleteTimer(tx.b, e.due, outsideOwner, t.ID); err != nil {
+		if err := deleteTimer(tx.b, e.due, outsideOwner, e.id); err != nil {
 			return 0, fmt.Errorf("cancel the sends scheduled to actor %q: %w", to, err)
 		}
 		n++
@@ -136,4 +137,17 @@ func (s *Store) Unschedule(ctx context.Context, to string) (n int, err error) {
 		return 0, fmt.Errorf("cancel the sends scheduled to actor %q: %w", to, err)
 	}
 	return n, nil
+}
+
+// unscheduleIn claims the pending timers set from outside whose target is
+// to for tx, and adds their deletion to its batch: Remove's part of
+// Unschedule. The caller holds fireMu.
+func unscheduleIn(tx *txn, to string) error {
+	for _, e := range tx.s.timers.claimOutsideTo(to) {
+		tx.timerOps = append(tx.timerOps, timerOp{e: e, kind: opCancel})
+		if err := deleteTimer(tx.b, e.due, outsideOwner, e.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

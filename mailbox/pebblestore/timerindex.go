@@ -25,11 +25,19 @@ import (
 //	            heap (not on disk either), but a second set of the id is a
 //	            no-op
 //	firing      claimed by FireDue; a cancel waits for the firing to end
-//	cancelling  claimed by a commit that deletes it
+//	cancelling  claimed by a commit (or Unschedule, or its target's
+//	            Remove, for one set from outside) that deletes it
+//	unreadable  its record could not be read when FireDue claimed it: out
+//	            of the heap (so it does not block the timers due after it)
+//	            until the store is opened again; a cancel still deletes it
 //
 // One committer per actor (the commit protocol) means an entry has at most
 // one commit acting on it, and FireDue is serialized (Store.fireMu), so
 // the claims never overlap.
+//
+// The timers set from outside (owner 0, schedule.go) are also indexed by
+// target, so that Scheduled, Unschedule and the target's Remove find them
+// without reading every one.
 
 // timerEntry is one pending timer.
 type timerEntry struct {
@@ -38,9 +46,14 @@ type timerEntry struct {
 	due   int64 // Unix nanoseconds, as in the key
 	index int   // position in the heap, -1 when not in it
 
+	// to is the target of a timer set from outside (byTarget's key); ""
+	// for an actor's timer, or when its record could not be read at Open.
+	to string
+
 	inserting, cancelling bool
 	firing                chan struct{} // non-nil while claimed by FireDue; closed when settled
 	gone                  bool          // durably deleted (fired or cancelled), or never written
+	unreadable            bool          // its record could not be read: not put back in the heap
 }
 
 func (e *timerEntry) busy() bool { return e.inserting || e.cancelling || e.firing != nil }
@@ -57,21 +70,25 @@ const (
 	opSet timerOpKind = iota
 	opCancel
 	opFire
+	opSkip // claimed by FireDue, record unreadable: left in place
 )
 
 // timerIndex is the store's timer index.
 type timerIndex struct {
 	mu      sync.Mutex
 	byOwner map[uint64]map[string]*timerEntry
-	heap    timerHeap
-	count   int
+	// byTarget holds the timers set from outside, by target and id.
+	byTarget map[string]map[string]*timerEntry
+	heap     timerHeap
+	count    int
 }
 
 func newTimerIndex() *timerIndex {
-	return &timerIndex{byOwner: make(map[uint64]map[string]*timerEntry)}
+	return &timerIndex{byOwner: make(map[uint64]map[string]*timerEntry), byTarget: make(map[string]map[string]*timerEntry)}
 }
 
-// add inserts e into byOwner (not the heap). Callers hold x.mu.
+// add inserts e into byOwner and byTarget (not the heap). Callers hold
+// x.mu.
 func (x *timerIndex) add(e *timerEntry) {
 	m := x.byOwner[e.owner]
 	if m == nil {
@@ -80,11 +97,40 @@ func (x *timerIndex) add(e *timerEntry) {
 	}
 	m[e.id] = e
 	x.count++
+	if e.owner != outsideOwner || e.to == "" {
+		return
+	}
+	t := x.byTarget[e.to]
+	if t == nil {
+		t = make(map[string]*timerEntry)
+		x.byTarget[e.to] = t
+	}
+	t[e.id] = e
 }
 
-// load adds a timer found on disk by Open.
-func (x *timerIndex) load(owner uint64, id string, due int64) {
-	e := &timerEntry{owner: owner, id: id, due: due, index: len(x.heap)}
+// forget removes e from byOwner and byTarget. Callers hold x.mu.
+func (x *timerIndex) forget(e *timerEntry) {
+	m := x.byOwner[e.owner]
+	if m[e.id] != e {
+		return
+	}
+	delete(m, e.id)
+	x.count--
+	if len(m) == 0 {
+		delete(x.byOwner, e.owner)
+	}
+	if t := x.byTarget[e.to]; e.owner == outsideOwner && t[e.id] == e {
+		delete(t, e.id)
+		if len(t) == 0 {
+			delete(x.byTarget, e.to)
+		}
+	}
+}
+
+// load adds a timer found on disk by Open; to is the target of one set
+// from outside.
+func (x *timerIndex) load(owner uint64, id string, due int64, to string) {
+	e := &timerEntry{owner: owner, id: id, due: due, to: to, index: len(x.heap)}
 	x.add(e)
 	x.heap = append(x.heap, e)
 }
@@ -98,27 +144,25 @@ func (x *timerIndex) place(e *timerEntry) {
 	switch {
 	case e.busy():
 	case e.gone:
-		if m := x.byOwner[e.owner]; m[e.id] == e {
-			delete(m, e.id)
-			x.count--
-			if len(m) == 0 {
-				delete(x.byOwner, e.owner)
-			}
-		}
-	case e.index < 0:
+		x.forget(e)
+	case e.index < 0 && !e.unreadable:
 		heap.Push(&x.heap, e)
 	}
 }
 
 // startSet claims a new entry for a commit that sets the timer, or returns
-// nil if the owner has the id pending already (or is setting it).
-func (x *timerIndex) startSet(owner uint64, id string, due int64) *timerEntry {
+// nil if the owner has the id pending already (or is setting it). to is
+// the target of a timer set from outside (outsideOwner), indexed by it.
+func (x *timerIndex) startSet(owner uint64, id string, due int64, to string) *timerEntry {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.byOwner[owner][id] != nil {
 		return nil
 	}
 	e := &timerEntry{owner: owner, id: id, due: due, index: -1, inserting: true}
+	if owner == outsideOwner {
+		e.to = to
+	}
 	x.add(e)
 	return e
 }
@@ -127,11 +171,17 @@ func (x *timerIndex) startSet(owner uint64, id string, due int64) *timerEntry {
 // if there is none. A timer that is firing is waited for: then it is gone
 // (nothing to cancel), or its firing failed and it is cancelled.
 func (x *timerIndex) startCancel(ctx context.Context, owner uint64, id string) (*timerEntry, error) {
+	return x.cancelEntry(ctx, owner, id, nil)
+}
+
+// cancelEntry is startCancel; with want not nil, only that entry is
+// claimed (not a later timer that has the id now).
+func (x *timerIndex) cancelEntry(ctx context.Context, owner uint64, id string, want *timerEntry) (*timerEntry, error) {
 	for {
 		x.mu.Lock()
 		e := x.byOwner[owner][id]
 		switch {
-		case e == nil || e.gone || e.inserting || e.cancelling:
+		case e == nil || e.gone || e.inserting || e.cancelling || (want != nil && e != want):
 			x.mu.Unlock()
 			return nil, nil
 		case e.firing != nil:
@@ -144,11 +194,49 @@ func (x *timerIndex) startCancel(ctx context.Context, owner uint64, id string) (
 				return nil, fmt.Errorf("cancel timer %q: waiting for it to finish firing: %w", id, ctx.Err())
 			}
 		}
-		heap.Remove(&x.heap, e.index)
+		if e.index >= 0 { // an unreadable one is out of the heap
+			heap.Remove(&x.heap, e.index)
+		}
 		e.cancelling = true
 		x.mu.Unlock()
 		return e, nil
 	}
+}
+
+// outsideTo lists the timers set from outside whose target is to,
+// pending or being set. Their owner, id, due and to never change, so the
+// caller may read those without x.mu.
+func (x *timerIndex) outsideTo(to string) []*timerEntry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]*timerEntry, 0, len(x.byTarget[to]))
+	for _, e := range x.byTarget[to] {
+		if !e.gone {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// claimOutsideTo claims for cancelling every pending timer set from
+// outside whose target is to, for that target's Remove. Remove holds
+// fireMu, so none is firing; one that another write is setting or
+// cancelling is left to that write.
+func (x *timerIndex) claimOutsideTo(to string) []*timerEntry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []*timerEntry
+	for _, e := range x.byTarget[to] {
+		if e.gone || e.busy() {
+			continue
+		}
+		if e.index >= 0 {
+			heap.Remove(&x.heap, e.index)
+		}
+		e.cancelling = true
+		out = append(out, e)
+	}
+	return out
 }
 
 // claimDue claims up to max timers due at or before now, earliest first,
@@ -182,6 +270,10 @@ func (x *timerIndex) settle(ops []timerOp, err error) {
 			fired = append(fired, e.firing)
 			e.firing = nil
 			e.gone = err == nil
+		case opSkip: // unreadable whether the batch committed or not
+			fired = append(fired, e.firing)
+			e.firing = nil
+			e.unreadable = true
 		}
 		x.place(e)
 	}

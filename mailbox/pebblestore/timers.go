@@ -89,7 +89,7 @@ func (s *Store) writeTimers(ctx context.Context, tx *txn, p *commitPlan) error {
 			continue
 		}
 		due := dueNanos(r.Due)
-		e := s.timers.startSet(a.id, r.ID, due)
+		e := s.timers.startSet(a.id, r.ID, due, "")
 		if e == nil {
 			continue // pending already: the first one wins
 		}
@@ -113,7 +113,10 @@ func deleteTimer(b *pebble.Batch, due int64, owner uint64, id string) error {
 	return b.Delete(strKey(prefixTimerOf, owner, id), nil)
 }
 
-// loadTimers fills the timer index from the owner index on disk.
+// loadTimers fills the timer index from the owner index on disk, and
+// reads the target of every timer set from outside (by a point lookup of
+// its record) for the index by target. A record that cannot be read is
+// left to FireDue, which reports it.
 func (s *Store) loadTimers() error {
 	err := s.scan([]byte{prefixTimerOf}, func(k, v []byte) error {
 		if len(k) < 10 || len(v) != 8 {
@@ -123,18 +126,33 @@ func (s *Store) loadTimers() error {
 		if due > 1<<63-1 {
 			return fmt.Errorf("timer index entry %q: due time out of range", k)
 		}
-		s.timers.load(binary.BigEndian.Uint64(k[1:9]), string(k[9:]), int64(due))
+		owner, id := binary.BigEndian.Uint64(k[1:9]), string(k[9:])
+		var to string
+		if owner == outsideOwner {
+			t, _, err := s.readTimer(timerKey(int64(due), owner, id))
+			var ce *mailbox.CorruptError
+			if err != nil && !errors.As(err, &ce) {
+				return err
+			}
+			to = t.To
+		}
+		s.timers.load(owner, id, int64(due), to)
 		return nil
 	})
 	s.timers.loaded()
 	return err
 }
 
-// readTimer reads one timer record.
+// readTimer reads one timer record. A record that does not decode, or
+// that the engine finds damaged, is a *mailbox.CorruptError naming its
+// key.
 func (s *Store) readTimer(key []byte) (mailbox.Timer, bool, error) {
 	v, c, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return mailbox.Timer{}, false, nil
+	}
+	if pebble.IsCorruptionError(err) {
+		return mailbox.Timer{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("timer record %+q: %w", key, err)}
 	}
 	if err != nil {
 		return mailbox.Timer{}, false, fmt.Errorf("read timer: %w", err)
@@ -142,7 +160,7 @@ func (s *Store) readTimer(key []byte) (mailbox.Timer, bool, error) {
 	t, err := decodeTimer(v)
 	_ = c.Close()
 	if err != nil {
-		return mailbox.Timer{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("timer record %q: %w", key, err)}
+		return mailbox.Timer{}, false, &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("timer record %+q: %w", key, err)}
 	}
 	return t, true, nil
 }
@@ -197,7 +215,14 @@ func (s *Store) NextTimer() (time.Time, bool) {
 // (so a concurrent cancel waits and a concurrent set of the same id is a
 // no-op), their records read by point lookups (the fired timers' tombstones
 // at the start of the 'T' range are never scanned), and deleted in the
-// batch that enqueues their messages.
+// batch that enqueues their messages. If that batch fails, they are
+// pending again and fire at a later call.
+//
+// A timer whose record cannot be read (it does not decode, or the engine
+// finds it damaged) is not fired and stays on disk, for an operator to
+// see: it is logged and returned as a *mailbox.CorruptError naming it,
+// beside the timers that did fire, and taken out of the firing order until
+// the store is opened again, so the timers due after it keep firing.
 func (s *Store) FireDue(ctx context.Context, now time.Time, max int) (_ []mailbox.Timer, err error) {
 	var tx *txn
 	defer func() { s.announce(tx) }()
@@ -218,35 +243,47 @@ func (s *Store) FireDue(ctx context.Context, now time.Time, max int) (_ []mailbo
 	for _, e := range claimed {
 		tx.timerOps = append(tx.timerOps, timerOp{e: e, kind: opFire})
 	}
-	fired, err := s.fire(ctx, tx, claimed)
-	if err == nil {
+	fired, unreadable, err := s.fire(ctx, tx)
+	if err == nil && len(unreadable) < len(tx.timerOps) { // something to delete
 		err = s.apply(tx.b, s.writeOpts, tierSend)
 	}
 	tx.end(err)
 	if err != nil {
-		return nil, fmt.Errorf("fire due timers: %w", err)
+		return nil, fmt.Errorf("fire due timers: %w", errors.Join(append([]error{err}, unreadable...)...))
+	}
+	if len(unreadable) > 0 {
+		return fired, fmt.Errorf("fire due timers: %w", errors.Join(unreadable...))
 	}
 	return fired, nil
 }
 
-// fire adds the claimed timers' deletion and their messages to tx. Targets
-// are resolved (virtual ones created) in name order before any sequence
-// number is reserved; see spawn.go.
-func (s *Store) fire(ctx context.Context, tx *txn, claimed []*timerEntry) ([]mailbox.Timer, error) {
-	timers := make([]mailbox.Timer, 0, len(claimed))
-	owners := make([]uint64, 0, len(claimed))
+// fire adds the deletion of the timers tx claimed and their messages to
+// tx. Targets are resolved (virtual ones created) in name order before any
+// sequence number is reserved; see spawn.go. A timer whose record cannot
+// be read is skipped (its claim becomes opSkip) and reported in
+// unreadable.
+func (s *Store) fire(ctx context.Context, tx *txn) (_ []mailbox.Timer, unreadable []error, _ error) {
+	timers := make([]mailbox.Timer, 0, len(tx.timerOps))
+	owners := make([]uint64, 0, len(tx.timerOps))
 	var names []string
-	for _, e := range claimed {
-		key := timerKey(e.due, e.owner, e.id)
-		t, found, err := s.readTimer(key)
+	for i := range tx.timerOps {
+		op := &tx.timerOps[i]
+		e := op.e
+		t, found, err := s.readTimer(timerKey(e.due, e.owner, e.id))
+		var ce *mailbox.CorruptError
+		if errors.As(err, &ce) {
+			op.kind = opSkip
+			unreadable = append(unreadable, s.unreadableTimer(e, ce))
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, unreadable, err
 		}
 		if err := deleteTimer(tx.b, e.due, e.owner, e.id); err != nil {
-			return nil, err
+			return nil, unreadable, err
 		}
 		if !found {
-			s.opts.Logger.Warn("timer in the index has no record; dropped", "store", s.path, "timer", e.id)
+			s.opts.Logger.Warn("timer in the index has no record; dropped", "store", s.path, "timer", e.id, "owner", s.ownerName(e.owner))
 			continue
 		}
 		timers = append(timers, t)
@@ -258,7 +295,7 @@ func (s *Store) fire(ctx context.Context, tx *txn, claimed []*timerEntry) ([]mai
 	for _, name := range slices.Compact(names) {
 		a, _, err := s.resolve(ctx, tx, name, nil)
 		if err != nil && !errors.Is(err, mailbox.ErrInvalidName) && !errors.Is(err, mailbox.ErrEmptyActorName) {
-			return nil, err
+			return nil, unreadable, err
 		}
 		targets[name] = a
 	}
@@ -272,14 +309,41 @@ func (s *Store) fire(ctx context.Context, tx *txn, claimed []*timerEntry) ([]mai
 				continue
 			}
 			if !errors.Is(err, mailbox.ErrUnknownActor) { // removed meanwhile: dead-letter it
-				return nil, err
+				return nil, unreadable, err
 			}
 		}
 		if err := s.deadLetterTimer(tx, owners[i], t, &m, now); err != nil {
-			return nil, err
+			return nil, unreadable, err
 		}
 	}
-	return timers, nil
+	return timers, unreadable, nil
+}
+
+// unreadableTimer logs a timer whose record cannot be read and returns the
+// error FireDue reports for it. FireDue meets it once per Open: its claim
+// (opSkip) keeps it out of the firing order.
+func (s *Store) unreadableTimer(e *timerEntry, ce *mailbox.CorruptError) error {
+	owner := s.ownerName(e.owner)
+	s.opts.Logger.Error("timer record cannot be read; the timer is not fired and its record is left on disk (a cancel deletes it; restore the store from a backup to fire it)",
+		"store", s.path, "timer", e.id, "owner", owner, "err", ce.Err)
+	return &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("timer %q (owner: %s), not fired: %w", e.id, owner, ce.Err)}
+}
+
+// ownerName describes the owner of a timer by its actor id, for logs and
+// errors. It looks through the registry: only for the rare timer that
+// cannot be fired.
+func (s *Store) ownerName(id uint64) string {
+	if id == outsideOwner {
+		return "none, set from outside"
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for name, a := range s.actors {
+		if a.id == id {
+			return fmt.Sprintf("actor %q", name)
+		}
+	}
+	return fmt.Sprintf("actor id %d (no longer registered)", id)
 }
 
 // deadLetterTimer keeps the message of a timer whose target is unknown in

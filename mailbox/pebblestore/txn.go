@@ -10,9 +10,10 @@ import (
 
 // txn is one engine batch and what it holds in memory until the batch is
 // durable or abandoned: sequence numbers reserved in mailboxes, actors it
-// creates, timers it sets, cancels or fires, dead-letter counts it moves.
-// Every write that enqueues a message (Enqueue, Commit, Requeue, Spawn,
-// FireDue) goes through one, so that all of it is settled the same way, in
+// creates, timers it sets, cancels or fires, dead-letter counts it moves,
+// dead letters it requeues. Every write that enqueues a message (Enqueue,
+// Commit, Requeue, Spawn, FireDue) or claims a timer (Schedule, Unschedule,
+// Remove) goes through one, so that all of it is settled the same way, in
 // one place (end), whether the batch commits or not.
 type txn struct {
 	s         *Store
@@ -22,6 +23,15 @@ type txn struct {
 	timerOps  []timerOp       // timers this batch sets, cancels or fires
 	dead      []deadChange    // dead-letter counters to move on success
 	created   []*creation     // durable creations, for Options.Created
+	requeues  []requeueClaim  // dead letters this batch requeues (deadletter.go)
+}
+
+// requeueClaim is a dead letter a txn requeues: no other write may requeue
+// it until the txn ends.
+type requeueClaim struct {
+	a    *actor
+	seq  uint64
+	done chan struct{} // closed when released
 }
 
 // deadChange moves an actor's dead-letter counter once the batch is
@@ -67,7 +77,7 @@ func (t *txn) end(err error) {
 	if err == nil {
 		for _, d := range t.dead {
 			d.a.mu.Lock()
-			d.a.dead = uint64(int64(d.a.dead) + int64(d.delta))
+			d.a.dead = addDead(d.a.dead, d.delta)
 			d.a.mu.Unlock()
 		}
 	}
@@ -79,10 +89,24 @@ func (t *txn) end(err error) {
 	if len(t.timerOps) > 0 {
 		s.timers.settle(t.timerOps, err)
 	}
+	// After the batch is durable: a requeue that waited for this one then
+	// finds the dead letter gone.
+	for _, c := range t.requeues {
+		releaseDeadLetter(c)
+	}
 	if err == nil {
 		t.created = t.creations
 	}
 	_ = t.b.Close()
+}
+
+// addDead moves a dead-letter count by delta, never below zero: a count
+// that wrapped around would report billions of dead letters.
+func addDead(n uint64, delta int) uint64 {
+	if delta < 0 && uint64(-delta) > n {
+		return 0
+	}
+	return uint64(int64(n) + int64(delta))
 }
 
 // announce calls Options.Created for every actor tx created. Callers defer
