@@ -33,6 +33,14 @@ type Report struct {
 	Leaked int
 	// Linearizable is porcupine's verdict on the register's call history.
 	Linearizable porcupine.CheckResult
+	// Timers counts acknowledged timers (set by a committed handler);
+	// Spawns acknowledged spawns, Destroyed acknowledged destroys. The
+	// violations of timers and spawns are counted in RuntimeViolations,
+	// how much of the run the strictest timer checks covered in
+	// RuntimeCoverage (check_timers.go).
+	Timers, Spawns, Destroyed int
+	RuntimeViolations
+	RuntimeCoverage
 	// Problems explains each violation (capped, see maxProblems).
 	Problems []string
 }
@@ -50,7 +58,7 @@ func (r *Report) problemf(format string, args ...any) {
 // OK says whether the run kept every guarantee checked.
 func (r Report) OK() bool {
 	return r.Lost == 0 && r.Duplicated == 0 && r.Reordered == 0 && r.Misplaced == 0 &&
-		r.Versions == 0 && r.Leaked == 0 && r.Linearizable == porcupine.Ok
+		r.Versions == 0 && r.Leaked == 0 && r.Linearizable == porcupine.Ok && r.none()
 }
 
 // Summary is the one line a run ends with.
@@ -62,15 +70,17 @@ func (r Report) Summary(seed int64, events int) string {
 	case porcupine.Unknown:
 		lin = "unknown (checker timed out)"
 	}
-	s := fmt.Sprintf("chaos: seed %d, %d events, %d messages, %d lost, %d duplicated, %d reordered, %d leaked, linearizable: %s",
-		seed, events, r.Messages, r.Lost, r.Duplicated, r.Reordered, r.Leaked, lin)
+	s := fmt.Sprintf("chaos: seed %d, %d events, %d messages, %d lost, %d duplicated, %d reordered, %d leaked, linearizable: %s, "+
+		"%d timers (%d pending across a kill -9, %d cancelled before due, %d of destroyed actors), %d spawns (%d destroyed)",
+		seed, events, r.Messages, r.Lost, r.Duplicated, r.Reordered, r.Leaked, lin,
+		r.Timers, r.AcrossKill, r.CancelledBeforeDue, r.OfDestroyed, r.Spawns, r.Destroyed)
 	if r.Misplaced > 0 {
 		s += fmt.Sprintf(", %d poison misplaced", r.Misplaced)
 	}
 	if r.Versions > 0 {
 		s += fmt.Sprintf(", %d version mismatches", r.Versions)
 	}
-	return s
+	return s + r.counts()
 }
 
 // linearizeTimeout bounds porcupine; a history it cannot decide in time is
@@ -83,6 +93,7 @@ func Check(h *History, f Final) Report {
 	var r Report
 	checkSends(&r, sends, poison, f)
 	checkPoison(&r, poison, f)
+	checkRuntime(&r, h.runtimeSnapshot(), f)
 	for _, v := range f.Versions {
 		if p := v.problem(); p != "" {
 			r.Versions++

@@ -31,7 +31,7 @@ func TestCheckClean(t *testing.T) {
 	})
 	require.True(t, r.OK(), r.describe())
 	require.Equal(t, 5, r.Messages)
-	require.Equal(t, "chaos: seed 7, 3 events, 5 messages, 0 lost, 0 duplicated, 0 reordered, 0 leaked, linearizable: yes",
+	require.Equal(t, "chaos: seed 7, 3 events, 5 messages, 0 lost, 0 duplicated, 0 reordered, 0 leaked, linearizable: yes, 0 timers (0 pending across a kill -9, 0 cancelled before due, 0 of destroyed actors), 0 spawns (0 destroyed)",
 		r.Summary(7, 3))
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -94,7 +95,8 @@ func (r *Runner) startCore(ctx context.Context) error {
 	return r.waitRunning(ctx, p)
 }
 
-// waitRunning polls the status until every actor runs on a live module.
+// waitRunning polls the status until every configured actor runs on a
+// live module (those made at run time start in the background).
 func (r *Runner) waitRunning(ctx context.Context, p *coreProc) error {
 	ctx, cancel := context.WithTimeout(ctx, coreStartTimeout)
 	defer cancel()
@@ -109,7 +111,7 @@ func (r *Runner) waitRunning(ctx context.Context, p *coreProc) error {
 		if err == nil {
 			running := 0
 			for _, a := range st.Actors {
-				if a.Status == "running" && a.PID != 0 {
+				if a.Status == "running" && a.PID != 0 && slices.Contains(r.actors, a.Name) {
 					running++
 				}
 			}
@@ -146,6 +148,7 @@ func (r *Runner) currentCore() *coreProc {
 func (r *Runner) killCore(ctx context.Context) error {
 	p := r.currentCore()
 	r.gate.shut()
+	killed := time.Now().UnixNano()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("kill -9 the core: %w", err)
 	}
@@ -154,6 +157,7 @@ func (r *Runner) killCore(ctx context.Context) error {
 	r.core = nil
 	r.mu.Unlock()
 	r.stats.coreKills.Add(1)
+	r.hist.AddKill(killed)
 	r.reapOrphans(ctx, "after kill -9 of the core")
 	return nil
 }

@@ -16,11 +16,11 @@ import (
 // messages still being retried need a few seconds).
 const drainTimeout = 2 * time.Minute
 
-// finish drains the queues, measures the core's descriptors against a
-// fresh core's, stops it, checks for leftovers and reads the final state
-// from the store.
+// finish drains the queues and lets every pending timer fire, measures
+// the core's descriptors against a fresh core's, stops it, checks for
+// leftovers and reads the final state from the store.
 func (r *Runner) finish(ctx context.Context) (Final, error) {
-	if err := r.drain(ctx); err != nil {
+	if err := r.settleTimers(ctx); err != nil {
 		r.note("%v", err)
 	}
 	afterChaos, err := r.sampleFDs(ctx, minOf)
@@ -143,7 +143,8 @@ func (r *Runner) sampleFDs(ctx context.Context, pick func(a, b int) int) (int, e
 }
 
 // readStore opens the store the stopped core left and reads every actor's
-// applied payloads, dead letters, queue depth and versions.
+// applied payloads, dead letters, queue depth and versions, and what
+// readRuntime reads of the "ctm" actors and the registry.
 func (r *Runner) readStore(ctx context.Context) (Final, error) {
 	s, err := pebblestore.Open(r.storeDir, mailbox.Options{})
 	if err != nil {
@@ -151,7 +152,7 @@ func (r *Runner) readStore(ctx context.Context) (Final, error) {
 	}
 	defer s.Close()
 	f := Final{Applied: map[string][]string{}, DeadLetters: map[string][]string{}, Pending: map[string]uint64{}}
-	for _, name := range r.actors {
+	for _, name := range append(append([]string(nil), r.kvActors...), registerActor) {
 		rec, err := s.Actor(ctx, name)
 		if err != nil {
 			return Final{}, fmt.Errorf("read actor %s: %w", name, err)
@@ -191,6 +192,9 @@ func (r *Runner) readStore(ctx context.Context) (Final, error) {
 			return Final{}, fmt.Errorf("read the queue of %s: %w", name, err)
 		}
 		f.Pending[name] = stats.Depth
+	}
+	if err := r.readRuntime(ctx, s, &f); err != nil {
+		return Final{}, err
 	}
 	return f, nil
 }

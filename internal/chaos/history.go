@@ -59,6 +59,7 @@ type History struct {
 	sends  []SendOp
 	poison []PoisonOp
 	calls  []CallOp
+	run    runtimeOps // timers, cancels, spawns and destroys (history_timers.go)
 }
 
 // NewHistory starts an empty history; call times count from now.
@@ -169,4 +170,7 @@ type Final struct {
 	Versions []ActorVersion
 	// Leaks describes each leaked process, socket file or descriptor.
 	Leaks []string
+	// Runtime is what the store holds of the timer behaviour's actors and
+	// of the actors made at run time (history_timers.go).
+	Runtime RuntimeFinal
 }

@@ -25,12 +25,17 @@ const (
 	faultUpgrade
 	faultPoison
 	faultOversize
+	faultSpawn
+	faultDestroy
+	faultTimerKill
 )
 
 // weights of the faults, in the order above: module faults are the most
 // common, poison messages (a crash every time, or a state over the size
-// limit every time) the rarest.
-var faultWeights = [...]int{12, 25, 20, 30, 8, 4}
+// limit every time) the rarest; spawns come before the destroys that need
+// them, and a kill -9 right after timers were set (faultTimerKill) adds to
+// the plain core kills. Timers themselves are part of the load.
+var faultWeights = [...]int{12, 25, 20, 30, 8, 4, 10, 6, 5}
 
 func pickFault(rng *rand.Rand) fault {
 	total := 0
@@ -88,13 +93,19 @@ func (r *Runner) fire(ctx context.Context, f fault, pick int, async *sync.WaitGr
 		r.sendPoison(ctx, pick, "poison", async)
 	case faultOversize:
 		r.sendPoison(ctx, pick, "oversize", async)
+	case faultSpawn:
+		r.spawnEvent(ctx, pick, async)
+	case faultDestroy:
+		r.destroyEvent(ctx, pick, async)
+	case faultTimerKill:
+		return r.timerKill(ctx, pick, async)
 	}
 	return nil
 }
 
-// modulePick chooses the module process of the pick-th actor (sorted by
-// name) that has one, checking it is a child of the current core running
-// a binary of this run.
+// modulePick chooses the pick-th module process (of the actors sorted by
+// name, each process counted once: the "ctm" actors share one), checking
+// it is a child of the current core running a binary of this run.
 func (r *Runner) modulePick(ctx context.Context, pick int) (procInfo, bool) {
 	core := r.currentCore()
 	if core == nil {
@@ -105,16 +116,18 @@ func (r *Runner) modulePick(ctx context.Context, pick int) (procInfo, bool) {
 		r.note("status for a module fault: %v", err)
 		return procInfo{}, false
 	}
+	sort.Slice(st.Actors, func(i, j int) bool { return st.Actors[i].Name < st.Actors[j].Name })
 	var rows []control.ActorStatus
+	seen := map[int]bool{}
 	for _, a := range st.Actors {
-		if a.PID > 0 {
+		if a.PID > 0 && !seen[a.PID] {
+			seen[a.PID] = true
 			rows = append(rows, a)
 		}
 	}
 	if len(rows) == 0 {
 		return procInfo{}, false
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 	row := rows[pick%len(rows)]
 	p, err := readProc(row.PID)
 	if err != nil || p.ppid != core.info.pid || !p.alive() || !strings.HasPrefix(p.exe, r.dir+"/") {

@@ -73,6 +73,7 @@ type counters struct {
 	coreStarts, coreKills, moduleKills, moduleStops atomic.Int64
 	upgrades, rollbacks, sourceWrites, poison       atomic.Int64
 	upgradeFailures, events                         atomic.Int64
+	timers, cancels, spawns, destroys, timerKills   atomic.Int64
 }
 
 // Runner is one chaos run: its folder, the core child process, the load
@@ -86,8 +87,9 @@ type Runner struct {
 	runDir     string
 	kvSource   string // the watched, configured binary of "ckv"
 	versions   map[string]string
-	actors     []string // every actor, kv actors then "reg"
+	actors     []string // every configured actor: kv actors, "reg", then tmActors
 	kvActors   []string
+	tmActors   []string // the configured actors of behaviour "ctm"
 	client     *control.Client
 	gate       *gate
 	hist       *History
@@ -101,6 +103,8 @@ type Runner struct {
 	notes   []string         // non-fatal observations, printed on failure
 	// seenSockets are leftover socket files already reported.
 	seenSockets map[string]bool
+	spawnN      int      // spawned actors named so far (sp-1, sp-2, ...)
+	live        []string // spawned actors ready to be destroyed
 }
 
 // leak records a leaked process, socket or descriptor.
@@ -155,9 +159,10 @@ func (r *Runner) run(ctx context.Context) (Result, error) {
 	stopLoad := make(chan struct{})
 	var load sync.WaitGroup
 	r.startLoad(loadCtx, stopLoad, &load)
+	r.startTimerLoad(loadCtx, stopLoad, &load)
 	progressDone := r.progress(ctx)
 
-	var async sync.WaitGroup // upgrades, poison sends, SIGCONT timers
+	var async sync.WaitGroup // upgrades, poison sends, SIGCONT timers, spawns, destroys, timer bursts
 	injectErr := r.inject(ctx, &async)
 
 	// Quiesce: no more faults; let every module run again, finish the
@@ -194,9 +199,10 @@ func (r *Runner) run(ctx context.Context) (Result, error) {
 	r.mu.Unlock()
 	if r.opts.Progress != nil {
 		st := &r.stats
-		fmt.Fprintf(r.opts.Progress, "chaos: faults: core kills %d, module kills %d, module stops %d, upgrades %d, rollbacks %d, source writes %d (upgrade requests failed: %d), poison %d\n",
-			st.coreKills.Load(), st.moduleKills.Load(), st.moduleStops.Load(), st.upgrades.Load(), st.rollbacks.Load(),
-			st.sourceWrites.Load(), st.upgradeFailures.Load(), st.poison.Load())
+		fmt.Fprintf(r.opts.Progress, "chaos: faults: core kills %d (%d with timers just set), module kills %d, module stops %d, upgrades %d, rollbacks %d, source writes %d (upgrade requests failed: %d), poison %d, spawns %d, destroys %d; timers set %d, cancelled %d\n",
+			st.coreKills.Load(), st.timerKills.Load(), st.moduleKills.Load(), st.moduleStops.Load(), st.upgrades.Load(), st.rollbacks.Load(),
+			st.sourceWrites.Load(), st.upgradeFailures.Load(), st.poison.Load(), st.spawns.Load(), st.destroys.Load(),
+			st.timers.Load(), st.cancels.Load())
 	}
 	return Result{Report: rep, Summary: rep.Summary(r.opts.Seed, r.opts.Events)}, nil
 }
@@ -215,7 +221,7 @@ func (r *Runner) setup() error {
 		return err
 	}
 	if err := testbin.Build(vers, "github.com/graft-host/graft/internal/chaos/testdata/ckv1", "github.com/graft-host/graft/internal/chaos/testdata/ckv2",
-		"github.com/graft-host/graft/internal/chaos/testdata/register"); err != nil {
+		"github.com/graft-host/graft/internal/chaos/testdata/register", "github.com/graft-host/graft/internal/chaos/testdata/ctm"); err != nil {
 		return err
 	}
 	r.graftBin = filepath.Join(bin, "graft")
@@ -224,15 +230,18 @@ func (r *Runner) setup() error {
 	if err := copyFile(r.versions["1"], r.kvSource); err != nil {
 		return err
 	}
-	if err := copyFile(filepath.Join(vers, "register"), filepath.Join(plugins, "register")); err != nil {
-		return err
+	for _, b := range []string{"register", ctmBehaviour} {
+		if err := copyFile(filepath.Join(vers, b), filepath.Join(plugins, b)); err != nil {
+			return err
+		}
 	}
 	r.storeDir = filepath.Join(r.dir, "data")
 	r.runDir = filepath.Join(r.dir, "run")
 	for i := 0; i < r.opts.KVActors; i++ {
 		r.kvActors = append(r.kvActors, fmt.Sprintf("kv%d", i))
 	}
-	r.actors = append(append([]string(nil), r.kvActors...), registerActor)
+	r.tmActors = []string{"tm0", "tm1"}
+	r.actors = append(append(append([]string(nil), r.kvActors...), registerActor), r.tmActors...)
 	r.configPath = filepath.Join(r.dir, "graft.yaml")
 	if err := os.WriteFile(r.configPath, []byte(r.config()), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
@@ -251,8 +260,10 @@ const registerActor = "reg"
 const maxAttempts = 8
 
 // config is the YAML the core runs with. Durability alternates with the
-// seed, so both modes are exercised. Every actor has its own module
-// process: a poison message then crashes only its own actor's module.
+// seed, so both modes are exercised. Every actor of "ckv" and "register"
+// has its own module process: a poison message then crashes only its own
+// actor's module. The actors of "ctm" (configured, spawned and virtual:
+// it owns the names ctm/KEY) share one.
 func (r *Runner) config() string {
 	durability := "sync"
 	if r.opts.Seed%2 != 0 {
@@ -284,12 +295,21 @@ behaviours:
     start_timeout: 20s
     call_timeout: 3s
     drain_timeout: 2s
+  ctm:
+    binary: ./plugins/ctm
+    virtual: true
+    start_timeout: 20s
+    call_timeout: 3s
+    drain_timeout: 2s
 actors:
 `, durability, maxAttempts)
 	for _, a := range r.kvActors {
 		fmt.Fprintf(&b, "  - name: %s\n    behaviour: ckv\n    process: own\n", a)
 	}
 	fmt.Fprintf(&b, "  - name: %s\n    behaviour: register\n    process: own\n", registerActor)
+	for _, a := range r.tmActors {
+		fmt.Fprintf(&b, "  - name: %s\n    behaviour: %s\n", a, ctmBehaviour)
+	}
 	return b.String()
 }
 
@@ -341,9 +361,10 @@ func (r *Runner) progress(ctx context.Context) chan struct{} {
 			}
 			sends, calls := r.hist.Counts()
 			s := &r.stats
-			fmt.Fprintf(r.opts.Progress, "chaos: %d/%d events, %d sends, %d calls | core kills %d, module kills %d, stops %d, upgrades %d, rollbacks %d, source writes %d (failed %d), poison %d\n",
-				s.events.Load(), r.opts.Events, sends, calls, s.coreKills.Load(), s.moduleKills.Load(), s.moduleStops.Load(),
-				s.upgrades.Load(), s.rollbacks.Load(), s.sourceWrites.Load(), s.upgradeFailures.Load(), s.poison.Load())
+			fmt.Fprintf(r.opts.Progress, "chaos: %d/%d events, %d sends, %d calls, %d timers | core kills %d, module kills %d, stops %d, upgrades %d, rollbacks %d, source writes %d (failed %d), poison %d, spawns %d, destroys %d\n",
+				s.events.Load(), r.opts.Events, sends, calls, s.timers.Load(), s.coreKills.Load(), s.moduleKills.Load(), s.moduleStops.Load(),
+				s.upgrades.Load(), s.rollbacks.Load(), s.sourceWrites.Load(), s.upgradeFailures.Load(), s.poison.Load(),
+				s.spawns.Load(), s.destroys.Load())
 		}
 	}()
 	return done
