@@ -39,6 +39,7 @@ type actor struct {
 	idle      chan struct{} // closed when the running loop exits
 	paused    bool
 	stopping  bool
+	abandon   bool // Stop abandons the batch in flight at once (abandonOnStop)
 	finishing bool // finish has begun: done is closed exactly once
 	batchMax  int  // shrinks to find a poison message, grows back on success
 	suspect   bool // its next message is retried alone in a quarantine module
@@ -156,12 +157,16 @@ func (a *actor) finish(err error) {
 
 // Stop implements supervisor.Child: stop taking batches, let the batch in
 // flight commit, and at ctx's deadline abandon it (nothing of it commits).
+// After abandonOnStop it abandons the batch at once.
 func (a *actor) Stop(ctx context.Context) error {
 	a.mu.Lock()
 	a.stopping = true
-	running, idle := a.running, a.idle
+	running, idle, abandon := a.running, a.idle, a.abandon
 	a.mu.Unlock()
 	if running {
+		if abandon {
+			a.cancel()
+		}
 		select {
 		case <-idle:
 		case <-ctx.Done():
@@ -171,6 +176,15 @@ func (a *actor) Stop(ctx context.Context) error {
 	}
 	a.finish(nil)
 	return nil
+}
+
+// abandonOnStop makes every later Stop abandon the batch in flight at
+// once, with no grace: DestroyActor's, whether the supervisor (Terminate)
+// or DestroyActor itself stops the actor.
+func (a *actor) abandonOnStop() {
+	a.mu.Lock()
+	a.abandon = true
+	a.mu.Unlock()
 }
 
 // step handles one batch. It reports whether it made progress (committed,
@@ -260,8 +274,8 @@ func (a *actor) step() (bool, error) {
 	}
 	earliest := addEffects(&c, res.Results) // timers and spawns (effects.go)
 	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
-	if errors.Is(err, mailbox.ErrSpawnConflict) {
-		return true, nil // spawned meanwhile with another behaviour: the next attempt fails that message alone
+	if a.retryCommit(ctx, err) {
+		return true, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("commit batch %d..%d: %w", msgs[0].Seq, c.Through, err)
@@ -278,6 +292,29 @@ func (a *actor) step() (bool, error) {
 	a.core.cfg.Observer.BatchCommitted(a.spec.Name, a.spec.Behaviour, len(msgs), time.Since(began))
 	a.core.delivered(a.spec.Name, msgs, res.Results)
 	return true, nil
+}
+
+// retryCommit says whether a batch whose commit failed with err (nothing
+// of it committed) is to be handled again rather than crash the actor:
+// the store refused an effect that firstFailure had found fine, because
+// the world changed in between, and the next attempt fails that message
+// alone (a failed attempt, then a dead letter), as it would have at once.
+// That is a name spawned meanwhile with another behaviour, or a send
+// target destroyed meanwhile. An unknown actor that is the actor itself
+// (being destroyed: its ctx is cancelled, or the store no longer has it)
+// is no such case.
+func (a *actor) retryCommit(ctx context.Context, err error) bool {
+	switch {
+	case errors.Is(err, mailbox.ErrSpawnConflict):
+		return true
+	case errors.Is(err, mailbox.ErrUnknownActor) && ctx.Err() == nil:
+		if _, serr := a.core.store.Stats(a.spec.Name); serr != nil {
+			return false
+		}
+		a.logger().Debug("a send target was destroyed before the batch's commit: handling the batch again", "err", err)
+		return true
+	}
+	return false
 }
 
 // firstFailure finds the first message that failed alone: an error result,

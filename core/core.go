@@ -142,6 +142,9 @@ type Core struct {
 	subs   map[string]*supervisor.Supervisor // behaviour supervisors
 	closed bool
 	bg     sync.WaitGroup // goroutines adding run-time actors (spawn.go)
+	// names serializes the changes of one name's membership in specs
+	// and the supervisors: adopt, addListed, DestroyActor (membership.go).
+	names nameLocks
 }
 
 // Errors the Core's callers branch on.

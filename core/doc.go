@@ -62,19 +62,21 @@
 // timer to such a name creates the actor in the same write as the
 // message). The store reports each creation once it is durable
 // (mailbox.Options.Created) and the core adds the actor to its
-// behaviour's supervisor; at start, New reads them back from the
-// registry. Every configured behaviour has a supervisor, with configured
-// actors or not, and one that the root restarts rebuilds its children
-// from the current set of actors, not from the config alone.
+// behaviour's supervisor, unless it was destroyed meanwhile (creations
+// and destroys of one name are serialized: membership.go); at start, New
+// reads them back from the registry. Every configured behaviour has a
+// supervisor, with configured actors or not, and one that the root
+// restarts rebuilds its children from the current set of actors, not
+// from the config alone.
 //
 // A configured actor that disappears from the config is not deleted: its
 // registry entry, mailbox, state and timers stay, it is not started,
 // messages sent to it queue, and Status shows it as "unconfigured"
 // (StatusUnconfigured); listing it again runs it from where it was.
 // DestroyActor removes an actor for good (registry entry, mailbox, state,
-// replies, idempotency window, dead letters, the timers it set); the
-// Calls waiting on it fail with ErrDestroyed. StopActor stops an actor
-// and keeps everything.
+// replies, idempotency window, dead letters, the timers it set and the
+// sends scheduled to it); the Calls waiting on it fail with ErrDestroyed.
+// StopActor stops an actor and keeps everything.
 //
 // # Timers
 //
@@ -86,7 +88,8 @@
 // due timers into ordinary messages (with their TimerID) in one atomic
 // write; the store's notification wakes their actors. Timers that came
 // due while the core was down fire at start, in due order. SendAfter
-// schedules a send from outside (`graft send --after`).
+// schedules a send from outside (`graft send --after`), and SendAfterID
+// one named by the caller's id, so that a retry schedules it once.
 //
 // # The swap point, and why the upgrade hooks are apart
 //

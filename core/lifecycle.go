@@ -175,15 +175,26 @@ func (c *Core) unconfigured(r mailbox.Actor) bool {
 // DestroyActor removes an actor for good: it stops at once (its batch in
 // flight is abandoned), leaves supervision, and the store deletes its
 // registry entry, mailbox, state, replies, idempotency window, dead
-// letters and the timers it set; the Calls waiting on it fail with
-// ErrDestroyed. Afterwards the name is unknown: a send to it is refused,
-// except that a virtual name is created anew, empty, by its next message,
-// and a configured actor still in the config is registered again, empty,
-// at the next start of the core. An actor that other actors (configured,
-// not destroyed) require is refused, naming them: destroy them first, as
+// letters, the timers it set and the sends scheduled to it from outside
+// (SendAfter); the Calls waiting on it fail with ErrDestroyed. Afterwards
+// the name is unknown: a send to it is refused, except that a virtual
+// name is created anew, empty, by its next message, and a configured
+// actor still in the config is registered again, empty, at the next
+// start of the core. An actor that other actors (configured, not
+// destroyed) require is refused, naming them: destroy them first, as
 // destroying one actor's data is never a side effect of destroying
 // another's. StopActor stops an actor and keeps its data.
+//
+// A destroy of an actor just made at run time waits for its supervision
+// to begin (its first start, bounded), so that no child of a destroyed
+// actor is left behind; its end is never counted as a crash by its
+// supervisor.
 func (c *Core) DestroyActor(ctx context.Context, name string) error {
+	unlock, err := c.names.lock(ctx, name)
+	if err != nil {
+		return fmt.Errorf("destroy actor %q: %w", name, err)
+	}
+	defer unlock()
 	if deps := c.dependents(name); len(deps) > 0 {
 		return fmt.Errorf("destroy actor %q: actors %s require it (requires in the config): destroy them first, or drop the requirement", name, strings.Join(deps, ", "))
 	}
@@ -197,13 +208,12 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 	a := c.actors[name]
 	c.mu.Unlock()
 	if a != nil {
-		stopCtx, cancel := context.WithTimeout(ctx, 0) // at once: no grace
-		_ = a.Stop(stopCtx)
-		cancel()
+		a.abandonOnStop() // no grace: the stops below abandon its batch in flight
 	}
 	if supervised && sub != nil {
-		// Delete takes only a stopped child: Terminate keeps the supervisor
-		// from restarting the actor that Stop just ended.
+		// Terminate stops the actor: its supervisor does not see the end
+		// of a child it terminated as an exit to restart. Delete takes
+		// only a stopped child.
 		err := sub.Terminate(ctx, name)
 		if err == nil {
 			err = sub.Delete(ctx, name)
@@ -213,6 +223,11 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 			return fmt.Errorf("destroy actor %q: %w", name, err)
 		}
 	}
+	if a != nil {
+		// Unsupervised, or its supervisor is stopping: stop it here (a
+		// no-op for an actor Terminate stopped).
+		_ = a.Stop(ctx)
+	}
 	if err := c.store.Remove(ctx, name); err != nil {
 		if supervised {
 			c.restoreSpec(spec)
@@ -221,7 +236,8 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 	}
 	if s, ok := c.store.(scheduler); ok {
 		// The sends scheduled to it from outside go with it, so an actor
-		// spawned later under the same name never receives them.
+		// spawned later under the same name never receives them (a store
+		// whose Remove deletes them already finds none here).
 		if _, err := s.Unschedule(ctx, name); err != nil {
 			c.log.Warn("actor destroyed, but the sends scheduled to it stay: they are dropped when they fire", "actor", name, "err", err)
 		}
@@ -231,7 +247,8 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 	return nil
 }
 
-// restoreSpec supervises again an actor whose destruction failed.
+// restoreSpec supervises again an actor whose destruction failed. The
+// caller (DestroyActor) holds the name's lock, which addListed waits for.
 func (c *Core) restoreSpec(spec ActorConfig) {
 	c.mu.Lock()
 	c.specs[spec.Name] = spec
@@ -245,7 +262,7 @@ func (c *Core) restoreSpec(spec ActorConfig) {
 	if sub != nil {
 		go func() {
 			defer c.bg.Done()
-			c.addChild(sub, spec)
+			c.addListed(sub, spec)
 		}()
 	}
 }

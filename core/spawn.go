@@ -98,8 +98,9 @@ func runtimeSpec(name, behaviour string) ActorConfig {
 
 // created is the store's Options.Created: an actor made at run time is
 // durable, so supervise it. It runs on the writer's goroutine (maybe an
-// actor committing its spawns), so it never waits: the supervisor's Add
-// runs in a goroutine of its own.
+// actor committing its spawns), so it never waits: adopt, in a goroutine
+// of its own, adds the actor to the supervised set and its supervisor,
+// unless a destroy came first (see membership.go).
 func (c *Core) created(name, behaviour string) {
 	if _, known := c.cfg.Behaviours[behaviour]; !known {
 		c.log.Warn("an actor was created with a behaviour the config does not declare; it is not started", "actor", name, "behaviour", behaviour)
@@ -110,33 +111,21 @@ func (c *Core) created(name, behaviour string) {
 		c.mu.Unlock()
 		return
 	}
-	if _, dup := c.specs[name]; dup {
-		c.mu.Unlock()
-		return
-	}
-	spec := runtimeSpec(name, behaviour)
-	c.specs[name] = spec
-	sub := c.subs[behaviour]
-	if sub != nil {
-		c.bg.Add(1)
-	}
+	c.bg.Add(1)
 	c.mu.Unlock()
-	if sub != nil {
-		go func() {
-			defer c.bg.Done()
-			c.addChild(sub, spec)
-		}()
-	}
-	// No supervisor yet (before Start), or one being rebuilt: it takes the
-	// actor from c.specs (see behaviourSpec).
+	go func() {
+		defer c.bg.Done()
+		c.adopt(name, behaviour)
+	}()
 }
 
 // addChild adds an actor made at run time to its behaviour's supervisor,
-// which starts it. A child it already has (added by a rebuild), or a
-// supervisor that is stopping or not yet started (its rebuild adds the
-// actor from c.specs), is not an error.
+// which starts it, and waits for that first start (bounded). A child it
+// already has (added by a rebuild), or a supervisor that is stopping or
+// not yet started (its rebuild adds the actor from c.specs), is not an
+// error. Callers hold the name's lock (adopt, addListed).
 func (c *Core) addChild(sub *supervisor.Supervisor, spec ActorConfig) {
-	cs := c.childSpec(spec)
+	cs := c.childSpec(spec, func() *supervisor.Supervisor { return sub })
 	ctx, cancel := context.WithTimeout(context.Background(), cs.StartTimeout+time.Second)
 	defer cancel()
 	err := sub.Add(ctx, cs)

@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -187,10 +189,37 @@ var ErrNotSupported = errors.New("not supported by this store")
 // ordinary message whose TimerID is the returned id (and Sender empty).
 // The actor must be registered or virtual (a virtual one is created when
 // the message is delivered, not now). Unlike a handler's timer it has no
-// owner: Timers lists it under its target, and it stays when the target
-// is destroyed (then it is dropped when it fires, with a warning in the
-// log). A time in the past is due at once.
+// owner: Timers lists it under its target, and destroying the target
+// removes it (DestroyActor), so an actor made later under the same name
+// never receives it. A time in the past is due at once. Each call sets a
+// new timer: a client that may retry (its answer lost) uses SendAfterID.
 func (c *Core) SendAfter(ctx context.Context, actor string, payload []byte, due time.Time) (timerID string, err error) {
+	return c.schedule(ctx, actor, "s:"+newID(), payload, due)
+}
+
+// SendAfterID is SendAfter made safe to retry: id, the caller's (at most
+// MaxMessageIDSize bytes), names the scheduled send among those to actor,
+// and the timer id is derived from the two, so a retry while the first
+// is pending sets nothing new and returns the same timer id (the first
+// one's payload and due time stand). Once it has fired, the id names no
+// pending send and a call with it schedules again. An empty id is
+// SendAfter's.
+func (c *Core) SendAfterID(ctx context.Context, actor, id string, payload []byte, due time.Time) (timerID string, err error) {
+	if id == "" {
+		return c.SendAfter(ctx, actor, payload, due)
+	}
+	if err := CheckMessageID(id); err != nil {
+		return "", fmt.Errorf("schedule a send to actor %q: %w", actor, err)
+	}
+	// The target is part of the id (a name has no NUL byte): the store
+	// keeps one namespace for every target's scheduled sends, and the same
+	// caller id used for two targets names two sends.
+	sum := sha256.Sum256([]byte(actor + "\x00" + id))
+	return c.schedule(ctx, actor, "s:"+hex.EncodeToString(sum[:16]), payload, due)
+}
+
+// schedule sets the timer of SendAfter and SendAfterID.
+func (c *Core) schedule(ctx context.Context, actor, id string, payload []byte, due time.Time) (string, error) {
 	if err := c.checkSend(actor, len(payload)); err != nil {
 		return "", fmt.Errorf("schedule a send to actor %q: %w", actor, err)
 	}
@@ -198,7 +227,6 @@ func (c *Core) SendAfter(ctx context.Context, actor string, payload []byte, due 
 	if !ok {
 		return "", fmt.Errorf("schedule a send to actor %q: timers set from outside an actor are %w", actor, ErrNotSupported)
 	}
-	id := "s:" + newID()
 	if err := s.Schedule(ctx, mailbox.TimerRequest{ID: id, To: actor, Due: due, Payload: payload}); err != nil {
 		return "", fmt.Errorf("schedule a send to actor %q: %w", actor, err)
 	}

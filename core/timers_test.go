@@ -100,6 +100,37 @@ func TestSendAfter(t *testing.T) {
 	assert.Empty(t, pending)
 }
 
+// A send scheduled with the caller's id is set once however often it is
+// retried while pending (the same timer id back, the first due time
+// kept) and delivered once; the same id to another actor is another
+// send, and an oversize id is refused.
+func TestSendAfterIDIsRetrySafe(t *testing.T) {
+	c := startCore(t, effectsConfig(t, t.TempDir(), "a", "b"))
+	ctx := ctxFor(t, 30*time.Second)
+	due := time.Now().Add(500 * time.Millisecond)
+	id, err := c.SendAfterID(ctx, "a", "r1", []byte("once"), due)
+	require.NoError(t, err)
+	again, err := c.SendAfterID(ctx, "a", "r1", []byte("once"), due.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, id, again)
+	other, err := c.SendAfterID(ctx, "b", "r1", []byte("once"), due)
+	require.NoError(t, err)
+	assert.NotEqual(t, id, other, "the id names a send to one actor")
+	pending, err := c.Timers(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, []string{id}, timerIDs(pending))
+	assert.True(t, pending[0].Due.Equal(due.Round(0)), "the first due time stands: %s", pending[0].Due)
+	_, err = c.SendAfterID(ctx, "a", strings.Repeat("x", core.MaxMessageIDSize+1), nil, due)
+	assert.ErrorIs(t, err, core.ErrInvalidMessageID)
+
+	for _, a := range []string{"a", "b"} {
+		waitFor(t, 20*time.Second, a+" gets the scheduled send", func() bool { return len(stateOf(t, c, a).timers["once"]) > 0 })
+		_, err := c.Call(ctx, a, []byte("last"), core.SendOptions{})
+		require.NoError(t, err)
+		assert.Len(t, stateOf(t, c, a).timers["once"], 1, "%s: delivered once", a)
+	}
+}
+
 // Timers pending when the core shuts down fire after it restarts: those
 // that came due while it was down at start, in due order, the others at
 // their due time, each once.

@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/graft-host/graft/core/supervisor"
@@ -77,8 +79,9 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 			c.mu.RUnlock()
 			specs := make([]supervisor.ChildSpec, 0, len(actors))
 			have := make(map[string]bool, len(actors))
+			var owner atomic.Pointer[supervisor.Supervisor] // the children's supervisor, made after their specs
 			for _, a := range actors {
-				specs = append(specs, c.childSpec(a))
+				specs = append(specs, c.childSpec(a, owner.Load))
 				have[a.Name] = true
 			}
 			sub, err := supervisor.New(supervisor.Spec{
@@ -88,6 +91,7 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 			if err != nil {
 				return nil, fmt.Errorf("supervise behaviour %q: %w", behaviour, err)
 			}
+			owner.Store(sub)
 			nowait, cancel := context.WithCancel(ctx)
 			cancel() // the actors start asynchronously; do not wait for them here
 			if err := sub.Start(nowait); err != nil {
@@ -104,7 +108,7 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 }
 
 // installSub makes sub the running supervisor of behaviour and adds the
-// actors created since its children were listed (created saw the old
+// actors created since its children were listed (adopt saw the old
 // supervisor, or none, and left them to this rebuild).
 func (c *Core) installSub(behaviour string, sub *supervisor.Supervisor, have map[string]bool) {
 	c.mu.Lock()
@@ -122,13 +126,15 @@ func (c *Core) installSub(behaviour string, sub *supervisor.Supervisor, have map
 	for _, a := range missing {
 		go func() {
 			defer c.bg.Done()
-			c.addChild(sub, a)
+			c.addListed(sub, a)
 		}()
 	}
 }
 
-// childSpec is an actor's spec in its behaviour's supervisor.
-func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
+// childSpec is an actor's spec in its behaviour's supervisor, which owner
+// returns once it exists (before any start). A start that finds the
+// actor destroyed ends the child instead of failing (goneAtStart).
+func (c *Core) childSpec(a ActorConfig, owner func() *supervisor.Supervisor) supervisor.ChildSpec {
 	start := c.startTimeout(a.Behaviour)
 	var local []string
 	for _, r := range a.Requires {
@@ -138,6 +144,9 @@ func (c *Core) childSpec(a ActorConfig) supervisor.ChildSpec {
 	}
 	startActor := func(ctx context.Context) (supervisor.Child, error) {
 		ch, err := c.startActor(ctx, a)
+		if errors.Is(err, mailbox.ErrUnknownActor) && c.goneAtStart(ctx, owner(), a) {
+			ch, err = c.startActor(ctx, a) // created anew since its claim failed
+		}
 		return ch, c.nameSource(a.Behaviour, err) // the user's binary, not its cached copy
 	}
 	return supervisor.ChildSpec{

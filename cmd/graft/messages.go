@@ -21,7 +21,7 @@ type sendFlags struct {
 func newSendCmd(e *env, cf *clientFlags) *cobra.Command {
 	sf := &sendFlags{}
 	cmd := &cobra.Command{
-		Use:   "send ACTOR PAYLOAD [--id ID | --after D | --at TIME]",
+		Use:   "send ACTOR PAYLOAD [--id ID] [--after D | --at TIME]",
 		Short: "Send a message to an actor (returns once it is durable), now or later",
 		Long: `Send enqueues PAYLOAD in ACTOR's mailbox and returns once the message is
 durable: it survives a crash of the core from then on. PAYLOAD - reads the
@@ -32,12 +32,14 @@ id enqueues nothing and reports the original sequence number.
 2030-01-02T15:04:05Z) sets a durable timer instead, and prints its id: the
 message is delivered once, as an ordinary message carrying the timer id, when
 it is due, even across a crash or restart of the core (a time already past
-is due at once). ` + "`graft timers ACTOR`" + ` lists the pending ones. A timer has an
-id of its own, so --id does not go with them.`,
+is due at once). ` + "`graft timers ACTOR`" + ` lists the pending ones. With --id a
+retry sets no second timer while the first is pending, and prints the same
+timer id.`,
 		Example: `  graft send greeter hello --config graft.yaml
   graft send greeter hello --id order-42    # safe to retry
   echo '{"n": 1}' | graft send counter -
   graft send order-7 expire --after 30s     # delivered in 30 seconds
+  graft send order-7 expire --after 30s --id expire-7   # safe to retry
   graft send order-7 expire --at 2030-01-02T15:04:05Z`,
 		Args: exactArgs(2, "ACTOR and PAYLOAD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,7 +75,7 @@ id of its own, so --id does not go with them.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&sf.id, "id", "", "idempotency id, at most 256 bytes: a retry with the same id is not enqueued again")
+	cmd.Flags().StringVar(&sf.id, "id", "", "idempotency id, at most 256 bytes: a retry with the same id is not enqueued (or, with --after or --at, scheduled) again")
 	cmd.Flags().BoolVar(&sf.asJSON, "json", false, "print the receipt as JSON")
 	cmd.Flags().DurationVar(&sf.after, "after", 0, "deliver the message after this delay (a durable timer), e.g. 30s")
 	cmd.Flags().StringVar(&sf.at, "at", "", "deliver the message at this time (RFC 3339; a durable timer)")
@@ -88,8 +90,6 @@ func (sf *sendFlags) request(cmd *cobra.Command) (api.SendRequest, error) {
 	switch {
 	case f.Changed("after") && f.Changed("at"):
 		return req, &usageError{errors.New("--after and --at do not go together: give a delay, or a time")}
-	case (f.Changed("after") || f.Changed("at")) && f.Changed("id"):
-		return req, &usageError{errors.New("--id does not go with --after or --at: a timer has an id of its own, which send prints")}
 	case f.Changed("after") && sf.after < 0:
 		return req, &usageError{fmt.Errorf("--after %s is negative: give a delay of 0s or more (or --at TIME)", sf.after)}
 	case f.Changed("after"):

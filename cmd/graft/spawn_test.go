@@ -152,13 +152,23 @@ func TestSendAfterAndTimers(t *testing.T) {
 	assert.Equal(t, id, ts[0].ID)
 	assert.Equal(t, "b has no pending timers\n", p.ok(t, "timers", "b"))
 
+	// With --id a retry sets no second timer and prints the same one.
+	timerOf := regexp.MustCompile(`^scheduled for b as timer (\S+), due `)
+	first := timerOf.FindStringSubmatch(p.ok(t, "send", "b", "once", "--after", "1h", "--id", "r1"))
+	again := timerOf.FindStringSubmatch(p.ok(t, "send", "b", "once", "--after", "1h", "--id", "r1"))
+	require.NotNil(t, first)
+	require.NotNil(t, again)
+	assert.Equal(t, first[1], again[1])
+	require.NoError(t, json.Unmarshal([]byte(p.ok(t, "timers", "b", "--json")), &ts))
+	require.Len(t, ts, 1, "one timer for the id")
+	assert.Equal(t, first[1], ts[0].ID)
+
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--after", "1s", "--at", "2030-01-02T15:04:05Z"}, "--after and --at do not go together"},
 		{[]string{"--after", "-5s"}, "--after -5s is negative"},
-		{[]string{"--after", "1s", "--id", "m1"}, "--id does not go with --after or --at: a timer has an id of its own"},
 		{[]string{"--at", "tomorrow"}, `--at "tomorrow" is not an RFC 3339 time`},
 	} {
 		r := graft(t, "", nil, append([]string{"send", "a", "x", "--config", p.config}, c.args...)...)

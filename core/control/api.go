@@ -26,9 +26,11 @@ type Runtime interface {
 	// that behaviour, nothing changed); an actor of that name with another
 	// behaviour fails with a *mailbox.SpawnConflictError.
 	Spawn(ctx context.Context, name, behaviour string, init []byte) (created bool, err error)
-	// SendAfter sets a durable timer that delivers payload to actor at
-	// due, and returns its id; Timers lists an actor's pending timers.
-	SendAfter(ctx context.Context, actor string, payload []byte, due time.Time) (timerID string, err error)
+	// SendAfterID sets a durable timer that delivers payload to actor at
+	// due, and returns its id; with a caller's id (not empty) a retry
+	// while it is pending sets nothing new. Timers lists an actor's
+	// pending timers.
+	SendAfterID(ctx context.Context, actor, id string, payload []byte, due time.Time) (timerID string, err error)
 	Timers(ctx context.Context, actor string) ([]mailbox.Timer, error)
 	// ReplaceState and ResetState repair an actor's state (see the
 	// endpoints under /v1/actors/{actor}/state); MaxStateSize bounds it.

@@ -22,7 +22,8 @@
 // name in another virtual behaviour's namespace, an invalid name) 400
 // bad_request. Destroy is Runtime.DestroyActor, which removes the actor
 // for good; stop keeps its data. A send with after_seconds or at is
-// Runtime.SendAfter, answered with the timer's id; the timers endpoint
+// Runtime.SendAfterID, answered with the timer's id (with the request's
+// id, a retry answers the same timer and sets no other); the timers endpoint
 // lists Runtime.Timers. Status shows each actor's origin (config, spawn or virtual).
 //
 // # Socket

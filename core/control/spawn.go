@@ -82,13 +82,15 @@ func NewTimers(ts []mailbox.Timer) []Timer {
 const maxAfterSeconds = float64(math.MaxInt64/int64(time.Second)) - 1
 
 // sendLater serves a send with after_seconds or at: it sets a durable
-// timer (Runtime.SendAfter) and answers its id and due time.
+// timer (Runtime.SendAfterID) and answers its id and due time. With an id
+// a retry sets nothing new and answers the pending timer's id and due.
 func (s *Server) sendLater(r *http.Request, actor string, req SendRequest) (any, error) {
+	if err := core.CheckMessageID(req.ID); err != nil {
+		return nil, err
+	}
 	switch {
 	case req.AfterSeconds != nil && !req.At.IsZero():
 		return nil, badRequest("give after_seconds or at, not both: a timer has one due time")
-	case req.ID != "":
-		return nil, badRequest(fmt.Sprintf("a scheduled send takes no message id (got %q): its timer has an id of its own, returned as timer_id", req.ID))
 	case req.Sender != "":
 		return nil, badRequest("a scheduled send takes no sender: its message arrives from no actor, with its timer id")
 	}
@@ -100,9 +102,19 @@ func (s *Server) sendLater(r *http.Request, actor string, req SendRequest) (any,
 		due = time.Now().Add(time.Duration(*a * float64(time.Second)))
 	}
 	due = due.Round(0) // no monotonic reading: the time as the store keeps it
-	id, err := s.opts.Runtime.SendAfter(r.Context(), actor, req.Body(), due)
+	id, err := s.opts.Runtime.SendAfterID(r.Context(), actor, req.ID, req.Body(), due)
 	if err != nil {
 		return nil, err
 	}
-	return SendResponse{Actor: actor, Outcome: OutcomeScheduled, TimerID: id, Due: due}, nil
+	if req.ID != "" {
+		// A retry of one still pending: its due time, not this request's.
+		if ts, err := s.opts.Runtime.Timers(r.Context(), actor); err == nil {
+			for _, t := range ts {
+				if t.ID == id && t.Owner == "" {
+					due = t.Due
+				}
+			}
+		}
+	}
+	return SendResponse{Actor: actor, ID: req.ID, Outcome: OutcomeScheduled, TimerID: id, Due: due}, nil
 }

@@ -133,7 +133,7 @@ func TestScheduledSendAndTimers(t *testing.T) {
 	neg := -1.0
 	for name, req := range map[string]control.SendRequest{
 		"both":     {Text: "x", AfterSeconds: &hour, At: time.Now()},
-		"with id":  {Text: "x", AfterSeconds: &hour, ID: "m1"},
+		"sender":   {Text: "x", AfterSeconds: &hour, Sender: "me"},
 		"negative": {Text: "x", AfterSeconds: &neg},
 	} {
 		_, err := h.client.Send(ctx, "a", req)
@@ -151,6 +151,35 @@ func TestScheduledSendAndTimers(t *testing.T) {
 	_, err = h.client.Timers(ctx, "nobody")
 	_, code = apiCode(t, err)
 	assert.Equal(t, control.CodeNotFound, code)
+}
+
+// A scheduled send with an id is safe to retry: the retry sets no second
+// timer and answers the first one's id and due time; the same id to
+// another actor names another send.
+func TestScheduledSendWithIDIsRetrySafe(t *testing.T) {
+	h := startCore(t, recorder(), []core.ActorConfig{{Name: "a", Behaviour: "recorder"}, {Name: "b", Behaviour: "recorder"}}, nil)
+	h.waitRunning(t, "a")
+	ctx := ctxFor(t, 60*time.Second)
+	hour, twoHours := 3600.0, 7200.0
+
+	first, err := h.client.Send(ctx, "a", control.SendRequest{Text: "once", AfterSeconds: &hour, ID: "remind-1"})
+	require.NoError(t, err)
+	assert.Equal(t, "remind-1", first.ID)
+	retry, err := h.client.Send(ctx, "a", control.SendRequest{Text: "once", AfterSeconds: &twoHours, ID: "remind-1"})
+	require.NoError(t, err)
+	assert.Equal(t, first.TimerID, retry.TimerID, "a retry answers the same timer")
+	assert.WithinDuration(t, first.Due, retry.Due, time.Millisecond, "and the due time it keeps")
+	ts, err := h.client.Timers(ctx, "a")
+	require.NoError(t, err)
+	require.Len(t, ts, 1, "one timer for the id")
+	assert.Equal(t, first.TimerID, ts[0].ID)
+
+	other, err := h.client.Send(ctx, "b", control.SendRequest{Text: "once", AfterSeconds: &hour, ID: "remind-1"})
+	require.NoError(t, err)
+	assert.NotEqual(t, first.TimerID, other.TimerID, "the id names a send to one actor")
+	ts, err = h.client.Timers(ctx, "b")
+	require.NoError(t, err)
+	assert.Len(t, ts, 1)
 }
 
 // Destroy removes a spawned actor for good: status no longer lists it,

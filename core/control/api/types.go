@@ -60,8 +60,10 @@ type SendRequest struct {
 	// AfterSeconds or At (not both) make the send a durable timer: the
 	// message is delivered once, as an ordinary message carrying the
 	// timer's id, that many seconds from now (0: at once) or at that
-	// time (one in the past fires at once). A timer has its own id, so
-	// ID and Sender go with neither; call refuses both.
+	// time (one in the past fires at once). With ID, a retry while that
+	// timer is pending sets no other and answers the same timer id. Sender
+	// goes with neither (the message arrives from no actor); call refuses
+	// both.
 	AfterSeconds *float64  `json:"after_seconds,omitempty"`
 	At           time.Time `json:"at,omitzero"`
 }

@@ -22,8 +22,8 @@ type UncertainError struct {
 	Op    string // "send" or "call"
 	Actor string
 	ID    string // the request's message id, "" if it had none
-	// Scheduled says the send set a timer (send --after/--at): a timer
-	// has no message id, so a retry may set it twice.
+	// Scheduled says the send set a timer (send --after/--at): without
+	// an id a retry may set it twice.
 	Scheduled bool
 	Socket    string
 	Err       error // what the transport said
@@ -37,9 +37,12 @@ func (e *UncertainError) Error() string {
 	}
 	retry := fmt.Sprintf("retrying with the same id (--id %s) is safe: the core enqueues an id at most once", e.ID)
 	switch {
+	case e.Scheduled && e.ID != "":
+		fate = "the timer may or may not be set"
+		retry = fmt.Sprintf("retrying with the same id (--id %s) is safe: the core sets one timer for an id while it is pending", e.ID)
 	case e.Scheduled:
 		fate = "the timer may or may not be set"
-		retry = fmt.Sprintf("a timer has no message id, so a retry may set it twice: look for it with `graft timers %s` before retrying", e.Actor)
+		retry = fmt.Sprintf("it had no id, so a retry may set it twice: look for it with `graft timers %s` before retrying, or schedule with an id (--id ID)", e.Actor)
 	case e.ID == "":
 		retry = "it had no id, so a retry may enqueue it twice: send with an id (--id ID) to make a retry safe"
 	}

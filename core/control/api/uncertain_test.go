@@ -87,6 +87,10 @@ func TestDroppedSendIsReportedAsUncertain(t *testing.T) {
 			assert.True(t, ue.Scheduled)
 			assert.Contains(t, err.Error(), "the timer may or may not be set")
 			assert.Contains(t, err.Error(), "look for it with `graft timers orders` before retrying")
+			_, err = c.Send(ctx, "orders", api.SendRequest{Text: "x", AfterSeconds: &after, ID: "t-1"})
+			require.ErrorAs(t, err, &ue)
+			assert.Contains(t, err.Error(), "the timer may or may not be set")
+			assert.Contains(t, err.Error(), "retrying with the same id (--id t-1) is safe")
 
 			_, err = c.Call(ctx, "orders", api.CallRequest{SendRequest: api.SendRequest{Text: "x", ID: "c-9"}})
 			require.ErrorIs(t, err, api.ErrUncertain)
