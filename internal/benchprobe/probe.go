@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,10 +151,11 @@ func EngineSync(b *testing.B, producers, actors, payloadSize int) {
 	payload := make([]byte, payloadSize)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	lat := make([][]time.Duration, producers)
 	b.ResetTimer()
 	probe := Start(db.Metrics)
 	start := time.Now()
-	for range producers {
+	for p := range producers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -162,10 +164,12 @@ func EngineSync(b *testing.B, producers, actors, payloadSize int) {
 				k[0] = 'Q'
 				binary.BigEndian.PutUint64(k[1:], uint64(n%int64(actors)))
 				binary.BigEndian.PutUint64(k[9:], uint64(n))
+				t0 := time.Now()
 				if err := db.Set(k, payload, pebble.Sync); err != nil {
 					b.Error(err)
 					return
 				}
+				lat[p] = append(lat[p], time.Since(t0))
 			}
 		}()
 	}
@@ -173,6 +177,13 @@ func EngineSync(b *testing.B, producers, actors, payloadSize int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	all := slices.Concat(lat...)
+	if len(all) > 0 {
+		slices.Sort(all)
+		q := func(f float64) float64 { return float64(all[int(f*float64(len(all)-1))].Microseconds()) / 1000 }
+		b.ReportMetric(q(0.50), "p50-ms")
+		b.ReportMetric(q(0.99), "p99-ms")
+	}
 	probe.Report(b, int64(b.N))
 }
 
