@@ -155,21 +155,7 @@ func BenchmarkStart100kActors(b *testing.B) {
 		require.NoError(b, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		require.NoError(b, c.Start(ctx))
-		for {
-			list, err := c.Status(ctx)
-			require.NoError(b, err)
-			running := 0
-			for _, s := range list {
-				if s.Status == "running" {
-					running++
-				}
-			}
-			if running == n {
-				break
-			}
-			require.NoError(b, ctx.Err(), "only %d of %d actors running", running, n)
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitRunning(b, ctx, c, n)
 		elapsed := time.Since(start)
 		runtime.GC()
 		var after runtime.MemStats
