@@ -112,42 +112,14 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 
 func stopCoreUnderLoad(t *testing.T, afterOKs int, sig syscall.Signal) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+dir, envPlugins+"="+pluginDir)
+	env := []string{envChild + "=" + dir, envPlugins + "=" + pluginDir}
 	if sig != syscall.SIGKILL {
-		cmd.Env = append(cmd.Env, envGraceful+"=1")
+		env = append(env, envGraceful+"=1")
 	}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	var lines []string
-	loaded, eof := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(stdout)
-		oks := 0
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if strings.HasPrefix(sc.Text(), "ok ") {
-				if oks++; oks == afterOKs {
-					close(loaded)
-				}
-			}
-		}
-	}()
-	select {
-	case <-loaded:
-	case <-eof:
-		t.Fatalf("core child exited early: %q", lines)
-	case <-time.After(60 * time.Second):
-		t.Fatal("core child did not acknowledge enough sends within 60 s")
-	}
-	require.NoError(t, cmd.Process.Signal(sig))
-	waitErr := cmd.Wait()
-	<-eof
+	child := startCoreChild(t, env, afterOKs, 60*time.Second, "sends")
+	require.NoError(t, child.cmd.Process.Signal(sig))
+	waitErr := child.cmd.Wait()
+	lines := child.output()
 	if sig == syscall.SIGKILL {
 		// G6: the dead core's plugin processes follow it within a second.
 		waitFor(t, time.Second, "the killed core's plugins to exit", func() bool { return len(testbin.Running(bin("recorder"))) == 0 })
@@ -204,4 +176,57 @@ func stopCoreUnderLoad(t *testing.T, afterOKs int, sig syscall.Signal) {
 	for _, s := range tries {
 		assert.Equal(t, 1, seen[s.actor+" "+s.id], "retried send %s to %s not applied exactly once", s.id, s.actor)
 	}
+}
+
+// coreChild is this test binary re-run as a core child (runCoreChild),
+// reporting on stdout a line per event ("try ...", "ok ...").
+type coreChild struct {
+	cmd   *exec.Cmd
+	lines []string
+	eof   chan struct{}
+}
+
+// startCoreChild starts a core child with env added to this process's, and
+// returns once it has printed afterOKs "ok" lines (failing the test if it
+// exits first or takes longer than within; what names the acknowledged
+// things in that message).
+func startCoreChild(t *testing.T, env []string, afterOKs int, within time.Duration, what string) *coreChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c := &coreChild{cmd: cmd, eof: make(chan struct{})}
+	loaded := make(chan struct{})
+	go func() {
+		defer close(c.eof)
+		sc := bufio.NewScanner(stdout)
+		oks := 0
+		for sc.Scan() {
+			c.lines = append(c.lines, sc.Text())
+			if strings.HasPrefix(sc.Text(), "ok ") {
+				if oks++; oks == afterOKs {
+					close(loaded)
+				}
+			}
+		}
+	}()
+	select {
+	case <-loaded:
+	case <-c.eof:
+		t.Fatalf("core child exited early: %q", c.lines)
+	case <-time.After(within):
+		t.Fatalf("core child did not acknowledge enough %s within %s", what, within)
+	}
+	return c
+}
+
+// output waits for the child's stdout to end (after it exited) and
+// returns every line it printed.
+func (c *coreChild) output() []string {
+	<-c.eof
+	return c.lines
 }

@@ -1,12 +1,10 @@
 package core_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,40 +89,11 @@ type effectsTry struct {
 
 func killWhileSpawning(t *testing.T, afterOKs int) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+dir, envPlugins+"="+pluginDir, envEffects+"=1")
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	var lines []string
-	loaded, eof := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(stdout)
-		oks := 0
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if strings.HasPrefix(sc.Text(), "ok ") {
-				if oks++; oks == afterOKs {
-					close(loaded)
-				}
-			}
-		}
-	}()
-	select {
-	case <-loaded:
-	case <-eof:
-		t.Fatalf("core child exited early: %q", lines)
-	case <-time.After(90 * time.Second):
-		t.Fatal("core child did not acknowledge enough spawns within 90 s")
-	}
+	child := startCoreChild(t, []string{envChild + "=" + dir, envPlugins + "=" + pluginDir, envEffects + "=1"}, afterOKs, 90*time.Second, "spawns")
 	killed := time.Now()
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
-	<-eof
+	require.NoError(t, child.cmd.Process.Signal(syscall.SIGKILL))
+	_ = child.cmd.Wait()
+	lines := child.output()
 	waitFor(t, time.Second, "the killed core's plugins to exit", func() bool { return len(testbin.Running(bin("effects"))) == 0 })
 
 	var tries []effectsTry
