@@ -1,7 +1,6 @@
 package core_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,24 +20,6 @@ import (
 	"github.com/graft-host/graft/mailbox"
 )
 
-// lockedBuffer collects log lines written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestActorWaitsOutAFullDisk: an actor whose batch commit meets a full disk
 // (the store refuses it at once and stores nothing) holds the batch and
 // retries instead of crashing, so its supervisor does not restart it into
@@ -48,7 +28,7 @@ func (l *lockedBuffer) String() string {
 func TestActorWaitsOutAFullDisk(t *testing.T) {
 	mnt := testbin.MountTmpfs(t, "48m")
 	store := filepath.Join(mnt, "store")
-	logs := &lockedBuffer{}
+	logs := &testbin.Buffer{}
 	cfg := core.Config{
 		OpenStore:  storeOpener(store, mailbox.DurabilitySync),
 		Behaviours: map[string]core.BehaviourConfig{"counter": {Binary: bin("counter"), StopTimeout: 2 * time.Second}},

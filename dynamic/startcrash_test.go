@@ -1,18 +1,17 @@
 package dynamic_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/internal/testbin"
 )
 
 // A graft plugin that dies in main before serving (panic, log.Fatal,
@@ -69,27 +68,9 @@ func TestStartErrorWithSourceNamesTheUsersBinary(t *testing.T) {
 	assert.Equal(t, bin("crashstart"), se.Path, "the original is unchanged")
 }
 
-// lockedBuffer is a log sink the plugin's goroutines write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // "plugin started" names each of behaviour, version and pid once.
 func TestPluginStartedLogHasEachKeyOnce(t *testing.T) {
-	var logs lockedBuffer
+	var logs testbin.Buffer
 	cfg := config(t, "echo")
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	m := start(t, cfg)

@@ -1,43 +1,25 @@
 package host
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/internal/testbin"
 )
-
-// syncBuffer collects logs while the test reads them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestShutdownWatchdogEndsAHungShutdown: after a real SIGTERM, a graceful
 // stop that does not finish within its grace (plus WatchdogSlack)
 // ends with exit status 1 and a line saying why; a stop that finishes
 // first, or no signal at all, exits nothing.
 func TestShutdownWatchdogEndsAHungShutdown(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testbin.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	exited := make(chan int, 1)
 	exit := func(code int) { exited <- code }

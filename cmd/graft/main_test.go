@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,28 +32,10 @@ func TestMain(m *testing.M) {
 func graftBin() string       { return filepath.Join(binDir, "graft") }
 func plugin(n string) string { return filepath.Join(binDir, n) }
 
-// syncBuffer collects a process's stderr while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // coreProc is a `graft run` process.
 type coreProc struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testbin.Buffer
 	config string
 	socket string
 	exited chan struct{}
@@ -92,7 +73,7 @@ func startGraft(t *testing.T, body string, ready []string, extra ...string) *cor
 // startGraftAt is startGraft on an existing config file.
 func startGraftAt(t *testing.T, path string, ready []string, extra ...string) *coreProc {
 	t.Helper()
-	p := &coreProc{logs: &syncBuffer{}, config: path, socket: filepath.Join(filepath.Dir(path), "run", "graft.sock"),
+	p := &coreProc{logs: &testbin.Buffer{}, config: path, socket: filepath.Join(filepath.Dir(path), "run", "graft.sock"),
 		exited: make(chan struct{})}
 	p.cmd = exec.Command(graftBin(), append([]string{"run", "--config", path, "--log-format", "json", "--grace", "5s"}, extra...)...)
 	p.cmd.Stderr = p.logs
