@@ -52,6 +52,8 @@ func TestExampleLoads(t *testing.T) {
 	assert.Equal(t, 5*time.Second, b.StopTimeout)
 	assert.Equal(t, []string{"COUNTER_DEBUG=1", "AWS_REGION"}, b.Env)
 	assert.Equal(t, dynamic.Resources{Memory: 256 << 20, Pids: 64, CPUWeight: 100}, b.Resources)
+	assert.Equal(t, 5*time.Minute, b.PassivateAfter)
+	assert.Equal(t, 5*time.Minute, cfg.Core(slog.Default(), nil).Behaviours["counter"].PassivateAfter, "the key reaches core.Config")
 	require.Len(t, cfg.Actors, 2)
 	assert.Equal(t, []string{"hits"}, cfg.Actors[1].Requires)
 	assert.True(t, cfg.Actors[1].OwnProcess)

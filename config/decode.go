@@ -314,6 +314,7 @@ func (d *decoder) behaviours(cfg *Config, n *yaml.Node, key string) {
 			{"drain_timeout", d.duration(&b.StopTimeout)},
 			{"env", d.env(&b.Env)}, // see resources.go
 			{"virtual", oneOf(d, &b.Virtual, map[string]bool{"true": true, "false": false})},
+			{"passivate_after", d.duration(&b.PassivateAfter)},
 		}, d.resourceFields(&b.Resources)...)...)
 		cfg.Behaviours[name] = b
 	}

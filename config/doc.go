@@ -48,6 +48,8 @@
 //	    cpu_weight: 100       # CPU share under contention, 1-10000 (CPUWeight)
 //	    virtual: false        # true: owns every actor name counter/KEY; the first send
 //	                          # or call to such a name creates the actor (see below)
+//	    passivate_after: 5m   # unset: actors stay in memory; set: an actor idle this
+//	                          # long leaves memory until its next message (see below)
 //	actors:
 //	  - name: hits
 //	    behaviour: counter
@@ -73,6 +75,17 @@
 // namespace must have that behaviour. An actor dropped from this list
 // keeps its data and is not started (`graft status` shows it
 // "unconfigured") until it is listed again or destroyed.
+//
+// # Passivation
+//
+// With passivate_after set, an actor of the behaviour stays in memory
+// only while it works: idle that long, it leaves memory and its
+// supervisor, keeping everything in the store (`graft status` shows it
+// "passive"), and its next message, timer, upgrade or repair wakes it
+// with its committed state. At start, idle actors are not loaded at all,
+// so a behaviour with an actor per account starts at once whatever the
+// number of accounts. Actors with requires, and those others require,
+// stay in memory. Unset, every actor stays in memory, as in OTP.
 //
 // A plugin starts with a clean environment: PATH, HOME, LANG and TZ from
 // the core, then what its env lists, and nothing else (no credentials, no

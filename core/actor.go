@@ -51,6 +51,9 @@ type actor struct {
 	processed atomic.Uint64
 	failed    atomic.Uint64
 	inFlight  atomic.Int64
+	// lastWork is when it last started or made progress (UnixNano): the
+	// sweeper passivates an actor idle for its PassivateAfter.
+	lastWork atomic.Int64
 }
 
 // Done implements supervisor.Child.
@@ -98,6 +101,7 @@ func (a *actor) loop() {
 			return
 		}
 		if progressed {
+			a.lastWork.Store(time.Now().UnixNano())
 			continue
 		}
 		a.mu.Lock()

@@ -121,6 +121,8 @@ func (c *commitCounter) BatchCommitted(_, _ string, n int, _ time.Duration) {
 func (c *commitCounter) MessageFailed(string, string) {}
 func (c *commitCounter) DeadLettered(string, string)  {}
 func (c *commitCounter) ModuleStarted(string, bool)   {}
+func (c *commitCounter) Passivated(string)            {}
+func (c *commitCounter) Woken(string)                 {}
 
 // BenchmarkE2EBaselineEngineSync is the end-to-end figures' baseline, run
 // in the same command right before them so that the disk's drift between

@@ -90,6 +90,13 @@ type BehaviourConfig struct {
 	// per order costs nothing until it is used. Its name must not
 	// contain "/".
 	Virtual bool
+	// PassivateAfter, when set, keeps an actor of the behaviour in memory
+	// only while it works: once it has been idle that long it leaves its
+	// supervisor and memory (its state stays in the store), and its next
+	// message, timer or operator action brings it back (passivation.go).
+	// Zero keeps every actor in memory. Actors that require others, or
+	// that others require, are never passivated.
+	PassivateAfter time.Duration
 }
 
 // ActorConfig declares one actor.
@@ -137,11 +144,19 @@ type Core struct {
 	actors map[string]*actor // the running incarnation of each actor
 	// specs are the actors the core supervises: the configured ones and
 	// those made at run time (spawned, virtual), less the destroyed ones.
-	specs  map[string]ActorConfig
-	pools  map[string]*modulePool            // shared pools by behaviour
-	subs   map[string]*supervisor.Supervisor // behaviour supervisors
-	closed bool
-	bg     sync.WaitGroup // goroutines adding run-time actors (spawn.go)
+	specs map[string]ActorConfig
+	// asleep holds the passive actors (passivation.go): supervised, in
+	// specs, but no child of their supervisor and not in memory. The
+	// value is true once a wake of it is under way.
+	asleep map[string]bool
+	// required holds the names some configured actor requires; it never
+	// changes after New.
+	required map[string]bool
+	sweeper  sweeper                           // passivation.go
+	pools    map[string]*modulePool            // shared pools by behaviour
+	subs     map[string]*supervisor.Supervisor // behaviour supervisors
+	closed   bool
+	bg       sync.WaitGroup // goroutines adding run-time actors (spawn.go)
 	// names serializes the changes of one name's membership in specs
 	// and the supervisors: adopt, addListed, DestroyActor (membership.go).
 	names nameLocks
@@ -198,6 +213,7 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Logger, configured: make(map[string]ActorConfig, len(cfg.Actors)),
 		actors: make(map[string]*actor), specs: make(map[string]ActorConfig),
+		asleep: make(map[string]bool), required: make(map[string]bool),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
 	c.timers.init()
@@ -214,6 +230,9 @@ func New(cfg Config) (*Core, error) {
 			return nil, fmt.Errorf("register actor %q: %w", a.Name, err)
 		}
 		c.configured[a.Name] = a
+		for _, r := range a.Requires {
+			c.required[r] = true
+		}
 		c.mu.Lock()
 		c.specs[a.Name] = a
 		c.mu.Unlock()
@@ -264,13 +283,18 @@ func validate(cfg Config) error {
 	return errors.Join(errs...)
 }
 
-// notify is the store's new-message hook: wake the actor.
+// notify is the store's new-message hook: kick the actor, or wake it
+// when it is passive.
 func (c *Core) notify(name string, _ uint64) {
 	c.mu.RLock()
 	a := c.actors[name]
+	queued, asleep := c.asleep[name]
 	c.mu.RUnlock()
-	if a != nil {
+	switch {
+	case a != nil:
 		a.kick()
+	case asleep && !queued:
+		c.wakeLater(name)
 	}
 }
 
@@ -389,6 +413,7 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 		cancel()
 		return fail(err)
 	}
+	a.lastWork.Store(time.Now().UnixNano())
 	a.ready.Store(true)
 	a.kick()
 	return a, nil

@@ -32,6 +32,7 @@ func (c *Core) Start(ctx context.Context) error {
 	}
 	c.sup = sup
 	c.startTimers()
+	c.startSweeper()
 	if err := sup.Start(ctx); err != nil {
 		select {
 		case <-sup.Done():
@@ -68,6 +69,7 @@ func (c *Core) Shutdown(ctx context.Context) error {
 	c.mu.Unlock()
 	var errs []error
 	c.stopTimers()
+	c.stopSweeper()
 	if c.sup != nil {
 		if err := c.sup.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop actors: %w", err))
@@ -132,6 +134,11 @@ func (c *Core) RunUntilSignal(ctx context.Context, grace time.Duration) error {
 // StopActor stops an actor (it stays stopped: not restarted) once its batch
 // in flight has committed. Its messages keep arriving durably.
 func (c *Core) StopActor(ctx context.Context, name string) error {
+	// A passive actor is woken first: a stopped actor is a child of its
+	// supervisor, terminated, which StartActor restarts.
+	if _, err := c.awake(ctx, name); err != nil {
+		return fmt.Errorf("stop actor %q: %w", name, err)
+	}
 	sub, err := c.sub(name)
 	if err != nil {
 		return fmt.Errorf("stop actor %q: %w", name, err)
@@ -145,6 +152,12 @@ func (c *Core) StopActor(ctx context.Context, name string) error {
 
 // StartActor starts a stopped actor again.
 func (c *Core) StartActor(ctx context.Context, name string) error {
+	c.mu.RLock()
+	_, asleep := c.asleep[name]
+	c.mu.RUnlock()
+	if asleep {
+		return nil // passive: it runs as soon as it has work
+	}
 	sub, err := c.sub(name)
 	if err != nil {
 		return fmt.Errorf("start actor %q: %w", name, err)
@@ -204,6 +217,7 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 	c.mu.Lock()
 	spec, supervised := c.specs[name]
 	delete(c.specs, name) // a behaviour supervisor rebuilt from now on leaves it out
+	delete(c.asleep, name)
 	sub := c.subs[spec.Behaviour]
 	a := c.actors[name]
 	c.mu.Unlock()
@@ -303,7 +317,8 @@ type ActorStatus struct {
 	Module string // code version of the committed state (before the first commit: of the actor's module)
 	Schema uint32
 	// Status is the supervisor state (starting, running, backoff,
-	// stopped, failed), or "unconfigured" for an actor the registry holds
+	// stopped, failed), "passive" (StatusPassive) for an actor out of
+	// memory until its next message, or "unconfigured" for an actor the registry holds
 	// but the core does not run: a configured actor that left the config,
 	// or one made at run time whose behaviour left it.
 	Status         string
@@ -347,6 +362,9 @@ func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 		}
 		c.mu.RLock()
 		a := c.actors[r.Name]
+		if _, asleep := c.asleep[r.Name]; asleep && a == nil {
+			st.Status = StatusPassive
+		}
 		c.mu.RUnlock()
 		if a != nil {
 			st.InFlight, st.Processed, st.Failed = a.inFlight.Load(), a.processed.Load(), a.failed.Load()

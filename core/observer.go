@@ -18,6 +18,12 @@ type Observer interface {
 	// ModuleStarted: a module process of behaviour started; restart is
 	// false for the first generation of a pool.
 	ModuleStarted(behaviour string, restart bool)
+	// Passivated: an idle actor of behaviour left memory; Woken: a
+	// passive one came back for its work (passivation.go). Their rates
+	// say whether PassivateAfter suits the traffic: a wake soon after
+	// each passivation means it is too short.
+	Passivated(behaviour string)
+	Woken(behaviour string)
 }
 
 type noObserver struct{}
@@ -26,3 +32,5 @@ func (noObserver) BatchCommitted(string, string, int, time.Duration) {}
 func (noObserver) MessageFailed(string, string)                      {}
 func (noObserver) DeadLettered(string, string)                       {}
 func (noObserver) ModuleStarted(string, bool)                        {}
+func (noObserver) Passivated(string)                                 {}
+func (noObserver) Woken(string)                                      {}

@@ -77,6 +77,8 @@ func (b *batchSizes) BatchCommitted(_, _ string, n int, _ time.Duration) {
 func (b *batchSizes) MessageFailed(string, string) {}
 func (b *batchSizes) DeadLettered(string, string)  {}
 func (b *batchSizes) ModuleStarted(string, bool)   {}
+func (b *batchSizes) Passivated(string)            {}
+func (b *batchSizes) Woken(string)                 {}
 
 // Batches are cut by bytes as well as by count: eight queued 900 KB
 // messages go in batches of at most four (the 4 MiB default), never as

@@ -157,6 +157,19 @@ func (c *Core) behaviourActors(behaviour string) []ActorConfig {
 	return append(out, runtime...)
 }
 
+// awakeActors is behaviourActors less the passive ones: the children of
+// behaviour's supervisor. Callers hold c.mu.
+func (c *Core) awakeActors(behaviour string) []ActorConfig {
+	all := c.behaviourActors(behaviour)
+	if len(c.asleep) == 0 {
+		return all
+	}
+	return slices.DeleteFunc(all, func(a ActorConfig) bool {
+		_, asleep := c.asleep[a.Name]
+		return asleep
+	})
+}
+
 // checkSpawn says why spawning name with behaviour cannot be done, or nil:
 // a name that is not a valid actor name, an unknown behaviour, a name in
 // another virtual behaviour's namespace, or an actor of that name with

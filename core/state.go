@@ -159,9 +159,10 @@ type repairHold struct {
 // holdForRepair pauses the running actor of rec, or claims it when it
 // does not run.
 func (c *Core) holdForRepair(ctx context.Context, rec mailbox.Actor) (*repairHold, error) {
-	c.mu.RLock()
-	a := c.actors[rec.Name]
-	c.mu.RUnlock()
+	a, err := c.awake(ctx, rec.Name) // a passive actor is woken and paused
+	if err != nil {
+		return nil, err
+	}
 	if a != nil {
 		p, err := a.pause(ctx)
 		if err != nil {

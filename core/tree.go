@@ -74,9 +74,10 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 		StopTimeout: c.stopTimeout(behaviour) + time.Second,
 		Start: func(ctx context.Context) (supervisor.Child, error) {
 			sc := c.cfg.Supervision
-			c.mu.RLock()
-			actors := c.behaviourActors(behaviour)
-			c.mu.RUnlock()
+			c.mu.Lock()
+			c.sleepIdle(behaviour) // idle actors start passive (passivation.go)
+			actors := c.awakeActors(behaviour)
+			c.mu.Unlock()
 			specs := make([]supervisor.ChildSpec, 0, len(actors))
 			have := make(map[string]bool, len(actors))
 			var owner atomic.Pointer[supervisor.Supervisor] // the children's supervisor, made after their specs
@@ -115,7 +116,7 @@ func (c *Core) installSub(behaviour string, sub *supervisor.Supervisor, have map
 	c.subs[behaviour] = sub
 	var missing []ActorConfig
 	if !c.closed {
-		for _, a := range c.behaviourActors(behaviour) {
+		for _, a := range c.awakeActors(behaviour) {
 			if !have[a.Name] {
 				missing = append(missing, a)
 			}

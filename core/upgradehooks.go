@@ -131,10 +131,10 @@ func (h *UpgradeHooks) State(ctx context.Context, actor string) (mailbox.State, 
 // first, bounded by ctx) and returns its committed state; messages keep
 // arriving durably. Resume the returned Paused exactly once.
 func (h *UpgradeHooks) Pause(ctx context.Context, name string) (*Paused, error) {
-	c := h.c
-	c.mu.RLock()
-	a := c.actors[name]
-	c.mu.RUnlock()
+	a, err := h.c.awake(ctx, name) // a passive actor is woken, so that it migrates too
+	if err != nil {
+		return nil, fmt.Errorf("pause actor %q: %w", name, err)
+	}
 	if a == nil {
 		return nil, fmt.Errorf("pause actor %q: it is not running", name)
 	}

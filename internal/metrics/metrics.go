@@ -13,13 +13,15 @@
 //	batch_duration_seconds{behaviour}           read batch -> commit done (histogram)
 //	module_starts_total{behaviour}              module processes started
 //	module_restarts_total{behaviour}            module processes restarted after a crash or hang
+//	actor_passivations_total{behaviour}         idle actors that left memory (passivate_after)
+//	actor_wakes_total{behaviour}                passive actors brought back by their work
 //	upgrades_total{behaviour,kind,outcome}      finished upgrades and rollbacks
 //	upgrade_pause_seconds{behaviour}            how long each actor was paused by an upgrade (histogram)
 //	mailbox_depth{actor,behaviour}              messages waiting (gauge, at scrape)
 //	actor_in_flight{actor,behaviour}            messages handed to a module, not committed (gauge)
 //	dead_letters{actor,behaviour}               messages sitting in the dead letters (gauge)
 //	actor_restarts_total{actor,behaviour}       restarts of the actor by its supervisor
-//	actor_up{actor,behaviour}                   1 if the actor is running
+//	actor_up{actor,behaviour}                   1 if the actor is running or passive
 //
 // plus the Go runtime and process collectors.
 package metrics
@@ -52,6 +54,8 @@ type Metrics struct {
 	batch          *prometheus.HistogramVec
 	moduleStarts   *prometheus.CounterVec
 	moduleRestarts *prometheus.CounterVec
+	passivations   *prometheus.CounterVec
+	wakes          *prometheus.CounterVec
 	upgrades       *prometheus.CounterVec
 	upgradePause   *prometheus.HistogramVec
 
@@ -79,6 +83,10 @@ func New() *Metrics {
 			Help: "Module (plugin) processes started."}, []string{"behaviour"}),
 		moduleRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_module_restarts_total",
 			Help: "Module processes restarted after a crash, hang or protocol error."}, []string{"behaviour"}),
+		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_actor_passivations_total",
+			Help: "Idle actors that left memory (passivate_after)."}, []string{"behaviour"}),
+		wakes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_actor_wakes_total",
+			Help: "Passive actors brought back into memory by their work."}, []string{"behaviour"}),
 		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "graft_upgrades_total",
 			Help: "Finished upgrades and rollbacks, by outcome."}, []string{"behaviour", "kind", "outcome"}),
 		upgradePause: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graft_upgrade_pause_seconds",
@@ -86,7 +94,7 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"behaviour"}),
 	}
 	m.reg.MustRegister(m.processed, m.failed, m.deadLettered, m.batch, m.moduleStarts, m.moduleRestarts,
-		m.upgrades, m.upgradePause, statusCollector{m},
+		m.passivations, m.wakes, m.upgrades, m.upgradePause, statusCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -134,6 +142,12 @@ func (m *Metrics) ModuleStarted(behaviour string, restart bool) {
 	}
 }
 
+// Passivated implements core.Observer.
+func (m *Metrics) Passivated(behaviour string) { m.passivations.WithLabelValues(behaviour).Inc() }
+
+// Woken implements core.Observer.
+func (m *Metrics) Woken(behaviour string) { m.wakes.WithLabelValues(behaviour).Inc() }
+
 // Upgraded records a finished upgrade or rollback and the pause of every
 // actor it moved (the steps named "pause"; or, when there are none, the
 // whole of each actor's steps). The upgrade machinery calls it.
@@ -172,7 +186,7 @@ var (
 		[]string{"actor", "behaviour"}, nil)
 	restartsDesc = prometheus.NewDesc("graft_actor_restarts_total", "Restarts of the actor by its supervisor.",
 		[]string{"actor", "behaviour"}, nil)
-	upDesc = prometheus.NewDesc("graft_actor_up", "1 if the actor is running, else 0.",
+	upDesc = prometheus.NewDesc("graft_actor_up", "1 if the actor is running or passive (woken by its next message), else 0.",
 		[]string{"actor", "behaviour"}, nil)
 )
 
@@ -198,8 +212,8 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range rows {
 		up := 0.0
-		if r.Status == "running" {
-			up = 1
+		if r.Status == "running" || r.Status == core.StatusPassive {
+			up = 1 // a passive actor is up: its next message wakes it
 		}
 		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(r.Depth), r.Name, r.Behaviour)
 		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(r.InFlight), r.Name, r.Behaviour)

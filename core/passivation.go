@@ -1,0 +1,277 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/graft-host/graft/core/supervisor"
+)
+
+// Passivation keeps an actor in memory only while it works (behaviours
+// with BehaviourConfig.PassivateAfter). A passive actor is supervised (it
+// is in c.specs) but is no child of its supervisor: it costs its name in
+// c.asleep and the store's counters, not its state, an actor struct, a
+// supervisor record or a goroutine. Its state stays committed in the
+// store, and it is read again when the actor wakes.
+//
+//	                 message (notify), timer, Pause, repair, StopActor
+//	  ┌─ passive ─────────────────────────────────────────▶ waking ─────┐
+//	  │ name in c.asleep                      name lock; out of c.asleep;│
+//	  │                                       addChild: Claim (a new     │
+//	  │                                       epoch), read the state,    │
+//	  │                                       module, first batch        │
+//	  │                                                                  ▼
+//	  └─ passivating ◀──── idle for PassivateAfter (sweeper) ──── active
+//	     name lock; into c.asleep first, then Terminate and Delete the
+//	     child (a batch in flight commits first); if a message came in
+//	     meanwhile (depth > 0), wake again at once
+//
+// No message waits on a passive actor: a message is durable before the
+// store notifies, and the notification either kicks the active actor,
+// wakes the passive one, or finds it passivating. In that last case the
+// message is in the depth that passivation reads after its child is gone,
+// and passivation wakes it. Both transitions hold the name's lock, so they
+// are serialized with each other and with spawn, adoption and destroy
+// (membership.go).
+//
+// At Start (and each time the root rebuilds a behaviour's supervisor) an
+// idle actor of a passivating behaviour starts passive: nothing is read
+// or started for it, so a core with a million registered actors starts
+// in the time it takes to list them. The upgrade hooks and the repairs
+// wake a passive actor before they pause it, so that an upgrade migrates
+// every actor's state, passive or not.
+
+// StatusPassive is the ActorStatus.Status of a passive actor: supervised,
+// not in memory, woken by its next message.
+const StatusPassive = "passive"
+
+// sweeper is the goroutine that passivates idle actors.
+type sweeper struct {
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+// passivates says whether spec's actor may be passive: its behaviour
+// passivates, and no requirement ties it to another actor (a required
+// actor must be running for its dependents to start; a dependent waits
+// for what it requires at its start, which a wake would repeat).
+func (c *Core) passivates(spec ActorConfig) bool {
+	return c.cfg.Behaviours[spec.Behaviour].PassivateAfter > 0 && len(spec.Requires) == 0 && !c.required[spec.Name]
+}
+
+// sleepIdle puts the idle actors of behaviour that may be passive to
+// sleep before its supervisor lists its children: those with nothing
+// queued, not in memory. Callers hold c.mu.
+func (c *Core) sleepIdle(behaviour string) {
+	if c.cfg.Behaviours[behaviour].PassivateAfter <= 0 {
+		return
+	}
+	for name, spec := range c.specs {
+		if spec.Behaviour != behaviour || c.actors[name] != nil || !c.passivates(spec) {
+			continue
+		}
+		if _, asleep := c.asleep[name]; asleep {
+			continue
+		}
+		if s, err := c.store.Stats(name); err == nil && s.Depth == 0 {
+			c.asleep[name] = false
+		}
+	}
+}
+
+// wakeLater wakes a passive actor in the background (notify's: it runs on
+// a writer's goroutine and never waits).
+func (c *Core) wakeLater(name string) {
+	c.mu.Lock()
+	queued, asleep := c.asleep[name]
+	if !asleep || queued || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.asleep[name] = true
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), lockWait)
+		defer cancel()
+		if err := c.wake(ctx, name); err != nil {
+			c.log.Error("a passive actor with messages could not be woken (its next message tries again)", "actor", name, "err", err)
+		}
+	}()
+}
+
+// wake makes a passive actor a child of its supervisor again and waits
+// for its start (bounded by its start timeout); an actor that is not
+// passive is left as it is.
+func (c *Core) wake(ctx context.Context, name string) error {
+	unlock, err := c.names.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c.mu.Lock()
+	_, asleep := c.asleep[name]
+	spec, live := c.specs[name]
+	sub := c.subs[spec.Behaviour]
+	if !asleep || !live || c.closed {
+		if asleep && !live {
+			delete(c.asleep, name)
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	delete(c.asleep, name)
+	c.mu.Unlock()
+	c.cfg.Observer.Woken(spec.Behaviour)
+	if sub == nil {
+		return nil // its behaviour's supervisor is being rebuilt: it lists the actor
+	}
+	c.addChild(sub, spec)
+	return nil
+}
+
+// awake returns the running actor name, waking it first if it is passive,
+// or nil if it does not run (stopped, starting, failed).
+func (c *Core) awake(ctx context.Context, name string) (*actor, error) {
+	c.mu.RLock()
+	a := c.actors[name]
+	_, asleep := c.asleep[name]
+	c.mu.RUnlock()
+	if a != nil || !asleep {
+		return a, nil
+	}
+	if err := c.wake(ctx, name); err != nil {
+		return nil, fmt.Errorf("wake passive actor %q: %w", name, err)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.actors[name], nil
+}
+
+// startSweeper starts the goroutine that passivates idle actors, if any
+// behaviour passivates. It looks every quarter of the shortest
+// PassivateAfter (between 10 ms and 10 s), so an actor is passive at
+// most about 1.25 PassivateAfter after its last work.
+func (c *Core) startSweeper() {
+	shortest := time.Duration(0)
+	for _, b := range c.cfg.Behaviours {
+		if d := b.PassivateAfter; d > 0 && (shortest == 0 || d < shortest) {
+			shortest = d
+		}
+	}
+	if shortest == 0 {
+		return
+	}
+	every := min(max(shortest/4, 10*time.Millisecond), 10*time.Second)
+	c.sweeper.stop = make(chan struct{})
+	c.sweeper.done.Add(1)
+	go func() {
+		defer c.sweeper.done.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.sweeper.stop:
+				return
+			case now := <-t.C:
+				c.sweep(now)
+			}
+		}
+	}()
+}
+
+// stopSweeper stops the sweeper and waits for its passivations in
+// progress (each bounded by a stop timeout).
+func (c *Core) stopSweeper() {
+	if c.sweeper.stop != nil {
+		close(c.sweeper.stop)
+		c.sweeper.done.Wait()
+	}
+}
+
+// sweep passivates the actors idle for their behaviour's PassivateAfter.
+func (c *Core) sweep(now time.Time) {
+	c.mu.RLock()
+	var idle []*actor
+	for _, a := range c.actors {
+		if after := c.cfg.Behaviours[a.spec.Behaviour].PassivateAfter; after > 0 && c.passivates(a.spec) && a.idleFor(now, after) {
+			idle = append(idle, a)
+		}
+	}
+	c.mu.RUnlock()
+	for _, a := range idle {
+		select {
+		case <-c.sweeper.stop:
+			return
+		default:
+		}
+		if err := c.passivate(a); err != nil {
+			a.logger().Warn("an idle actor could not be passivated; it stays in memory", "err", err)
+		}
+	}
+}
+
+// idleFor says whether the actor has done nothing for `after`: no loop
+// running, not paused, stopping, failed or under quarantine.
+func (a *actor) idleFor(now time.Time, after time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running || a.paused || a.stopping || a.err != nil || a.suspect {
+		return false
+	}
+	return now.Sub(time.Unix(0, a.lastWork.Load())) >= after
+}
+
+// passivate makes the idle actor a passive: it leaves its supervisor and
+// memory. A message that arrives meanwhile wakes it again at once.
+func (c *Core) passivate(a *actor) error {
+	name, behaviour := a.spec.Name, a.spec.Behaviour
+	ctx, cancel := context.WithTimeout(context.Background(), c.stopTimeout(behaviour)+time.Second)
+	defer cancel()
+	unlock, err := c.names.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	sub := c.subs[behaviour]
+	_, live := c.specs[name]
+	if c.closed || !live || sub == nil || c.actors[name] != a {
+		c.mu.Unlock()
+		unlock()
+		return nil // shutting down, destroyed, restarting or already gone
+	}
+	c.asleep[name] = false // from here a notification that misses the actor wakes it
+	c.mu.Unlock()
+	if !a.idleFor(time.Now(), 0) {
+		c.mu.Lock()
+		delete(c.asleep, name)
+		c.mu.Unlock()
+		unlock()
+		return nil // it was kicked meanwhile: not idle
+	}
+	err = sub.Terminate(ctx, name)
+	if err == nil {
+		err = sub.Delete(ctx, name)
+	}
+	if err != nil && !errors.Is(err, supervisor.ErrUnknownChild) {
+		// Terminated but still a child, or not terminated: it must not
+		// stay both a child and asleep; make it run again.
+		c.mu.Lock()
+		delete(c.asleep, name)
+		c.mu.Unlock()
+		_ = sub.Restart(ctx, name)
+		unlock()
+		return fmt.Errorf("passivate actor %q: %w", name, err)
+	}
+	unlock()
+	if s, err := c.store.Stats(name); err == nil && s.Depth > 0 {
+		c.wakeLater(name)
+	}
+	c.cfg.Observer.Passivated(behaviour)
+	a.logger().Debug("actor passivated")
+	return nil
+}
