@@ -28,7 +28,8 @@ type Config struct {
 	OpenStore func(opts mailbox.Options) (mailbox.Store, error)
 	// Behaviours by behaviour name.
 	Behaviours map[string]BehaviourConfig
-	// Actors, in start order (an actor also waits for its Requires).
+	// Actors, in start order (an actor also waits for its Requires). The
+	// core keeps using the slice: do not change it after New.
 	Actors []ActorConfig
 	// Supervision of the actors (the root supervisor).
 	Supervision SupervisionConfig
@@ -137,14 +138,17 @@ type Core struct {
 
 	// configured holds the actors of the config by name; it never
 	// changes after New (requirements are looked up in it).
-	configured map[string]ActorConfig
+	configured map[string]*ActorConfig // into cfg.Actors
 	timers     timerLoop // timers.go
 
 	mu     sync.RWMutex
 	actors map[string]*actor // the running incarnation of each actor
 	// specs are the actors the core supervises: the configured ones and
 	// those made at run time (spawned, virtual), less the destroyed ones.
-	specs map[string]ActorConfig
+	// They are pointers (into cfg.Actors for the configured ones): with
+	// a million actors, a copy of each spec per map is most of the core's
+	// memory.
+	specs map[string]*ActorConfig
 	// asleep holds the passive actors (passivation.go): supervised, in
 	// specs, but no child of their supervisor and not in memory. The
 	// value is true once a wake of it is under way.
@@ -211,8 +215,8 @@ func New(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{
-		cfg: cfg, log: cfg.Logger, configured: make(map[string]ActorConfig, len(cfg.Actors)),
-		actors: make(map[string]*actor), specs: make(map[string]ActorConfig),
+		cfg: cfg, log: cfg.Logger, configured: make(map[string]*ActorConfig, len(cfg.Actors)),
+		actors: make(map[string]*actor), specs: make(map[string]*ActorConfig, len(cfg.Actors)),
 		asleep: make(map[string]bool), required: make(map[string]bool),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
@@ -224,7 +228,8 @@ func New(cfg Config) (*Core, error) {
 	c.store = store
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, a := range cfg.Actors {
+	for i := range c.cfg.Actors {
+		a := &c.cfg.Actors[i]
 		if _, err := store.Register(ctx, a.Name, a.Behaviour); err != nil {
 			store.Close()
 			return nil, fmt.Errorf("register actor %q: %w", a.Name, err)

@@ -211,14 +211,15 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 	if deps := c.dependents(name); len(deps) > 0 {
 		return fmt.Errorf("destroy actor %q: actors %s require it (requires in the config): destroy them first, or drop the requirement", name, strings.Join(deps, ", "))
 	}
-	if _, err := c.store.Actor(ctx, name); err != nil {
+	r, err := c.store.Actor(ctx, name)
+	if err != nil {
 		return fmt.Errorf("destroy actor %q: %w", name, err)
 	}
 	c.mu.Lock()
 	spec, supervised := c.specs[name]
 	delete(c.specs, name) // a behaviour supervisor rebuilt from now on leaves it out
 	delete(c.asleep, name)
-	sub := c.subs[spec.Behaviour]
+	sub := c.subs[r.Behaviour]
 	a := c.actors[name]
 	c.mu.Unlock()
 	if a != nil {
@@ -233,7 +234,7 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 			err = sub.Delete(ctx, name)
 		}
 		if err != nil && !errors.Is(err, supervisor.ErrUnknownChild) && !errors.Is(err, supervisor.ErrStopped) {
-			c.restoreSpec(spec)
+			c.restoreSpec(*spec)
 			return fmt.Errorf("destroy actor %q: %w", name, err)
 		}
 	}
@@ -244,7 +245,7 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 	}
 	if err := c.store.Remove(ctx, name); err != nil {
 		if supervised {
-			c.restoreSpec(spec)
+			c.restoreSpec(*spec)
 		}
 		return fmt.Errorf("destroy actor %q: %w", name, err)
 	}
@@ -257,7 +258,7 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 		}
 	}
 	c.waiters.failActor(name, fmt.Errorf("actor %q: %w", name, ErrDestroyed))
-	c.log.Info("actor destroyed", "actor", name, "behaviour", spec.Behaviour)
+	c.log.Info("actor destroyed", "actor", name, "behaviour", r.Behaviour)
 	return nil
 }
 
@@ -265,7 +266,7 @@ func (c *Core) DestroyActor(ctx context.Context, name string) error {
 // caller (DestroyActor) holds the name's lock, which addListed waits for.
 func (c *Core) restoreSpec(spec ActorConfig) {
 	c.mu.Lock()
-	c.specs[spec.Name] = spec
+	c.specs[spec.Name] = &spec
 	sub := c.subs[spec.Behaviour]
 	if sub != nil && !c.closed {
 		c.bg.Add(1)

@@ -104,7 +104,7 @@ func (c *Core) adopt(name, behaviour string) {
 		return
 	}
 	spec := runtimeSpec(name, behaviour)
-	c.specs[name] = spec
+	c.specs[name] = &spec
 	sub := c.subs[behaviour]
 	c.mu.Unlock()
 	// No supervisor yet (before Start), or one being rebuilt: it takes the
@@ -131,7 +131,7 @@ func (c *Core) addListed(sub *supervisor.Supervisor, spec ActorConfig) {
 	closed := c.closed
 	c.mu.RUnlock()
 	if live && !closed {
-		c.addChild(sub, cur)
+		c.addChild(sub, *cur)
 	}
 }
 

@@ -70,7 +70,7 @@ func (c *Core) sleepIdle(behaviour string) {
 		return
 	}
 	for name, spec := range c.specs {
-		if spec.Behaviour != behaviour || c.actors[name] != nil || !c.passivates(spec) {
+		if spec.Behaviour != behaviour || c.actors[name] != nil || !c.passivates(*spec) {
 			continue
 		}
 		if _, asleep := c.asleep[name]; asleep {
@@ -116,7 +116,6 @@ func (c *Core) wake(ctx context.Context, name string) error {
 	c.mu.Lock()
 	_, asleep := c.asleep[name]
 	spec, live := c.specs[name]
-	sub := c.subs[spec.Behaviour]
 	if !asleep || !live || c.closed {
 		if asleep && !live {
 			delete(c.asleep, name)
@@ -125,12 +124,13 @@ func (c *Core) wake(ctx context.Context, name string) error {
 		return nil
 	}
 	delete(c.asleep, name)
+	sub := c.subs[spec.Behaviour]
 	c.mu.Unlock()
 	c.cfg.Observer.Woken(spec.Behaviour)
 	if sub == nil {
 		return nil // its behaviour's supervisor is being rebuilt: it lists the actor
 	}
-	c.addChild(sub, spec)
+	c.addChild(sub, *spec)
 	return nil
 }
 

@@ -84,7 +84,8 @@ func (c *Core) loadRuntimeActors(ctx context.Context) error {
 			continue
 		}
 		if _, known := c.cfg.Behaviours[r.Behaviour]; known {
-			c.specs[r.Name] = runtimeSpec(r.Name, r.Behaviour)
+			spec := runtimeSpec(r.Name, r.Behaviour)
+			c.specs[r.Name] = &spec
 		}
 	}
 	return nil
@@ -142,32 +143,46 @@ func (c *Core) addChild(sub *supervisor.Supervisor, spec ActorConfig) {
 // configured ones in config order, then those made at run time by name.
 // Callers hold c.mu.
 func (c *Core) behaviourActors(behaviour string) []ActorConfig {
-	var out, runtime []ActorConfig
-	for _, a := range c.cfg.Actors {
-		if _, live := c.specs[a.Name]; live && a.Behaviour == behaviour {
-			out = append(out, a)
-		}
-	}
-	for name, a := range c.specs {
-		if _, configured := c.configured[name]; !configured && a.Behaviour == behaviour {
-			runtime = append(runtime, a)
-		}
-	}
-	slices.SortFunc(runtime, func(x, y ActorConfig) int { return strings.Compare(x.Name, y.Name) })
-	return append(out, runtime...)
+	return c.listActors(behaviour, false)
 }
 
 // awakeActors is behaviourActors less the passive ones: the children of
 // behaviour's supervisor. Callers hold c.mu.
 func (c *Core) awakeActors(behaviour string) []ActorConfig {
-	all := c.behaviourActors(behaviour)
-	if len(c.asleep) == 0 {
-		return all
+	return c.listActors(behaviour, true)
+}
+
+// listActors is behaviourActors, less the passive actors if awakeOnly.
+// It filters before it copies: with a million actors, listing them all
+// to keep the few awake would be most of a start.
+func (c *Core) listActors(behaviour string, awakeOnly bool) []ActorConfig {
+	keep := func(name string) bool {
+		if !awakeOnly {
+			return true
+		}
+		_, asleep := c.asleep[name]
+		return !asleep
 	}
-	return slices.DeleteFunc(all, func(a ActorConfig) bool {
-		_, asleep := c.asleep[a.Name]
-		return asleep
-	})
+	var out, runtime []ActorConfig
+	for i := range c.cfg.Actors {
+		a := &c.cfg.Actors[i]
+		if a.Behaviour != behaviour || !keep(a.Name) {
+			continue
+		}
+		if _, live := c.specs[a.Name]; live {
+			out = append(out, *a)
+		}
+	}
+	for name, a := range c.specs {
+		if a.Behaviour != behaviour || !keep(name) {
+			continue
+		}
+		if _, configured := c.configured[name]; !configured {
+			runtime = append(runtime, *a)
+		}
+	}
+	slices.SortFunc(runtime, func(x, y ActorConfig) int { return strings.Compare(x.Name, y.Name) })
+	return append(out, runtime...)
 }
 
 // checkSpawn says why spawning name with behaviour cannot be done, or nil:

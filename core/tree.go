@@ -139,7 +139,7 @@ func (c *Core) childSpec(a ActorConfig, owner func() *supervisor.Supervisor) sup
 	start := c.startTimeout(a.Behaviour)
 	var local []string
 	for _, r := range a.Requires {
-		if c.configured[r].Behaviour == a.Behaviour {
+		if c.configuredBehaviour(r) == a.Behaviour {
 			local = append(local, r)
 		}
 	}
@@ -160,12 +160,21 @@ func (c *Core) childSpec(a ActorConfig, owner func() *supervisor.Supervisor) sup
 	}
 }
 
+// configuredBehaviour is the behaviour of the configured actor name, or
+// "" if the config does not list it.
+func (c *Core) configuredBehaviour(name string) string {
+	if a := c.configured[name]; a != nil {
+		return a.Behaviour
+	}
+	return ""
+}
+
 // waitRequired waits (bounded by ctx) until every actor a requires that
 // belongs to another behaviour is running.
 func (c *Core) waitRequired(ctx context.Context, a ActorConfig) error {
 	var remote []string
 	for _, r := range a.Requires {
-		if c.configured[r].Behaviour != a.Behaviour {
+		if c.configuredBehaviour(r) != a.Behaviour {
 			remote = append(remote, r)
 		}
 	}
@@ -225,6 +234,9 @@ func (c *Core) childStatuses() map[string]supervisor.ChildStatus {
 // path that closes it (a, b, a), or nil. The config loader uses it too, so
 // a cycle is reported the same way before anything starts.
 func RequirementCycle(actors []ActorConfig) []string {
+	if !slices.ContainsFunc(actors, func(a ActorConfig) bool { return len(a.Requires) > 0 }) {
+		return nil // no requirement at all (the common case of a large registry)
+	}
 	requires := map[string][]string{}
 	for _, a := range actors {
 		if _, dup := requires[a.Name]; !dup {

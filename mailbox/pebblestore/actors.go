@@ -7,7 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,9 +79,10 @@ type actorRecord struct {
 func newActor(name string, rec actorRecord) *actor {
 	a := &actor{
 		id: rec.ID, name: name, rec: rec, nextSeq: 1,
-		done: make(map[uint64]struct{}), failures: make(map[uint64]struct{}),
-		pending: make(map[string]*pendingID),
 	}
+	// done, failures and pending are made on first use: most of a large
+	// registry's actors never need them, and three empty maps each would
+	// be most of an idle actor's memory.
 	a.cond.L = &a.mu
 	return a
 }
@@ -97,6 +99,9 @@ func (a *actor) busy() bool {
 // it moved. Callers hold a.mu.
 func (a *actor) finish(seq uint64) (uint64, bool) {
 	if seq != a.visible+1 {
+		if a.done == nil {
+			a.done = make(map[uint64]struct{})
+		}
 		a.done[seq] = struct{}{}
 		return a.visible, false
 	}
@@ -136,85 +141,6 @@ func (s *Store) lookup(name string) (*actor, error) {
 		return nil, unknownActor(name)
 	}
 	return a, nil
-}
-
-// loadActors rebuilds every actor's counters from disk.
-func (s *Store) loadActors() error {
-	prefix := []byte{prefixActor}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		name := string(it.Key()[1:])
-		var rec actorRecord
-		if err := json.Unmarshal(it.Value(), &rec); err != nil {
-			return fmt.Errorf("actor record %q: %w", name, err)
-		}
-		a, err := s.loadActor(name, rec)
-		if err != nil {
-			return fmt.Errorf("actor %q: %w", name, err)
-		}
-		s.actors[name] = a
-		if rec.ID >= s.nextID {
-			s.nextID = rec.ID + 1
-		}
-	}
-	return it.Error()
-}
-
-func (s *Store) loadActor(name string, rec actorRecord) (*actor, error) {
-	a := newActor(name, rec)
-	if v, c, err := s.db.Get(idKey(prefixCursor, rec.ID)); err == nil {
-		if len(v) != 8 {
-			_ = c.Close()
-			return nil, fmt.Errorf("ack cursor is %d bytes, want 8", len(v))
-		}
-		a.acked = seqOfValue(v)
-		_ = c.Close()
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return nil, err
-	}
-	if v, c, err := s.db.Get(idKey(prefixState, rec.ID)); err == nil {
-		st, derr := decodeState(v)
-		_ = c.Close()
-		if derr != nil {
-			return nil, fmt.Errorf("state record: %w", derr)
-		}
-		a.module, a.schema = st.Module, st.Schema
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return nil, err
-	}
-	last := a.acked
-	if k, err := s.lastKey(idKey(prefixQueue, rec.ID)); err != nil {
-		return nil, err
-	} else if k != nil && seqOf(k) > last {
-		last = seqOf(k)
-	}
-	a.nextSeq, a.visible = last+1, last
-	a.uncachedThrough = last // what is queued now is on disk only
-	a.evicted = a.acked
-	if k, err := s.firstKey(idKey(prefixIDOrder, rec.ID)); err != nil {
-		return nil, err
-	} else if k != nil {
-		a.evicted = seqOf(k) - 1
-	}
-	err := s.scan(idKey(prefixFailure, rec.ID), func(k, _ []byte) error {
-		a.failures[seqOf(k)] = struct{}{}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = s.scan(idKey(prefixDead, rec.ID), func(k, _ []byte) error {
-		a.dead++
-		if seq := seqOf(k); seq >= timerDeadBase {
-			a.timerDead = seq - timerDeadBase + 1
-		}
-		return nil
-	})
-	return a, err
 }
 
 // scan calls fn for every key with the prefix, in order.
@@ -331,7 +257,7 @@ func (s *Store) Actors(ctx context.Context) ([]mailbox.Actor, error) {
 		out = append(out, a.view())
 		a.mu.Unlock()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortFunc(out, func(x, y mailbox.Actor) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
 }
 

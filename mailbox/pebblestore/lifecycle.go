@@ -153,18 +153,16 @@ func (s *Store) storedCounters() (counters, error) {
 		list = append(list, a)
 	}
 	s.mu.RUnlock()
+	last, err := s.lastSeqs(prefixQueue)
+	if err != nil {
+		return counters{}, fmt.Errorf("read the last message of every actor: %w", err)
+	}
 	out := make([]actorCounters, 0, len(list))
 	for _, a := range list {
 		a.mu.Lock()
 		c := actorCounters{name: a.name, id: a.id, acked: a.acked, last: a.acked}
 		a.mu.Unlock()
-		k, err := s.lastKey(idKey(prefixQueue, c.id))
-		if err != nil {
-			return counters{}, fmt.Errorf("actor %q: %w", c.name, err)
-		}
-		if k != nil && seqOf(k) > c.last {
-			c.last = seqOf(k)
-		}
+		c.last = max(c.last, last[c.id])
 		out = append(out, c)
 	}
 	s.histMu.Lock()

@@ -131,6 +131,9 @@ func (s *Store) reserve(ctx context.Context, tx *txn, a *actor, id string, diges
 	a.nextSeq++
 	if id != "" {
 		p = &pendingID{seq: seq, digest: digest, tx: tx, done: make(chan struct{})}
+		if a.pending == nil {
+			a.pending = make(map[string]*pendingID)
+		}
 		a.pending[id] = p
 	}
 	a.mu.Unlock()
@@ -404,6 +407,9 @@ func (s *Store) RecordFailure(ctx context.Context, name string, seq uint64, reas
 	f.reason = reason
 	if err := s.set(seqKey(prefixFailure, a.id, seq), encodeFailure(f), pebble.Sync, tierCommit); err != nil {
 		return 0, fmt.Errorf("record a failure of message %d of actor %q: %w", seq, name, err)
+	}
+	if a.failures == nil {
+		a.failures = make(map[uint64]struct{})
 	}
 	a.failures[seq] = struct{}{}
 	return f.attempts, nil
