@@ -64,21 +64,54 @@ func (c *Core) passivates(spec ActorConfig) bool {
 
 // sleepIdle puts the idle actors of behaviour that may be passive to
 // sleep before its supervisor lists its children: those with nothing
-// queued, not in memory. Callers hold c.mu.
-func (c *Core) sleepIdle(behaviour string) {
+// queued (busy lists the others, from the store's Backlog), not in
+// memory. Callers hold c.mu.
+func (c *Core) sleepIdle(behaviour string, busy map[string]bool) {
 	if c.cfg.Behaviours[behaviour].PassivateAfter <= 0 {
 		return
 	}
 	for name, spec := range c.specs {
-		if spec.Behaviour != behaviour || c.actors[name] != nil || !c.passivates(*spec) {
+		if spec.Behaviour != behaviour || busy[name] || c.actors[name] != nil || !c.passivates(*spec) {
 			continue
 		}
-		if _, asleep := c.asleep[name]; asleep {
-			continue
-		}
-		if s, err := c.store.Stats(name); err == nil && s.Depth == 0 {
+		if _, asleep := c.asleep[name]; !asleep {
 			c.asleep[name] = false
 		}
+	}
+}
+
+// backlog is the set of actors with messages queued, for sleepIdle; nil
+// when behaviour does not passivate. A store that cannot list it leaves
+// every actor awake.
+func (c *Core) backlog(ctx context.Context, behaviour string) (map[string]bool, bool) {
+	if c.cfg.Behaviours[behaviour].PassivateAfter <= 0 {
+		return nil, false
+	}
+	names, err := c.store.Backlog(ctx)
+	if err != nil {
+		c.log.Warn("the store could not list the actors with queued messages; the idle actors stay in memory", "behaviour", behaviour, "err", err)
+		return nil, false
+	}
+	busy := make(map[string]bool, len(names))
+	for _, n := range names {
+		busy[n] = true
+	}
+	return busy, true
+}
+
+// wakeQueued wakes the passive actors that have messages queued. A
+// message whose notification came before its actor was put to sleep at
+// start (sleepIdle) found it neither running nor passive, and woke
+// nothing; this finds it, since the actor is asleep before the store is
+// asked again.
+func (c *Core) wakeQueued(ctx context.Context) {
+	names, err := c.store.Backlog(ctx)
+	if err != nil {
+		c.log.Warn("the store could not list the actors with queued messages; a passive actor may wait for its next message", "err", err)
+		return
+	}
+	for _, n := range names {
+		c.wakeLater(n)
 	}
 }
 

@@ -74,8 +74,14 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 		StopTimeout: c.stopTimeout(behaviour) + time.Second,
 		Start: func(ctx context.Context) (supervisor.Child, error) {
 			sc := c.cfg.Supervision
+			// Idle actors start passive (passivation.go). The backlog is
+			// read before c.mu: a message that arrives after it was read
+			// finds its actor passive, and its notification wakes it.
+			busy, ok := c.backlog(ctx, behaviour)
 			c.mu.Lock()
-			c.sleepIdle(behaviour) // idle actors start passive (passivation.go)
+			if ok {
+				c.sleepIdle(behaviour, busy)
+			}
 			actors := c.awakeActors(behaviour)
 			c.mu.Unlock()
 			specs := make([]supervisor.ChildSpec, 0, len(actors))
@@ -103,6 +109,9 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 				}
 			}
 			c.installSub(behaviour, sub, have)
+			if ok {
+				c.wakeQueued(ctx)
+			}
 			return sub, nil
 		},
 	}

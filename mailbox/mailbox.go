@@ -93,6 +93,11 @@ type Registry interface {
 	State(ctx context.Context, name string) (State, error)
 	// Stats returns the actor's queue counters without touching disk.
 	Stats(name string) (Stats, error)
+	// Backlog lists the actors with messages not yet acked (Depth > 0),
+	// in no order, without touching disk. A core whose idle actors start
+	// passive runs these at start: one call instead of a Stats per actor
+	// of a large registry.
+	Backlog(ctx context.Context) ([]string, error)
 }
 
 // Queues is the message path: enqueue, read, record failures, commit.

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"VirtualConcurrentFirstSends", testVirtualConcurrentFirstSends},
 		{"Spawn", testSpawn},
 		{"RemoveLeavesNothing", testRemoveLeavesNothing},
+		{"ReopenRebuildsEveryActor", testReopenRebuildsEveryActor},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -336,6 +336,25 @@ func (s *Store) Stats(name string) (mailbox.Stats, error) {
 	return mailbox.Stats{Acked: a.acked, Last: a.visible, Depth: a.visible - a.acked, DeadLetters: a.dead}, nil
 }
 
+// Backlog implements mailbox.Registry.
+func (s *Store) Backlog(ctx context.Context) ([]string, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for name, a := range s.actors {
+		a.mu.Lock()
+		if a.visible > a.acked && !a.removed {
+			out = append(out, name)
+		}
+		a.mu.Unlock()
+	}
+	return out, nil
+}
+
 // Remove implements mailbox.Registry. It marks the actor removed (new
 // writes to it fail), waits for the writes in progress to it to end, and
 // then deletes every key of the actor in one synced batch: its id ranges,
