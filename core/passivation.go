@@ -70,6 +70,9 @@ func (c *Core) sleepIdle(behaviour string, busy map[string]bool) {
 	if c.cfg.Behaviours[behaviour].PassivateAfter <= 0 {
 		return
 	}
+	if len(c.asleep) == 0 {
+		c.asleep = make(map[string]bool, len(c.specs)) // most of them, in a large registry
+	}
 	for name, spec := range c.specs {
 		if spec.Behaviour != behaviour || busy[name] || c.actors[name] != nil || !c.passivates(*spec) {
 			continue

@@ -24,7 +24,8 @@ func newStatusCmd(e *env, cf *clientFlags) *cobra.Command {
 		Long: `Status prints one row per actor: its behaviour, the module (code) version
 and state schema version of its committed state (for an actor that has not
 handled a message yet: of the module it runs on), its supervisor status
-(starting, running, backoff, stopped, failed), mailbox depth, messages in
+(starting, running, backoff, stopped, failed, or passive: out of memory
+until its next message, see passivate_after), mailbox depth, messages in
 flight, messages processed, restarts (actor/module process), dead letters,
 the last exit of its module process, its uptime, and its origin: config
 (listed in the config), spawn (` + "`graft spawn`" + ` or a handler's ctx.Spawn) or
