@@ -255,7 +255,7 @@ func validate(cfg Config) error {
 	if cfg.OpenStore == nil {
 		errs = append(errs, errors.New("no store: Config.OpenStore is nil"))
 	}
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(cfg.Actors))
 	for i, a := range cfg.Actors {
 		if err := mailbox.CheckActorName(a.Name); err != nil {
 			errs = append(errs, fmt.Errorf("actors[%d]: %w", i, err))

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,7 +61,7 @@ type pendingID struct {
 	err    error
 }
 
-// actorRecord is what the registry key holds (JSON).
+// actorRecord is what the registry key holds (record.go encodes it).
 type actorRecord struct {
 	ID        uint64    `json:"id"`
 	Behaviour string    `json:"behaviour"`
@@ -209,10 +208,7 @@ func (s *Store) awaitCreation(ctx context.Context, name string) error {
 }
 
 func (s *Store) putActorRecord(name string, rec actorRecord, t tier) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode actor %q: %w", name, err)
-	}
+	v := encodeActorRecord(rec)
 	// No fsync of its own: the engine's log is sequential, so the record
 	// is durable as soon as any later write that matters is (an enqueue
 	// to the actor, a commit with this epoch), and a core that loses it in

@@ -9,8 +9,9 @@
 // contiguous range:
 //
 //	V                 format marker "graft-mailbox/1"
-//	A name            actor record (JSON: id, behaviour, status, epoch,
-//	                  origin: absent for config, "virtual" or "spawn")
+//	A name            actor record (id, behaviour, status, epoch, created,
+//	                  origin: "" for config, "virtual" or "spawn"; binary,
+//	                  or JSON as written before: record.go)
 //	S id              committed state (schema, module version, bytes)
 //	C id              ack watermark: every seq <= it is committed
 //	Q id seq          pending message (a fired timer's carries its timer id)

@@ -2,7 +2,6 @@ package pebblestore
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -94,8 +93,8 @@ func (s *Store) loadRecords() (map[uint64]*actor, error) {
 	behaviours := map[string]string{}
 	err := s.scan([]byte{prefixActor}, func(k, v []byte) error {
 		name := string(k[1:])
-		var rec actorRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
+		rec, err := decodeActorRecord(v)
+		if err != nil {
 			return fmt.Errorf("actor record %q: %w", name, err)
 		}
 		rec.Behaviour = intern(behaviours, rec.Behaviour)

@@ -2,7 +2,6 @@ package pebblestore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -95,11 +94,7 @@ func (s *Store) create(tx *txn, name, behaviour, origin string) (*actor, error) 
 		return nil, nil
 	}
 	rec := actorRecord{ID: s.nextID, Behaviour: behaviour, Origin: origin, CreatedAt: time.Now().UTC()}
-	v, err := json.Marshal(rec)
-	if err != nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("encode actor %q: %w", name, err)
-	}
+	v := encodeActorRecord(rec)
 	s.nextID++
 	a := newActor(name, rec)
 	c := &creation{a: a, behaviour: behaviour, tx: tx, done: make(chan struct{})}
