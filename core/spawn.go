@@ -70,16 +70,21 @@ func namespaceOwner(cfg Config, name string) string {
 // is no longer configured, like a configured actor that left the config,
 // keeps its data and is not started (Status shows it "unconfigured").
 func (c *Core) loadRuntimeActors(ctx context.Context) error {
-	records, err := c.store.Actors(ctx)
+	// Listed before c.mu is taken: the store's hooks take c.mu from its
+	// writers, which may hold what Range waits for.
+	var made []mailbox.Actor
+	err := c.store.Range(ctx, func(r mailbox.Actor) bool {
+		if r.Origin == mailbox.OriginSpawn || r.Origin == mailbox.OriginVirtual {
+			made = append(made, r)
+		}
+		return true
+	})
 	if err != nil {
 		return fmt.Errorf("list the registry's actors: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, r := range records {
-		if r.Origin != mailbox.OriginSpawn && r.Origin != mailbox.OriginVirtual {
-			continue
-		}
+	for _, r := range made {
 		if _, configured := c.specs[r.Name]; configured {
 			continue
 		}

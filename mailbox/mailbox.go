@@ -98,6 +98,9 @@ type Registry interface {
 	// passive runs these at start: one call instead of a Stats per actor
 	// of a large registry.
 	Backlog(ctx context.Context) ([]string, error)
+	// Range calls fn with every actor record, in no order, until fn
+	// returns false: Actors without the sorted copy of a large registry.
+	Range(ctx context.Context, fn func(Actor) bool) error
 }
 
 // Queues is the message path: enqueue, read, record failures, commit.

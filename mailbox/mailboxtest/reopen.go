@@ -59,6 +59,16 @@ func testReopenRebuildsEveryActor(t *testing.T, open Opener) {
 	s = open(t, dir, mailbox.Options{})
 	defer s.Close()
 	checkBacklog(s)
+	var ranged []string
+	require.NoError(t, s.Range(ctx(t), func(a mailbox.Actor) bool {
+		ranged = append(ranged, a.Name)
+		return true
+	}))
+	slices.Sort(ranged)
+	assert.Equal(t, names, ranged, "Range yields every actor once")
+	stopped := 0
+	require.NoError(t, s.Range(ctx(t), func(mailbox.Actor) bool { stopped++; return stopped < 3 }))
+	assert.Equal(t, 3, stopped, "Range stops when fn returns false")
 	for i, a := range names {
 		st, err := s.Stats(a)
 		require.NoError(t, err)

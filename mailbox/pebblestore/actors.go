@@ -334,6 +334,29 @@ func (s *Store) Stats(name string) (mailbox.Stats, error) {
 	return mailbox.Stats{Acked: a.acked, Last: a.visible, Depth: a.visible - a.acked, DeadLetters: a.dead}, nil
 }
 
+// Range implements mailbox.Registry.
+func (s *Store) Range(ctx context.Context, fn func(mailbox.Actor) bool) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.mu.RLock()
+	list := make([]*actor, 0, len(s.actors))
+	for _, a := range s.actors {
+		list = append(list, a)
+	}
+	s.mu.RUnlock()
+	for _, a := range list {
+		a.mu.Lock()
+		v, removed := a.view(), a.removed
+		a.mu.Unlock()
+		if !removed && !fn(v) {
+			return nil
+		}
+	}
+	return nil
+}
+
 // Backlog implements mailbox.Registry.
 func (s *Store) Backlog(ctx context.Context) ([]string, error) {
 	if err := s.enter(); err != nil {
