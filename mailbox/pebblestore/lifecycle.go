@@ -130,11 +130,7 @@ func (s *Store) verifyClean() error {
 	if s.clean == nil {
 		return nil
 	}
-	got, err := s.storedCounters()
-	if err != nil {
-		return &mailbox.CorruptError{Path: s.path, Err: err}
-	}
-	if err := s.clean.verifyCounters(got); err != nil {
+	if err := s.clean.verifyCounters(s.loadedCounters()); err != nil {
 		return &mailbox.CorruptError{Path: s.path, Err: err}
 	}
 	if err := removeFileDurably(s.path, cleanFile); err != nil {
@@ -147,26 +143,37 @@ func (s *Store) verifyClean() error {
 // storedCounters sums up, as stored on disk, every actor's ack watermark
 // and last sequence number (the way load rebuilds them) and the history.
 func (s *Store) storedCounters() (counters, error) {
+	last, err := s.lastSeqs(prefixQueue)
+	if err != nil {
+		return counters{}, fmt.Errorf("read the last message of every actor: %w", err)
+	}
+	return s.summarizeActors(func(a *actor) uint64 { return max(a.acked, last[a.id]) }), nil
+}
+
+// loadedCounters is storedCounters right after load, from memory: load
+// has just rebuilt every actor's last sequence number from disk the same
+// way (visible), so reading the queue again would only repeat it.
+func (s *Store) loadedCounters() counters {
+	return s.summarizeActors(func(a *actor) uint64 { return a.visible })
+}
+
+// summarizeActors sums up every actor's ack watermark and last sequence
+// number (last(a), called with a.mu held) and the history.
+func (s *Store) summarizeActors(last func(a *actor) uint64) counters {
 	s.mu.RLock()
 	list := make([]*actor, 0, len(s.actors))
 	for _, a := range s.actors {
 		list = append(list, a)
 	}
 	s.mu.RUnlock()
-	last, err := s.lastSeqs(prefixQueue)
-	if err != nil {
-		return counters{}, fmt.Errorf("read the last message of every actor: %w", err)
-	}
 	out := make([]actorCounters, 0, len(list))
 	for _, a := range list {
 		a.mu.Lock()
-		c := actorCounters{name: a.name, id: a.id, acked: a.acked, last: a.acked}
+		out = append(out, actorCounters{name: a.name, id: a.id, acked: a.acked, last: last(a)})
 		a.mu.Unlock()
-		c.last = max(c.last, last[c.id])
-		out = append(out, c)
 	}
 	s.histMu.Lock()
 	next := s.nextHist
 	s.histMu.Unlock()
-	return summarize(out, next, s.timers.size()), nil
+	return summarize(out, next, s.timers.size())
 }
