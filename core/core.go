@@ -139,7 +139,7 @@ type Core struct {
 	// configured holds the actors of the config by name; it never
 	// changes after New (requirements are looked up in it).
 	configured map[string]*ActorConfig // into cfg.Actors
-	timers     timerLoop // timers.go
+	timers     timerLoop               // timers.go
 
 	mu     sync.RWMutex
 	actors map[string]*actor // the running incarnation of each actor
