@@ -408,6 +408,7 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 		pool: pool, private: spec.OwnProcess, state: st, epoch: epoch,
 		batchMax: c.cfg.BatchSize, done: make(chan struct{}), started: time.Now(),
 	}
+	a.lastWork.Store(a.started.UnixNano())
 	// Registered before its module is fetched, so UnloadModule sees the
 	// pool in use and cannot close it under the starting actor.
 	c.mu.Lock()
@@ -418,7 +419,7 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 		cancel()
 		return fail(err)
 	}
-	a.lastWork.Store(time.Now().UnixNano())
+	a.lastWork.Store(time.Now().UnixNano()) // idle from its start, not its creation
 	a.ready.Store(true)
 	a.kick()
 	return a, nil

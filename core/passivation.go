@@ -251,9 +251,13 @@ func (c *Core) sweep(now time.Time) {
 	}
 }
 
-// idleFor says whether the actor has done nothing for `after`: no loop
+// idleFor says whether the actor has done nothing for `after`: started
+// (an actor is in c.actors before its module is fetched), no loop
 // running, not paused, stopping, failed or under quarantine.
 func (a *actor) idleFor(now time.Time, after time.Duration) bool {
+	if !a.ready.Load() {
+		return false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.running || a.paused || a.stopping || a.err != nil || a.suspect {

@@ -96,7 +96,9 @@ func (r *Runner) startCore(ctx context.Context) error {
 }
 
 // waitRunning polls the status until every configured actor runs on a
-// live module (those made at run time start in the background).
+// live module, or is passive (ctm's idle actors start passive; their next
+// message wakes them), those made at run time starting in the
+// background.
 func (r *Runner) waitRunning(ctx context.Context, p *coreProc) error {
 	ctx, cancel := context.WithTimeout(ctx, coreStartTimeout)
 	defer cancel()
@@ -111,7 +113,8 @@ func (r *Runner) waitRunning(ctx context.Context, p *coreProc) error {
 		if err == nil {
 			running := 0
 			for _, a := range st.Actors {
-				if a.Status == "running" && a.PID != 0 && slices.Contains(r.actors, a.Name) {
+				up := (a.Status == "running" && a.PID != 0) || a.Status == "passive"
+				if up && slices.Contains(r.actors, a.Name) {
 					running++
 				}
 			}

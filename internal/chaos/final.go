@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/graft-host/graft/mailbox"
@@ -35,7 +36,13 @@ func (r *Runner) finish(ctx context.Context) (Final, error) {
 		return Final{}, err
 	}
 	// A fresh core on the same store and binaries is the yardstick for
-	// descriptors: the chaos core must not hold more.
+	// descriptors: the chaos core must not hold more. It runs without
+	// passivation: with it, a fresh core whose ctm actors are all idle
+	// would not start their module at all, and the chaos core's warm one
+	// would read as a leak.
+	if err := os.WriteFile(r.configPath, []byte(r.config(false)), 0o600); err != nil {
+		return Final{}, fmt.Errorf("write the baseline's config: %w", err)
+	}
 	if err := r.startCore(ctx); err != nil {
 		return Final{}, fmt.Errorf("restart for the descriptor baseline: %w", err)
 	}

@@ -243,7 +243,7 @@ func (r *Runner) setup() error {
 	r.tmActors = []string{"tm0", "tm1"}
 	r.actors = append(append(append([]string(nil), r.kvActors...), registerActor), r.tmActors...)
 	r.configPath = filepath.Join(r.dir, "graft.yaml")
-	if err := os.WriteFile(r.configPath, []byte(r.config()), 0o600); err != nil {
+	if err := os.WriteFile(r.configPath, []byte(r.config(true)), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	r.client = control.NewClient(filepath.Join(r.runDir, "graft.sock"))
@@ -263,8 +263,14 @@ const maxAttempts = 8
 // seed, so both modes are exercised. Every actor of "ckv" and "register"
 // has its own module process: a poison message then crashes only its own
 // actor's module. The actors of "ctm" (configured, spawned and virtual:
-// it owns the names ctm/KEY) share one.
-func (r *Runner) config() string {
+// it owns the names ctm/KEY) share one, and passivate when idle for
+// 300 ms (when passivate is set), so that timers, spawns, kills and
+// destroys race passivation.
+func (r *Runner) config(passivate bool) string {
+	passivation := ""
+	if passivate {
+		passivation = "\n    passivate_after: 300ms"
+	}
 	durability := "sync"
 	if r.opts.Seed%2 != 0 {
 		durability = "relaxed"
@@ -297,12 +303,12 @@ behaviours:
     drain_timeout: 2s
   ctm:
     binary: ./plugins/ctm
-    virtual: true
+    virtual: true%s
     start_timeout: 20s
     call_timeout: 3s
     drain_timeout: 2s
 actors:
-`, durability, maxAttempts)
+`, durability, maxAttempts, passivation)
 	for _, a := range r.kvActors {
 		fmt.Fprintf(&b, "  - name: %s\n    behaviour: ckv\n    process: own\n", a)
 	}
