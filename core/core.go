@@ -160,6 +160,7 @@ type Core struct {
 	pools    map[string]*modulePool            // shared pools by behaviour
 	subs     map[string]*supervisor.Supervisor // behaviour supervisors
 	closed   bool
+	quit     chan struct{}  // closed by Shutdown: background retries end
 	bg       sync.WaitGroup // goroutines adding run-time actors (spawn.go)
 	// names serializes the changes of one name's membership in specs
 	// and the supervisors: adopt, addListed, DestroyActor (membership.go).
@@ -217,7 +218,7 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Logger, configured: make(map[string]*ActorConfig, len(cfg.Actors)),
 		actors: make(map[string]*actor), specs: make(map[string]*ActorConfig, len(cfg.Actors)),
-		asleep: make(map[string]bool), required: make(map[string]bool),
+		asleep: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
 	c.timers.init()

@@ -66,6 +66,7 @@ func (c *Core) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	c.closed = true
+	close(c.quit)
 	c.mu.Unlock()
 	var errs []error
 	c.stopTimers()
@@ -135,15 +136,16 @@ func (c *Core) RunUntilSignal(ctx context.Context, grace time.Duration) error {
 // in flight has committed. Its messages keep arriving durably.
 func (c *Core) StopActor(ctx context.Context, name string) error {
 	// A passive actor is woken first: a stopped actor is a child of its
-	// supervisor, terminated, which StartActor restarts.
-	if _, err := c.awake(ctx, name); err != nil {
-		return fmt.Errorf("stop actor %q: %w", name, err)
-	}
-	sub, err := c.sub(name)
+	// supervisor, terminated, which StartActor restarts. The name's lock
+	// keeps a passivation from racing the stop.
+	err := c.withAwake(ctx, name, func(*actor) error {
+		sub, err := c.sub(name)
+		if err != nil {
+			return err
+		}
+		return sub.Terminate(ctx, name)
+	})
 	if err != nil {
-		return fmt.Errorf("stop actor %q: %w", name, err)
-	}
-	if err := sub.Terminate(ctx, name); err != nil {
 		return fmt.Errorf("stop actor %q: %w", name, err)
 	}
 	_ = c.store.SetStatus(ctx, name, "stopped")

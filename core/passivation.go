@@ -119,7 +119,10 @@ func (c *Core) wakeQueued(ctx context.Context) {
 }
 
 // wakeLater wakes a passive actor in the background (notify's: it runs on
-// a writer's goroutine and never waits).
+// a writer's goroutine and never waits). A wake that fails (its name's
+// lock was held too long) is tried again with backoff until it succeeds,
+// the actor is no longer passive or the core shuts down, so that no
+// queued message waits for a next one.
 func (c *Core) wakeLater(name string) {
 	c.mu.Lock()
 	queued, asleep := c.asleep[name]
@@ -132,10 +135,19 @@ func (c *Core) wakeLater(name string) {
 	c.mu.Unlock()
 	go func() {
 		defer c.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), lockWait)
-		defer cancel()
-		if err := c.wake(ctx, name); err != nil {
-			c.log.Error("a passive actor with messages could not be woken (its next message tries again)", "actor", name, "err", err)
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+			ctx, cancel := context.WithTimeout(context.Background(), lockWait)
+			err := c.wake(ctx, name)
+			cancel()
+			if err == nil {
+				return
+			}
+			c.log.Warn("a passive actor with messages could not be woken yet; trying again", "actor", name, "in", delay, "err", err)
+			select {
+			case <-c.quit:
+				return
+			case <-time.After(delay):
+			}
 		}
 	}()
 }
@@ -149,6 +161,12 @@ func (c *Core) wake(ctx context.Context, name string) error {
 		return err
 	}
 	defer unlock()
+	c.wakeLocked(name)
+	return nil
+}
+
+// wakeLocked is wake for a caller that holds name's lock.
+func (c *Core) wakeLocked(name string) {
 	c.mu.Lock()
 	_, asleep := c.asleep[name]
 	spec, live := c.specs[name]
@@ -157,35 +175,34 @@ func (c *Core) wake(ctx context.Context, name string) error {
 			delete(c.asleep, name)
 		}
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	delete(c.asleep, name)
 	sub := c.subs[spec.Behaviour]
 	c.mu.Unlock()
 	c.cfg.Observer.Woken(spec.Behaviour)
 	if sub == nil {
-		return nil // its behaviour's supervisor is being rebuilt: it lists the actor
+		return // its behaviour's supervisor is being rebuilt: it lists the actor
 	}
 	c.addChild(sub, *spec)
-	return nil
 }
 
-// awake returns the running actor name, waking it first if it is passive,
-// or nil if it does not run (stopped, starting, failed).
-func (c *Core) awake(ctx context.Context, name string) (*actor, error) {
+// withAwake runs fn with the running actor name (nil if it does not run:
+// stopped, starting, failed), holding name's lock, after waking it if it
+// is passive: no passivation or wake of it runs meanwhile, so what fn
+// sees (a paused actor, a terminated child) stays so when fn returns.
+// Pause, StopActor and the repairs use it.
+func (c *Core) withAwake(ctx context.Context, name string, fn func(a *actor) error) error {
+	unlock, err := c.names.lock(ctx, name)
+	if err != nil {
+		return fmt.Errorf("actor %q: %w", name, err)
+	}
+	defer unlock()
+	c.wakeLocked(name)
 	c.mu.RLock()
 	a := c.actors[name]
-	_, asleep := c.asleep[name]
 	c.mu.RUnlock()
-	if a != nil || !asleep {
-		return a, nil
-	}
-	if err := c.wake(ctx, name); err != nil {
-		return nil, fmt.Errorf("wake passive actor %q: %w", name, err)
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.actors[name], nil
+	return fn(a)
 }
 
 // startSweeper starts the goroutine that passivates idle actors, if any
@@ -270,29 +287,26 @@ func (a *actor) idleFor(now time.Time, after time.Duration) bool {
 // memory. A message that arrives meanwhile wakes it again at once.
 func (c *Core) passivate(a *actor) error {
 	name, behaviour := a.spec.Name, a.spec.Behaviour
-	ctx, cancel := context.WithTimeout(context.Background(), c.stopTimeout(behaviour)+time.Second)
-	defer cancel()
-	unlock, err := c.names.lock(ctx, name)
+	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	unlock, err := c.names.lock(lctx, name)
+	cancel()
 	if err != nil {
-		return err
+		return nil // another change of it is under way: the next sweep looks again
 	}
 	c.mu.Lock()
 	sub := c.subs[behaviour]
 	_, live := c.specs[name]
-	if c.closed || !live || sub == nil || c.actors[name] != a {
+	if c.closed || !live || sub == nil || c.actors[name] != a || !a.idleFor(time.Now(), 0) {
 		c.mu.Unlock()
 		unlock()
-		return nil // shutting down, destroyed, restarting or already gone
+		return nil // shutting down, destroyed, restarting, gone or busy again
 	}
 	c.asleep[name] = false // from here a notification that misses the actor wakes it
 	c.mu.Unlock()
-	if !a.idleFor(time.Now(), 0) {
-		c.mu.Lock()
-		delete(c.asleep, name)
-		c.mu.Unlock()
-		unlock()
-		return nil // it was kicked meanwhile: not idle
-	}
+	// Its own bound, beyond the child's stop timeout, which the
+	// supervisor enforces itself.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*c.stopTimeout(behaviour)+5*time.Second)
+	defer cancel()
 	err = sub.Terminate(ctx, name)
 	if err == nil {
 		err = sub.Delete(ctx, name)
@@ -303,8 +317,8 @@ func (c *Core) passivate(a *actor) error {
 		c.mu.Lock()
 		delete(c.asleep, name)
 		c.mu.Unlock()
-		_ = sub.Restart(ctx, name)
 		unlock()
+		c.runAgain(sub, name)
 		return fmt.Errorf("passivate actor %q: %w", name, err)
 	}
 	unlock()
@@ -314,4 +328,49 @@ func (c *Core) passivate(a *actor) error {
 	c.cfg.Observer.Passivated(behaviour)
 	a.logger().Debug("actor passivated")
 	return nil
+}
+
+// runAgain restarts a child whose passivation failed halfway, in the
+// background: once its stop is over (Restart refuses a child still
+// stopping), unless it runs still, was deleted, or the core shuts down.
+func (c *Core) runAgain(sub *supervisor.Supervisor, name string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		for delay := 50 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			state, found := childState(sub, name)
+			if !found || state == supervisor.Running || state == supervisor.Starting {
+				return
+			}
+			if state == supervisor.Stopped || state == supervisor.Failed {
+				ctx, cancel := context.WithTimeout(context.Background(), lockWait)
+				err := sub.Restart(ctx, name)
+				cancel()
+				if err == nil || errors.Is(err, supervisor.ErrUnknownChild) || errors.Is(err, supervisor.ErrStopped) {
+					return
+				}
+			}
+			select {
+			case <-c.quit:
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+}
+
+// childState is the state of sub's child id, if it has one.
+func childState(sub *supervisor.Supervisor, id string) (supervisor.ChildState, bool) {
+	for _, ch := range sub.Children() {
+		if ch.ID == id {
+			return ch.State, true
+		}
+	}
+	return 0, false
 }

@@ -193,3 +193,48 @@ func TestManyPassiveActorsWakeOneByOne(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"running": 20, core.StatusPassive: 1980}, count)
 }
+
+// An upgrade's Pause never loses to a passivation: paced so that pauses
+// land right when the actor turns idle, every pause holds an actor that
+// stays in memory, paused, until it is resumed.
+func TestPauseRacingPassivation(t *testing.T) {
+	c := startCore(t, passiveConfig(t, t.TempDir(), 20*time.Millisecond, "a"))
+	ctx := ctxFor(t, 2*time.Minute)
+	h := c.Upgrades()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 150 {
+		_, err := c.Call(ctx, "a", []byte("x"), core.SendOptions{})
+		require.NoError(t, err)
+		// Traffic shape: idle for about the passivation delay.
+		time.Sleep(20*time.Millisecond + time.Duration(rng.IntN(12000))*time.Microsecond)
+		p, err := h.Pause(ctx, "a")
+		require.NoError(t, err, "pause %d", i)
+		time.Sleep(15 * time.Millisecond) // longer than a sweep
+		require.Equal(t, "running", status(t, c, "a").Status, "pause %d: a paused actor was passivated", i)
+		p.Resume(nil, nil)
+	}
+}
+
+// An upgrade's Pause that meets a wake in progress waits for it and
+// pauses the woken actor, rather than finding it neither passive nor
+// running.
+func TestPauseRacingWake(t *testing.T) {
+	c := startCore(t, passiveConfig(t, t.TempDir(), 20*time.Millisecond, "a"))
+	ctx := ctxFor(t, 2*time.Minute)
+	h := c.Upgrades()
+	for i := range 100 {
+		waitStatus(t, c, "a", core.StatusPassive)
+		sent := make(chan error, 1)
+		go func() {
+			_, err := c.Send(ctx, "a", []byte("x"), core.SendOptions{})
+			sent <- err
+		}()
+		time.Sleep(time.Duration(i%10) * 100 * time.Microsecond) // spread the race
+		p, err := h.Pause(ctx, "a")
+		require.NoError(t, err, "pause %d", i)
+		p.Resume(nil, nil)
+		require.NoError(t, <-sent)
+	}
+	waitFor(t, 20*time.Second, "every message handled", func() bool { return drained(c, "a") })
+	assert.Len(t, applied(t, c, "a"), 100)
+}

@@ -156,25 +156,40 @@ type repairHold struct {
 	since  time.Time
 }
 
-// holdForRepair pauses the running actor of rec, or claims it when it
-// does not run.
+// holdForRepair pauses the running actor of rec (waking it if it is
+// passive), or claims it when it does not run, holding its name's lock
+// meanwhile so that no wake or passivation races the hold.
 func (c *Core) holdForRepair(ctx context.Context, rec mailbox.Actor) (*repairHold, error) {
-	a, err := c.awake(ctx, rec.Name) // a passive actor is woken and paused
+	var h *repairHold
+	err := c.withAwake(ctx, rec.Name, func(a *actor) error {
+		var err error
+		if a != nil {
+			h, err = pauseForRepair(ctx, a)
+		} else {
+			h, err = c.claimForRepair(ctx, rec)
+		}
+		return err
+	})
+	return h, err
+}
+
+// pauseForRepair holds a running actor for a repair.
+func pauseForRepair(ctx context.Context, a *actor) (*repairHold, error) {
+	p, err := a.pause(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if a != nil {
-		p, err := a.pause(ctx)
-		if err != nil {
-			return nil, err
-		}
-		h := &repairHold{paused: p, state: normalState(p.State), epoch: p.Epoch, since: p.Since}
-		if p.Module != nil {
-			info := p.Module.Info()
-			h.module = &info
-		}
-		return h, nil
+	h := &repairHold{paused: p, state: normalState(p.State), epoch: p.Epoch, since: p.Since}
+	if p.Module != nil {
+		info := p.Module.Info()
+		h.module = &info
 	}
+	return h, nil
+}
+
+// claimForRepair holds an actor that does not run (stopped, failed) for a
+// repair: its claim fences any stale incarnation.
+func (c *Core) claimForRepair(ctx context.Context, rec mailbox.Actor) (*repairHold, error) {
 	since := time.Now()
 	epoch, err := c.store.Claim(ctx, rec.Name)
 	if err != nil {

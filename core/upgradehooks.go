@@ -131,14 +131,21 @@ func (h *UpgradeHooks) State(ctx context.Context, actor string) (mailbox.State, 
 // first, bounded by ctx) and returns its committed state; messages keep
 // arriving durably. Resume the returned Paused exactly once.
 func (h *UpgradeHooks) Pause(ctx context.Context, name string) (*Paused, error) {
-	a, err := h.c.awake(ctx, name) // a passive actor is woken, so that it migrates too
+	var p *Paused
+	// A passive actor is woken, so that it migrates too; the name's lock
+	// keeps a passivation from racing the pause.
+	err := h.c.withAwake(ctx, name, func(a *actor) error {
+		if a == nil {
+			return errors.New("it is not running")
+		}
+		var err error
+		p, err = a.pause(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pause actor %q: %w", name, err)
 	}
-	if a == nil {
-		return nil, fmt.Errorf("pause actor %q: it is not running", name)
-	}
-	return a.pause(ctx)
+	return p, nil
 }
 
 // CommitStates commits the new states of paused actors in one store
