@@ -537,6 +537,7 @@ func (p *Paused) Resume(to *LoadedModule, st *mailbox.State) {
 		a.state = *st
 	}
 	a.paused = false
+	a.lastWork.Store(time.Now().UnixNano()) // idle from its resume, not from before its pause
 	a.mu.Unlock()
 	a.kick()
 }
