@@ -29,7 +29,7 @@ import (
 // (actors v/KEY), sharing the counter plugin.
 func virtualConfig(b *testing.B, dir string, actors int) core.Config {
 	cfg := counterConfig(b, dir, mailbox.DurabilitySync, actors)
-	cfg.Behaviours["v"] = core.BehaviourConfig{Binary: bin("counter"), Virtual: true}
+	cfg.Behaviours["v"] = core.BehaviourConfig{Binary: bin("counter"), Virtual: true, Env: []string{"COUNTER_NAME=v"}}
 	return cfg
 }
 

@@ -175,6 +175,7 @@ func (s *Store) writePlan(b *pebble.Batch, p *commitPlan) error {
 		}
 	}
 	if c.State != nil {
+		a.stateStored.Store(true)
 		if err := b.Set(idKey(prefixState, a.id), encodeState(c.State), nil); err != nil {
 			return fail(err)
 		}

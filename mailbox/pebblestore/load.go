@@ -123,6 +123,7 @@ func (s *Store) loadStateVersions(at func(k []byte) *actor) error {
 			return fmt.Errorf("actor %q: state record: %w", a.name, err)
 		}
 		a.module, a.schema = intern(modules, st.Module), st.Schema
+		a.stateStored.Store(true)
 		return nil
 	})
 }
