@@ -20,6 +20,10 @@ bench() { # bench PACKAGE REGEX BENCHTIME
 	local cmd="go test -p 1 -run '^\$' -bench '$2' -benchtime $3 -timeout 60m $1"
 	echo "$cmd" >>"$cmds"
 	echo "bench: $cmd" >&2
+	# The previous benchmark's dirty pages (a million-actor store is
+	# hundreds of MiB) would otherwise be written back under this one's
+	# fsyncs: the upgrade's pause figures tripled that way.
+	sync
 	go test -p 1 -run '^$' -bench "$2" -benchtime "$3" -timeout 60m "$1" | tee "$raw/$n.txt" >&2
 }
 
