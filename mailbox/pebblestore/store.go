@@ -301,19 +301,6 @@ func (s *Store) lastKey(prefix []byte) ([]byte, error) {
 	return append([]byte(nil), it.Key()...), nil
 }
 
-// firstKey returns a copy of the smallest key with the given prefix, or nil.
-func (s *Store) firstKey(prefix []byte) ([]byte, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	if !it.First() {
-		return nil, it.Error()
-	}
-	return append([]byte(nil), it.Key()...), nil
-}
-
 // reportCorruption is the engine's hook for a damaged file.
 func (s *Store) reportCorruption(info pebble.DataCorruptionInfo) {
 	err := &mailbox.CorruptError{Path: s.path, Err: fmt.Errorf("file %s: %w", info.Path, info.Details)}
