@@ -141,9 +141,7 @@ func (s *Store) lookup(name string) (*actor, error) {
 	if err := mailbox.CheckActorName(name); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	a := s.actors[name]
-	s.mu.RUnlock()
+	a := s.reg.get(name)
 	if a == nil {
 		return nil, unknownActor(name)
 	}
@@ -177,11 +175,12 @@ func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.A
 	if behaviour == "" {
 		return mailbox.Actor{}, fmt.Errorf("register actor %q: behaviour name is empty: name the behaviour that handles it", name)
 	}
-	if err := s.awaitCreation(ctx, name); err != nil {
+	sh, err := s.awaitCreation(ctx, name)
+	if err != nil {
 		return mailbox.Actor{}, err
 	}
-	defer s.mu.Unlock()
-	if a := s.actors[name]; a != nil {
+	defer sh.mu.Unlock()
+	if a := sh.actors[name]; a != nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if a.rec.Behaviour != behaviour {
@@ -189,28 +188,29 @@ func (s *Store) Register(ctx context.Context, name, behaviour string) (mailbox.A
 		}
 		return a.view(), nil
 	}
-	rec := actorRecord{ID: s.nextID, Behaviour: behaviour, CreatedAt: time.Now().UTC()}
+	rec := actorRecord{ID: s.reg.newID(), Behaviour: behaviour, CreatedAt: time.Now().UTC()}
 	if err := s.putActorRecord(name, rec, tierSend); err != nil {
 		return mailbox.Actor{}, err
 	}
-	s.nextID++
 	a := newActor(name, rec)
-	s.actors[name] = a
+	sh.actors[name] = a
 	return a.view(), nil
 }
 
-// awaitCreation takes s.mu once no write is creating name (spawn.go), so
-// that Register sees the actor such a write creates, or its absence.
-func (s *Store) awaitCreation(ctx context.Context, name string) error {
+// awaitCreation locks name's registry shard, and returns it locked, once
+// no write is creating name (spawn.go), so that Register sees the actor
+// such a write creates, or its absence.
+func (s *Store) awaitCreation(ctx context.Context, name string) (*registryShard, error) {
+	sh := s.reg.shard(name)
 	for {
-		s.mu.Lock()
-		c := s.creating[name]
+		sh.mu.Lock()
+		c := sh.creating[name]
 		if c == nil {
-			return nil
+			return sh, nil
 		}
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		if err := waitCreation(ctx, c, name); err != nil {
-			return fmt.Errorf("register actor %q: %w", name, err)
+			return nil, fmt.Errorf("register actor %q: %w", name, err)
 		}
 	}
 }
@@ -249,12 +249,7 @@ func (s *Store) Actors(ctx context.Context) ([]mailbox.Actor, error) {
 		return nil, err
 	}
 	defer s.leave()
-	s.mu.RLock()
-	list := make([]*actor, 0, len(s.actors))
-	for _, a := range s.actors {
-		list = append(list, a)
-	}
-	s.mu.RUnlock()
+	list := s.reg.all()
 	// Sorted as pointers, then viewed: moving a million views about in
 	// the sort cost more than making them.
 	slices.SortFunc(list, func(x, y *actor) int { return strings.Compare(x.name, y.name) })
@@ -351,12 +346,7 @@ func (s *Store) Range(ctx context.Context, fn func(mailbox.Actor) bool) error {
 		return err
 	}
 	defer s.leave()
-	s.mu.RLock()
-	list := make([]*actor, 0, len(s.actors))
-	for _, a := range s.actors {
-		list = append(list, a)
-	}
-	s.mu.RUnlock()
+	list := s.reg.all()
 	for _, a := range list {
 		a.mu.Lock()
 		v, removed := a.view(), a.removed
@@ -374,13 +364,11 @@ func (s *Store) Backlog(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer s.leave()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	var out []string
-	for name, a := range s.actors {
+	for _, a := range s.reg.all() {
 		a.mu.Lock()
 		if a.visible > a.acked && !a.removed {
-			out = append(out, name)
+			out = append(out, a.name)
 		}
 		a.mu.Unlock()
 	}
@@ -454,11 +442,12 @@ func (s *Store) removeKeys(b *pebble.Batch, a *actor) error {
 	if err := b.Delete(actorKey(a.name), nil); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	sh := s.reg.shard(a.name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	if err := s.apply(b, pebble.Sync, tierCommit); err != nil {
 		return err
 	}
-	delete(s.actors, a.name)
+	delete(sh.actors, a.name)
 	return nil
 }

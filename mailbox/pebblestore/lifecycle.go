@@ -160,12 +160,7 @@ func (s *Store) loadedCounters() counters {
 // summarizeActors sums up every actor's ack watermark and last sequence
 // number (last(a), called with a.mu held) and the history.
 func (s *Store) summarizeActors(last func(a *actor) uint64) counters {
-	s.mu.RLock()
-	list := make([]*actor, 0, len(s.actors))
-	for _, a := range s.actors {
-		list = append(list, a)
-	}
-	s.mu.RUnlock()
+	list := s.reg.all()
 	out := make([]actorCounters, 0, len(list))
 	for _, a := range list {
 		a.mu.Lock()

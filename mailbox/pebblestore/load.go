@@ -81,13 +81,13 @@ func (s *Store) loadActors() error {
 	})
 }
 
-// loadRecords reads the registry into s.actors and returns the actors by
+// loadRecords reads the registry into s.reg and returns the actors by
 // id.
 func (s *Store) loadRecords() (map[uint64]*actor, error) {
 	var n int
 	if s.clean != nil {
-		n = s.clean.Counters.Actors // a hint: growing two maps of a million is slow
-		s.actors = make(map[string]*actor, n)
+		n = s.clean.Counters.Actors // a hint: growing the maps of a million is slow
+		s.reg = newRegistry(n)
 	}
 	byID := make(map[uint64]*actor, n)
 	behaviours := map[string]string{}
@@ -99,11 +99,9 @@ func (s *Store) loadRecords() (map[uint64]*actor, error) {
 		}
 		rec.Behaviour = intern(behaviours, rec.Behaviour)
 		a := newActor(name, rec)
-		s.actors[name] = a
+		s.reg.add(a)
 		byID[rec.ID] = a
-		if rec.ID >= s.nextID {
-			s.nextID = rec.ID + 1
-		}
+		s.reg.sawID(rec.ID)
 		return nil
 	})
 	return byID, err

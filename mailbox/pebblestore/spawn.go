@@ -46,9 +46,7 @@ func (s *Store) resolve(ctx context.Context, tx *txn, name string, spawn *mailbo
 		return nil, false, err
 	}
 	for {
-		s.mu.RLock()
-		a, c := s.actors[name], s.creating[name]
-		s.mu.RUnlock()
+		a, c := s.reg.lookup(name)
 		switch {
 		case a != nil:
 			return a, false, nil
@@ -88,18 +86,18 @@ func (s *Store) creatable(name string, spawn *mailbox.SpawnRequest) (behaviour, 
 // create registers name as a creation of tx and adds its registry record to
 // tx's batch; nil if the name was taken meanwhile.
 func (s *Store) create(tx *txn, name, behaviour, origin string) (*actor, error) {
-	s.mu.Lock()
-	if s.actors[name] != nil || s.creating[name] != nil {
-		s.mu.Unlock()
+	sh := s.reg.shard(name)
+	sh.mu.Lock()
+	if sh.actors[name] != nil || sh.creating[name] != nil {
+		sh.mu.Unlock()
 		return nil, nil
 	}
-	rec := actorRecord{ID: s.nextID, Behaviour: behaviour, Origin: origin, CreatedAt: time.Now().UTC()}
+	rec := actorRecord{ID: s.reg.newID(), Behaviour: behaviour, Origin: origin, CreatedAt: time.Now().UTC()}
 	v := encodeActorRecord(rec)
-	s.nextID++
 	a := newActor(name, rec)
 	c := &creation{a: a, behaviour: behaviour, tx: tx, done: make(chan struct{})}
-	s.creating[name] = c
-	s.mu.Unlock()
+	sh.creating[name] = c
+	sh.mu.Unlock()
 	tx.creations = append(tx.creations, c)
 	if err := tx.b.Set(actorKey(name), v, nil); err != nil {
 		return nil, fmt.Errorf("create actor %q: %w", name, err)
@@ -121,14 +119,15 @@ func waitCreation(ctx context.Context, c *creation, name string) error {
 // registry; otherwise they never existed (their ids are simply unused).
 // Writes waiting for them go on either way.
 func (s *Store) settleCreations(cs []*creation, err error) {
-	s.mu.Lock()
 	for _, c := range cs {
-		delete(s.creating, c.a.name)
+		sh := s.reg.shard(c.a.name)
+		sh.mu.Lock()
+		delete(sh.creating, c.a.name)
 		if err == nil {
-			s.actors[c.a.name] = c.a
+			sh.actors[c.a.name] = c.a
 		}
+		sh.mu.Unlock()
 	}
-	s.mu.Unlock()
 	for _, c := range cs {
 		if err != nil {
 			c.a.mu.Lock()

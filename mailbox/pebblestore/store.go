@@ -39,10 +39,7 @@ type Store struct {
 	life   sync.RWMutex
 	closed atomic.Bool
 
-	mu       sync.RWMutex // guards actors, creating and nextID
-	actors   map[string]*actor
-	creating map[string]*creation // actors being created (spawn.go)
-	nextID   uint64
+	reg *registry // the actors, and those being created (registry.go)
 
 	timers *timerIndex // pending timers (timerindex.go)
 	// fireMu serializes FireDue, and Remove with it, so a timer is never
@@ -86,10 +83,8 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		errs:      newErrorSummary(opts.Logger, path),
 		recent:    &recentCache{budget: recentBudget},
 		closing:   make(chan struct{}),
-		actors:    make(map[string]*actor),
-		creating:  make(map[string]*creation),
+		reg:       newRegistry(0),
 		timers:    newTimerIndex(),
-		nextID:    1,
 		nextHist:  1,
 	}
 	defer func() {

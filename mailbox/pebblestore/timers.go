@@ -336,11 +336,9 @@ func (s *Store) ownerName(id uint64) string {
 	if id == outsideOwner {
 		return "none, set from outside"
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for name, a := range s.actors {
+	for _, a := range s.reg.all() {
 		if a.id == id {
-			return fmt.Sprintf("actor %q", name)
+			return fmt.Sprintf("actor %q", a.name)
 		}
 	}
 	return fmt.Sprintf("actor id %d (no longer registered)", id)
