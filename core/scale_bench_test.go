@@ -76,6 +76,34 @@ func BenchmarkVirtualFirstSend(b *testing.B) {
 	b.ReportMetric(float64(b.N)/ordinary.Seconds(), "ordinary-sends/s")
 	b.ReportMetric(float64(b.N)/first.Seconds(), "first-sends/s")
 	b.ReportMetric(ordinary.Seconds()/first.Seconds(), "ratio")
+
+	// One sender, one send at a time: what a send itself costs its
+	// caller, each actor's start and first message then running beside
+	// the next send.
+	const one = 2000
+	ordinaryLat := sendLatencies(b, c, one, func(i int) string { return "c" + strconv.Itoa(i%e2eActors) })
+	firstLat := sendLatencies(b, c, one, func(i int) string { return "v/one-" + strconv.Itoa(i) })
+	b.ReportMetric(p50ms(ordinaryLat), "ordinary-p50-ms")
+	b.ReportMetric(p50ms(firstLat), "first-p50-ms")
+}
+
+// sendLatencies makes n sends one after another, to target(i), and
+// returns how long each took.
+func sendLatencies(b *testing.B, c *core.Core, n int, target func(i int) string) []time.Duration {
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t0 := time.Now()
+		_, err := c.Send(context.Background(), target(i), []byte("x"), core.SendOptions{})
+		require.NoError(b, err)
+		lat[i] = time.Since(t0)
+	}
+	return lat
+}
+
+// p50ms is the median of lat in milliseconds.
+func p50ms(lat []time.Duration) float64 {
+	slices.Sort(lat)
+	return float64(lat[len(lat)/2].Microseconds()) / 1000
 }
 
 // BenchmarkTimers: b.N timers (use 100000x) set from outside over 64
