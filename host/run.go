@@ -195,7 +195,7 @@ func clearPluginSockets(dir string) error {
 // serves the metrics (step 8).
 func (h *Host) serve(p *parts) {
 	p.srv = control.NewServer(control.Options{
-		Runtime: p.core, Upgrader: p.mgr, Logger: h.log.With("component", "control"),
+		Runtime: p.core, Upgrader: controlUpgrader{p.mgr}, Logger: h.log.With("component", "control"),
 		Info: control.CoreInfo{PID: os.Getpid(), Socket: h.cfg.Control.Socket, Config: h.cfg.File, Started: time.Now()},
 	})
 	p.served = make(chan error, 1)

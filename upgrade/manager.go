@@ -33,6 +33,9 @@ var (
 	ErrRelativePath = errors.New("relative binary path")
 	// ErrCannotMigrate: the module cannot migrate the actors' state schema.
 	ErrCannotMigrate = errors.New("module cannot migrate the state")
+	// ErrDryRunFailed: the last dry run of this binary found actors it
+	// cannot take; force the upgrade to run it anyway.
+	ErrDryRunFailed = errors.New("the last dry run of this binary failed")
 )
 
 // Options configure a Manager.
@@ -77,6 +80,9 @@ type Manager struct {
 	pins    map[string]string // behaviour -> sha256 pin from the config
 	running map[string]Op     // snapshots of the upgrades in progress, by behaviour
 	host    Host              // the core, once attached
+	// dryRuns holds, by behaviour and binary sha256, whether this core's
+	// last dry run of that binary passed (dryrun.go).
+	dryRuns map[string]map[string]bool
 
 	// attaching counts the work Attach runs in the background, so tests
 	// can wait for it (export_test.go) before changing a source binary.
@@ -112,7 +118,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	return &Manager{
 		opts: opts, log: opts.Logger, cache: cache, j: j,
-		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
+		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{}, dryRuns: map[string]map[string]bool{},
 	}, nil
 }
 
@@ -386,9 +392,16 @@ func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox
 		m.opts.OnRecord(rec)
 	}
 	attrs := []any{"behaviour", rec.Behaviour, "from", rec.From, "to", rec.To, "outcome", rec.Outcome, "took", rec.Ended.Sub(rec.Started)}
-	if rec.Error != "" {
+	switch {
+	case rec.Kind == string(KindDryRun) && rec.Outcome != string(OutcomeRefused):
+		if rec.Error != "" {
+			m.log.Warn("dry run found actors the new version cannot take", append(attrs, "report", rec.Error)...)
+		} else {
+			m.log.Info("dry run passed", attrs...)
+		}
+	case rec.Error != "":
 		m.log.Error(rec.Kind+" did not complete", append(attrs, "err", rec.Error)...)
-	} else {
+	default:
 		m.log.Info(rec.Kind+" completed", attrs...)
 	}
 	return rec

@@ -16,6 +16,9 @@ const (
 	// KindRollback moves the actors back to the version before the
 	// current one, migrating their state down with the newer module.
 	KindRollback Kind = "rollback"
+	// KindDryRun checks a new binary against every actor's committed
+	// state and moves nothing (dryrun.go); it is never journaled.
+	KindDryRun Kind = "dry-run"
 )
 
 // Step names a timed step in the history (mailbox.UpgradeStep.Step), so

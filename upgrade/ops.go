@@ -19,23 +19,65 @@ import (
 // be absolute: the core cannot know the folder a caller meant it relative
 // to. A binary that another user could have written (one not owned by the
 // core's user or root, or writable by group or others) is refused, and the
-// refusal recorded in the history, unless the config pins its sha256.
+// refusal recorded in the history, unless the config pins its sha256. A
+// binary whose last dry run (DryRun) failed is refused with
+// ErrDryRunFailed; UpgradeForced runs it anyway.
 func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
+	return m.upgrade(ctx, behaviour, source, false)
+}
+
+// UpgradeForced is Upgrade that runs even a binary whose last dry run
+// failed (`graft upgrade --force`).
+func (m *Manager) UpgradeForced(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
+	return m.upgrade(ctx, behaviour, source, true)
+}
+
+func (m *Manager) upgrade(ctx context.Context, behaviour, source string, force bool) (mailbox.UpgradeRecord, error) {
+	op, err := m.prepareOp(behaviour, source, KindUpgrade)
+	var refused *refusal
+	if errors.As(err, &refused) {
+		return m.record(ctx, refused.rec), err
+	}
+	if err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
+	defer m.end(behaviour)
+	if passed, ran := m.dryRunOf(behaviour, op.To.SHA); ran && !passed && !force {
+		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q to %s: %w (see `graft history`); fix the binary, or give --force to upgrade anyway", behaviour, op.To.Name(), ErrDryRunFailed)
+	}
+	m.setRunning(behaviour, *op)
+	return m.transition(ctx, behaviour, op, false)
+}
+
+// refusal is prepareOp's error for a binary refused as untrusted: the
+// caller records rec in the history.
+type refusal struct {
+	rec mailbox.UpgradeRecord
+	err error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// prepareOp begins an op of kind on behaviour towards the binary at source
+// (the configured one when ""): it checks the path, takes the behaviour
+// (m.begin; the caller ends it unless an error is returned) and caches the
+// binary through the trust checks. An untrusted binary is a *refusal.
+func (m *Manager) prepareOp(behaviour, source string, kind Kind) (*Op, error) {
 	if source != "" && !filepath.IsAbs(source) {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q with %s: %w: the core would resolve it against its own working folder, not yours; give an absolute path (graft upgrade --binary sends one)", behaviour, source, ErrRelativePath)
+		return nil, fmt.Errorf("%s %q with %s: %w: the core would resolve it against its own working folder, not yours; give an absolute path (graft upgrade --binary sends one)", kind, behaviour, source, ErrRelativePath)
 	}
 	m.mu.Lock()
 	if source == "" {
 		source = m.sources[behaviour]
 	}
-	fromSource := source == m.sources[behaviour]
+	fromSource := source == m.sources[behaviour] && kind == KindUpgrade
 	pin := m.pins[behaviour]
 	m.mu.Unlock()
-	op := &Op{Kind: KindUpgrade, Started: time.Now().UTC()}
+	op := &Op{Kind: kind, Started: time.Now().UTC()}
 	if err := m.begin(behaviour, op); err != nil {
-		return mailbox.UpgradeRecord{}, err
+		return nil, err
 	}
-	defer m.end(behaviour)
 	cur, _ := m.Current(behaviour)
 	accept := m.accept(behaviour, pin, source, cur.SHA)
 	if fromSource {
@@ -46,18 +88,38 @@ func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbo
 	}
 	path, sha, err := m.cache.Add(source, accept)
 	if errors.Is(err, trust.ErrUntrusted) {
-		rec := m.record(ctx, mailbox.UpgradeRecord{
-			Behaviour: behaviour, Kind: string(op.Kind), Started: op.Started, Ended: time.Now().UTC(),
+		m.end(behaviour)
+		return nil, &refusal{err: fmt.Errorf("%s %q: %w", kind, behaviour, err), rec: mailbox.UpgradeRecord{
+			Behaviour: behaviour, Kind: string(kind), Started: op.Started, Ended: time.Now().UTC(),
 			From: cur.Name(), To: Version{SHA: sha}.Name(), Outcome: string(OutcomeRefused), Error: err.Error(),
-		})
-		return rec, fmt.Errorf("upgrade %q: %w", behaviour, err)
+		}}
 	}
 	if err != nil {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w", behaviour, err)
+		m.end(behaviour)
+		return nil, fmt.Errorf("%s %q: %w", kind, behaviour, err)
 	}
 	op.From, op.To = cur, Version{SHA: sha, Path: path, Source: source}
-	m.setRunning(behaviour, *op)
-	return m.transition(ctx, behaviour, op, false)
+	return op, nil
+}
+
+// noteDryRun remembers whether the dry run of behaviour's binary sha
+// passed.
+func (m *Manager) noteDryRun(behaviour, sha string, passed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dryRuns[behaviour] == nil {
+		m.dryRuns[behaviour] = map[string]bool{}
+	}
+	m.dryRuns[behaviour][sha] = passed
+}
+
+// dryRunOf says whether this core dry-ran behaviour's binary sha, and
+// whether that passed.
+func (m *Manager) dryRunOf(behaviour, sha string) (passed, ran bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	passed, ran = m.dryRuns[behaviour][sha]
+	return passed, ran
 }
 
 // accept is the cache's Accept for a binary offered for behaviour: not the

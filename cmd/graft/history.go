@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -72,51 +71,6 @@ func writeRecord(w io.Writer, r api.UpgradeRecord) {
 		fmt.Fprintf(w, ": %s", r.Error)
 	}
 	fmt.Fprintf(w, " (%d actors)\n", r.Actors)
-}
-
-func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
-	var binary string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "upgrade BEHAVIOUR",
-		Short: "Upgrade every actor of a behaviour to a new plugin binary, in place",
-		Long: `Upgrade starts the new module beside the old one, then moves the behaviour's
-actors onto it one by one: each is paused between two commits, its state is
-migrated by the new module, and it resumes. No queued or arriving message is
-lost. Without --binary the behaviour's configured binary (rebuilt in place)
-is used; a relative --binary is relative to the folder graft upgrade runs
-in. A failure leaves the actor on the old version with its state
-unchanged. --timeout bounds the wait (default 10m).`,
-		Example: `  graft upgrade greeter --config graft.yaml
-  graft upgrade greeter --binary ./plugins/greeter-v2`,
-		Args: exactArgs(1, "BEHAVIOUR"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if binary != "" { // the core runs in another folder: send it the path meant here
-				abs, err := filepath.Abs(binary)
-				if err != nil {
-					return fmt.Errorf("--binary %s: %w", binary, err)
-				}
-				binary = abs
-			}
-			c, ctx, done, err := cf.client(cmd, e, 10*time.Minute)
-			if err != nil {
-				return err
-			}
-			defer done()
-			rec, err := c.Upgrade(ctx, args[0], binary)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(e.stdout, rec)
-			}
-			writeRecord(e.stdout, rec)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&binary, "binary", "", "plugin binary to upgrade to (default: the configured one)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the upgrade record as JSON")
-	return cmd
 }
 
 func newRollbackCmd(e *env, cf *clientFlags) *cobra.Command {

@@ -25,6 +25,7 @@ const (
 	exitError   = 1
 	exitUsage   = 2
 	exitRefused = 3 // call: the handler refused the request (a terminal error)
+	exitDryRun  = 4 // upgrade --dry-run: some actors did not pass
 )
 
 // execute runs the command line args and returns the exit code. Everything
@@ -48,6 +49,10 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var re *api.RefusedError
 	if errors.As(err, &re) {
 		return exitRefused
+	}
+	var de *dryRunFailedError
+	if errors.As(err, &de) {
+		return exitDryRun
 	}
 	return exitError
 }

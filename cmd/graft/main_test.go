@@ -25,8 +25,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	testbin.Main(m, "graft-cli-", &binDir, testbin.Pkgs(".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
-		"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2")...)
+	testbin.Main(m, "graft-cli-", &binDir, append(testbin.Pkgs(".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
+		"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2"),
+		testbin.Variant("kv2-nodown", "../../upgrade/testdata/kv2", "-X main.noDown=1"))...)
 }
 
 func graftBin() string       { return filepath.Join(binDir, "graft") }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/graft-host/graft/core/control/api"
 	"github.com/graft-host/graft/internal/testbin"
 )
 
@@ -170,4 +171,36 @@ func TestHistoryJSONMatchesTheAPIStyle(t *testing.T) {
 	require.Len(t, cli, 2)
 	assert.EqualValues(t, hist[1].ID, cli[1]["id"])
 	assert.EqualValues(t, 3, cli[1]["actors"])
+}
+
+// `graft upgrade --dry-run` moves nothing and reports; one that finds
+// actors it cannot take back exits 4, and the upgrade to that binary is
+// then refused unless forced.
+func TestUpgradeDryRun(t *testing.T) {
+	p := kvCore(t)
+	before := p.status(t)
+
+	r := graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--dry-run", "--config", p.config)
+	assert.Equal(t, 4, r.code, "stderr: %s", r.stderr)
+	assert.Regexp(t, `dry run of kv 1\.0\.0 \(\w+\) -> 2\.0\.0 \(\w+\): 3 actors \(2 without state\), migrations 1 ok, round trip 0 ok, 1 failed`, r.stdout)
+	assert.Contains(t, r.stdout, "no down-migration: 1\n    k0: module 2.0.0 migrates down to [], not to schema 1")
+	assert.Contains(t, r.stderr, "a later upgrade to this binary is refused unless given --force")
+	after := p.status(t)
+	for _, a := range []string{"k0", "k1", "k2"} {
+		assert.Equal(t, before[a].Module, after[a].Module, "%s moved", a)
+	}
+
+	r = graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--config", p.config)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "the last dry run of this binary failed")
+	assert.Contains(t, r.stderr, "give --force to upgrade anyway")
+
+	var rep api.DryRunReport
+	require.NoError(t, json.Unmarshal([]byte(p.ok(t, "upgrade", "kv", "--binary", plugin("kv2"), "--dry-run", "--json")), &rep))
+	assert.Equal(t, 1, rep.RoundTrip)
+	assert.Zero(t, rep.Failed)
+
+	out := p.ok(t, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--force")
+	assert.Regexp(t, `completed \(3 actors\)`, out)
+	assert.Regexp(t, `(?m)^\d+\s+dry-run\s+kv\s.*failed: dry run of kv .*no down-migration 1`, p.ok(t, "history"))
 }

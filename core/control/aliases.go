@@ -49,6 +49,12 @@ type (
 	UpgradeStep = api.UpgradeStep
 	// UpgradeRequest is api.UpgradeRequest.
 	UpgradeRequest = api.UpgradeRequest
+	// DryRunRequest is api.DryRunRequest.
+	DryRunRequest = api.DryRunRequest
+	// DryRunReport is api.DryRunReport.
+	DryRunReport = api.DryRunReport
+	// DryRunFailure is api.DryRunFailure.
+	DryRunFailure = api.DryRunFailure
 	// SpawnRequest is api.SpawnRequest.
 	SpawnRequest = api.SpawnRequest
 	// SpawnResponse is api.SpawnResponse.

@@ -52,8 +52,13 @@ type Upgrader interface {
 	// Upgrade moves every actor of behaviour to the module built from
 	// binary ("" means the configured binary, rebuilt in place).
 	Upgrade(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error)
+	// UpgradeForced is Upgrade even to a binary whose last dry run failed.
+	UpgradeForced(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error)
 	// Rollback moves every actor of behaviour back to its previous version.
 	Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error)
+	// DryRun checks binary against every actor of behaviour and moves
+	// none.
+	DryRun(ctx context.Context, behaviour, binary string) (DryRunReport, error)
 }
 
 // fromCore is s as the API shows it.

@@ -331,8 +331,17 @@ func (fakeUpgrader) Upgrade(_ context.Context, b, bin string) (mailbox.UpgradeRe
 	return mailbox.UpgradeRecord{Behaviour: b, Kind: "upgrade", To: bin, Outcome: "completed"}, nil
 }
 
+func (fakeUpgrader) UpgradeForced(_ context.Context, b, bin string) (mailbox.UpgradeRecord, error) {
+	return mailbox.UpgradeRecord{Behaviour: b, Kind: "upgrade", To: bin, Outcome: "completed", Error: "forced"}, nil
+}
+
 func (fakeUpgrader) Rollback(_ context.Context, b string) (mailbox.UpgradeRecord, error) {
 	return mailbox.UpgradeRecord{}, errors.New("nothing to roll back to")
+}
+
+func (fakeUpgrader) DryRun(_ context.Context, b, bin string) (control.DryRunReport, error) {
+	return control.DryRunReport{Behaviour: b, To: bin, Actors: 2, Failed: 1,
+		Failures: map[string][]control.DryRunFailure{"migration failed": {{Actor: "a", Detail: "boom"}}}}, nil
 }
 
 func TestUpgradeEndpoints(t *testing.T) {
@@ -356,6 +365,16 @@ func TestUpgradeEndpoints(t *testing.T) {
 	_, err = h2.client.Rollback(ctx, "recorder")
 	require.ErrorAs(t, err, &apiErr)
 	assert.Contains(t, err.Error(), "nothing to roll back to")
+	rec, err = h2.client.UpgradeWith(ctx, "recorder", control.UpgradeRequest{Binary: "/x/y", Force: true})
+	require.NoError(t, err)
+	assert.Equal(t, "forced", rec.Error, "force reaches the upgrader")
+	rep, err := h2.client.DryRun(ctx, "recorder", "/x/z")
+	require.NoError(t, err)
+	assert.Equal(t, "/x/z", rep.To)
+	assert.Equal(t, []control.DryRunFailure{{Actor: "a", Detail: "boom"}}, rep.Failures["migration failed"])
+	_, err = h2.client.DryRun(ctx, "recorder", "relative/bin")
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, control.CodeBadRequest, apiErr.Code)
 }
 
 func TestNoCoreRunning(t *testing.T) {

@@ -82,6 +82,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/actors/{actor}/state/reset", s.resetState)
 	s.route("GET /v1/history", s.history)
 	s.route("POST /v1/behaviours/{behaviour}/upgrade", s.upgrade)
+	s.route("POST /v1/behaviours/{behaviour}/dry-run", s.dryRun)
 	s.route("POST /v1/behaviours/{behaviour}/rollback", s.rollback)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound,
@@ -296,7 +297,24 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 		// Relative to what? The core's working folder is not the caller's.
 		return nil, badRequest(fmt.Sprintf("relative binary path %q: give an absolute path (the core's working folder is not yours; graft upgrade resolves it against your folder)", req.Binary))
 	}
+	if req.Force {
+		return answerRecord(s.opts.Upgrader.UpgradeForced(r.Context(), r.PathValue("behaviour"), req.Binary))
+	}
 	return answerRecord(s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req.Binary))
+}
+
+func (s *Server) dryRun(r *http.Request) (any, error) {
+	var req DryRunRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if s.opts.Upgrader == nil {
+		return nil, errNoUpgrader
+	}
+	if req.Binary != "" && !filepath.IsAbs(req.Binary) {
+		return nil, badRequest(fmt.Sprintf("relative binary path %q: give an absolute path (the core's working folder is not yours; graft upgrade resolves it against your folder)", req.Binary))
+	}
+	return s.opts.Upgrader.DryRun(r.Context(), r.PathValue("behaviour"), req.Binary)
 }
 
 func (s *Server) rollback(r *http.Request) (any, error) {

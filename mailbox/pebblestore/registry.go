@@ -75,18 +75,6 @@ func (r *registry) all() []*actor {
 	return out
 }
 
-// size is the number of registered actors.
-func (r *registry) size() int {
-	n := 0
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.RLock()
-		n += len(sh.actors)
-		sh.mu.RUnlock()
-	}
-	return n
-}
-
 // add registers a (at load, or once its creation is durable).
 func (r *registry) add(a *actor) {
 	sh := r.shard(a.name)

@@ -220,9 +220,21 @@ func (c *Client) History(ctx context.Context) ([]UpgradeRecord, error) {
 // Upgrade upgrades every actor of behaviour to binary ("" for the
 // configured binary) and returns the upgrade's history record.
 func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (UpgradeRecord, error) {
+	return c.UpgradeWith(ctx, behaviour, UpgradeRequest{Binary: binary})
+}
+
+// UpgradeWith is Upgrade with every option of the request (Force).
+func (c *Client) UpgradeWith(ctx context.Context, behaviour string, req UpgradeRequest) (UpgradeRecord, error) {
 	var out UpgradeRecord
-	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/upgrade",
-		UpgradeRequest{Binary: binary}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/upgrade", req, &out)
+	return out, err
+}
+
+// DryRun checks binary ("" for the configured one) against every actor
+// of behaviour without moving any, and returns what it found.
+func (c *Client) DryRun(ctx context.Context, behaviour, binary string) (DryRunReport, error) {
+	var out DryRunReport
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/dry-run", DryRunRequest{Binary: binary}, &out)
 	return out, err
 }
 

@@ -40,6 +40,7 @@
 //	POST /v1/actors/{actor}/state/reset        -> RepairResponse (clear it: Init runs next)
 //	GET  /v1/history                           -> []UpgradeRecord, oldest first
 //	POST /v1/behaviours/{behaviour}/upgrade    UpgradeRequest -> UpgradeRecord
+//	POST /v1/behaviours/{behaviour}/dry-run    DryRunRequest -> DryRunReport
 //	POST /v1/behaviours/{behaviour}/rollback   -> UpgradeRecord
 //
 // {actor} is one path segment, percent-encoded (url.PathEscape, with "."

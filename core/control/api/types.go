@@ -310,6 +310,8 @@ type UpgradeStep struct {
 // configured binary.
 type UpgradeRequest struct {
 	Binary string `json:"binary,omitempty"`
+	// Force upgrades even to a binary whose last dry run failed.
+	Force bool `json:"force,omitempty"`
 }
 
 // ErrorBody is the body of every error response.

@@ -1,0 +1,37 @@
+package api
+
+// DryRunRequest is the body of dry-run: the binary to check, absolute
+// ("" for the configured one).
+type DryRunRequest struct {
+	Binary string `json:"binary,omitempty"`
+}
+
+// DryRunReport is what a dry run found (upgrade.DryRunReport on the
+// wire): nothing was paused or moved.
+type DryRunReport struct {
+	Behaviour string `json:"behaviour"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Actors    int    `json:"actors"`
+	// NoState counts the actors with nothing committed yet.
+	NoState int `json:"no_state"`
+	// Migrated and RoundTrip count the states that migrated up, and that
+	// came back down equal.
+	Migrated  int `json:"migrated"`
+	RoundTrip int `json:"round_trip"`
+	// Failed counts the actors that did not pass; Failures lists them by
+	// kind ("migration failed", "migration panicked", "migration timed
+	// out", "cannot migrate", "no down-migration", "round trip differs"),
+	// the first ones of each kind with a detail.
+	Failed   int                        `json:"failed"`
+	Failures map[string][]DryRunFailure `json:"failures,omitempty"`
+	// Summary is the report in one line, as the history keeps it.
+	Summary    string  `json:"summary"`
+	TookSecond float64 `json:"took_seconds"`
+}
+
+// DryRunFailure is one actor that did not pass.
+type DryRunFailure struct {
+	Actor  string `json:"actor"`
+	Detail string `json:"detail,omitempty"`
+}
