@@ -23,7 +23,8 @@ func (u controlUpgrader) DryRun(ctx context.Context, behaviour, binary string) (
 	}
 	out := control.DryRunReport{
 		Behaviour: rep.Behaviour, From: rep.From, To: rep.To, Actors: rep.Actors, NoState: rep.NoState,
-		Migrated: rep.Migrated, RoundTrip: rep.RoundTrip, Failed: rep.Failed(), Summary: rep.Summary(),
+		Migrated: rep.Migrated, RoundTrip: rep.RoundTrip, Failed: rep.Failed(), Blocking: rep.Blocking(),
+		Counts: rep.Counts, Summary: rep.Summary(),
 		TookSecond: rep.Took.Seconds(),
 	}
 	for kind, fs := range rep.Failures {

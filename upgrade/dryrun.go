@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,9 +29,13 @@ import (
 //	      back == s ?                     (bytes, or equal JSON)
 //	  → unload it, record the report in the history (kind "dry-run")
 //
-// An actor whose migration fails, panics or times out, or whose state
-// does not come back the same, is a failure; a later Upgrade to the same
-// binary is refused while its last dry run failed, unless forced.
+// An actor whose migration fails, panics or times out, or that the new
+// module cannot migrate, fails the dry run: a later Upgrade to the same
+// binary is refused while its last dry run failed, unless forced (the
+// verdict is journaled, so it outlives the core). An actor whose state
+// has no way back down, or does not come back the same, is reported as a
+// warning: the upgrade itself would take it, only a rollback would not.
+// A dry run cut short (its context ended) records no verdict.
 
 // DryRunReport is what a dry run found.
 type DryRunReport struct {
@@ -43,9 +48,11 @@ type DryRunReport struct {
 	// Migrated and RoundTrip count the states that migrated up, and that
 	// came back down equal.
 	Migrated, RoundTrip int
-	// Failures are the actors that did not pass, by kind: "migration
+	// Counts are the actors that did not pass, by kind: "migration
 	// failed", "migration panicked", "migration timed out", "cannot
-	// migrate", "no down-migration", "round trip differs".
+	// migrate" (these block an upgrade), "no down-migration", "round trip
+	// differs" (warnings). Failures lists the first of each kind.
+	Counts   map[string]int
 	Failures map[string][]DryRunFailure
 	// Took is how long it ran.
 	Took time.Duration
@@ -57,13 +64,18 @@ type DryRunFailure struct {
 	Detail string
 }
 
-// Failed counts the actors that did not pass.
+// Failed counts the actors that did not pass, warnings included.
 func (r DryRunReport) Failed() int {
 	n := 0
-	for _, f := range r.Failures {
-		n += len(f)
+	for _, c := range r.Counts {
+		n += c
 	}
 	return n
+}
+
+// Blocking counts the actors whose failure blocks an upgrade.
+func (r DryRunReport) Blocking() int {
+	return r.Failed() - r.Counts[failNoDown] - r.Counts[failDiffers]
 }
 
 // Summary is the report in one line, as the history and the CLI say it.
@@ -73,14 +85,15 @@ func (r DryRunReport) Summary() string {
 	if n := r.Failed(); n > 0 {
 		var kinds []string
 		for k, f := range r.Failures {
-			kinds = append(kinds, fmt.Sprintf("%s %d (e.g. %s: %s)", k, len(f), f[0].Actor, f[0].Detail))
+			kinds = append(kinds, fmt.Sprintf("%s %d (e.g. %s: %s)", k, r.Counts[k], f[0].Actor, f[0].Detail))
 		}
-		s += fmt.Sprintf("; %d failed: %s", n, strings.Join(kinds, "; "))
+		slices.Sort(kinds)
+		s += fmt.Sprintf("; %d failed (%d blocking the upgrade): %s", n, r.Blocking(), strings.Join(kinds, "; "))
 	}
 	return s
 }
 
-// maxFailureExamples bounds the failures kept per kind.
+// maxFailureExamples bounds the actors listed per kind (all are counted).
 const maxFailureExamples = 20
 
 // Kinds of dry-run failure.
@@ -110,7 +123,7 @@ func (m *Manager) DryRun(ctx context.Context, behaviour, source string) (DryRunR
 	}
 	defer m.end(behaviour)
 	started := time.Now()
-	rep := DryRunReport{Behaviour: behaviour, From: op.From.Name(), Failures: map[string][]DryRunFailure{}}
+	rep := DryRunReport{Behaviour: behaviour, From: op.From.Name(), Counts: map[string]int{}, Failures: map[string][]DryRunFailure{}}
 	target, err := m.host.LoadModule(ctx, behaviour, op.To.Path, op.To.SHA)
 	if err != nil {
 		return rep, fmt.Errorf("dry run of %q: %w", behaviour, err)
@@ -127,6 +140,11 @@ func (m *Manager) DryRun(ctx context.Context, behaviour, source string) (DryRunR
 	info := mod.Info()
 	op.To.Code, op.To.Schema = info.CodeVersion, info.SchemaVersion
 	rep.To = op.To.Name()
+	defer func() { // loaded just below if no actor ran it: stopped again unless one does
+		if _, err := m.host.UnloadModule(context.WithoutCancel(ctx), behaviour, op.From.Path); err != nil {
+			m.log.Warn("the running version's module did not stop cleanly", "behaviour", behaviour, "err", err)
+		}
+	}()
 	if from, err := m.host.LoadModule(ctx, behaviour, op.From.Path, op.From.SHA); err == nil {
 		if fm, err := from.Module(ctx); err == nil { // the running one: learn its versions for the report
 			op.From.Code, op.From.Schema = fm.Info().CodeVersion, fm.Info().SchemaVersion
@@ -138,10 +156,15 @@ func (m *Manager) DryRun(ctx context.Context, behaviour, source string) (DryRunR
 		return rep, fmt.Errorf("dry run of %q: %w", behaviour, err)
 	}
 	rep.Took = time.Since(started)
-	m.noteDryRun(behaviour, op.To.SHA, rep.Failed() == 0)
+	if err := m.noteDryRun(behaviour, op.To.SHA, rep.Blocking() > 0); err != nil {
+		m.log.Error("could not journal the dry run's verdict", "behaviour", behaviour, "err", err)
+	}
 	outcome, errText := "passed", ""
-	if rep.Failed() > 0 {
+	switch {
+	case rep.Blocking() > 0:
 		outcome, errText = "failed", rep.Summary()
+	case rep.Failed() > 0:
+		outcome, errText = "passed with warnings", rep.Summary()
 	}
 	m.record(ctx, mailbox.UpgradeRecord{
 		Behaviour: behaviour, Kind: string(KindDryRun), Started: started.UTC(), Ended: time.Now().UTC(),
@@ -160,12 +183,16 @@ func (m *Manager) checkAll(ctx context.Context, mod *dynamic.Instance, to uint32
 	var wg sync.WaitGroup
 	var readErr error
 	for _, a := range actors {
+		if err := ctx.Err(); err != nil {
+			readErr = fmt.Errorf("cut short (no verdict recorded): %w", err)
+			break
+		}
 		st, err := m.host.State(ctx, a)
 		if err != nil {
 			readErr = fmt.Errorf("read the state of actor %q: %w", a, err)
 			break
 		}
-		if st.Data == nil && st.Module == "" {
+		if len(st.Data) == 0 && st.Module == "" { // nothing committed, or reset
 			rep.NoState++
 			continue
 		}
@@ -184,15 +211,18 @@ func (m *Manager) checkAll(ctx context.Context, mod *dynamic.Instance, to uint32
 				rep.Migrated++
 				fallthrough
 			default:
+				rep.Counts[kind]++
 				if len(rep.Failures[kind]) < maxFailureExamples {
 					rep.Failures[kind] = append(rep.Failures[kind], DryRunFailure{Actor: a, Detail: detail})
-				} else {
-					rep.Failures[kind] = append(rep.Failures[kind], DryRunFailure{Actor: a})
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if readErr == nil && ctx.Err() != nil {
+		// Migrations the end of ctx failed are not the binary's fault.
+		readErr = fmt.Errorf("cut short (no verdict recorded): %w", ctx.Err())
+	}
 	return readErr
 }
 
@@ -247,11 +277,24 @@ func sameState(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
+	x, errA := decodeJSON(a)
+	y, errB := decodeJSON(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(x, y)
+}
+
+// decodeJSON decodes b keeping numbers exact (json.Number), so that two
+// large integers that differ never compare equal as float64s.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
 	}
-	return reflect.DeepEqual(x, y)
+	if dec.More() {
+		return nil, errors.New("trailing data")
+	}
+	return v, nil
 }
 
 // clip is a state for a report: at most 80 bytes, quoted.

@@ -75,6 +75,11 @@ func TestDryRunFindsTheActorsItCannotMigrate(t *testing.T) {
 	reply, err := s.core.Call(ctx, "kv0", []byte("two"), core.SendOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1:2", string(reply), "v1 still serves")
+
+	s.stop() // the verdict is journaled: a restarted core refuses too
+	s = boot(t, dir, 20, upgrade.Options{})
+	_, err = s.mgr.Upgrade(ctx, "kv", bin("kv2-marked"))
+	require.ErrorIs(t, err, upgrade.ErrDryRunFailed)
 }
 
 // A dry run of a good binary passes every actor, round trip included, and
@@ -93,9 +98,20 @@ func TestDryRunReportsEachKindOfFailure(t *testing.T) {
 		rep, err := s.mgr.DryRun(ctx, "kv", bin)
 		require.NoError(t, err)
 		assert.Len(t, rep.Failures[kind], 3, "%s: %s", bin, rep.Summary())
+		assert.Equal(t, 3, rep.Counts[kind])
 		assert.Equal(t, 1, rep.NoState)
 	}
-	rep, err := s.mgr.DryRun(ctx, "kv", bin("kv2"))
+	rep, err := s.mgr.DryRun(ctx, "kv", bin("kv2-nodown"))
+	require.NoError(t, err)
+	assert.Zero(t, rep.Blocking(), "no way down is a warning: the upgrade takes the actors")
+
+	cut, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = s.mgr.DryRun(cut, "kv", bin("kv2-hang"))
+	require.ErrorIs(t, err, context.Canceled, "a dry run cut short")
+	_, err = s.mgr.Upgrade(ctx, "kv", bin("kv2-hang"))
+	require.NotErrorIs(t, err, upgrade.ErrDryRunFailed, "a dry run cut short records no verdict")
+	rep, err = s.mgr.DryRun(ctx, "kv", bin("kv2"))
 	require.NoError(t, err)
 	assert.Zero(t, rep.Failed(), rep.Summary())
 	assert.Equal(t, 3, rep.RoundTrip)

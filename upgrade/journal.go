@@ -73,6 +73,10 @@ type behaviourState struct {
 	// core last acted on it, so a rebuild made while the core was down is
 	// picked up at start, and only then.
 	SourceSHA string `json:"source_sha256,omitempty"`
+	// FailedDryRuns are the sha256s of the binaries whose last dry run
+	// found actors they cannot take: an upgrade to one is refused unless
+	// forced, across restarts (dryrun.go).
+	FailedDryRuns []string `json:"failed_dry_runs,omitempty"`
 }
 
 // previous is the version a rollback returns to, or nil at the oldest.

@@ -80,9 +80,6 @@ type Manager struct {
 	pins    map[string]string // behaviour -> sha256 pin from the config
 	running map[string]Op     // snapshots of the upgrades in progress, by behaviour
 	host    Host              // the core, once attached
-	// dryRuns holds, by behaviour and binary sha256, whether this core's
-	// last dry run of that binary passed (dryrun.go).
-	dryRuns map[string]map[string]bool
 
 	// attaching counts the work Attach runs in the background, so tests
 	// can wait for it (export_test.go) before changing a source binary.
@@ -118,7 +115,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	return &Manager{
 		opts: opts, log: opts.Logger, cache: cache, j: j,
-		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{}, dryRuns: map[string]map[string]bool{},
+		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
 	}, nil
 }
 

@@ -42,8 +42,13 @@ func (m *Manager) upgrade(ctx context.Context, behaviour, source string, force b
 		return mailbox.UpgradeRecord{}, err
 	}
 	defer m.end(behaviour)
-	if passed, ran := m.dryRunOf(behaviour, op.To.SHA); ran && !passed && !force {
-		return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q to %s: %w (see `graft history`); fix the binary, or give --force to upgrade anyway", behaviour, op.To.Name(), ErrDryRunFailed)
+	if m.dryRunFailed(behaviour, op.To.SHA) && !force {
+		err := fmt.Errorf("upgrade %q to %s: %w (see `graft history`); fix the binary, or give --force to upgrade anyway", behaviour, op.To.Name(), ErrDryRunFailed)
+		rec := m.record(ctx, mailbox.UpgradeRecord{
+			Behaviour: behaviour, Kind: string(KindUpgrade), Started: op.Started, Ended: time.Now().UTC(),
+			From: op.From.Name(), To: op.To.Name(), Outcome: string(OutcomeRefused), Error: err.Error(),
+		})
+		return rec, err
 	}
 	m.setRunning(behaviour, *op)
 	return m.transition(ctx, behaviour, op, false)
@@ -102,24 +107,29 @@ func (m *Manager) prepareOp(behaviour, source string, kind Kind) (*Op, error) {
 	return op, nil
 }
 
-// noteDryRun remembers whether the dry run of behaviour's binary sha
-// passed.
-func (m *Manager) noteDryRun(behaviour, sha string, passed bool) {
+// noteDryRun journals whether the dry run of behaviour's binary sha
+// found actors it cannot take, so that the verdict outlives the core.
+func (m *Manager) noteDryRun(behaviour, sha string, failed bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.dryRuns[behaviour] == nil {
-		m.dryRuns[behaviour] = map[string]bool{}
+	bs := m.j.Behaviours[behaviour]
+	if bs == nil {
+		return nil
 	}
-	m.dryRuns[behaviour][sha] = passed
+	bs.FailedDryRuns = slices.DeleteFunc(bs.FailedDryRuns, func(s string) bool { return s == sha })
+	if failed {
+		bs.FailedDryRuns = append(bs.FailedDryRuns, sha)
+	}
+	return m.j.save()
 }
 
-// dryRunOf says whether this core dry-ran behaviour's binary sha, and
-// whether that passed.
-func (m *Manager) dryRunOf(behaviour, sha string) (passed, ran bool) {
+// dryRunFailed says whether the last dry run of behaviour's binary sha
+// failed.
+func (m *Manager) dryRunFailed(behaviour, sha string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	passed, ran = m.dryRuns[behaviour][sha]
-	return passed, ran
+	bs := m.j.Behaviours[behaviour]
+	return bs != nil && slices.Contains(bs.FailedDryRuns, sha)
 }
 
 // accept is the cache's Accept for a binary offered for behaviour: not the

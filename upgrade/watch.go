@@ -112,6 +112,13 @@ func (m *Manager) rebuilt(ctx context.Context, behaviour, path string) {
 	_, err := m.Upgrade(ctx, behaviour, path)
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrBusy):
+		// A dry run, or an upgrade asked for by hand, holds the behaviour:
+		// try again once it is over rather than drop the rebuild.
+		m.log.Debug("plugin binary rebuilt while another operation of the behaviour runs; upgrading after it", "behaviour", behaviour, "err", err)
+		time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, behaviour, path) })
+	case errors.Is(err, ErrDryRunFailed):
+		m.log.Error("rebuilt plugin binary refused: its dry run failed (graft history); fix it and rebuild, or upgrade with --force", "behaviour", behaviour, "path", path)
 	case errors.Is(err, ErrSameBinary):
 		m.log.Info("rebuilt binary has the same bytes as the running version: not an upgrade", "behaviour", behaviour)
 	case errors.Is(err, trust.ErrUntrusted):

@@ -27,7 +27,8 @@ var binDir string
 func TestMain(m *testing.M) {
 	testbin.Main(m, "graft-cli-", &binDir, append(testbin.Pkgs(".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
 		"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2"),
-		testbin.Variant("kv2-nodown", "../../upgrade/testdata/kv2", "-X main.noDown=1"))...)
+		testbin.Variant("kv2-nodown", "../../upgrade/testdata/kv2", "-X main.noDown=1"),
+		testbin.Variant("kv2-panic", "../../upgrade/testdata/kv2", "-X main.fault=panic"))...)
 }
 
 func graftBin() string       { return filepath.Join(binDir, "graft") }

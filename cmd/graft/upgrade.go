@@ -18,7 +18,7 @@ import (
 type dryRunFailedError struct{ rep api.DryRunReport }
 
 func (e *dryRunFailedError) Error() string {
-	return fmt.Sprintf("dry run of %s: %d of %d actors did not pass; a later upgrade to this binary is refused unless given --force", e.rep.Behaviour, e.rep.Failed, e.rep.Actors)
+	return fmt.Sprintf("dry run of %s: %d of %d actors failed; an upgrade to this binary is refused unless given --force", e.rep.Behaviour, e.rep.Blocking, e.rep.Actors)
 }
 
 func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -39,8 +39,10 @@ unchanged. --timeout bounds the wait (default 10m).
 one, migrates every actor's committed state up with it and back down with
 its down-step, and reports the actors whose migration fails, panics, times
 out, or does not come back the same (passive actors are not woken). The
-report is recorded in the history. If any actor failed, graft exits 4, and
-a later upgrade to the same binary is refused unless given --force.`,
+report is recorded in the history. If an actor's migration failed, panicked
+or timed out, graft exits 4 and an upgrade to the same binary is refused
+unless given --force; states with no way back down, or that do not come
+back the same, are warnings (a rollback would not take them).`,
 		Example: `  graft upgrade greeter --config graft.yaml
   graft upgrade greeter --binary ./plugins/greeter-v2 --dry-run
   graft upgrade greeter --binary ./plugins/greeter-v2 --force`,
@@ -71,7 +73,7 @@ a later upgrade to the same binary is refused unless given --force.`,
 				} else {
 					writeDryRun(e.stdout, rep)
 				}
-				if err == nil && rep.Failed > 0 {
+				if err == nil && rep.Blocking > 0 {
 					err = &dryRunFailedError{rep: rep}
 				}
 				return err
@@ -106,7 +108,7 @@ func writeDryRun(w io.Writer, rep api.DryRunReport) {
 	slices.Sort(kinds)
 	for _, k := range kinds {
 		fs := rep.Failures[k]
-		fmt.Fprintf(w, "  %s: %d\n", k, len(fs))
+		fmt.Fprintf(w, "  %s: %d\n", k, max(rep.Counts[k], len(fs)))
 		for _, f := range fs {
 			if f.Detail != "" {
 				fmt.Fprintf(w, "    %s: %s\n", f.Actor, f.Detail)

@@ -173,34 +173,40 @@ func TestHistoryJSONMatchesTheAPIStyle(t *testing.T) {
 	assert.EqualValues(t, 3, cli[1]["actors"])
 }
 
-// `graft upgrade --dry-run` moves nothing and reports; one that finds
-// actors it cannot take back exits 4, and the upgrade to that binary is
-// then refused unless forced.
+// `graft upgrade --dry-run` moves nothing and reports. A state with no
+// way back down is a warning; a migration that panics fails the dry run:
+// graft exits 4, and the upgrade to that binary is then refused unless
+// forced.
 func TestUpgradeDryRun(t *testing.T) {
 	p := kvCore(t)
 	before := p.status(t)
 
-	r := graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--dry-run", "--config", p.config)
+	out := p.ok(t, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--dry-run")
+	assert.Regexp(t, `dry run of kv 1\.0\.0 \(\w+\) -> 2\.0\.0 \(\w+\): 3 actors \(2 without state\), migrations 1 ok, round trip 0 ok, 1 failed`, out)
+	assert.Contains(t, out, "no down-migration: 1\n    k0: module 2.0.0 migrates down to [], not to schema 1")
+
+	r := graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-panic"), "--dry-run", "--config", p.config)
 	assert.Equal(t, 4, r.code, "stderr: %s", r.stderr)
-	assert.Regexp(t, `dry run of kv 1\.0\.0 \(\w+\) -> 2\.0\.0 \(\w+\): 3 actors \(2 without state\), migrations 1 ok, round trip 0 ok, 1 failed`, r.stdout)
-	assert.Contains(t, r.stdout, "no down-migration: 1\n    k0: module 2.0.0 migrates down to [], not to schema 1")
-	assert.Contains(t, r.stderr, "a later upgrade to this binary is refused unless given --force")
+	assert.Contains(t, r.stdout, "migration panicked: 1\n    k0: ")
+	assert.Contains(t, r.stdout, "panic in Migrate: migration panicked on purpose")
+	assert.Contains(t, r.stderr, "an upgrade to this binary is refused unless given --force")
 	after := p.status(t)
 	for _, a := range []string{"k0", "k1", "k2"} {
 		assert.Equal(t, before[a].Module, after[a].Module, "%s moved", a)
 	}
 
-	r = graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--config", p.config)
+	r = graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-panic"), "--config", p.config)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "the last dry run of this binary failed")
 	assert.Contains(t, r.stderr, "give --force to upgrade anyway")
+	r = graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-panic"), "--force", "--config", p.config)
+	assert.NotContains(t, r.stderr, "the last dry run", "--force runs the upgrade")
+	assert.Contains(t, r.stderr, "migration panicked on purpose", "which fails on its own, leaving v1")
 
 	var rep api.DryRunReport
 	require.NoError(t, json.Unmarshal([]byte(p.ok(t, "upgrade", "kv", "--binary", plugin("kv2"), "--dry-run", "--json")), &rep))
 	assert.Equal(t, 1, rep.RoundTrip)
 	assert.Zero(t, rep.Failed)
-
-	out := p.ok(t, "upgrade", "kv", "--binary", plugin("kv2-nodown"), "--force")
-	assert.Regexp(t, `completed \(3 actors\)`, out)
-	assert.Regexp(t, `(?m)^\d+\s+dry-run\s+kv\s.*failed: dry run of kv .*no down-migration 1`, p.ok(t, "history"))
+	assert.Regexp(t, `completed \(3 actors\)`, p.ok(t, "upgrade", "kv", "--binary", plugin("kv2")))
+	assert.Regexp(t, `(?m)^\d+\s+dry-run\s+kv\s.*failed: dry run of kv .*migration panicked 1`, p.ok(t, "history"))
 }

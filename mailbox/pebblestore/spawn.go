@@ -14,8 +14,9 @@ import (
 // the handler's commit), so creating it costs no write of its own, and a
 // crash either created it with its first message or did neither.
 //
-// Until that batch is durable the actor is a creation: it is in
-// Store.creating, not in Store.actors, so readers, Claim and Register do not
+// Until that batch is durable the actor is a creation: it is in its
+// registry shard's creating map, not its actors map (registry.go; both
+// under the shard's lock), so readers, Claim and Register do not
 // see it yet, and another write to the same name waits for the batch (then
 // finds the actor, or creates it itself if the batch failed). So concurrent
 // first sends create the actor once, and no message is ever durable in a

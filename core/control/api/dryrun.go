@@ -19,11 +19,15 @@ type DryRunReport struct {
 	// came back down equal.
 	Migrated  int `json:"migrated"`
 	RoundTrip int `json:"round_trip"`
-	// Failed counts the actors that did not pass; Failures lists them by
-	// kind ("migration failed", "migration panicked", "migration timed
-	// out", "cannot migrate", "no down-migration", "round trip differs"),
-	// the first ones of each kind with a detail.
+	// Failed counts the actors that did not pass, Blocking those whose
+	// failure blocks an upgrade to the binary ("migration failed",
+	// "migration panicked", "migration timed out", "cannot migrate"; the
+	// others, "no down-migration" and "round trip differs", are
+	// warnings). Counts has them by kind, and Failures the first actors
+	// of each kind, with a detail.
 	Failed   int                        `json:"failed"`
+	Blocking int                        `json:"blocking"`
+	Counts   map[string]int             `json:"counts,omitempty"`
 	Failures map[string][]DryRunFailure `json:"failures,omitempty"`
 	// Summary is the report in one line, as the history keeps it.
 	Summary    string  `json:"summary"`
