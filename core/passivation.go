@@ -70,14 +70,21 @@ func (c *Core) sleepIdle(behaviour string, busy map[string]bool) {
 	if c.cfg.Behaviours[behaviour].PassivateAfter <= 0 {
 		return
 	}
-	if len(c.asleep) == 0 {
+	fresh := len(c.asleep) == 0
+	if fresh {
 		c.asleep = make(map[string]bool, len(c.specs)) // most of them, in a large registry
 	}
+	// Each lookup skipped when its map is empty: at the start of a core
+	// with a million actors this loop is one of the costs that remain.
 	for name, spec := range c.specs {
-		if spec.Behaviour != behaviour || busy[name] || c.actors[name] != nil || !c.passivates(*spec) {
+		if spec.Behaviour != behaviour || len(spec.Requires) > 0 ||
+			(len(c.required) > 0 && c.required[name]) || (len(busy) > 0 && busy[name]) ||
+			(len(c.actors) > 0 && c.actors[name] != nil) {
 			continue
 		}
-		if _, asleep := c.asleep[name]; !asleep {
+		if fresh {
+			c.asleep[name] = false
+		} else if _, asleep := c.asleep[name]; !asleep {
 			c.asleep[name] = false
 		}
 	}

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -65,8 +66,23 @@ type actorCounters struct {
 	acked, last uint64
 }
 
-func summarize(actors []actorCounters, nextHist uint64, timers int) counters {
-	slices.SortFunc(actors, func(x, y actorCounters) int { return strings.Compare(x.name, y.name) })
+// Versions of the clean-shutdown marker: they differ only in the order
+// the digest takes the actors in. Version 1 sorted a million names at
+// every open and clean close (0.45 s); version 2 sorts by id. Both are
+// read; version 2 is written.
+const (
+	cleanByName = 1
+	cleanByID   = 2
+)
+
+// summarize sums up the actors' counters and digests them in the order
+// the marker version says.
+func summarize(actors []actorCounters, nextHist uint64, timers, version int) counters {
+	if version == cleanByName {
+		slices.SortFunc(actors, func(x, y actorCounters) int { return strings.Compare(x.name, y.name) })
+	} else {
+		slices.SortFunc(actors, func(x, y actorCounters) int { return cmp.Compare(x.id, y.id) })
+	}
 	h := sha256.New()
 	c := counters{Actors: len(actors), History: nextHist, Timers: timers}
 	var line []byte
@@ -104,7 +120,7 @@ func readClean(dir string) (*cleanMarker, error) {
 	}
 	var m cleanMarker
 	err = json.Unmarshal(b, &m)
-	if err == nil && m.Version != 1 {
+	if err == nil && m.Version != cleanByName && m.Version != cleanByID {
 		err = fmt.Errorf("version %d is not one this graft reads", m.Version)
 	}
 	if err != nil {

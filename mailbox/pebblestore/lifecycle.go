@@ -90,7 +90,7 @@ func (s *Store) prepareClean() (*cleanMarker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cleanMarker{Version: 1, Counters: c}, nil
+	return &cleanMarker{Version: cleanByID, Counters: c}, nil
 }
 
 // closeEngine closes pebble; a panic there (after a failed write) becomes
@@ -130,7 +130,7 @@ func (s *Store) verifyClean() error {
 	if s.clean == nil {
 		return nil
 	}
-	if err := s.clean.verifyCounters(s.loadedCounters()); err != nil {
+	if err := s.clean.verifyCounters(s.loadedCounters(s.clean.Version)); err != nil {
 		return &mailbox.CorruptError{Path: s.path, Err: err}
 	}
 	if err := removeFileDurably(s.path, cleanFile); err != nil {
@@ -147,19 +147,19 @@ func (s *Store) storedCounters() (counters, error) {
 	if err != nil {
 		return counters{}, fmt.Errorf("read the last message of every actor: %w", err)
 	}
-	return s.summarizeActors(func(a *actor) uint64 { return max(a.acked, last[a.id]) }), nil
+	return s.summarizeActors(cleanByID, func(a *actor) uint64 { return max(a.acked, last[a.id]) }), nil
 }
 
 // loadedCounters is storedCounters right after load, from memory: load
 // has just rebuilt every actor's last sequence number from disk the same
 // way (visible), so reading the queue again would only repeat it.
-func (s *Store) loadedCounters() counters {
-	return s.summarizeActors(func(a *actor) uint64 { return a.visible })
+func (s *Store) loadedCounters(version int) counters {
+	return s.summarizeActors(version, func(a *actor) uint64 { return a.visible })
 }
 
 // summarizeActors sums up every actor's ack watermark and last sequence
 // number (last(a), called with a.mu held) and the history.
-func (s *Store) summarizeActors(last func(a *actor) uint64) counters {
+func (s *Store) summarizeActors(version int, last func(a *actor) uint64) counters {
 	list := s.reg.all()
 	out := make([]actorCounters, 0, len(list))
 	for _, a := range list {
@@ -170,5 +170,5 @@ func (s *Store) summarizeActors(last func(a *actor) uint64) counters {
 	s.histMu.Lock()
 	next := s.nextHist
 	s.histMu.Unlock()
-	return summarize(out, next, s.timers.size())
+	return summarize(out, next, s.timers.size(), version)
 }
