@@ -219,6 +219,9 @@ func (m *Manager) checkAll(ctx context.Context, mod *dynamic.Instance, to uint32
 		}()
 	}
 	wg.Wait()
+	for _, fs := range rep.Failures { // in a stable order, whichever finished first
+		slices.SortFunc(fs, func(x, y DryRunFailure) int { return strings.Compare(x.Actor, y.Actor) })
+	}
 	if readErr == nil && ctx.Err() != nil {
 		// Migrations the end of ctx failed are not the binary's fault.
 		readErr = fmt.Errorf("cut short (no verdict recorded): %w", ctx.Err())

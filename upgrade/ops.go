@@ -43,7 +43,7 @@ func (m *Manager) upgrade(ctx context.Context, behaviour, source string, force b
 	}
 	defer m.end(behaviour)
 	if m.dryRunFailed(behaviour, op.To.SHA) && !force {
-		err := fmt.Errorf("upgrade %q to %s: %w (see `graft history`); fix the binary, or give --force to upgrade anyway", behaviour, op.To.Name(), ErrDryRunFailed)
+		err := fmt.Errorf("upgrade %q to %s: %w (see `graft history`): fix the binary, or the states it cannot take (`graft state`), and dry-run it again; or give --force to run the upgrade anyway, whose own check still refuses states the new module cannot migrate", behaviour, op.To.Name(), ErrDryRunFailed)
 		rec := m.record(ctx, mailbox.UpgradeRecord{
 			Behaviour: behaviour, Kind: string(KindUpgrade), Started: op.Started, Ended: time.Now().UTC(),
 			From: op.From.Name(), To: op.To.Name(), Outcome: string(OutcomeRefused), Error: err.Error(),

@@ -79,6 +79,7 @@ func (f *clientFlags) clientWithin(cmd *cobra.Command, sock string, d time.Durat
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "1.0.0 -> 2.0.0", not "\u003e": this is not HTML
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}

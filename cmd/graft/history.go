@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,7 +53,9 @@ func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 	for _, r := range recs {
 		outcome := r.Outcome
 		if r.Error != "" {
-			outcome += ": " + r.Error
+			// One row per record: an error that lists each actor on a
+			// line of its own would break the table (and awk).
+			outcome += ": " + strings.Join(strings.Fields(strings.ReplaceAll(r.Error, "\n", "; ")), " ")
 		}
 		took := "-"
 		if !r.Ended.IsZero() {

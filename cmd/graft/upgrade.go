@@ -92,7 +92,7 @@ back the same, are warnings (a rollback would not take them).`,
 	cmd.Flags().StringVar(&binary, "binary", "", "plugin binary to upgrade to (default: the configured one)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the upgrade record (or the dry run's report) as JSON")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check every actor's state against the new binary; move nothing")
-	cmd.Flags().BoolVar(&force, "force", false, "upgrade even to a binary whose last dry run failed")
+	cmd.Flags().BoolVar(&force, "force", false, "upgrade even to a binary whose last dry run failed (the upgrade's own check still runs)")
 	return cmd
 }
 

@@ -198,7 +198,7 @@ func TestUpgradeDryRun(t *testing.T) {
 	r = graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-panic"), "--config", p.config)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "the last dry run of this binary failed")
-	assert.Contains(t, r.stderr, "give --force to upgrade anyway")
+	assert.Contains(t, r.stderr, "and dry-run it again; or give --force to run the upgrade anyway")
 	r = graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2-panic"), "--force", "--config", p.config)
 	assert.NotContains(t, r.stderr, "the last dry run", "--force runs the upgrade")
 	assert.Contains(t, r.stderr, "migration panicked on purpose", "which fails on its own, leaving v1")
