@@ -341,15 +341,7 @@ func (c *Core) passivate(a *actor) error {
 // background: once its stop is over (Restart refuses a child still
 // stopping), unless it runs still, was deleted, or the core shuts down.
 func (c *Core) runAgain(sub *supervisor.Supervisor, name string) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.bg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.bg.Done()
+	c.background(func() {
 		for delay := 50 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 			state, found := childState(sub, name)
 			if !found || state == supervisor.Running || state == supervisor.Starting {
@@ -369,6 +361,22 @@ func (c *Core) runAgain(sub *supervisor.Supervisor, name string) {
 			case <-time.After(delay):
 			}
 		}
+	})
+}
+
+// background runs fn in a goroutine that Shutdown waits for (c.bg),
+// unless the core is shutting down already.
+func (c *Core) background(fn func()) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		fn()
 	}()
 }
 

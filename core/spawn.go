@@ -112,17 +112,7 @@ func (c *Core) created(name, behaviour string) {
 		c.log.Warn("an actor was created with a behaviour the config does not declare; it is not started", "actor", name, "behaviour", behaviour)
 		return
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.bg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.bg.Done()
-		c.adopt(name, behaviour)
-	}()
+	c.background(func() { c.adopt(name, behaviour) })
 }
 
 // addChild adds an actor made at run time to its behaviour's supervisor,

@@ -287,15 +287,8 @@ var errNoUpgrader = &apiError{http.StatusNotImplemented, CodeNotImplemented,
 
 func (s *Server) upgrade(r *http.Request) (any, error) {
 	var req UpgradeRequest
-	if err := decode(r, &req); err != nil {
+	if err := s.binaryRequest(r, &req, func() string { return req.Binary }); err != nil {
 		return nil, err
-	}
-	if s.opts.Upgrader == nil {
-		return nil, errNoUpgrader
-	}
-	if req.Binary != "" && !filepath.IsAbs(req.Binary) {
-		// Relative to what? The core's working folder is not the caller's.
-		return nil, badRequest(fmt.Sprintf("relative binary path %q: give an absolute path (the core's working folder is not yours; graft upgrade resolves it against your folder)", req.Binary))
 	}
 	if req.Force {
 		return answerRecord(s.opts.Upgrader.UpgradeForced(r.Context(), r.PathValue("behaviour"), req.Binary))
@@ -305,16 +298,27 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 
 func (s *Server) dryRun(r *http.Request) (any, error) {
 	var req DryRunRequest
-	if err := decode(r, &req); err != nil {
+	if err := s.binaryRequest(r, &req, func() string { return req.Binary }); err != nil {
 		return nil, err
 	}
-	if s.opts.Upgrader == nil {
-		return nil, errNoUpgrader
-	}
-	if req.Binary != "" && !filepath.IsAbs(req.Binary) {
-		return nil, badRequest(fmt.Sprintf("relative binary path %q: give an absolute path (the core's working folder is not yours; graft upgrade resolves it against your folder)", req.Binary))
-	}
 	return s.opts.Upgrader.DryRun(r.Context(), r.PathValue("behaviour"), req.Binary)
+}
+
+// binaryRequest decodes an upgrade or dry-run body into req and checks it:
+// an upgrader is there, and the binary (read from req by binary) is
+// absolute.
+func (s *Server) binaryRequest(r *http.Request, req any, binary func() string) error {
+	if err := decode(r, req); err != nil {
+		return err
+	}
+	if s.opts.Upgrader == nil {
+		return errNoUpgrader
+	}
+	if b := binary(); b != "" && !filepath.IsAbs(b) {
+		// Relative to what? The core's working folder is not the caller's.
+		return badRequest(fmt.Sprintf("relative binary path %q: give an absolute path (the core's working folder is not yours; graft upgrade resolves it against your folder)", b))
+	}
+	return nil
 }
 
 func (s *Server) rollback(r *http.Request) (any, error) {
