@@ -229,14 +229,15 @@ func (a *actor) step() (bool, error) {
 		return false, fmt.Errorf("get module: %w", err)
 	}
 	fresh := st.Module == "" && st.Data == nil
-	if fresh {
+	initInHandle := fresh && mod.Info().InitInHandle // the plugin runs Init in the batch
+	if fresh && !initInHandle {
 		init, err := mod.Init(ctx, a.spec.Name)
 		if err != nil {
 			return a.moduleFailed(ctx, pool, mod, msgs, fmt.Errorf("init: %w", err))
 		}
 		st = mailbox.State{Schema: init.Schema, Module: mod.Info().CodeVersion, Data: init.Data}
 	}
-	batch := dynamic.Batch{Actor: a.spec.Name, State: dynamic.State{Schema: st.Schema, Data: st.Data}, Messages: make([]dynamic.Message, len(msgs))}
+	batch := dynamic.Batch{Actor: a.spec.Name, State: dynamic.State{Schema: st.Schema, Data: st.Data}, Messages: make([]dynamic.Message, len(msgs)), Init: initInHandle}
 	for i, m := range msgs {
 		batch.Messages[i] = dynamic.Message{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, Attempt: m.Attempts + 1, CallChain: m.CallChain, TimerID: m.TimerID}
 	}

@@ -21,7 +21,9 @@ import (
 //     send or state change;
 //   - reply bytes come with has_reply, and every send names its actor;
 //   - timers, cancels and spawns are well formed (see checkDeferred);
-//   - the state differs from the batch's only if some message changed it.
+//   - the state differs from the batch's only if some message changed it
+//     (a batch with Init set starts from the state Init made instead);
+//   - an init error comes alone, for a batch with Init set (ErrInitFailed).
 //
 // Anything else is ErrBadResponse: the batch has no effect.
 func (m *Instance) checkResponse(b Batch, resp *graftv1.HandleResponse) error {
@@ -38,6 +40,13 @@ func (m *Instance) checkResponse(b Batch, resp *graftv1.HandleResponse) error {
 		}
 		return fmt.Errorf("graft: plugin %s %s: batch for actor %q: %s: %w",
 			m.info.Behaviour, m.info.CodeVersion, b.Actor, resp.BatchError, ErrBatchFailed)
+	}
+	if resp.InitError != "" {
+		if !b.Init || len(resp.Results) > 0 || resp.State != nil {
+			return bad("an init error (%q) for a batch without init, or with results or a state", truncate(resp.InitError, 200))
+		}
+		return fmt.Errorf("graft: plugin %s %s: actor %q: %w: %s",
+			m.info.Behaviour, m.info.CodeVersion, b.Actor, ErrInitFailed, truncate(resp.InitError, 4096))
 	}
 	if len(resp.Results) != len(b.Messages) {
 		return fmt.Errorf("graft: plugin %s %s (%s): answered a batch of %d messages for actor %q with %d results: %w",
@@ -61,7 +70,7 @@ func (m *Instance) checkResponse(b Batch, resp *graftv1.HandleResponse) error {
 		}
 		changed = changed || r.StateChanged
 	}
-	if !changed && b.State.Schema == resp.State.Schema && !bytes.Equal(b.State.Data, resp.State.Data) {
+	if !b.Init && !changed && b.State.Schema == resp.State.Schema && !bytes.Equal(b.State.Data, resp.State.Data) {
 		return bad("the state changed, but no message says it changed it")
 	}
 	return nil

@@ -88,6 +88,40 @@ func TestInconsistentAnswersAreRefused(t *testing.T) {
 	}
 }
 
+// TestInitBatchAnswers: an answer to a batch with Init set starts from the
+// state Init made (a changed state is no silent change); an init error is
+// ErrInitFailed alone, and ErrBadResponse with results or a state, or for a
+// batch that did not ask for Init.
+func TestInitBatchAnswers(t *testing.T) {
+	m := &Instance{info: Info{Behaviour: "b", CodeVersion: "1", SchemaVersion: 2}, cfg: Config{Path: "/p"}}
+	one := []Message{{Seq: 1}}
+	initBatch := Batch{Actor: "a", Messages: one, Init: true}
+	res, err := m.result(initBatch, &graftv1.HandleResponse{State: &graftv1.State{Schema: 2, Data: []byte("made by init")}, Results: []*graftv1.MessageResult{{}}})
+	if err != nil {
+		t.Fatalf("an init batch's state is Init's: %v", err)
+	}
+	if string(res.State.Data) != "made by init" {
+		t.Fatalf("state %q, want Init's", res.State.Data)
+	}
+	for _, tc := range []struct {
+		name  string
+		batch Batch
+		resp  *graftv1.HandleResponse
+		want  error
+	}{
+		{"init error alone", initBatch, &graftv1.HandleResponse{InitError: "no"}, ErrInitFailed},
+		{"init error with a state", initBatch, &graftv1.HandleResponse{InitError: "no", State: &graftv1.State{Schema: 2}}, ErrBadResponse},
+		{"init error with results", initBatch, &graftv1.HandleResponse{InitError: "no", Results: []*graftv1.MessageResult{{}}}, ErrBadResponse},
+		{"init error unasked", Batch{Actor: "a", Messages: one}, &graftv1.HandleResponse{InitError: "no"}, ErrBadResponse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := m.result(tc.batch, tc.resp); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
 // ok is an answer at schema 2 with an empty state and the results rs.
 func ok(rs ...*graftv1.MessageResult) *graftv1.HandleResponse {
 	return &graftv1.HandleResponse{State: &graftv1.State{Schema: 2}, Results: rs}

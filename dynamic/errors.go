@@ -30,6 +30,10 @@ var (
 	// ErrBatchFailed: the plugin refused a whole batch (e.g. it could not
 	// decode the state). Nothing in the batch was applied.
 	ErrBatchFailed = errors.New("plugin failed the batch")
+	// ErrInitFailed: the behaviour's Init failed (or panicked) for a Batch
+	// with Init set. Nothing in the batch was applied; unlike
+	// ErrBatchFailed, it says nothing bad of the module process.
+	ErrInitFailed = errors.New("plugin's Init failed")
 	// ErrNoMigration: the plugin cannot migrate between the two schemas.
 	ErrNoMigration = errors.New("migration not supported by the plugin")
 	// ErrStopped: the module was stopped; the call was not delivered or its

@@ -87,7 +87,7 @@ func (m *Instance) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 			CallChain: in.CallChain, TimerId: in.TimerID}
 		msgs[i] = &backing[i]
 	}
-	req := &graftv1.HandleRequest{BatchId: id, Actor: b.Actor, State: &graftv1.State{Schema: b.State.Schema, Data: b.State.Data}, Messages: msgs}
+	req := &graftv1.HandleRequest{BatchId: id, Actor: b.Actor, State: &graftv1.State{Schema: b.State.Schema, Data: b.State.Data}, Messages: msgs, Init: b.Init}
 
 	timer := time.NewTimer(m.cfg.HandleTimeout)
 	defer timer.Stop()

@@ -111,6 +111,36 @@ func TestPanicAndErrorsAreMessageResults(t *testing.T) {
 	require.ErrorContains(t, err, "init refuses actor bad")
 	require.NoError(t, m.Health(ctx))
 	require.Nil(t, m.Err())
+
+	// The same through a first batch that asks the plugin to run Init.
+	require.True(t, m.Info().InitInHandle, "an SDK plugin runs Init in a batch")
+	_, err = m.Handle(ctx, dynamic.Batch{Actor: "bad", Init: true, Messages: msgs("x")})
+	require.ErrorIs(t, err, dynamic.ErrInitFailed)
+	require.ErrorContains(t, err, "init refuses actor bad")
+	require.NoError(t, m.Health(ctx))
+	require.Nil(t, m.Err())
+}
+
+// TestFirstBatchRunsInit: a batch with Init set starts from the state Init
+// makes, not from the (ignored) state it carries, and a message that fails
+// in it leaves Init's state.
+func TestFirstBatchRunsInit(t *testing.T) {
+	m := start(t, config(t, "faulty"))
+	ctx := context.Background()
+	res, err := m.Handle(ctx, dynamic.Batch{Actor: "a", Init: true, State: dynamic.State{Schema: 9, Data: []byte("ignored")},
+		Messages: msgs("a", "error", "b")})
+	require.NoError(t, err)
+	require.Equal(t, "refused on request", res.Results[1].Err)
+	var s struct{ Seen []string }
+	require.NoError(t, json.Unmarshal(res.State.Data, &s))
+	require.Equal(t, []string{"a", "b"}, s.Seen)
+
+	res, err = m.Handle(ctx, dynamic.Batch{Actor: "b", Init: true, Messages: msgs("error")})
+	require.NoError(t, err)
+	require.Equal(t, "refused on request", res.Results[0].Err)
+	init, err := m.Init(ctx, "b")
+	require.NoError(t, err)
+	require.Equal(t, init.Data, res.State.Data, "a first batch whose messages all fail ends in Init's state")
 }
 
 func TestPipelinedBatchesMatchTheirCallers(t *testing.T) {

@@ -246,6 +246,7 @@ func (m *Instance) handshake(ctx context.Context) error {
 	m.info = Info{
 		Behaviour: info.Behaviour, CodeVersion: info.CodeVersion, SchemaVersion: info.SchemaVersion,
 		MigratesFrom: info.MigratesFrom, MigratesTo: info.MigratesTo, Protocol: m.client.NegotiatedVersion(),
+		InitInHandle: info.InitInHandle,
 	}
 	if m.cfg.Behaviour != "" && info.Behaviour != m.cfg.Behaviour {
 		return errWrongName

@@ -77,6 +77,9 @@ type Info struct {
 	MigratesFrom  []uint32 // schemas it can migrate up to SchemaVersion
 	MigratesTo    []uint32 // schemas it can migrate SchemaVersion down to
 	Protocol      int      // negotiated protocol version
+	// InitInHandle: the plugin runs Init itself for a Batch with Init set
+	// (SDK v0.2.0 and later), so a new actor needs no Init call of its own.
+	InitInHandle bool
 }
 
 // CanMigrate says whether the plugin can migrate state from schema `from`
@@ -127,6 +130,10 @@ type Batch struct {
 	Actor    string
 	State    State
 	Messages []Message
+	// Init: the actor has no state yet; the plugin runs Init and applies
+	// the messages from the state it made (State is ignored). Only for a
+	// plugin whose Info has InitInHandle; an Init failure is ErrInitFailed.
+	Init bool
 }
 
 // Outgoing is a message a handler sent.

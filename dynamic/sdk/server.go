@@ -73,6 +73,7 @@ func (s *server[S]) Info(_ context.Context, req *graftv1.InfoRequest) (*graftv1.
 		SchemaVersion: c.Version(),
 		MigratesFrom:  c.MigratesFrom(),
 		MigratesTo:    c.MigratesTo(),
+		InitInHandle:  true,
 	}, nil
 }
 
@@ -81,9 +82,22 @@ func (s *server[S]) Health(context.Context, *graftv1.HealthRequest) (*graftv1.He
 }
 
 func (s *server[S]) Init(ctx context.Context, req *graftv1.InitRequest) (*graftv1.InitResponse, error) {
-	var data []byte
-	err := s.guard("Init", func() error {
-		st, err := ApplyInit(ctx, s.m.Behaviour, req.Actor)
+	_, data, err := s.initState(ctx, req.Actor)
+	if err != nil {
+		return nil, status.Errorf(codes.Aborted, "init %s: %v", req.Actor, err)
+	}
+	return &graftv1.InitResponse{State: &graftv1.State{Schema: s.m.Codec.Version(), Data: data}}, nil
+}
+
+// initState runs the behaviour's Init for actor and encodes its state, for
+// the Init call and for a Handle batch with init set.
+func (s *server[S]) initState(ctx context.Context, actor string) (S, []byte, error) {
+	var (
+		st   S
+		data []byte
+	)
+	err := s.guard("Init", func() (err error) {
+		st, err = ApplyInit(ctx, s.m.Behaviour, actor)
 		s.logPanic(err)
 		if err != nil {
 			return err
@@ -94,10 +108,7 @@ func (s *server[S]) Init(ctx context.Context, req *graftv1.InitRequest) (*graftv
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, status.Errorf(codes.Aborted, "init %s: %v", req.Actor, err)
-	}
-	return &graftv1.InitResponse{State: &graftv1.State{Schema: s.m.Codec.Version(), Data: data}}, nil
+	return st, data, err
 }
 
 func (s *server[S]) Migrate(_ context.Context, req *graftv1.MigrateRequest) (*graftv1.MigrateResponse, error) {
@@ -153,23 +164,8 @@ func (s *server[S]) Handle(stream graftv1.Behaviour_HandleServer) error {
 func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest) *graftv1.HandleResponse {
 	c := s.m.Codec
 	resp := &graftv1.HandleResponse{BatchId: req.BatchId}
-	var (
-		state S
-		good  []byte // encoding of state at c.Version()
-	)
-	in := req.GetState()
-	err := s.guard("decode state", func() (err error) {
-		good = in.GetData()
-		if in.GetSchema() != c.Version() {
-			if good, err = c.Migrate(good, in.GetSchema(), c.Version()); err != nil {
-				return err
-			}
-		}
-		state, err = c.Decode(c.Version(), good)
-		return err
-	})
-	if err != nil {
-		resp.BatchError = fmt.Sprintf("%s %s: actor %s: %v", s.m.Name, s.m.Version, req.Actor, err)
+	state, good, ok := s.batchState(ctx, req, resp)
+	if !ok {
 		return resp
 	}
 	resp.Results = make([]*graftv1.MessageResult, len(req.Messages))
@@ -222,6 +218,42 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 	}
 	resp.State = &graftv1.State{Schema: c.Version(), Data: good}
 	return resp
+}
+
+// batchState is the state a batch starts from, and its encoding: Init's
+// for a batch with init set, else the batch's own, migrated to the
+// plugin's schema. When there is none, it writes why into resp
+// (init_error or batch_error) and returns false.
+func (s *server[S]) batchState(ctx context.Context, req *graftv1.HandleRequest, resp *graftv1.HandleResponse) (S, []byte, bool) {
+	c := s.m.Codec
+	if req.Init {
+		state, good, err := s.initState(ctx, req.Actor)
+		if err != nil {
+			resp.InitError = err.Error() // the host names the plugin and the actor
+			return state, nil, false
+		}
+		return state, good, true
+	}
+	var (
+		state S
+		good  []byte // encoding of state at c.Version()
+	)
+	in := req.GetState()
+	err := s.guard("decode state", func() (err error) {
+		good = in.GetData()
+		if in.GetSchema() != c.Version() {
+			if good, err = c.Migrate(good, in.GetSchema(), c.Version()); err != nil {
+				return err
+			}
+		}
+		state, err = c.Decode(c.Version(), good)
+		return err
+	})
+	if err != nil {
+		resp.BatchError = fmt.Sprintf("%s %s: actor %s: %v", s.m.Name, s.m.Version, req.Actor, err)
+		return state, nil, false
+	}
+	return state, good, true
 }
 
 // effects fills r with a message's sends, timers, cancels and spawns.

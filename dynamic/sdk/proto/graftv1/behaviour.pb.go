@@ -262,7 +262,12 @@ type InfoResponse struct {
 	MigratesFrom []uint32 `protobuf:"varint,4,rep,packed,name=migrates_from,json=migratesFrom,proto3" json:"migrates_from,omitempty"`
 	// Schema versions to which state at schema_version can be migrated
 	// (down migrations, for rollback).
-	MigratesTo    []uint32 `protobuf:"varint,5,rep,packed,name=migrates_to,json=migratesTo,proto3" json:"migrates_to,omitempty"`
+	MigratesTo []uint32 `protobuf:"varint,5,rep,packed,name=migrates_to,json=migratesTo,proto3" json:"migrates_to,omitempty"`
+	// The plugin serves HandleRequest.init: it runs Init itself for a batch
+	// of an actor that has no state yet, which saves a new actor its own
+	// Init round trip. A host talking to a plugin that does not set it (one
+	// older than this field) calls Init first.
+	InitInHandle  bool `protobuf:"varint,6,opt,name=init_in_handle,json=initInHandle,proto3" json:"init_in_handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -330,6 +335,13 @@ func (x *InfoResponse) GetMigratesTo() []uint32 {
 		return x.MigratesTo
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetInitInHandle() bool {
+	if x != nil {
+		return x.InitInHandle
+	}
+	return false
 }
 
 type InitRequest struct {
@@ -715,11 +727,15 @@ func (x *Message) GetTimerId() string {
 // HandleRequest is one batch for one actor. The messages are applied in order,
 // the state threaded from one to the next.
 type HandleRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BatchId       uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	State         *State                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Messages      []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BatchId  uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	Actor    string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	State    *State                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Messages []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The actor has no state yet (its first batch): the plugin runs Init and
+	// applies the messages to the state Init made; state is absent. Sent only
+	// to a plugin whose InfoResponse set init_in_handle.
+	Init          bool `protobuf:"varint,5,opt,name=init,proto3" json:"init,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -780,6 +796,13 @@ func (x *HandleRequest) GetMessages() []*Message {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *HandleRequest) GetInit() bool {
+	if x != nil {
+		return x.Init
+	}
+	return false
 }
 
 // Outgoing is a message a handler sends to another actor.
@@ -1123,11 +1146,15 @@ func (x *MessageResult) GetSpawns() []*Spawn {
 // batch_error means nothing in the batch was applied (e.g. the state could
 // not be decoded) and results is empty.
 type HandleResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BatchId       uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	Results       []*MessageResult       `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
-	State         *State                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	BatchError    string                 `protobuf:"bytes,4,opt,name=batch_error,json=batchError,proto3" json:"batch_error,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	BatchId    uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	Results    []*MessageResult       `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	State      *State                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	BatchError string                 `protobuf:"bytes,4,opt,name=batch_error,json=batchError,proto3" json:"batch_error,omitempty"`
+	// Non-empty when Init failed for a batch with init set: nothing of the
+	// batch ran, and there are no results and no state. Unlike batch_error
+	// it says nothing bad of the plugin process, which goes on serving.
+	InitError     string `protobuf:"bytes,5,opt,name=init_error,json=initError,proto3" json:"init_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1186,6 +1213,13 @@ func (x *HandleResponse) GetState() *State {
 func (x *HandleResponse) GetBatchError() string {
 	if x != nil {
 		return x.BatchError
+	}
+	return ""
+}
+
+func (x *HandleResponse) GetInitError() string {
+	if x != nil {
+		return x.InitError
 	}
 	return ""
 }
@@ -1346,14 +1380,15 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\x0emax_state_size\x18\x02 \x01(\x04R\fmaxStateSize\x12(\n" +
 	"\x10max_message_size\x18\x03 \x01(\x04R\x0emaxMessageSize\x12*\n" +
 	"\x11max_response_size\x18\x04 \x01(\x04R\x0fmaxResponseSize\x12*\n" +
-	"\x11timers_and_spawns\x18\x05 \x01(\bR\x0ftimersAndSpawns\"\xbc\x01\n" +
+	"\x11timers_and_spawns\x18\x05 \x01(\bR\x0ftimersAndSpawns\"\xe2\x01\n" +
 	"\fInfoResponse\x12\x1c\n" +
 	"\tbehaviour\x18\x01 \x01(\tR\tbehaviour\x12!\n" +
 	"\fcode_version\x18\x02 \x01(\tR\vcodeVersion\x12%\n" +
 	"\x0eschema_version\x18\x03 \x01(\rR\rschemaVersion\x12#\n" +
 	"\rmigrates_from\x18\x04 \x03(\rR\fmigratesFrom\x12\x1f\n" +
 	"\vmigrates_to\x18\x05 \x03(\rR\n" +
-	"migratesTo\"#\n" +
+	"migratesTo\x12$\n" +
+	"\x0einit_in_handle\x18\x06 \x01(\bR\finitInHandle\"#\n" +
 	"\vInitRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\"5\n" +
 	"\fInitResponse\x12%\n" +
@@ -1376,12 +1411,13 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\rR\aattempt\x12\x1d\n" +
 	"\n" +
 	"call_chain\x18\x06 \x03(\tR\tcallChain\x12\x19\n" +
-	"\btimer_id\x18\a \x01(\tR\atimerId\"\x96\x01\n" +
+	"\btimer_id\x18\a \x01(\tR\atimerId\"\xaa\x01\n" +
 	"\rHandleRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12%\n" +
 	"\x05state\x18\x03 \x01(\v2\x0f.graft.v1.StateR\x05state\x12-\n" +
-	"\bmessages\x18\x04 \x03(\v2\x11.graft.v1.MessageR\bmessages\"4\n" +
+	"\bmessages\x18\x04 \x03(\v2\x11.graft.v1.MessageR\bmessages\x12\x12\n" +
+	"\x04init\x18\x05 \x01(\bR\x04init\"4\n" +
 	"\bOutgoing\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\"\xb5\x01\n" +
@@ -1407,13 +1443,15 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\arefusal\x18\x06 \x01(\tR\arefusal\x12*\n" +
 	"\x06timers\x18\a \x03(\v2\x12.graft.v1.TimerSetR\x06timers\x12#\n" +
 	"\rcancel_timers\x18\b \x03(\tR\fcancelTimers\x12'\n" +
-	"\x06spawns\x18\t \x03(\v2\x0f.graft.v1.SpawnR\x06spawns\"\xa6\x01\n" +
+	"\x06spawns\x18\t \x03(\v2\x0f.graft.v1.SpawnR\x06spawns\"\xc5\x01\n" +
 	"\x0eHandleResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x121\n" +
 	"\aresults\x18\x02 \x03(\v2\x17.graft.v1.MessageResultR\aresults\x12%\n" +
 	"\x05state\x18\x03 \x01(\v2\x0f.graft.v1.StateR\x05state\x12\x1f\n" +
 	"\vbatch_error\x18\x04 \x01(\tR\n" +
-	"batchError\"~\n" +
+	"batchError\x12\x1d\n" +
+	"\n" +
+	"init_error\x18\x05 \x01(\tR\tinitError\"~\n" +
 	"\vCallRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
