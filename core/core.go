@@ -379,11 +379,13 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 		}
 		return nil, fmt.Errorf("start actor %q: %w", spec.Name, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, c.startTimeout(spec.Behaviour))
-	err := c.waitRequired(wctx, spec)
-	cancel()
-	if err != nil {
-		return fail(err)
+	if len(spec.Requires) > 0 { // no deadline's timer for the many that have none
+		wctx, cancel := context.WithTimeout(ctx, c.startTimeout(spec.Behaviour))
+		err := c.waitRequired(wctx, spec)
+		cancel()
+		if err != nil {
+			return fail(err)
+		}
 	}
 	epoch, err := c.store.Claim(ctx, spec.Name)
 	if err != nil {
@@ -405,7 +407,6 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	actx, cancel := context.WithCancel(context.Background())
 	a := &actor{
 		core: c, spec: spec, ctx: actx, cancel: cancel,
-		log:  c.log.With("actor", spec.Name, "behaviour", spec.Behaviour),
 		pool: pool, private: spec.OwnProcess, state: st, epoch: epoch,
 		batchMax: c.cfg.BatchSize, done: make(chan struct{}), started: time.Now(),
 	}

@@ -53,24 +53,7 @@ type nameLock struct {
 // lock takes name's lock, waiting at most until ctx ends, and returns
 // the function that releases it.
 func (l *nameLocks) lock(ctx context.Context, name string) (unlock func(), err error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*nameLock)
-	}
-	e := l.m[name]
-	if e == nil {
-		e = &nameLock{sem: make(chan struct{}, 1)}
-		l.m[name] = e
-	}
-	e.refs++
-	l.mu.Unlock()
-	drop := func() {
-		l.mu.Lock()
-		if e.refs--; e.refs == 0 {
-			delete(l.m, name)
-		}
-		l.mu.Unlock()
-	}
+	e, drop := l.entry(name)
 	select {
 	case e.sem <- struct{}{}:
 		return func() { <-e.sem; drop() }, nil
@@ -80,21 +63,57 @@ func (l *nameLocks) lock(ctx context.Context, name string) (unlock func(), err e
 	}
 }
 
+// lockWithin is lock bounded by d. A free lock is taken with no timer:
+// a deadline's timer for each virtual actor's adoption was a measurable
+// share of the cost of its first send (BenchmarkVirtualFirstSend).
+func (l *nameLocks) lockWithin(name string, d time.Duration) (unlock func(), err error) {
+	e, drop := l.entry(name)
+	select {
+	case e.sem <- struct{}{}:
+		return func() { <-e.sem; drop() }, nil
+	default:
+		drop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return l.lock(ctx, name)
+}
+
+// entry returns name's entry, counted as used until drop is called.
+func (l *nameLocks) entry(name string) (e *nameLock, drop func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*nameLock)
+	}
+	e = l.m[name]
+	if e == nil {
+		e = &nameLock{sem: make(chan struct{}, 1)}
+		l.m[name] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+	return e, func() {
+		l.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(l.m, name)
+		}
+		l.mu.Unlock()
+	}
+}
+
 // adopt supervises name, an actor of behaviour that the store reported
 // made at run time, unless it was destroyed since: it runs in a goroutine
 // of created's, holding name's lock, so that a destroy comes wholly
 // before (the store no longer has the actor: nothing to supervise) or
 // wholly after (the child it added is there to terminate and delete).
 func (c *Core) adopt(name, behaviour string) {
-	ctx, cancel := context.WithTimeout(context.Background(), lockWait)
-	defer cancel()
-	unlock, err := c.names.lock(ctx, name)
+	unlock, err := c.names.lockWithin(name, lockWait)
 	if err != nil {
 		c.log.Error("an actor made at run time is not supervised (restart the core to start it)", "actor", name, "err", err)
 		return
 	}
 	defer unlock()
-	if _, err := c.store.Actor(ctx, name); errors.Is(err, mailbox.ErrUnknownActor) {
+	if _, err := c.store.Actor(context.Background(), name); errors.Is(err, mailbox.ErrUnknownActor) { // in memory: no wait
 		c.log.Debug("actor destroyed before its supervision began", "actor", name)
 		return
 	} // another error: supervise it all the same, and its start says what is wrong

@@ -54,7 +54,7 @@
 //
 // # Ownership
 //
-// Claim bumps an actor's epoch durably; a Commit must carry the current
+// Claim gives an actor a new, higher epoch; a Commit must carry the current
 // epoch or it fails with ErrFenced. In the embedded store a file lock makes
 // one process the owner of everything, and the epoch fences stale actor
 // goroutines; a shared backend checks it inside the commit transaction.

@@ -84,10 +84,13 @@ type Registry interface {
 	// with ErrUnknownActor, unless it is registered, spawned or (virtual)
 	// sent to again, which makes a new, empty actor.
 	Remove(ctx context.Context, name string) error
-	// Claim makes the caller the actor's only writer: it durably bumps the
-	// actor's ownership epoch and returns it. Commits carrying an older
+	// Claim makes the caller the actor's only writer: it returns a new
+	// ownership epoch for the actor, above every one handed out before for
+	// it, in this process or an earlier one. Commits carrying an older
 	// epoch fail with ErrFenced, so a stale core (or a stale actor
-	// goroutine) can never overwrite a newer owner's work.
+	// goroutine) can never overwrite a newer owner's work. A store shared
+	// by several processes makes it durable; the embedded one, which a
+	// file lock gives to one process, keeps it in memory (pebblestore).
 	Claim(ctx context.Context, name string) (uint64, error)
 	// State returns the actor's committed state (zero State if none yet).
 	State(ctx context.Context, name string) (State, error)

@@ -16,7 +16,7 @@ type startOp struct {
 	c           *child
 	gen         uint64
 	cancel      context.CancelFunc
-	timer       *time.Timer // StartTimeout
+	disarm      func() bool // stops the StartTimeout's report to the loop
 	stopTimeout time.Duration
 }
 
@@ -44,7 +44,7 @@ func (s *Supervisor) loop() {
 		if exit {
 			s.phase = phaseExited
 			for op := range s.starts {
-				op.timer.Stop()
+				op.disarm()
 			}
 			if s.abandonT != nil {
 				s.abandonT.Stop()
@@ -100,18 +100,25 @@ func (s *Supervisor) emit(evs []Event) {
 		case ev.Kind == EventStarted || ev.Kind == EventRestarting:
 			level = slog.LevelInfo
 		}
-		attrs := []any{"child", ev.Child, "restarts", ev.Restarts}
-		if ev.Err != nil {
-			attrs = append(attrs, "err", ev.Err)
+		if s.spec.Logger.Enabled(context.Background(), level) {
+			s.log(level, ev)
 		}
-		if ev.Kind == EventRestarting {
-			attrs = append(attrs, "delay", ev.Delay)
-		}
-		s.spec.Logger.Log(context.Background(), level, "supervisor: child "+ev.Kind.String(), attrs...)
 		if s.spec.OnEvent != nil {
 			s.spec.OnEvent(ev)
 		}
 	}
+}
+
+// log writes one event to the supervisor's logger.
+func (s *Supervisor) log(level slog.Level, ev Event) {
+	attrs := []any{"child", ev.Child, "restarts", ev.Restarts}
+	if ev.Err != nil {
+		attrs = append(attrs, "err", ev.Err)
+	}
+	if ev.Kind == EventRestarting {
+		attrs = append(attrs, "delay", ev.Delay)
+	}
+	s.spec.Logger.Log(context.Background(), level, "supervisor: child "+ev.Kind.String(), attrs...)
 }
 
 // setState moves a child to a state and stamps the time.
@@ -185,8 +192,12 @@ func (s *Supervisor) launchStart(c *child) {
 	c.stopDone = nil
 	s.setState(c, Starting)
 	s.event(EventStarting, c, nil, 0)
-	op.timer = time.AfterFunc(c.spec.StartTimeout, func() {
-		s.post(func() { s.onStartTimeout(op) })
+	// The deadline of Start's ctx is the loop's timer too (one timer per
+	// start, not two: it counts when a million actors start).
+	op.disarm = context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			s.post(func() { s.onStartTimeout(op) })
+		}
 	})
 	start, timeout := c.spec.Start, c.spec.StartTimeout
 	go func() {
@@ -222,7 +233,7 @@ func callStart(ctx context.Context, start func(context.Context) (Child, error)) 
 func (s *Supervisor) onStartDone(op *startOp, ch Child, err error) {
 	delete(s.starts, op)
 	defer s.schedule() // a start slot is free, and c may be required by others
-	op.timer.Stop()
+	op.disarm()
 	op.cancel()
 	c := op.c
 	id := c.spec.ID

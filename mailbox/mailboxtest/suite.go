@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"BadInput", testBadInput},
 		{"Registry", testRegistry},
 		{"Fencing", testFencing},
+		{"FencingAcrossReopen", testFencingAcrossReopen},
 		{"History", testHistory},
 		{"Notify", testNotify},
 		{"Closed", testClosed},
@@ -478,6 +479,25 @@ func testRegistry(t *testing.T, open Opener) {
 	assert.Empty(t, ms, "a removed actor's messages are gone")
 	_, err = s.Lookup(ctx(t), "a-actor", "x")
 	assert.ErrorIs(t, err, mailbox.ErrUnknownMessage, "and its ids")
+}
+
+// testFencingAcrossReopen: an epoch claimed after a reopen is above every
+// one claimed before it, and fences a commit that carries an older one.
+func testFencingAcrossReopen(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s, ep := setup(t, open, dir, mailbox.Options{}, "a")
+	again, err := s.Claim(ctx(t), "a")
+	require.NoError(t, err)
+	require.Greater(t, again, ep["a"])
+	r := send(t, s, "a", "", "x")
+	require.NoError(t, s.Close())
+	s = open(t, dir, mailbox.Options{})
+	defer s.Close()
+	newer, err := s.Claim(ctx(t), "a")
+	require.NoError(t, err)
+	assert.Greater(t, newer, again, "the epochs of a reopened store are above the earlier ones")
+	assert.ErrorIs(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: again, Through: r.Seq}), mailbox.ErrFenced)
+	require.NoError(t, s.Commit(ctx(t), mailbox.Commit{Actor: "a", Epoch: newer, Through: r.Seq}))
 }
 
 func testFencing(t *testing.T, open Opener) {

@@ -246,7 +246,7 @@ func testDiskFull(t *testing.T, durability mailbox.Durability) {
 		_, err := s.Claim(ctx, "a")
 		return err
 	})
-	requireDiskFull(t, err, store)
+	require.NoError(t, err, "a claim writes nothing, so an actor can restart on a full disk")
 
 	// The engine retries its flushes and compactions; the log says so in
 	// a few lines, not thousands. Over a 3 s window (a measurement, not a

@@ -9,6 +9,8 @@
 // contiguous range:
 //
 //	V                 format marker "graft-mailbox/1"
+//	V g               open generation, bumped by every Open: epochs of
+//	                  this open start at generation<<32 (actors.go)
 //	A name            actor record (id, behaviour, status, epoch, created,
 //	                  origin: "" for config, "virtual" or "spawn"; binary,
 //	                  or JSON as written before: record.go)

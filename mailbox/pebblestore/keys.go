@@ -39,6 +39,11 @@ const formatMarker = "graft-mailbox/1"
 
 var formatKey = []byte{prefixFormat}
 
+// generationKey holds the open generation (8 bytes big-endian), which
+// every Open bumps durably: the base of the epochs Claim hands out
+// (actors.go).
+var generationKey = []byte{prefixFormat, 'g'}
+
 func actorKey(name string) []byte {
 	k := make([]byte, 1+len(name))
 	k[0] = prefixActor

@@ -49,6 +49,10 @@ type Store struct {
 	histMu   sync.Mutex
 	nextHist uint64
 
+	// epochBase is this open's generation << 32: every epoch Claim hands
+	// out is above it, so above every epoch of an earlier open.
+	epochBase uint64
+
 	corrupt atomic.Pointer[mailbox.CorruptError] // first damage the engine reported
 	failed  atomic.Pointer[mailbox.FailedError]  // the engine failed a write: refuse everything
 }
@@ -106,6 +110,9 @@ func Open(path string, opts mailbox.Options) (_ *Store, err error) {
 		return nil, err
 	}
 	if err := s.verifyClean(); err != nil {
+		return nil, err
+	}
+	if err := s.nextGeneration(); err != nil {
 		return nil, err
 	}
 	if s.syncer != nil {
