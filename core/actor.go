@@ -44,6 +44,8 @@ type actor struct {
 	suspect   bool // its next message is retried alone in a quarantine module
 	err       error
 	done      chan struct{}
+	exited    bool     // done is closed
+	onDone    []func() // OnDone's callbacks, run once done is closed
 	started   time.Time
 
 	ready     atomic.Bool // its start finished: required actors may start
@@ -57,6 +59,20 @@ type actor struct {
 
 // Done implements supervisor.Child.
 func (a *actor) Done() <-chan struct{} { return a.done }
+
+// OnDone implements supervisor.Notifier: the supervisor learns of the
+// actor's exit from it rather than from a goroutine per actor blocked on
+// Done (a million of them were most of a million actors' memory and of
+// the collector's work).
+func (a *actor) OnDone(f func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.exited {
+		go f()
+		return
+	}
+	a.onDone = append(a.onDone, f)
+}
 
 // Err implements supervisor.Child.
 func (a *actor) Err() error {
@@ -155,7 +171,15 @@ func (a *actor) finish(err error) {
 		a.logger().Error("actor crashed", "err", err)
 	}
 	a.core.forget(a)
+	a.mu.Lock()
 	close(a.done)
+	a.exited = true
+	callbacks := a.onDone
+	a.onDone = nil
+	a.mu.Unlock()
+	for _, f := range callbacks {
+		go f() // never on the caller's goroutine, which may be a supervisor's
+	}
 }
 
 // Stop implements supervisor.Child: stop taking batches, let the batch in

@@ -33,5 +33,5 @@ func AddStaleChild(c *Core, name, behaviour string) {
 	c.mu.RLock()
 	sub := c.subs[behaviour]
 	c.mu.RUnlock()
-	c.addChild(sub, runtimeSpec(name, behaviour))
+	c.addChild(sub, runtimeSpec(name, behaviour), true)
 }

@@ -129,7 +129,7 @@ func (c *Core) adopt(name, behaviour string) {
 	// No supervisor yet (before Start), or one being rebuilt: it takes the
 	// actor from c.specs (see installSub).
 	if sub != nil {
-		c.addChild(sub, spec)
+		c.addChild(sub, spec, false)
 	}
 }
 
@@ -150,7 +150,7 @@ func (c *Core) addListed(sub *supervisor.Supervisor, spec ActorConfig) {
 	closed := c.closed
 	c.mu.RUnlock()
 	if live && !closed {
-		c.addChild(sub, *cur)
+		c.addChild(sub, *cur, true)
 	}
 }
 

@@ -191,7 +191,7 @@ func (c *Core) wakeLocked(name string) {
 	if sub == nil {
 		return // its behaviour's supervisor is being rebuilt: it lists the actor
 	}
-	c.addChild(sub, *spec)
+	c.addChild(sub, *spec, true)
 }
 
 // withAwake runs fn with the running actor name (nil if it does not run:

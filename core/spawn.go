@@ -116,15 +116,24 @@ func (c *Core) created(name, behaviour string) {
 }
 
 // addChild adds an actor made at run time to its behaviour's supervisor,
-// which starts it, and waits for that first start (bounded). A child it
-// already has (added by a rebuild), or a supervisor that is stopping or
-// not yet started (its rebuild adds the actor from c.specs), is not an
-// error. Callers hold the name's lock (adopt, addListed).
-func (c *Core) addChild(sub *supervisor.Supervisor, spec ActorConfig) {
+// which starts it. With waitStart it waits for that first start
+// (bounded), for callers that use the running actor next (a wake);
+// otherwise it returns once the child is supervised (an adoption: a new
+// virtual actor's first send need not wait for it). A child it already
+// has (added by a rebuild), or a supervisor that is stopping or not yet
+// started (its rebuild adds the actor from c.specs), is not an error.
+// Callers hold the name's lock (adopt, addListed, wake), so a destroy
+// that comes next finds the child there to terminate.
+func (c *Core) addChild(sub *supervisor.Supervisor, spec ActorConfig, waitStart bool) {
 	cs := c.childSpec(spec, func() *supervisor.Supervisor { return sub })
-	ctx, cancel := context.WithTimeout(context.Background(), cs.StartTimeout+time.Second)
+	wait := cs.StartTimeout + time.Second
+	add := sub.Add
+	if !waitStart {
+		wait, add = lockWait, sub.Enroll // only the supervisor's loop to reach
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	err := sub.Add(ctx, cs)
+	err := add(ctx, cs)
 	switch {
 	case err == nil, errors.Is(err, supervisor.ErrDuplicateChild), errors.Is(err, supervisor.ErrStopped),
 		errors.Is(err, supervisor.ErrNotStarted), errors.Is(err, context.DeadlineExceeded):

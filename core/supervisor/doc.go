@@ -62,7 +62,7 @@
 //
 // # Life of a child
 //
-//	New/Add/Restart
+//	New/Add/Enroll/Restart
 //	      |
 //	      v      requires running       Start returned
 //	  Waiting --------------------> Starting ------------> Running
@@ -83,7 +83,12 @@
 // # Concurrency
 //
 // One loop goroutine owns all state and never blocks on a child. Methods
-// that need the loop (Add, Terminate, Restart, Delete, Stop) take a ctx and
-// return by its deadline; Children reads a snapshot and never waits for the
-// loop's work. OnEvent runs on the loop and must not block.
+// that need the loop (Add, Enroll, Terminate, Restart, Delete, Stop) take a
+// ctx and return by its deadline; Add waits for the first start, Enroll
+// only for the child to be supervised. Children reads a snapshot and never
+// waits for the loop's work. OnEvent runs on the loop and must not block.
+//
+// A running child's exit reaches the loop from a goroutine that waits on
+// its Done, or, for a child that is a Notifier, from its OnDone callback:
+// a core with a million actors then keeps no goroutine per actor.
 package supervisor

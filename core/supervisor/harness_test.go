@@ -33,6 +33,36 @@ type tchild struct {
 	err     error
 }
 
+// nchild is a tchild that reports its exit itself (a Notifier).
+type nchild struct {
+	*tchild
+	mu     sync.Mutex
+	exited bool
+	onDone []func()
+}
+
+func (c *nchild) OnDone(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.exited {
+		go f()
+		return
+	}
+	c.onDone = append(c.onDone, f)
+}
+
+// notifyExit runs once the tchild's done is closed.
+func (c *nchild) notifyExit() {
+	<-c.done
+	c.mu.Lock()
+	c.exited = true
+	fs := c.onDone
+	c.mu.Unlock()
+	for _, f := range fs {
+		go f()
+	}
+}
+
 func (c *tchild) run() {
 	defer close(c.done)
 	select {
@@ -88,6 +118,8 @@ type opts struct {
 	exitAfterStart bool
 	// ignoreStop: Stop ignores ctx until this is closed.
 	ignoreStop <-chan struct{}
+	// notify: the child is a Notifier, which reports its own exit.
+	notify bool
 }
 
 // harness records what the children and the supervisor do, in one log, and
@@ -149,6 +181,12 @@ func (h *harness) spec(id string, o opts, requires ...string) ChildSpec {
 			h.inst[id] = append(h.inst[id], c)
 			h.mu.Unlock()
 			go c.run()
+			var ch Child = c
+			if o.notify {
+				n := &nchild{tchild: c}
+				go n.notifyExit()
+				ch = n
+			}
 			if o.exitInStart {
 				c.crash(errCrash)
 			}
@@ -156,7 +194,7 @@ func (h *harness) spec(id string, o opts, requires ...string) ChildSpec {
 			if o.exitAfterStart {
 				go c.crash(errCrash)
 			}
-			return c, nil
+			return ch, nil
 		}}
 }
 

@@ -88,6 +88,58 @@ func TestRequiresOrderStartsAndIndependentChildrenStartConcurrently(t *testing.T
 	assert.Equal(t, []string{"a", "b", "c"}, ids, "start order puts requirements first")
 }
 
+// TestNotifierChildrenExitsAreSeen: a child that reports its own exit
+// (Notifier) is restarted after a crash, and the exit of one that exits
+// during its Start is seen too: the supervisor learns of them from
+// OnDone alone.
+func TestNotifierChildrenExitsAreSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		s := h.newSup(fast(OneForOne), h.spec("a", opts{notify: true}))
+		h.instance("a", 0).crash(errCrash)
+		h.awaitState(s, "a", Running, 2)
+		assert.True(t, h.hasEvent(EventExited, "a", errCrash))
+
+		during := h.spec("during", opts{notify: true, exitInStart: true})
+		during.Restart = Temporary
+		_ = s.Add(ctx, during)
+		h.await("the exit during Start", func() bool { return h.hasEvent(EventExited, "during", errCrash) })
+		require.NoError(t, s.Stop(ctx))
+		h.awaitDone(s)
+	})
+}
+
+// TestEnrollReturnsBeforeTheFirstStart: Enroll supervises a child at once
+// and leaves its start to run; the child then runs as an added one does,
+// and Enroll refuses what Add refuses.
+func TestEnrollReturnsBeforeTheFirstStart(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	s := h.newSup(fast(OneForOne), h.spec("a", opts{}))
+	release := make(chan struct{})
+	slow := h.spec("slow", opts{pre: func(ctx context.Context, _ int) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
+	require.NoError(t, s.Enroll(ctx, slow), "Enroll does not wait for the start")
+	st, ok := status(s, "slow")
+	require.True(t, ok, "the child is supervised")
+	assert.NotEqual(t, Running, st.State)
+	close(release)
+	h.awaitState(s, "slow", Running, 1)
+	require.ErrorIs(t, s.Enroll(ctx, h.spec("slow", opts{})), ErrDuplicateChild)
+	require.ErrorIs(t, s.Enroll(ctx, h.spec("z", opts{}, "nope")), ErrUnknownChild)
+	require.NoError(t, s.Stop(ctx))
+	h.awaitDone(s)
+}
+
 func TestAddTerminateRestartDelete(t *testing.T) {
 	h := newHarness(t)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)

@@ -264,10 +264,15 @@ func (s *Supervisor) onStartDone(op *startOp, ch Child, err error) {
 	// Done existed before the child ran, so an exit that already happened
 	// (even during Start) is seen here.
 	gen := c.gen
+	exited := func() { s.post(func() { s.onExit(c, gen) }) }
+	if n, ok := ch.(Notifier); ok {
+		n.OnDone(exited)
+		return
+	}
 	go func() {
 		select {
 		case <-ch.Done():
-			s.post(func() { s.onExit(c, gen) })
+			exited()
 		case <-s.loopDone:
 		}
 	}()

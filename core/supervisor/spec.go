@@ -28,6 +28,15 @@ type Child interface {
 	Stop(ctx context.Context) error
 }
 
+// Notifier is a Child that reports its own exit. The supervisor then
+// keeps no goroutine per child waiting on Done, which matters with a
+// million children.
+type Notifier interface {
+	// OnDone arranges for f to be called once, in a goroutine of its own,
+	// after Done is closed (at once if it already is).
+	OnDone(f func())
+}
+
 // Strategy says which siblings are restarted along with a child that is
 // restarted, as in Erlang/OTP.
 type Strategy int

@@ -325,6 +325,21 @@ func (s *Supervisor) call(ctx context.Context, what string, f func(reply func(er
 // Temporary) and is retried under the usual rules; when ctx ends first the
 // child is still being started.
 func (s *Supervisor) Add(ctx context.Context, cs ChildSpec) error {
+	return s.add(ctx, cs, true)
+}
+
+// Enroll is Add without the wait: it returns once the child is supervised,
+// its first start under way. An error says the child was not added (a
+// duplicate, an unknown requirement, a supervisor that stopped); how the
+// start went shows in the events and in Children. It is for callers that
+// add many children and need not see each start, such as a core creating
+// an actor for each first message.
+func (s *Supervisor) Enroll(ctx context.Context, cs ChildSpec) error {
+	return s.add(ctx, cs, false)
+}
+
+// add is Add, waiting for the first start only if wait.
+func (s *Supervisor) add(ctx context.Context, cs ChildSpec, wait bool) error {
 	n, err := cs.normalize()
 	if err != nil {
 		return err
@@ -349,7 +364,11 @@ func (s *Supervisor) Add(ctx context.Context, cs ChildSpec) error {
 		// topological and cannot close a cycle.
 		c := &child{spec: n, state: Waiting, since: time.Now()}
 		s.waiting++
-		c.waiters = append(c.waiters, reply)
+		if wait {
+			c.waiters = append(c.waiters, reply)
+		} else {
+			reply(nil)
+		}
 		s.children[n.ID] = c
 		s.order = append(s.order, c)
 		s.schedule()
