@@ -163,6 +163,17 @@ func (h *UpgradeHooks) CommitStates(ctx context.Context, commits ...mailbox.Comm
 	return h.c.store.Commit(ctx, commits...)
 }
 
+// DeadLetters lists actor's dead letters: a canary rolled back requeues
+// those its bake made.
+func (h *UpgradeHooks) DeadLetters(ctx context.Context, actor string) ([]mailbox.DeadLetter, error) {
+	return h.c.store.DeadLetters(ctx, actor)
+}
+
+// RequeueDeadLetter is Core.RequeueDeadLetter.
+func (h *UpgradeHooks) RequeueDeadLetter(ctx context.Context, actor string, seq uint64) (mailbox.Receipt, error) {
+	return h.c.RequeueDeadLetter(ctx, actor, seq)
+}
+
 // AppendHistory stores the upgrade record rec and returns its id.
 func (h *UpgradeHooks) AppendHistory(ctx context.Context, rec mailbox.UpgradeRecord) (uint64, error) {
 	return h.c.store.AppendHistory(ctx, rec)

@@ -380,6 +380,9 @@ type UpgradeRecord struct {
 	Error string
 	// Steps are the per-actor steps with their durations.
 	Steps []UpgradeStep
+	// Canary, for a canary upgrade, says its share and bake and what
+	// decided it ("10% for 1m0s: promoted: every gate passed (...)").
+	Canary string `json:",omitempty"`
 }
 
 // UpgradeStep is one timed step of an upgrade, for one actor.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,8 +32,16 @@ const crashKV = 6
 func TestKill9AtEachUpgradeStep(t *testing.T) {
 	child := buildCrashCore(t)
 	for _, fp := range upgrade.Failpoints() {
-		t.Run(string(fp), func(t *testing.T) { killAtStep(t, child, fp) })
+		t.Run(string(fp), func(t *testing.T) { killAtStep(t, child, fp, "") })
 	}
+}
+
+// TestKill9DuringACanaryBake: a core killed once its canary group moved
+// and its bake began restarts in the same phase with the same group (the
+// canary actors on v2, the others on v1), and a promote then finishes the
+// upgrade with every acknowledged message applied exactly once.
+func TestKill9DuringACanaryBake(t *testing.T) {
+	killAtStep(t, buildCrashCore(t), upgrade.FailpointBaking, "50%")
 }
 
 // buildCrashCore builds testdata/crashcore into the plugins' folder with
@@ -65,11 +74,11 @@ func raceEnabled() bool {
 	return false
 }
 
-func killAtStep(t *testing.T, child string, step upgrade.Failpoint) {
+func killAtStep(t *testing.T, child string, step upgrade.Failpoint, canary string) {
 	dir := t.TempDir()
 	install(t, "kv1", filepath.Join(dir, "kv"))
 	cmd := exec.Command(child, dir, bin("kv2"), strconv.Itoa(crashKV))
-	cmd.Env = append(os.Environ(), "GRAFT_FAILPOINT="+string(step))
+	cmd.Env = append(os.Environ(), "GRAFT_FAILPOINT="+string(step), "GRAFT_CRASH_CANARY="+canary)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -99,7 +108,10 @@ func killAtStep(t *testing.T, child string, step upgrade.Failpoint) {
 	}
 	require.NotEmpty(t, oks)
 
-	s := boot(t, dir, crashKV, upgrade.Options{GroupSize: 2})
+	s := bootSystem(t, dir, crashKV, upgrade.Options{GroupSize: 2}, nil, canary == "")
+	if canary != "" {
+		resumedBake(t, s)
+	}
 	waitFor(t, 30*time.Second, "the upgrade to be finished", func() bool {
 		h := s.history(t)
 		return len(h) > 0 && strings.HasPrefix(h[len(h)-1].Outcome, string(upgrade.OutcomeCompleted))
@@ -138,4 +150,25 @@ func killAtStep(t *testing.T, child string, step upgrade.Failpoint) {
 	}
 	cur, _ := s.mgr.Current("kv")
 	assert.Equal(t, "2.0.0", cur.Code)
+}
+
+// resumedBake checks that a restarted core bakes its canary again with
+// the group the killed one chose, its actors on v2 and the others on v1,
+// then promotes it.
+func resumedBake(t *testing.T, s *system) {
+	var op upgrade.Op
+	waitFor(t, 30*time.Second, "the canary to bake again", func() bool {
+		var ok bool
+		op, ok = s.mgr.Running("kv")
+		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+	})
+	require.Len(t, op.Canary.Group, crashKV/2)
+	for _, a := range s.actors {
+		want := uint32(1)
+		if slices.Contains(op.Canary.Group, a) {
+			want = 2
+		}
+		assert.Equal(t, want, s.state(t, a).Schema, "actor %s", a)
+	}
+	require.NoError(t, s.mgr.Decide("kv", upgrade.DecisionPromote))
 }

@@ -33,6 +33,11 @@ type Host interface {
 	CommitStates(ctx context.Context, commits ...mailbox.Commit) error
 	// AppendHistory stores an upgrade record and returns its id.
 	AppendHistory(ctx context.Context, rec mailbox.UpgradeRecord) (uint64, error)
+	// DeadLetters lists an actor's dead letters, and RequeueDeadLetter
+	// moves one back into its mailbox: a canary rolled back requeues the
+	// messages it dead-lettered, to run again on the old version.
+	DeadLetters(ctx context.Context, actor string) ([]mailbox.DeadLetter, error)
+	RequeueDeadLetter(ctx context.Context, actor string, seq uint64) (mailbox.Receipt, error)
 }
 
 var _ Host = (*core.UpgradeHooks)(nil)

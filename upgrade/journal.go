@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/graft-host/graft/internal/trust"
@@ -47,8 +48,23 @@ type Op struct {
 	From    Version   `json:"from"`
 	To      Version   `json:"to"`
 	Started time.Time `json:"started"`
+	// Canary, for a canary upgrade, is its plan, group and phase
+	// (canary.go).
+	Canary *CanaryState `json:"canary,omitempty"`
 	// resumed marks an op finished by a core restarted in its middle.
 	resumed bool
+}
+
+// snapshot is a copy of op that shares nothing with it: the run changes
+// its canary's phase while status reads the copy.
+func (op Op) snapshot() Op {
+	if op.Canary != nil {
+		c := *op.Canary
+		c.Group = slices.Clone(c.Group)
+		c.Plan.Actors = slices.Clone(c.Plan.Actors)
+		op.Canary = &c
+	}
+	return op
 }
 
 // behaviourState is the journal's record of one behaviour.

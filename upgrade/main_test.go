@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		testbin.Variant("kv2-marked", "./testdata/kv2", "-X main.fault=marked"),
 		testbin.Variant("kv2-nodown", "./testdata/kv2", "-X main.noDown=1"),
 		testbin.Variant("kv3", "./testdata/kv2", "-X main.code=3.0.0"),
+		testbin.Variant("kv2-flaky", "./testdata/kv2", "-X main.fault=flaky"),
 		// a plugin whose main fails before it serves
 		testbin.Variant("kv-crash", "../dynamic/testdata/crashstart", "-X main.mode=exit1"),
 	)...)
@@ -99,6 +100,13 @@ func boot(t testing.TB, dir string, actors int, opts upgrade.Options) *system {
 // bootWith is boot with the config changed by edit (if not nil) before
 // the manager prepares it.
 func bootWith(t testing.TB, dir string, actors int, opts upgrade.Options, edit func(*core.Config)) *system {
+	return bootSystem(t, dir, actors, opts, edit, true)
+}
+
+// bootSystem is bootWith, waiting for the manager's start-up work (an
+// interrupted upgrade finished) only if wait: a resumed canary bakes
+// until it is told what to decide.
+func bootSystem(t testing.TB, dir string, actors int, opts upgrade.Options, edit func(*core.Config), wait bool) *system {
 	cfg, names := kvConfig(t, dir, actors)
 	if edit != nil {
 		edit(&cfg)
@@ -120,6 +128,9 @@ func bootWith(t testing.TB, dir string, actors int, opts upgrade.Options, edit f
 	s := &system{dir: dir, source: source, core: c, mgr: mgr, actors: names}
 	if tt, ok := t.(*testing.T); ok {
 		tt.Cleanup(s.stop)
+	}
+	if !wait {
+		return s
 	}
 	attached := make(chan struct{})
 	go func() { mgr.WaitAttached(); close(attached) }()

@@ -63,6 +63,11 @@ type Options struct {
 	// OnRecord, if set, is told of every history record as it is written
 	// (for metrics such as upgrade pause times).
 	OnRecord func(mailbox.UpgradeRecord)
+	// Policies are, by behaviour, the canary that upgrades of it start
+	// with when none is asked for (a watched rebuild, `graft upgrade`
+	// without --canary). A behaviour without one upgrades all its actors,
+	// in groups.
+	Policies map[string]Canary
 }
 
 // Manager carries out upgrades and rollbacks of behaviours and keeps the
@@ -80,6 +85,13 @@ type Manager struct {
 	pins    map[string]string // behaviour -> sha256 pin from the config
 	running map[string]Op     // snapshots of the upgrades in progress, by behaviour
 	host    Host              // the core, once attached
+	// life ends when the core the manager is attached to stops: a canary
+	// upgrade outlives its caller, not the core (bake.go).
+	life context.Context
+	// decisions take an operator's promote or abort to a baking canary.
+	decisions map[string]chan Decision
+	// health counts the canary's and the old group's messages (health.go).
+	health *health
 
 	// attaching counts the work Attach runs in the background, so tests
 	// can wait for it (export_test.go) before changing a source binary.
@@ -116,6 +128,8 @@ func New(opts Options) (*Manager, error) {
 	return &Manager{
 		opts: opts, log: opts.Logger, cache: cache, j: j,
 		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
+		life: context.Background(), decisions: map[string]chan Decision{},
+		health: &health{next: nopObserver{}, watches: map[string]*bakeWatch{}},
 	}, nil
 }
 
@@ -124,7 +138,9 @@ func New(opts Options) (*Manager, error) {
 // will run the version the journal names as current, pinned by its
 // sha256; every version that may hold actors is verified in the cache
 // first. A behaviour whose configured binary was deleted starts from the
-// cache, with a warning. cfg.Modules is set to m. Call it before core.New.
+// cache, with a warning. cfg.Modules is set to m, and cfg.Observer to m's
+// health counter for canary bakes, which passes every event on to the
+// observer cfg had. Call it before core.New.
 func (m *Manager) Prepare(cfg *core.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -160,6 +176,10 @@ func (m *Manager) Prepare(cfg *core.Config) error {
 		return err
 	}
 	cfg.Modules = m
+	if cfg.Observer != nil {
+		m.health.next = cfg.Observer
+	}
+	cfg.Observer = m.health
 	return m.j.save()
 }
 
@@ -261,7 +281,7 @@ func (m *Manager) Running(behaviour string) (Op, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	op, ok := m.running[behaviour]
-	return op, ok
+	return op.snapshot(), ok
 }
 
 // setRunning refreshes the snapshot of behaviour's upgrade in progress.
@@ -269,7 +289,7 @@ func (m *Manager) setRunning(behaviour string, op Op) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.running[behaviour]; ok {
-		m.running[behaviour] = op
+		m.running[behaviour] = op.snapshot()
 	}
 }
 
@@ -299,7 +319,7 @@ func (m *Manager) learn(behaviour string, v Version) {
 // once; outcomes go to the log and the history.
 func (m *Manager) Attach(ctx context.Context, host Host) {
 	m.mu.Lock()
-	m.host = host
+	m.host, m.life = host, ctx
 	type todo struct {
 		behaviour string
 		op        *Op
@@ -368,13 +388,14 @@ func (m *Manager) begin(behaviour string, op *Op) error {
 	if cur, ok := m.running[behaviour]; ok {
 		return fmt.Errorf("%w: %s of %q from %s to %s, started %s", ErrBusy, cur.Kind, behaviour, cur.From.Name(), cur.To.Name(), cur.Started.Format(time.RFC3339))
 	}
-	m.running[behaviour] = *op
+	m.running[behaviour] = op.snapshot()
 	return nil
 }
 
 func (m *Manager) end(behaviour string) {
 	m.mu.Lock()
 	delete(m.running, behaviour)
+	delete(m.decisions, behaviour)
 	m.mu.Unlock()
 }
 

@@ -16,18 +16,20 @@ import (
 // GroupSize: each group's migrated states commit in one store transaction.
 // A failure before a group's commit resumes that group on its old module
 // with its state untouched and stops. It returns how many actors moved and
-// each one's pause.
-func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string) (int, []mailbox.UpgradeStep, error) {
+// each one's pause. With durable, the last group's commit is synced (so
+// every group's is, the log being sequential): what moved is on disk
+// before the caller journals a step that counts on it (a canary's bake).
+func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string, durable bool) (int, []mailbox.UpgradeStep, error) {
 	moved := 0
 	var steps []mailbox.UpgradeStep
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
-		group := actors[start:min(start+m.opts.GroupSize, len(actors))]
-		pauses, err := m.moveGroup(ctx, target, migrator, to, group)
+		end := min(start+m.opts.GroupSize, len(actors))
+		pauses, err := m.moveGroup(ctx, target, migrator, to, actors[start:end], durable && end == len(actors))
 		if err != nil {
 			return moved, steps, err
 		}
 		steps = append(steps, pauses...)
-		moved += len(group)
+		moved += len(pauses)
 	}
 	return moved, steps, nil
 }
@@ -36,7 +38,7 @@ func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator 
 // commit the group's states and module versions in one transaction, then
 // resume each on target. Before the commit a failure resumes the group
 // where it was, state untouched. It returns each actor's pause.
-func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string) ([]mailbox.UpgradeStep, error) {
+func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string, durable bool) ([]mailbox.UpgradeStep, error) {
 	paused, err := m.pauseAll(ctx, group)
 	if err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migr
 			// Lazy: the actor's next batch commit or the history record
 			// makes it durable; lost before that, the actor is simply
 			// still on the old version and a restart moves it again.
-			commits = append(commits, mailbox.Commit{Actor: group[i], Epoch: p.Epoch, State: next[i], Lazy: true})
+			commits = append(commits, mailbox.Commit{Actor: group[i], Epoch: p.Epoch, State: next[i], Lazy: !durable})
 		}
 	}
 	if err := m.host.CommitStates(ctx, commits...); err != nil {

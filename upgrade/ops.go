@@ -23,16 +23,29 @@ import (
 // binary whose last dry run (DryRun) failed is refused with
 // ErrDryRunFailed; UpgradeForced runs it anyway.
 func (m *Manager) Upgrade(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
-	return m.upgrade(ctx, behaviour, source, false)
+	return m.UpgradeWith(ctx, behaviour, source, UpgradeOptions{})
 }
 
 // UpgradeForced is Upgrade that runs even a binary whose last dry run
 // failed (`graft upgrade --force`).
 func (m *Manager) UpgradeForced(ctx context.Context, behaviour, source string) (mailbox.UpgradeRecord, error) {
-	return m.upgrade(ctx, behaviour, source, true)
+	return m.UpgradeWith(ctx, behaviour, source, UpgradeOptions{Force: true})
 }
 
-func (m *Manager) upgrade(ctx context.Context, behaviour, source string, force bool) (mailbox.UpgradeRecord, error) {
+// UpgradeOptions shape one upgrade.
+type UpgradeOptions struct {
+	// Force runs even a binary whose last dry run failed.
+	Force bool
+	// Canary moves a share of the actors first and bakes (canary.go).
+	// Nil: the behaviour's policy (Options.Policies), if it has one.
+	Canary *Canary
+}
+
+// UpgradeWith is Upgrade shaped by o. A canary upgrade outlives ctx (a
+// caller that stops waiting does not end its bake); it ends when the core
+// stops, and the next core resumes it in the same phase. Its error when
+// the canary was rolled back is a *CanaryRolledBackError.
+func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o UpgradeOptions) (mailbox.UpgradeRecord, error) {
 	op, err := m.prepareOp(behaviour, source, KindUpgrade)
 	var refused *refusal
 	if errors.As(err, &refused) {
@@ -42,7 +55,7 @@ func (m *Manager) upgrade(ctx context.Context, behaviour, source string, force b
 		return mailbox.UpgradeRecord{}, err
 	}
 	defer m.end(behaviour)
-	if m.dryRunFailed(behaviour, op.To.SHA) && !force {
+	if m.dryRunFailed(behaviour, op.To.SHA) && !o.Force {
 		err := fmt.Errorf("upgrade %q to %s: %w (see `graft history`): fix the binary, or the states it cannot take (`graft state`), and dry-run it again; or give --force to run the upgrade anyway, whose own check still refuses states the new module cannot migrate", behaviour, op.To.Name(), ErrDryRunFailed)
 		rec := m.record(ctx, mailbox.UpgradeRecord{
 			Behaviour: behaviour, Kind: string(KindUpgrade), Started: op.Started, Ended: time.Now().UTC(),
@@ -50,8 +63,29 @@ func (m *Manager) upgrade(ctx context.Context, behaviour, source string, force b
 		})
 		return rec, err
 	}
+	if plan := m.canaryPlan(behaviour, o.Canary); plan != nil {
+		op.Canary = &CanaryState{Plan: *plan}
+		m.openDecisions(behaviour)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(m.life, cancel)
+		defer func() { stop(); cancel() }()
+	}
 	m.setRunning(behaviour, *op)
 	return m.transition(ctx, behaviour, op, false)
+}
+
+// canaryPlan is the canary an upgrade of behaviour runs with: asked, or
+// the behaviour's policy, or none.
+func (m *Manager) canaryPlan(behaviour string, asked *Canary) *Canary {
+	if asked != nil {
+		c := *asked
+		return &c
+	}
+	if p, ok := m.opts.Policies[behaviour]; ok {
+		return &p
+	}
+	return nil
 }
 
 // refusal is prepareOp's error for a binary refused as untrusted: the
@@ -205,5 +239,8 @@ func (m *Manager) resume(ctx context.Context, behaviour string, op Op) (mailbox.
 	defer m.end(behaviour)
 	m.log.Info("finishing an upgrade interrupted by a core restart", "behaviour", behaviour, "kind", string(op.Kind), "from", op.From.Name(), "to", op.To.Name())
 	op.resumed = true
+	if op.Canary != nil {
+		m.openDecisions(behaviour)
+	}
 	return m.transition(ctx, behaviour, &op, op.Kind == KindRollback)
 }

@@ -49,6 +49,9 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 		r.unload(ctx)
 		return r.fail(ctx, err)
 	}
+	if op.Canary != nil {
+		return r.canary(ctx) // bake.go
+	}
 	if moved, err := r.moveGroups(ctx); err != nil {
 		return r.stop(ctx, moved, err)
 	}
@@ -114,6 +117,13 @@ func (r *opRun) check(ctx context.Context) error {
 			r.todo = append(r.todo, a)
 		}
 	}
+	if cs := r.op.Canary; cs != nil && cs.Group == nil { // a resumed op keeps its group
+		group, err := cs.Plan.pick(r.behaviour, r.actors)
+		if err != nil {
+			return err
+		}
+		cs.Group, cs.Phase = group, PhaseCanary
+	}
 	return nil
 }
 
@@ -140,7 +150,7 @@ func (r *opRun) journal() error {
 // moveGroups moves the actors still to move to the target, group by group
 // (see Manager.move), and returns how many moved.
 func (r *opRun) moveGroups(ctx context.Context) (int, error) {
-	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, r.todo)
+	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, r.todo, false)
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	return moved, err
 }
@@ -202,7 +212,7 @@ func (r *opRun) stop(ctx context.Context, moved int, moveErr error) (mailbox.Upg
 // being live and is stopped.
 func (r *opRun) moveBack(ctx context.Context, moved []string, moveErr error) (done bool, err error) {
 	m, op := r.m, r.op
-	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, moved)
+	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, moved, false)
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
 		return false, fmt.Errorf("moving the moved actors back failed after %d: %w", back, err)

@@ -8,7 +8,9 @@
 // other, then installs the binary KV2 as DIR/kv and upgrades to it. On
 // stdout it says "try ACTOR ID" before and "ok ACTOR ID" after each send,
 // so the test knows which sends were acknowledged; "error ..." or
-// "upgraded ..." (the failpoint did not fire) end it with status 1.
+// "upgraded ..." (the failpoint did not fire) end it with status 1. With
+// GRAFT_CRASH_CANARY set (e.g. "50%"), the upgrade is a canary of that
+// share baking for an hour.
 //
 // Usage: crashcore DIR KV2 ACTORS
 package main
@@ -82,7 +84,13 @@ func main() {
 	if err := install(kv2, filepath.Join(dir, "kv")); err != nil {
 		fail(err)
 	}
-	_, err = mgr.Upgrade(ctx, "kv", "")
+	var opts upgrade.UpgradeOptions
+	if share := os.Getenv("GRAFT_CRASH_CANARY"); share != "" {
+		if opts.Canary, err = upgrade.ParseCanary(share, time.Hour); err != nil {
+			fail(err)
+		}
+	}
+	_, err = mgr.UpgradeWith(ctx, "kv", "", opts)
 	say("upgraded %v", err) // only reached when the failpoint did not fire
 	os.Exit(1)
 }

@@ -6,7 +6,9 @@
 // failed upgrades: fault=error|panic|hang breaks the up-migration, and
 // fault=marked breaks it only for states that applied a "nomigrate";
 // noDown=1 drops the down-migration (rollback must be refused); code=X
-// overrides the code version.
+// overrides the code version; fault=flaky fails one in 20 of the messages
+// of kind "put" (payload "put-N": those with N a multiple of 20), for the
+// tests of canaries that must roll back.
 package main
 
 import (
@@ -70,6 +72,11 @@ func main() {
 		Behaviour: sdk.Funcs[stateV2]{HandleFunc: func(ctx *sdk.Context, s stateV2, m sdk.Message) (stateV2, error) {
 			if to, ok := strings.CutPrefix(string(m.Payload), "ask:"); ok {
 				return s, ask(ctx, to)
+			}
+			if n, ok := strings.CutPrefix(string(m.Payload), "put-"); ok && fault == "flaky" {
+				if i, err := strconv.Atoi(n); err == nil && i%20 == 0 {
+					return s, errors.New("v2 fails this put on purpose")
+				}
 			}
 			s.Count++
 			s.Last = string(m.Payload)

@@ -1,0 +1,241 @@
+package upgrade_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/upgrade"
+)
+
+// load sends "put-N" and "get-N" to random actors of s from 4 goroutines
+// until stop, and returns, once stopped, every payload the core
+// acknowledged.
+func load(t *testing.T, s *system, stop <-chan struct{}) func() []string {
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := g; ; i += 4 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				kind := "put"
+				if i%2 == 1 {
+					kind = "get"
+				}
+				p := fmt.Sprintf("%s-%d", kind, i)
+				a := s.actors[rng.IntN(len(s.actors))]
+				if _, err := s.core.Send(ctxFor(t, 10*time.Second), a, []byte(p), core.SendOptions{ID: p}); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, a+" "+p)
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond) // a steady load, not a flood: the bake compares rates
+			}
+		}()
+	}
+	return func() []string {
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return acked
+	}
+}
+
+// requireAppliedOnce checks that every acknowledged send was applied
+// exactly once, by the actor it was sent to.
+func requireAppliedOnce(t *testing.T, s *system, acked []string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "mailboxes drained", func() bool { return s.drained(s.actors...) })
+	applied := map[string]int{}
+	for _, a := range s.actors {
+		for _, p := range s.state(t, a).Applied {
+			applied[a+" "+p]++
+		}
+	}
+	for _, k := range acked {
+		require.Equal(t, 1, applied[k], "acknowledged %s applied %d times", k, applied[k])
+	}
+}
+
+// TestCanaryThatFailsRollsBackByItself: under load, a canary of a v2
+// that fails one in 20 messages of one kind is rolled back by the bake's
+// failure gate long before the window ends; every actor is on v1 again,
+// the history says why with the numbers, and no acknowledged message is
+// lost (those the canary dead-lettered were requeued and ran on v1).
+func TestCanaryThatFailsRollsBackByItself(t *testing.T) {
+	s := bootKV1(t, 20, upgrade.Options{GroupSize: 4})
+	stop := make(chan struct{})
+	acked := load(t, s, stop)
+	plan, err := upgrade.ParseCanary("25%", time.Minute)
+	require.NoError(t, err)
+	t0 := time.Now()
+	rec, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin("kv2-flaky"), upgrade.UpgradeOptions{Canary: plan})
+	took := time.Since(t0)
+	close(stop)
+	var rolled *upgrade.CanaryRolledBackError
+	require.ErrorAs(t, err, &rolled, "the canary must fail its gate")
+	assert.Less(t, took, time.Minute, "rolled back within the bake window")
+	assert.Equal(t, string(upgrade.OutcomeRolledBack), rec.Outcome)
+	assert.Contains(t, rec.Canary, "25% for 1m0s: rolled back: failure rate")
+	for _, a := range s.actors {
+		assert.EqualValues(t, 1, s.state(t, a).Schema, "actor %s back on v1", a)
+	}
+	requireAppliedOnce(t, s, acked())
+	for _, a := range s.actors {
+		dls, err := s.core.Store().DeadLetters(context.Background(), a)
+		require.NoError(t, err)
+		assert.Empty(t, dls, "actor %s: what the canary dead-lettered was requeued", a)
+	}
+	cur, _ := s.mgr.Current("kv")
+	assert.Equal(t, "1.0.0", cur.Code)
+}
+
+// TestHealthyCanaryIsPromoted: during the bake both versions serve side
+// by side (the canary group on v2, the rest on v1, as status shows); at
+// the end of the window every gate passes and the rest move.
+func TestHealthyCanaryIsPromoted(t *testing.T) {
+	s := bootKV1(t, 10, upgrade.Options{GroupSize: 4})
+	stop := make(chan struct{})
+	acked := load(t, s, stop)
+	plan, err := upgrade.ParseCanary("30%", 3*time.Second)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	var rec upgradeResult
+	go func() {
+		r, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin("kv2"), upgrade.UpgradeOptions{Canary: plan})
+		rec.set(r.Outcome, r.Canary)
+		done <- err
+	}()
+	var op upgrade.Op
+	waitFor(t, 30*time.Second, "the bake", func() bool {
+		var ok bool
+		op, ok = s.mgr.Running("kv")
+		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+	})
+	require.Len(t, op.Canary.Group, 3)
+	for _, a := range s.actors {
+		want := uint32(1)
+		if slices.Contains(op.Canary.Group, a) {
+			want = 2
+		}
+		assert.Equal(t, want, s.state(t, a).Schema, "actor %s during the bake", a)
+	}
+	require.NoError(t, <-done)
+	close(stop)
+	outcome, canary := rec.get()
+	assert.Equal(t, string(upgrade.OutcomeCompleted), outcome)
+	assert.Contains(t, canary, "30% for 3s: promoted: every gate passed")
+	requireAppliedOnce(t, s, acked())
+	for _, a := range s.actors {
+		assert.EqualValues(t, 2, s.state(t, a).Schema, "actor %s on v2", a)
+	}
+}
+
+// TestOperatorEndsABake: --abort rolls a healthy canary back, --promote
+// finishes one at once, and either is refused with no bake running.
+func TestOperatorEndsABake(t *testing.T) {
+	s := bootKV1(t, 6, upgrade.Options{})
+	touch(t, s)
+	require.ErrorIs(t, s.mgr.Decide("kv", upgrade.DecisionPromote), upgrade.ErrNotBaking)
+	for _, d := range []upgrade.Decision{upgrade.DecisionAbort, upgrade.DecisionPromote} {
+		plan, err := upgrade.ParseCanary("kv0,kv1", time.Hour)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.mgr.UpgradeWith(ctxFor(t, time.Minute), "kv", bin("kv2"), upgrade.UpgradeOptions{Canary: plan})
+			done <- err
+		}()
+		waitFor(t, 30*time.Second, "the bake", func() bool {
+			op, ok := s.mgr.Running("kv")
+			return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+		})
+		require.NoError(t, s.mgr.Decide("kv", d))
+		err = <-done
+		h := s.history(t)
+		last := h[len(h)-1]
+		if d == upgrade.DecisionAbort {
+			var rolled *upgrade.CanaryRolledBackError
+			require.ErrorAs(t, err, &rolled)
+			assert.Contains(t, last.Canary, "aborted by an operator")
+			assert.EqualValues(t, 1, s.state(t, "kv0").Schema)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Contains(t, last.Canary, "promoted by an operator")
+		assert.EqualValues(t, 2, s.state(t, "kv5").Schema)
+	}
+}
+
+// TestCanaryPlansThatCannotWork are refused before anything moves.
+func TestCanaryPlansThatCannotWork(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"0%", "above 0 and below 100"},
+		{"100%", "above 0 and below 100"},
+		{"ten%", "above 0 and below 100"},
+		{"", "empty canary"},
+	} {
+		_, err := upgrade.ParseCanary(tc.in, time.Second)
+		require.ErrorContains(t, err, tc.want, "canary %q", tc.in)
+	}
+	_, err := upgrade.ParseCanary("10%", 0)
+	require.ErrorContains(t, err, "bake time above zero")
+
+	s := bootKV1(t, 2, upgrade.Options{})
+	touch(t, s)
+	for _, tc := range []struct{ in, want string }{
+		{"kv0,nosuch", `canary actor "nosuch" is not an actor of behaviour "kv"`},
+		{"kv0,kv1", "names every actor"},
+	} {
+		plan, err := upgrade.ParseCanary(tc.in, time.Second)
+		require.NoError(t, err)
+		_, err = s.mgr.UpgradeWith(ctxFor(t, time.Minute), "kv", bin("kv2"), upgrade.UpgradeOptions{Canary: plan})
+		require.ErrorContains(t, err, tc.want)
+		assert.EqualValues(t, 1, s.state(t, "kv0").Schema, "nothing moved")
+	}
+}
+
+// upgradeResult carries a record's outcome out of a goroutine.
+type upgradeResult struct {
+	mu              sync.Mutex
+	outcome, canary string
+}
+
+func (u *upgradeResult) set(o, c string) { u.mu.Lock(); u.outcome, u.canary = o, c; u.mu.Unlock() }
+func (u *upgradeResult) get() (string, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.outcome, u.canary
+}
+
+// bootKV1 boots n kv actors on v1 in a fresh folder.
+func bootKV1(t *testing.T, n int, opts upgrade.Options) *system {
+	dir := t.TempDir()
+	install(t, "kv1", dir+"/kv")
+	return boot(t, dir, n, opts)
+}
+
+// touch calls every actor once, so each has a committed state on v1.
+func touch(t *testing.T, s *system) {
+	for _, a := range s.actors {
+		_, err := s.core.Call(ctxFor(t, 10*time.Second), a, []byte("hello"), core.SendOptions{})
+		require.NoError(t, err)
+	}
+}
