@@ -204,27 +204,29 @@ type verdict struct {
 func (g Gates) judge(canary, old groupCounts, final bool) verdict {
 	g = g.withDefaults()
 	attempts := canary.handled + canary.failed
-	sum := fmt.Sprintf("canary: %s; old version: %s", canary.describe(), old.describe())
+	// The summary sorts the latencies: made only for a verdict that ends
+	// the bake, not at every tick.
+	sum := func() string { return fmt.Sprintf("canary: %s; old version: %s", canary.describe(), old.describe()) }
 	if attempts >= int64(g.MinMessages) {
 		if cr, or := canary.failureRate(), old.failureRate(); cr > or+g.FailureRateIncrease {
-			return verdict{true, fmt.Sprintf("failure rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum)}
+			return verdict{true, fmt.Sprintf("failure rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum())}
 		}
 		if cr, or := canary.deadRate(), old.deadRate(); cr > or+g.FailureRateIncrease {
-			return verdict{true, fmt.Sprintf("dead-letter rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum)}
+			return verdict{true, fmt.Sprintf("dead-letter rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum())}
 		}
 	}
 	if !final {
-		return verdict{false, sum}
+		return verdict{false, ""}
 	}
 	if canary.handled >= int64(g.MinMessages) && old.handled >= int64(g.MinMessages) {
 		if cp, op := canary.p99(), old.p99(); float64(cp) > g.P99Ratio*float64(op) {
-			return verdict{true, fmt.Sprintf("handle latency p99 %s against %s, over the %gx allowed (%s)", cp, op, g.P99Ratio, sum)}
+			return verdict{true, fmt.Sprintf("handle latency p99 %s against %s, over the %gx allowed (%s)", cp, op, g.P99Ratio, sum())}
 		}
 	}
 	if attempts < int64(g.MinMessages) {
-		return verdict{false, fmt.Sprintf("no gate failed, on too little traffic to judge (%d attempts, %d needed; %s)", attempts, g.MinMessages, sum)}
+		return verdict{false, fmt.Sprintf("no gate failed, on too little traffic to judge (%d attempts, %d needed; %s)", attempts, g.MinMessages, sum())}
 	}
-	return verdict{false, "every gate passed (" + sum + ")"}
+	return verdict{false, "every gate passed (" + sum() + ")"}
 }
 
 func pct(f float64) string { return strconv.FormatFloat(100*f, 'f', 2, 64) + "%" }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graft-host/graft/core"
@@ -81,6 +82,9 @@ type bakeWatch struct {
 // Calls come on the core's hot paths: one mutex and a map lookup.
 type health struct {
 	next core.Observer
+	// baking counts the watches: without one, an event costs an atomic
+	// load, not the mutex every actor's commit would share.
+	baking atomic.Int32
 
 	mu      sync.Mutex
 	watches map[string]*bakeWatch // by behaviour
@@ -96,6 +100,7 @@ func (h *health) watch(behaviour string, canary []string) {
 	}
 	h.mu.Lock()
 	h.watches[behaviour] = w
+	h.baking.Store(int32(len(h.watches)))
 	h.mu.Unlock()
 }
 
@@ -116,6 +121,7 @@ func (h *health) counts(behaviour string) (canary, old groupCounts) {
 func (h *health) unwatch(behaviour string) {
 	h.mu.Lock()
 	delete(h.watches, behaviour)
+	h.baking.Store(int32(len(h.watches)))
 	h.mu.Unlock()
 }
 
@@ -134,6 +140,10 @@ func (h *health) group(actor, behaviour string) *groupCounts {
 
 // BatchCommitted implements core.Observer.
 func (h *health) BatchCommitted(actor, behaviour string, n int, took time.Duration) {
+	if h.baking.Load() == 0 {
+		h.next.BatchCommitted(actor, behaviour, n, took)
+		return
+	}
 	h.mu.Lock()
 	if g := h.group(actor, behaviour); g != nil {
 		g.handled += int64(n)
@@ -145,6 +155,10 @@ func (h *health) BatchCommitted(actor, behaviour string, n int, took time.Durati
 
 // MessageFailed implements core.Observer.
 func (h *health) MessageFailed(actor, behaviour string) {
+	if h.baking.Load() == 0 {
+		h.next.MessageFailed(actor, behaviour)
+		return
+	}
 	h.mu.Lock()
 	if g := h.group(actor, behaviour); g != nil {
 		g.failed++
@@ -155,6 +169,10 @@ func (h *health) MessageFailed(actor, behaviour string) {
 
 // DeadLettered implements core.Observer.
 func (h *health) DeadLettered(actor, behaviour string) {
+	if h.baking.Load() == 0 {
+		h.next.DeadLettered(actor, behaviour)
+		return
+	}
 	h.mu.Lock()
 	if g := h.group(actor, behaviour); g != nil {
 		g.dead++

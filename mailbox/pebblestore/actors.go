@@ -274,21 +274,13 @@ func (s *Store) SetStatus(ctx context.Context, name, status string) error {
 // above those of earlier ones. The first start of each of a million
 // actors, or of every new virtual actor, thus costs no write.
 func (s *Store) Claim(ctx context.Context, name string) (uint64, error) {
-	if err := s.enter(); err != nil {
-		return 0, err
-	}
-	defer s.leave()
-	a, err := s.lookup(name)
-	if err != nil {
-		return 0, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.removed {
-		return 0, unknownActor(name)
-	}
-	a.rec.Epoch = max(a.rec.Epoch, s.epochBase) + 1
-	return a.rec.Epoch, nil
+	var epoch uint64
+	err := s.withLive(name, func(a *actor) error {
+		a.rec.Epoch = max(a.rec.Epoch, s.epochBase) + 1
+		epoch = a.rec.Epoch
+		return nil
+	})
+	return epoch, err
 }
 
 // nextGeneration bumps the open generation durably and sets the epochs'
@@ -320,6 +312,20 @@ func (s *Store) nextGeneration() error {
 }
 
 func (s *Store) updateRecord(name string, change func(*actorRecord)) error {
+	return s.withLive(name, func(a *actor) error {
+		rec := a.rec
+		change(&rec)
+		if err := s.putActorRecord(name, rec, tierCommit); err != nil {
+			return err
+		}
+		a.rec = rec
+		return nil
+	})
+}
+
+// withLive runs fn on the actor named, holding its lock, unless the store
+// is closed or the actor unknown or removed.
+func (s *Store) withLive(name string, fn func(a *actor) error) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -333,13 +339,7 @@ func (s *Store) updateRecord(name string, change func(*actorRecord)) error {
 	if a.removed {
 		return unknownActor(name)
 	}
-	rec := a.rec
-	change(&rec)
-	if err := s.putActorRecord(name, rec, tierCommit); err != nil {
-		return err
-	}
-	a.rec = rec
-	return nil
+	return fn(a)
 }
 
 // State implements mailbox.Registry.
