@@ -42,6 +42,12 @@ type Config struct {
 	Behaviours map[string]core.BehaviourConfig
 	// Actors in file order, which is their start order.
 	Actors []core.ActorConfig
+	// Upgrade is how every upgrade moves actors (the upgrade section).
+	Upgrade Upgrade
+	// UpgradePolicies are, by behaviour, the canary its upgrades start
+	// with (behaviours.NAME.upgrade); a behaviour without one upgrades
+	// all its actors, in groups.
+	UpgradePolicies map[string]UpgradePolicy
 
 	lines   map[string]int // key path -> line, for checks after decoding
 	actorAt []int          // line of each actor entry
@@ -313,5 +319,6 @@ func defaults() *Config {
 			BackoffMax:  10 * time.Second,
 		},
 		Behaviours: map[string]core.BehaviourConfig{},
+		Upgrade:    Upgrade{MaxPause: DefaultMaxPause, OverBudget: "retry"},
 	}
 }

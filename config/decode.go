@@ -272,6 +272,7 @@ func (d *decoder) decode(data []byte) *Config {
 				field{"backoff_max", d.duration(&s.BackoffMax)},
 			)
 		}},
+		field{"upgrade", func(n *yaml.Node, key string) { d.upgradeSection(cfg, n, key) }},
 		field{"behaviours", func(n *yaml.Node, key string) { d.behaviours(cfg, n, key) }},
 		field{"actors", func(n *yaml.Node, key string) { d.actors(cfg, n, key) }},
 	)
@@ -315,6 +316,7 @@ func (d *decoder) behaviours(cfg *Config, n *yaml.Node, key string) {
 			{"env", d.env(&b.Env)}, // see resources.go
 			{"virtual", oneOf(d, &b.Virtual, map[string]bool{"true": true, "false": false})},
 			{"passivate_after", d.duration(&b.PassivateAfter)},
+			{"upgrade", d.upgradePolicy(cfg, name)}, // see upgrade.go
 		}, d.resourceFields(&b.Resources)...)...)
 		cfg.Behaviours[name] = b
 	}

@@ -35,6 +35,10 @@
 //	  period: 5s              # ... within this period and the supervisor gives up
 //	  backoff_min: 100ms      # delay before a restart, doubling ...
 //	  backoff_max: 10s        # ... up to this
+//	upgrade:                  # how every upgrade moves actors
+//	  group_size: 64          # actors paused, migrated and committed together
+//	  max_pause: 50ms         # an actor that would pause longer stays on the old version ...
+//	  over_budget: retry      # ... and is retried once the rest moved (retry), or the upgrade stops (stop)
 //	behaviours:
 //	  counter:                # the key is the behaviour name the plugin must report
 //	    binary: ./plugins/counter
@@ -50,6 +54,12 @@
 //	                          # or call to such a name creates the actor (see below)
 //	    passivate_after: 5m   # unset: actors stay in memory; set: an actor idle this
 //	                          # long leaves memory until its next message (see below)
+//	    upgrade:              # unset: an upgrade moves every actor, in groups
+//	      canary: 10%         # or [hits, misses]: moved first, then both versions serve ...
+//	      bake: 30s           # ... this long, compared, then promoted or rolled back
+//	      failure_rate_increase: 1%  # the canary's failure rate may be this much higher
+//	      p99_ratio: 1.5      # and its handle latency p99 this many times the old one's
+//	      min_messages: 20    # attempts the canary makes before a gate can fail it
 //	actors:
 //	  - name: hits
 //	    behaviour: counter

@@ -100,6 +100,7 @@ func (d *decoder) validate(cfg *Config) {
 		key := fmt.Sprintf("actors[%d].requires", i)
 		problem(at(key), key, "requirement cycle %s: an actor cannot wait for itself", strings.Join(cycle, " -> "))
 	}
+	d.validateUpgrades(cfg)
 }
 
 // virtualOwner is the virtual behaviour whose namespace (BEHAVIOUR/KEY)

@@ -140,7 +140,10 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 	cfg := h.cfg
 	// The upgrade manager runs modules from its sha256-named cache next to
 	// the store, and picks each actor's version from its committed state.
-	upOpts := upgrade.Options{Dir: cfg.BinaryCacheDir(), Logger: h.log.With("component", "upgrade")}
+	upOpts := upgrade.Options{
+		Dir: cfg.BinaryCacheDir(), Logger: h.log.With("component", "upgrade"),
+		GroupSize: cfg.Upgrade.GroupSize, Policies: policies(cfg),
+	}
 	var observer core.Observer
 	if p.metrics != nil {
 		upOpts.OnRecord = p.metrics.Upgraded

@@ -2,18 +2,73 @@ package host
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/graft-host/graft/config"
 	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/upgrade"
 )
 
 // controlUpgrader serves the control API's upgrade endpoints with the
-// upgrade manager. It converts the dry run's report to the API's wire
-// type, as core/control may not import the upgrade package (the layering
-// rule: core never imports upgrade).
+// upgrade manager. It converts requests and reports between the API's
+// wire types and the upgrade package's, as core/control may not import
+// the upgrade package (the layering rule: core never imports upgrade).
 type controlUpgrader struct{ *upgrade.Manager }
 
 var _ control.Upgrader = controlUpgrader{}
+
+// Upgrade implements control.Upgrader.
+func (u controlUpgrader) Upgrade(ctx context.Context, behaviour string, req control.UpgradeRequest) (mailbox.UpgradeRecord, error) {
+	o := upgrade.UpgradeOptions{Force: req.Force}
+	if req.Canary != "" {
+		c, err := upgrade.ParseCanary(req.Canary, time.Duration(req.BakeSeconds*float64(time.Second)))
+		if err != nil {
+			return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w: %w", behaviour, control.ErrBadRequest, err)
+		}
+		o.Canary = c
+	}
+	return u.Manager.UpgradeWith(ctx, behaviour, req.Binary, o)
+}
+
+// Decide implements control.Upgrader.
+func (u controlUpgrader) Decide(behaviour string, promote bool) error {
+	d := upgrade.DecisionAbort
+	if promote {
+		d = upgrade.DecisionPromote
+	}
+	return u.Manager.Decide(behaviour, d)
+}
+
+// InProgress implements control.Upgrader: the ops running, by behaviour.
+func (u controlUpgrader) InProgress() []control.UpgradeProgress {
+	ops := u.Manager.RunningOps()
+	out := make([]control.UpgradeProgress, 0, len(ops))
+	now := time.Now()
+	for b, op := range ops {
+		p := control.UpgradeProgress{
+			Behaviour: b, Kind: string(op.Kind), From: op.From.Name(), To: op.To.Name(), Started: op.Started, Phase: "moving",
+		}
+		if op.Kind == upgrade.KindDryRun {
+			p.Phase = "dry run"
+		}
+		if cs := op.Canary; cs != nil {
+			p.Phase, p.Canary, p.Group, p.Verdict = string(cs.Phase), cs.Plan.String(), cs.Group, cs.Verdict
+			if !cs.BakeUntil.IsZero() {
+				p.BakeUntil = cs.BakeUntil
+				if cs.Phase == upgrade.PhaseBaking {
+					p.BakeLeftSeconds = max(0, cs.BakeUntil.Sub(now).Seconds())
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b control.UpgradeProgress) int { return strings.Compare(a.Behaviour, b.Behaviour) })
+	return out
+}
 
 // DryRun implements control.Upgrader.
 func (u controlUpgrader) DryRun(ctx context.Context, behaviour, binary string) (control.DryRunReport, error) {
@@ -36,4 +91,20 @@ func (u controlUpgrader) DryRun(ctx context.Context, behaviour, binary string) (
 		}
 	}
 	return out, nil
+}
+
+// policies are the config's canary policies as the upgrade manager takes
+// them (upgrade.Options.Policies).
+func policies(cfg *config.Config) map[string]upgrade.Canary {
+	out := map[string]upgrade.Canary{}
+	for b, p := range cfg.UpgradePolicies {
+		if !p.HasCanary() {
+			continue
+		}
+		out[b] = upgrade.Canary{
+			Share: p.CanaryShare, Actors: slices.Clone(p.CanaryActors), Bake: p.Bake,
+			Gates: upgrade.Gates{FailureRateIncrease: p.FailureRateIncrease, P99Ratio: p.P99Ratio, MinMessages: p.MinMessages},
+		}
+	}
+	return out
 }

@@ -284,6 +284,17 @@ func (m *Manager) Running(behaviour string) (Op, bool) {
 	return op.snapshot(), ok
 }
 
+// RunningOps is every op in progress by behaviour (snapshots, as Running).
+func (m *Manager) RunningOps() map[string]Op {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]Op, len(m.running))
+	for b, op := range m.running {
+		out[b] = op.snapshot()
+	}
+	return out
+}
+
 // setRunning refreshes the snapshot of behaviour's upgrade in progress.
 func (m *Manager) setRunning(behaviour string, op Op) {
 	m.mu.Lock()

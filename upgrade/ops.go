@@ -76,13 +76,19 @@ func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o U
 }
 
 // canaryPlan is the canary an upgrade of behaviour runs with: asked, or
-// the behaviour's policy, or none.
+// the behaviour's policy, or none. An asked canary without gates of its
+// own is judged by the policy's (the config's thresholds hold for a
+// canary started by hand too).
 func (m *Manager) canaryPlan(behaviour string, asked *Canary) *Canary {
+	p, hasPolicy := m.opts.Policies[behaviour]
 	if asked != nil {
 		c := *asked
+		if c.Gates == (Gates{}) && hasPolicy {
+			c.Gates = p.Gates
+		}
 		return &c
 	}
-	if p, ok := m.opts.Policies[behaviour]; ok {
+	if hasPolicy {
 		return &p
 	}
 	return nil

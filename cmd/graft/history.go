@@ -52,7 +52,10 @@ func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 	fmt.Fprintln(tw, "ID\tKIND\tBEHAVIOUR\tFROM\tTO\tSTARTED\tTOOK\tACTORS\tOUTCOME")
 	for _, r := range recs {
 		outcome := r.Outcome
-		if r.Error != "" {
+		if r.Canary != "" {
+			outcome += " (canary " + r.Canary + ")"
+		}
+		if r.Error != "" && !(r.Canary != "" && strings.Contains(r.Canary, strings.TrimPrefix(r.Error, "canary rolled back: "))) {
 			// One row per record: an error that lists each actor on a
 			// line of its own would break the table (and awk).
 			outcome += ": " + strings.Join(strings.Fields(strings.ReplaceAll(r.Error, "\n", "; ")), " ")
@@ -74,6 +77,9 @@ func writeRecord(w io.Writer, r api.UpgradeRecord) {
 		fmt.Fprintf(w, ": %s", r.Error)
 	}
 	fmt.Fprintf(w, " (%d actors)\n", r.Actors)
+	if r.Canary != "" {
+		fmt.Fprintf(w, "  canary %s\n", r.Canary)
+	}
 }
 
 func newRollbackCmd(e *env, cf *clientFlags) *cobra.Command {

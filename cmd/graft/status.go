@@ -89,7 +89,36 @@ func statusOnce(cmd *cobra.Command, e *env, cf *clientFlags, asJSON, live bool) 
 	if live {
 		fmt.Fprintf(e.stdout, "graft core pid %d on %s at %s\n\n", st.Core.PID, st.Core.Socket, time.Now().Format(time.TimeOnly))
 	}
-	return writeStatusTable(e.stdout, st.Actors)
+	if err := writeStatusTable(e.stdout, st.Actors); err != nil {
+		return err
+	}
+	return writeUpgrades(e.stdout, st.Upgrades)
+}
+
+// writeUpgrades prints the upgrades in progress below the actors, one line
+// each, with a canary's phase and its bake's time left.
+func writeUpgrades(w io.Writer, ups []api.UpgradeProgress) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPGRADING\tKIND\tFROM\tTO\tPHASE\tSINCE")
+	for _, u := range ups {
+		phase := u.Phase
+		switch {
+		case u.Canary != "" && u.Phase == "baking":
+			phase = fmt.Sprintf("baking canary %s (%s), %s left", u.Canary, list(u.Group, 3),
+				time.Duration(u.BakeLeftSeconds*float64(time.Second)).Round(time.Second))
+		case u.Canary != "" && u.Verdict != "":
+			phase = fmt.Sprintf("%s canary %s: %s", u.Phase, u.Canary, truncate(u.Verdict, 100))
+		case u.Canary != "":
+			phase = fmt.Sprintf("moving canary %s (%s)", u.Canary, list(u.Group, 3))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Behaviour, u.Kind, dash(u.From), dash(u.To), phase,
+			time.Since(u.Started).Round(time.Second))
+	}
+	return tw.Flush()
 }
 
 // writeJSONLine writes v as one line of JSON (a stream of documents).

@@ -21,9 +21,16 @@ func (e *dryRunFailedError) Error() string {
 	return fmt.Sprintf("dry run of %s: %d of %d actors failed; an upgrade to this binary is refused unless given --force", e.rep.Behaviour, e.rep.Blocking, e.rep.Actors)
 }
 
+// upgradeFlags are graft upgrade's flags.
+type upgradeFlags struct {
+	binary, canary        string
+	bake                  time.Duration
+	asJSON, dryRun, force bool
+	promote, abort        bool
+}
+
 func newUpgradeCmd(e *env, cf *clientFlags) *cobra.Command {
-	var binary string
-	var asJSON, dryRun, force bool
+	var f upgradeFlags
 	cmd := &cobra.Command{
 		Use:   "upgrade BEHAVIOUR",
 		Short: "Upgrade every actor of a behaviour to a new plugin binary, in place",
@@ -33,7 +40,21 @@ migrated by the new module, and it resumes. No queued or arriving message is
 lost. Without --binary the behaviour's configured binary (rebuilt in place)
 is used; a relative --binary is relative to the folder graft upgrade runs
 in. A failure leaves the actor on the old version with its state
-unchanged. --timeout bounds the wait (default 10m).
+unchanged. --timeout bounds the wait (default 10m, plus the bake).
+
+--canary 10% (or --canary a,b) moves only that share of the actors (picked
+by a hash of their names), or those actors, first. Both versions then serve
+for --bake while the canary is compared with the actors left on the old
+version: the rate of failed messages (errors, panics, module crashes and
+hangs; a handler's refusal is an answer, not a failure), dead letters, and
+handle latency p99. When the canary is no worse than the behaviour's
+thresholds allow (behaviours.B.upgrade in the config; by default a failure
+rate 1 point higher, and a p99 1.5 times the old one's), the rest are moved;
+otherwise the canary is moved back with the new version's down-migration,
+by itself, and graft exits 1 with the numbers that decided. A behaviour
+with a canary in its config upgrades that way without --canary too.
+--promote and --abort end a bake early. The bake goes on in the core if
+graft upgrade stops waiting; graft status shows its phase and time left.
 
 --dry-run pauses and moves nothing: it starts the new module beside the old
 one, migrates every actor's committed state up with it and back down with
@@ -45,55 +66,109 @@ unless given --force; states with no way back down, or that do not come
 back the same, are warnings (a rollback would not take them).`,
 		Example: `  graft upgrade greeter --config graft.yaml
   graft upgrade greeter --binary ./plugins/greeter-v2 --dry-run
+  graft upgrade greeter --binary ./plugins/greeter-v2 --canary 10% --bake 60s
+  graft upgrade greeter --promote
   graft upgrade greeter --binary ./plugins/greeter-v2 --force`,
 		Args: exactArgs(1, "BEHAVIOUR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dryRun && force {
-				return &usageError{errors.New("--dry-run and --force do not go together: a dry run moves nothing; run the upgrade with --force after it")}
+			if err := f.check(); err != nil {
+				return err
 			}
-			if binary != "" { // the core runs in another folder: send it the path meant here
-				abs, err := filepath.Abs(binary)
+			if f.promote || f.abort {
+				return decide(cmd, e, cf, args[0], f)
+			}
+			if f.binary != "" { // the core runs in another folder: send it the path meant here
+				abs, err := filepath.Abs(f.binary)
 				if err != nil {
-					return fmt.Errorf("--binary %s: %w", binary, err)
+					return fmt.Errorf("--binary %s: %w", f.binary, err)
 				}
-				binary = abs
+				f.binary = abs
 			}
-			c, ctx, done, err := cf.client(cmd, e, 10*time.Minute)
-			if err != nil {
-				return err
+			if f.dryRun {
+				return dryRun(cmd, e, cf, args[0], f)
 			}
-			defer done()
-			if dryRun {
-				rep, err := c.DryRun(ctx, args[0], binary)
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					err = printJSON(e.stdout, rep)
-				} else {
-					writeDryRun(e.stdout, rep)
-				}
-				if err == nil && rep.Blocking > 0 {
-					err = &dryRunFailedError{rep: rep}
-				}
-				return err
-			}
-			rec, err := c.UpgradeWith(ctx, args[0], api.UpgradeRequest{Binary: binary, Force: force})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(e.stdout, rec)
-			}
-			writeRecord(e.stdout, rec)
-			return nil
+			return runUpgrade(cmd, e, cf, args[0], f)
 		},
 	}
-	cmd.Flags().StringVar(&binary, "binary", "", "plugin binary to upgrade to (default: the configured one)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the upgrade record (or the dry run's report) as JSON")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check every actor's state against the new binary; move nothing")
-	cmd.Flags().BoolVar(&force, "force", false, "upgrade even to a binary whose last dry run failed (the upgrade's own check still runs)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.binary, "binary", "", "plugin binary to upgrade to (default: the configured one)")
+	fl.BoolVar(&f.asJSON, "json", false, "print the upgrade record (or the dry run's report) as JSON")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "check every actor's state against the new binary; move nothing")
+	fl.BoolVar(&f.force, "force", false, "upgrade even to a binary whose last dry run failed (the upgrade's own check still runs)")
+	fl.StringVar(&f.canary, "canary", "", "move this share (10%) or these actors (a,b) first, bake, then promote or roll back")
+	fl.DurationVar(&f.bake, "bake", 0, "how long the canary serves beside the old version before the decision (with --canary)")
+	fl.BoolVar(&f.promote, "promote", false, "end the behaviour's canary bake now and move the rest of its actors")
+	fl.BoolVar(&f.abort, "abort", false, "end the behaviour's canary bake now and roll the canary back")
 	return cmd
+}
+
+// check refuses flags that do not go together, before anything is asked
+// of the core.
+func (f upgradeFlags) check() error {
+	usage := func(msg string) error { return &usageError{errors.New(msg)} }
+	switch {
+	case f.promote && f.abort:
+		return usage("--promote and --abort do not go together: choose one")
+	case (f.promote || f.abort) && (f.binary != "" || f.dryRun || f.force || f.canary != "" || f.bake != 0):
+		return usage("--promote and --abort take only the behaviour: they end the canary bake already running")
+	case f.dryRun && f.force:
+		return usage("--dry-run and --force do not go together: a dry run moves nothing; run the upgrade with --force after it")
+	case f.dryRun && f.canary != "":
+		return usage("--dry-run and --canary do not go together: a dry run moves nothing; run the canary after it")
+	case f.bake != 0 && f.canary == "":
+		return usage("--bake without --canary: a bake is how long a canary serves beside the old version; give --canary 10% (or actor names) too")
+	case f.canary != "" && f.bake <= 0:
+		return usage("--canary needs --bake, above zero (e.g. --bake 60s): how long both versions serve before the decision")
+	}
+	return nil
+}
+
+// dryRun runs and prints a dry run.
+func dryRun(cmd *cobra.Command, e *env, cf *clientFlags, behaviour string, f upgradeFlags) error {
+	c, ctx, done, err := cf.client(cmd, e, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	defer done()
+	rep, err := c.DryRun(ctx, behaviour, f.binary)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		err = printJSON(e.stdout, rep)
+	} else {
+		writeDryRun(e.stdout, rep)
+	}
+	if err == nil && rep.Blocking > 0 {
+		err = &dryRunFailedError{rep: rep}
+	}
+	return err
+}
+
+// runUpgrade runs an upgrade and prints its record; while it runs, its
+// phases (a canary's, a bake's time left) are told on stderr.
+func runUpgrade(cmd *cobra.Command, e *env, cf *clientFlags, behaviour string, f upgradeFlags) error {
+	c, ctx, done, err := cf.client(cmd, e, 10*time.Minute+f.bake)
+	if err != nil {
+		return err
+	}
+	defer done()
+	stopFollowing := followUpgrade(ctx, c, e.stderr, behaviour)
+	rec, err := c.UpgradeWith(ctx, behaviour, api.UpgradeRequest{
+		Binary: f.binary, Force: f.force, Canary: f.canary, BakeSeconds: f.bake.Seconds(),
+	})
+	stopFollowing()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w; the upgrade of %s goes on in the core: `graft status` shows its phase, and `graft upgrade %s --promote` or `--abort` ends a canary's bake", err, behaviour, behaviour)
+		}
+		return err
+	}
+	if f.asJSON {
+		return printJSON(e.stdout, rec)
+	}
+	writeRecord(e.stdout, rec)
+	return nil
 }
 
 // writeDryRun prints a dry run's report: its summary, then each kind of

@@ -49,6 +49,10 @@ type (
 	UpgradeStep = api.UpgradeStep
 	// UpgradeRequest is api.UpgradeRequest.
 	UpgradeRequest = api.UpgradeRequest
+	// UpgradeProgress is api.UpgradeProgress.
+	UpgradeProgress = api.UpgradeProgress
+	// DecisionResponse is api.DecisionResponse.
+	DecisionResponse = api.DecisionResponse
 	// DryRunRequest is api.DryRunRequest.
 	DryRunRequest = api.DryRunRequest
 	// DryRunReport is api.DryRunReport.

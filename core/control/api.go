@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"time"
 	"unicode/utf8"
 
@@ -49,17 +50,25 @@ type Runtime interface {
 // Upgrader performs upgrades and rollbacks; host passes the upgrade
 // package's implementation in, so this package does not depend on it.
 type Upgrader interface {
-	// Upgrade moves every actor of behaviour to the module built from
-	// binary ("" means the configured binary, rebuilt in place).
-	Upgrade(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error)
-	// UpgradeForced is Upgrade even to a binary whose last dry run failed.
-	UpgradeForced(ctx context.Context, behaviour, binary string) (mailbox.UpgradeRecord, error)
+	// Upgrade moves the actors of behaviour to the module built from
+	// req.Binary ("" means the configured binary, rebuilt in place), all
+	// of them or a canary first (req.Canary). A request that cannot be
+	// carried out as written wraps ErrBadRequest.
+	Upgrade(ctx context.Context, behaviour string, req UpgradeRequest) (mailbox.UpgradeRecord, error)
 	// Rollback moves every actor of behaviour back to its previous version.
 	Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error)
 	// DryRun checks binary against every actor of behaviour and moves
 	// none.
 	DryRun(ctx context.Context, behaviour, binary string) (DryRunReport, error)
+	// Decide ends behaviour's canary bake now: promote, or roll back.
+	Decide(behaviour string, promote bool) error
+	// InProgress lists the upgrades, rollbacks and dry runs running.
+	InProgress() []UpgradeProgress
 }
+
+// ErrBadRequest marks an Upgrader's refusal of a request as written (a
+// canary that cannot be read): the API answers it 400 bad_request.
+var ErrBadRequest = errors.New("bad request")
 
 // fromCore is s as the API shows it.
 func fromCore(s core.ActorStatus) ActorStatus {

@@ -327,12 +327,23 @@ func TestDeadLettersAndRetry(t *testing.T) {
 
 type fakeUpgrader struct{}
 
-func (fakeUpgrader) Upgrade(_ context.Context, b, bin string) (mailbox.UpgradeRecord, error) {
-	return mailbox.UpgradeRecord{Behaviour: b, Kind: "upgrade", To: bin, Outcome: "completed"}, nil
+func (fakeUpgrader) Upgrade(_ context.Context, b string, req control.UpgradeRequest) (mailbox.UpgradeRecord, error) {
+	rec := mailbox.UpgradeRecord{Behaviour: b, Kind: "upgrade", To: req.Binary, Outcome: "completed", Canary: req.Canary}
+	if req.Force {
+		rec.Error = "forced"
+	}
+	return rec, nil
 }
 
-func (fakeUpgrader) UpgradeForced(_ context.Context, b, bin string) (mailbox.UpgradeRecord, error) {
-	return mailbox.UpgradeRecord{Behaviour: b, Kind: "upgrade", To: bin, Outcome: "completed", Error: "forced"}, nil
+func (fakeUpgrader) Decide(b string, promote bool) error {
+	if b != "baking" {
+		return fmt.Errorf("promote %q: no canary upgrade of this behaviour is baking", b)
+	}
+	return nil
+}
+
+func (fakeUpgrader) InProgress() []control.UpgradeProgress {
+	return []control.UpgradeProgress{{Behaviour: "baking", Kind: "upgrade", Phase: "baking", Canary: "10%", BakeLeftSeconds: 30}}
 }
 
 func (fakeUpgrader) Rollback(_ context.Context, b string) (mailbox.UpgradeRecord, error) {
@@ -375,6 +386,30 @@ func TestUpgradeEndpoints(t *testing.T) {
 	_, err = h2.client.DryRun(ctx, "recorder", "relative/bin")
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, control.CodeBadRequest, apiErr.Code)
+
+	// The canary's endpoints reach the upgrader, and their answers theirs.
+	rec, err = h2.client.UpgradeWith(ctx, "recorder", control.UpgradeRequest{Canary: "10%", BakeSeconds: 5})
+	require.NoError(t, err)
+	assert.Equal(t, "10%", rec.Canary)
+	_, err = h2.client.UpgradeWith(ctx, "recorder", control.UpgradeRequest{BakeSeconds: 5})
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, control.CodeBadRequest, apiErr.Code, "a bake without a canary")
+	d, err := h2.client.Promote(ctx, "baking")
+	require.NoError(t, err)
+	assert.Equal(t, control.DecisionResponse{Behaviour: "baking", Decision: "promote"}, d)
+	_, err = h2.client.Abort(ctx, "recorder")
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, control.CodeConflict, apiErr.Code)
+	ups, err := h2.client.Upgrades(ctx)
+	require.NoError(t, err)
+	require.Len(t, ups, 1)
+	assert.Equal(t, "baking", ups[0].Phase)
+	st, err := h2.client.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, ups, st.Upgrades, "status carries the upgrades in progress")
+	st, err = h.client.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []control.UpgradeProgress{}, st.Upgrades, "[] without an upgrader")
 }
 
 func TestNoCoreRunning(t *testing.T) {

@@ -25,7 +25,7 @@ func NewUpgradeRecord(rec mailbox.UpgradeRecord) UpgradeRecord {
 	out := UpgradeRecord{
 		ID: rec.ID, Kind: rec.Kind, Behaviour: rec.Behaviour, From: rec.From, To: rec.To,
 		Started: rec.Started, Ended: rec.Ended, Outcome: rec.Outcome, Error: rec.Error,
-		Actors: ActorsMoved(rec.Steps), Steps: make([]UpgradeStep, len(rec.Steps)),
+		Actors: ActorsMoved(rec.Steps), Steps: make([]UpgradeStep, len(rec.Steps)), Canary: rec.Canary,
 	}
 	if !rec.Ended.IsZero() {
 		out.DurationSeconds = rec.Ended.Sub(rec.Started).Seconds()

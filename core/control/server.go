@@ -84,6 +84,9 @@ func (s *Server) routes() {
 	s.route("POST /v1/behaviours/{behaviour}/upgrade", s.upgrade)
 	s.route("POST /v1/behaviours/{behaviour}/dry-run", s.dryRun)
 	s.route("POST /v1/behaviours/{behaviour}/rollback", s.rollback)
+	s.route("POST /v1/behaviours/{behaviour}/promote", s.decide(true))
+	s.route("POST /v1/behaviours/{behaviour}/abort", s.decide(false))
+	s.route("GET /v1/upgrades", s.upgrades)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound,
 			fmt.Sprintf("no endpoint %s %s (see the package doc of graft/core/control/api)", r.Method, r.URL.Path)})
@@ -134,7 +137,7 @@ func (s *Server) status(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	out := Status{Core: s.opts.Info, Actors: make([]ActorStatus, len(rows))}
+	out := Status{Core: s.opts.Info, Actors: make([]ActorStatus, len(rows)), Upgrades: s.inProgress()}
 	for i, row := range rows {
 		out.Actors[i] = fromCore(row)
 	}
@@ -290,10 +293,41 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 	if err := s.binaryRequest(r, &req, func() string { return req.Binary }); err != nil {
 		return nil, err
 	}
-	if req.Force {
-		return answerRecord(s.opts.Upgrader.UpgradeForced(r.Context(), r.PathValue("behaviour"), req.Binary))
+	if req.BakeSeconds < 0 || (req.BakeSeconds > 0 && req.Canary == "") {
+		return nil, badRequest(fmt.Sprintf("bake_seconds %v without a canary: a bake is how long a canary serves beside the old version; give canary (a share such as 10%%, or actor names) with a bake above zero", req.BakeSeconds))
 	}
-	return answerRecord(s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req.Binary))
+	return answerRecord(s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req))
+}
+
+// decide hands a promote or abort to behaviour's baking canary.
+func (s *Server) decide(promote bool) handlerFunc {
+	return func(r *http.Request) (any, error) {
+		if s.opts.Upgrader == nil {
+			return nil, errNoUpgrader
+		}
+		b := r.PathValue("behaviour")
+		if err := s.opts.Upgrader.Decide(b, promote); err != nil {
+			return nil, err
+		}
+		d := "abort"
+		if promote {
+			d = "promote"
+		}
+		return DecisionResponse{Behaviour: b, Decision: d}, nil
+	}
+}
+
+// upgrades lists the upgrades in progress ([] without an upgrader).
+func (s *Server) upgrades(*http.Request) (any, error) { return s.inProgress(), nil }
+
+func (s *Server) inProgress() []UpgradeProgress {
+	if s.opts.Upgrader == nil {
+		return []UpgradeProgress{}
+	}
+	if ups := s.opts.Upgrader.InProgress(); ups != nil {
+		return ups
+	}
+	return []UpgradeProgress{}
 }
 
 func (s *Server) dryRun(r *http.Request) (any, error) {
@@ -382,7 +416,7 @@ func classify(err error) (int, string) {
 		return http.StatusInsufficientStorage, CodeDiskFull
 	case errors.Is(err, mailbox.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
-	case errors.Is(err, mailbox.ErrInvalidName), errors.Is(err, mailbox.ErrEmptyActorName),
+	case errors.Is(err, mailbox.ErrInvalidName), errors.Is(err, mailbox.ErrEmptyActorName), errors.Is(err, ErrBadRequest),
 		errors.Is(err, core.ErrInvalidMessageID), errors.Is(err, core.ErrInvalidState):
 		return http.StatusBadRequest, CodeBadRequest
 	case errors.Is(err, context.DeadlineExceeded):

@@ -223,7 +223,7 @@ func (c *Client) Upgrade(ctx context.Context, behaviour, binary string) (Upgrade
 	return c.UpgradeWith(ctx, behaviour, UpgradeRequest{Binary: binary})
 }
 
-// UpgradeWith is Upgrade with every option of the request (Force).
+// UpgradeWith is Upgrade with every option of the request (Force, Canary).
 func (c *Client) UpgradeWith(ctx context.Context, behaviour string, req UpgradeRequest) (UpgradeRecord, error) {
 	var out UpgradeRecord
 	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/upgrade", req, &out)
@@ -235,6 +235,34 @@ func (c *Client) UpgradeWith(ctx context.Context, behaviour string, req UpgradeR
 func (c *Client) DryRun(ctx context.Context, behaviour, binary string) (DryRunReport, error) {
 	var out DryRunReport
 	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/dry-run", DryRunRequest{Binary: binary}, &out)
+	return out, err
+}
+
+// Upgrades lists the upgrades, rollbacks and dry runs in progress.
+func (c *Client) Upgrades(ctx context.Context) ([]UpgradeProgress, error) {
+	out := []UpgradeProgress{}
+	if err := c.do(ctx, http.MethodGet, "/v1/upgrades", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Promote ends behaviour's canary bake now and moves the rest of its
+// actors; Abort ends it and rolls the canary back. Either fails with
+// code conflict when no canary of behaviour is baking.
+func (c *Client) Promote(ctx context.Context, behaviour string) (DecisionResponse, error) {
+	return c.decide(ctx, behaviour, "promote")
+}
+
+// Abort ends behaviour's canary bake now and rolls the canary back (see
+// Promote).
+func (c *Client) Abort(ctx context.Context, behaviour string) (DecisionResponse, error) {
+	return c.decide(ctx, behaviour, "abort")
+}
+
+func (c *Client) decide(ctx context.Context, behaviour, decision string) (DecisionResponse, error) {
+	var out DecisionResponse
+	err := c.do(ctx, http.MethodPost, "/v1/behaviours/"+pathSegment(behaviour)+"/"+decision, nil, &out)
 	return out, err
 }
 

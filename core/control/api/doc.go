@@ -42,6 +42,9 @@
 //	POST /v1/behaviours/{behaviour}/upgrade    UpgradeRequest -> UpgradeRecord
 //	POST /v1/behaviours/{behaviour}/dry-run    DryRunRequest -> DryRunReport
 //	POST /v1/behaviours/{behaviour}/rollback   -> UpgradeRecord
+//	POST /v1/behaviours/{behaviour}/promote    -> DecisionResponse (end a canary's bake: move the rest)
+//	POST /v1/behaviours/{behaviour}/abort      -> DecisionResponse (end it: roll the canary back)
+//	GET  /v1/upgrades                          -> []UpgradeProgress (upgrades, rollbacks, dry runs running)
 //
 // {actor} is one path segment, percent-encoded (url.PathEscape, with "."
 // and ".." written %2E and %2E%2E, which path cleaning would otherwise
@@ -65,6 +68,13 @@
 // 400 bad_request. Destroy removes an actor for good (its registry entry,
 // mailbox, state, replies, idempotency window, dead letters and the timers
 // it set); calls waiting on it fail; stop is the one that keeps its data.
+//
+// An upgrade answers when it ends. With "canary" (and "bake_seconds") it
+// moves that share or those actors first, bakes, and answers once it has
+// promoted or rolled back, which can be long after the request: a client
+// that stops waiting does not end the bake (promote and abort do, and
+// GET /v1/upgrades shows its phase and time left). A canary that was
+// rolled back answers 409 conflict with the numbers that decided.
 //
 // A call the handler refused (its terminal error) answers 200 with
 // "refused": true and the handler's text in "error"; Client.Call returns

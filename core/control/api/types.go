@@ -20,6 +20,8 @@ type CoreInfo struct {
 type Status struct {
 	Core   CoreInfo      `json:"core"`
 	Actors []ActorStatus `json:"actors"`
+	// Upgrades are the upgrades, rollbacks and dry runs in progress.
+	Upgrades []UpgradeProgress `json:"upgrades"`
 }
 
 // ActorStatus is one actor's row: the core's ActorStatus in stable JSON
@@ -296,6 +298,9 @@ type UpgradeRecord struct {
 	// and moved back counts once).
 	Actors int           `json:"actors"`
 	Steps  []UpgradeStep `json:"steps"`
+	// Canary, for a canary upgrade, is its group and bake and what
+	// decided, with the numbers (e.g. "10% for 1m0s: promoted: ...").
+	Canary string `json:"canary,omitempty"`
 }
 
 // UpgradeStep is one timed step of an upgrade: of one actor (a pause), or
@@ -312,6 +317,45 @@ type UpgradeRequest struct {
 	Binary string `json:"binary,omitempty"`
 	// Force upgrades even to a binary whose last dry run failed.
 	Force bool `json:"force,omitempty"`
+	// Canary, if set, moves this share ("10%") or these actors ("a,b")
+	// first. Both versions then serve for BakeSeconds while the canary is
+	// compared with the actors still on the old version, and the upgrade
+	// then promotes (moves the rest) or rolls the canary back by itself.
+	// Unset: the behaviour's configured policy (behaviours.B.upgrade), or
+	// every actor, in groups.
+	Canary string `json:"canary,omitempty"`
+	// BakeSeconds is the canary's bake window; it goes with Canary.
+	BakeSeconds float64 `json:"bake_seconds,omitempty"`
+}
+
+// DecisionResponse is the answer of promote and abort: the decision was
+// handed to the baking canary, which acts on it at once (the upgrade's own
+// answer, and `graft history`, say how it ended).
+type DecisionResponse struct {
+	Behaviour string `json:"behaviour"`
+	Decision  string `json:"decision"` // promote or abort
+}
+
+// UpgradeProgress is an upgrade, rollback or dry run in progress (GET
+// /v1/upgrades, and Status.Upgrades).
+type UpgradeProgress struct {
+	Behaviour string    `json:"behaviour"`
+	Kind      string    `json:"kind"` // upgrade, rollback or dry-run
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Started   time.Time `json:"started"`
+	// Phase is "dry run", "moving" (every actor, in groups) or a canary's
+	// phase: "canary" (its group is moving), "baking", "promoting" or
+	// "rolling back".
+	Phase string `json:"phase"`
+	// Canary is the canary's plan ("10%", "2 actors") and Group its
+	// actors; BakeUntil is when the bake decides and BakeLeftSeconds the
+	// time left; Verdict what decided, once it has.
+	Canary          string    `json:"canary,omitempty"`
+	Group           []string  `json:"group,omitempty"`
+	BakeUntil       time.Time `json:"bake_until,omitzero"`
+	BakeLeftSeconds float64   `json:"bake_left_seconds,omitempty"`
+	Verdict         string    `json:"verdict,omitempty"`
 }
 
 // ErrorBody is the body of every error response.
