@@ -319,6 +319,6 @@ func defaults() *Config {
 			BackoffMax:  10 * time.Second,
 		},
 		Behaviours: map[string]core.BehaviourConfig{},
-		Upgrade:    Upgrade{MaxPause: DefaultMaxPause, OverBudget: "retry"},
+		Upgrade:    Upgrade{OverBudget: "retry"},
 	}
 }

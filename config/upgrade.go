@@ -9,12 +9,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// DefaultMaxPause is upgrade.max_pause unset: the longest an actor may be
-// paused by an upgrade before it is left on the old version. 50 ms is ten
-// times a group's measured pause under load (docs/BENCHMARKS.md), so only
-// an actor whose drain or migration is truly slow meets it.
-const DefaultMaxPause = 50 * time.Millisecond
-
 // Upgrade is the `upgrade` section: how every upgrade moves actors.
 type Upgrade struct {
 	// GroupSize is how many actors one store transaction moves (0: the
@@ -22,7 +16,8 @@ type Upgrade struct {
 	GroupSize int
 	// MaxPause is each actor's pause budget: an actor whose drain,
 	// migration and commit would pause it longer is left on the old
-	// version, and the upgrade reports it.
+	// version, and the upgrade reports it (0: the upgrade package's
+	// default, upgrade.DefaultMaxPause, 50 ms).
 	MaxPause time.Duration
 	// OverBudget is what an upgrade does with those actors: "retry" them
 	// once the others moved (default), or "stop" there.

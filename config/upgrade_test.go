@@ -36,7 +36,7 @@ behaviours:
 func TestUpgradeDefaults(t *testing.T) {
 	cfg, err := config.Load(writeConfig(t, "store: {path: d}\n"))
 	require.NoError(t, err)
-	assert.Equal(t, config.DefaultMaxPause, cfg.Upgrade.MaxPause)
+	assert.Zero(t, cfg.Upgrade.MaxPause, "unset: the upgrade package's default")
 	assert.Equal(t, "retry", cfg.Upgrade.OverBudget)
 }
 

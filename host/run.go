@@ -142,7 +142,8 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 	// the store, and picks each actor's version from its committed state.
 	upOpts := upgrade.Options{
 		Dir: cfg.BinaryCacheDir(), Logger: h.log.With("component", "upgrade"),
-		GroupSize: cfg.Upgrade.GroupSize, Policies: policies(cfg),
+		GroupSize: cfg.Upgrade.GroupSize, MaxPause: cfg.Upgrade.MaxPause, StopOverBudget: cfg.Upgrade.OverBudget == "stop",
+		Policies: policies(cfg),
 	}
 	var observer core.Observer
 	if p.metrics != nil {

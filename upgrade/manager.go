@@ -51,6 +51,13 @@ type Options struct {
 	DrainTimeout time.Duration
 	// MigrateTimeout bounds one state migration (default 10 s).
 	MigrateTimeout time.Duration
+	// MaxPause is each actor's pause budget: an actor whose drain plus
+	// migration would hold it longer is resumed where it was and retried
+	// after the rest (budget.go). 0 is DefaultMaxPause; below 0, none.
+	MaxPause time.Duration
+	// StopOverBudget stops the op at the first group with an actor over
+	// budget, instead of retrying those actors after the rest.
+	StopOverBudget bool
 	// RollbackOnFailure moves the actors an upgrade already moved back to
 	// the old version when a later actor fails (default: they stay on the
 	// new version, which is consistent, and the failure is reported).
@@ -110,6 +117,12 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.MigrateTimeout <= 0 {
 		opts.MigrateTimeout = 10 * time.Second
+	}
+	switch {
+	case opts.MaxPause == 0:
+		opts.MaxPause = DefaultMaxPause
+	case opts.MaxPause < 0:
+		opts.MaxPause = 0 // no budget
 	}
 	if opts.Debounce <= 0 {
 		opts.Debounce = 250 * time.Millisecond

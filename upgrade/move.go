@@ -15,43 +15,73 @@ import (
 // move pauses, migrates, commits and resumes the actors in groups of
 // GroupSize: each group's migrated states commit in one store transaction.
 // A failure before a group's commit resumes that group on its old module
-// with its state untouched and stops. It returns how many actors moved and
-// each one's pause. With durable, the last group's commit is synced (so
-// every group's is, the log being sequential): what moved is on disk
-// before the caller journals a step that counts on it (a canary's bake).
+// with its state untouched and stops. An actor that would pause longer
+// than MaxPause is resumed where it was and retried once the others moved
+// (budget.go). It returns how many actors moved and each one's pause.
+// With durable, the last group's commit is synced (so every group's is,
+// the log being sequential): what moved is on disk before the caller
+// journals a step that counts on it (a canary's bake).
 func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string, durable bool) (int, []mailbox.UpgradeStep, error) {
 	moved := 0
 	var steps []mailbox.UpgradeStep
+	var over []overBudget
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
 		end := min(start+m.opts.GroupSize, len(actors))
-		pauses, err := m.moveGroup(ctx, target, migrator, to, actors[start:end], durable && end == len(actors))
+		pauses, late, err := m.moveGroup(ctx, target, migrator, to, actors[start:end], durable && end == len(actors))
+		steps = append(steps, pauses...)
+		moved += len(pauses)
+		over = append(over, late...)
 		if err != nil {
 			return moved, steps, err
 		}
-		steps = append(steps, pauses...)
-		moved += len(pauses)
+		if len(late) > 0 && m.opts.StopOverBudget {
+			return moved, steps, m.overBudgetError(over, moved, len(actors), 0)
+		}
 	}
-	return moved, steps, nil
+	if len(over) == 0 {
+		return moved, steps, nil
+	}
+	retried, retrySteps, err := m.retryOverBudget(ctx, target, migrator, to, over, durable, moved, len(actors))
+	return moved + retried, append(steps, retrySteps...), err
 }
 
 // moveGroup moves one group: pause all, migrate each committed state,
 // commit the group's states and module versions in one transaction, then
 // resume each on target. Before the commit a failure resumes the group
-// where it was, state untouched. It returns each actor's pause.
-func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string, durable bool) ([]mailbox.UpgradeStep, error) {
-	paused, err := m.pauseAll(ctx, group)
+// where it was, state untouched. An actor whose drain or migration does
+// not fit MaxPause is resumed where it was instead and returned in over.
+// It returns each moved actor's pause.
+func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string, durable bool) (_ []mailbox.UpgradeStep, over []overBudget, _ error) {
+	paused, over, err := m.pauseAll(ctx, group)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	group, paused = pausedOnly(group, paused)
+	if len(paused) == 0 {
+		return nil, over, nil
 	}
 	m.failpoint(FailpointPaused)
-	next, err := m.migrateAll(ctx, migrator, to, group, paused)
+	next, late, err := m.migrateAll(ctx, migrator, to, group, paused)
 	if err != nil {
 		resumeAll(paused, nil, nil)
-		return nil, err
+		return nil, nil, err
 	}
+	over = append(over, late...)
 	m.failpoint(FailpointMigrated)
 	var commits []mailbox.Commit
+	var moving []int
 	for i, p := range paused {
+		if next[i] == errOverBudget {
+			paused[i] = nil // resumed by migrateAll
+			continue
+		}
+		if m.overBudgetAt(p) { // would pause too long: stays where it was
+			over = append(over, overBudget{actor: group[i], stage: "migration", took: time.Since(p.Since)})
+			p.Resume(nil, nil)
+			paused[i] = nil
+			continue
+		}
+		moving = append(moving, i)
 		if next[i] != nil {
 			// Lazy: the actor's next batch commit or the history record
 			// makes it durable; lost before that, the actor is simply
@@ -61,49 +91,60 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migr
 	}
 	if err := m.host.CommitStates(ctx, commits...); err != nil {
 		resumeAll(paused, nil, nil)
-		return nil, fmt.Errorf("commit migrated states: %w", err)
+		return nil, nil, fmt.Errorf("commit migrated states: %w", err)
 	}
 	m.failpoint(FailpointCommitted)
-	resumeAll(paused, target, next)
-	steps := make([]mailbox.UpgradeStep, len(paused))
-	for i, p := range paused {
-		steps[i] = mailbox.UpgradeStep{Actor: group[i], Step: string(StepPause), Duration: time.Since(p.Since)}
+	steps := make([]mailbox.UpgradeStep, 0, len(moving))
+	for _, i := range moving {
+		paused[i].Resume(target, next[i])
+		steps = append(steps, mailbox.UpgradeStep{Actor: group[i], Step: string(StepPause), Duration: time.Since(paused[i].Since)})
 	}
-	return steps, nil
+	return steps, over, nil
 }
 
-// pauseAll pauses a group concurrently, each bounded by DrainTimeout; on
-// any failure the ones paused are resumed.
-func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused, error) {
+// pauseAll pauses a group concurrently, each bounded by DrainTimeout and
+// the pause budget. An actor whose batch in flight outlasts the budget is
+// not paused (it goes on serving) and is returned in over; on any other
+// failure the ones paused are resumed and the error returned.
+func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused, []overBudget, error) {
 	paused := make([]*core.Paused, len(group))
 	errs := make([]error, len(group))
+	late := make([]bool, len(group))
+	started := time.Now()
+	wait, budgeted := m.drainWait()
 	var wg sync.WaitGroup
 	for i, a := range group {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, m.opts.DrainTimeout)
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
 			paused[i], errs[i] = m.host.Pause(pctx, a)
-		}()
+			if budgeted && errors.Is(errs[i], context.DeadlineExceeded) && ctx.Err() == nil {
+				late[i], errs[i] = true, nil
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		for _, p := range paused {
-			if p != nil {
-				p.Resume(nil, nil)
-			}
-		}
-		return nil, err
+		resumeAll(paused, nil, nil)
+		return nil, nil, err
 	}
-	return paused, nil
+	var over []overBudget
+	for i, l := range late {
+		if l {
+			over = append(over, overBudget{actor: group[i], stage: "drain", took: time.Since(started)})
+		}
+	}
+	return paused, over, nil
 }
 
 // migrateAll computes each paused actor's state at version to. A state
-// never committed (nil) stays so: the target's Init makes it.
-func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to Version, group []string, paused []*core.Paused) ([]*mailbox.State, error) {
+// never committed (nil) stays so: the target's Init makes it. A migration
+// cut short by the pause budget resumes its actor where it was, marks its
+// state errOverBudget and returns it in over.
+func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to Version, group []string, paused []*core.Paused) ([]*mailbox.State, []overBudget, error) {
 	next := make([]*mailbox.State, len(paused))
 	errs := make([]error, len(paused))
+	late := make([]bool, len(paused))
 	var wg sync.WaitGroup
 	for i, p := range paused {
 		st := p.State
@@ -114,27 +155,42 @@ func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to
 			next[i] = &mailbox.State{Schema: st.Schema, Module: to.Code, Data: st.Data}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mctx, cancel := context.WithTimeout(ctx, m.opts.MigrateTimeout)
+		wg.Go(func() {
+			mctx, cancel, budgeted := m.migrateContext(ctx, p)
 			defer cancel()
 			out, err := migrator.Migrate(mctx, group[i], dynamic.State{Schema: st.Schema, Data: st.Data}, to.Schema)
-			if err != nil {
+			switch {
+			case err != nil && budgeted && errors.Is(mctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+				late[i] = true
+			case err != nil:
 				errs[i] = fmt.Errorf("migrate state of actor %q from schema %d to %d: %w", group[i], st.Schema, to.Schema, err)
-				return
+			default:
+				next[i] = &mailbox.State{Schema: out.Schema, Module: to.Code, Data: out.Data}
 			}
-			next[i] = &mailbox.State{Schema: out.Schema, Module: to.Code, Data: out.Data}
-		}()
+		})
 	}
 	wg.Wait()
-	return next, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	var over []overBudget
+	for i, l := range late {
+		if l {
+			over = append(over, overBudget{actor: group[i], stage: "migration", took: time.Since(paused[i].Since)})
+			paused[i].Resume(nil, nil)
+			next[i] = errOverBudget
+		}
+	}
+	return next, over, nil
 }
 
 // resumeAll resumes a group, on target with the new states (or, with nil
 // target, where it was).
 func resumeAll(paused []*core.Paused, target *core.LoadedModule, states []*mailbox.State) {
 	for i, p := range paused {
+		if p == nil {
+			continue
+		}
 		var st *mailbox.State
 		if states != nil {
 			st = states[i]

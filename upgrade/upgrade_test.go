@@ -230,7 +230,8 @@ func TestRollbackRefusedWithoutDownMigration(t *testing.T) {
 func TestConcurrentUpgradeIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	install(t, "kv1", dir+"/kv")
-	s := boot(t, dir, 1, upgrade.Options{MigrateTimeout: 3 * time.Second})
+	// No pause budget: the hanging migration holds the op for 3 s.
+	s := boot(t, dir, 1, upgrade.Options{MigrateTimeout: 3 * time.Second, MaxPause: -1})
 	_, err := s.core.Call(ctxFor(t, 10*time.Second), "kv0", []byte("one"), core.SendOptions{})
 	require.NoError(t, err)
 	install(t, "kv2-hang", s.source)

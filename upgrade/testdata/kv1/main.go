@@ -1,11 +1,13 @@
 // Command kv1 is version 1 of the upgrade tests' behaviour "kv": its state
 // (schema 1) counts the messages and records their payloads in order.
-// Replies are "v1:" + the count.
+// Replies are "v1:" + the count. A payload "sleep:MS" takes MS
+// milliseconds to handle (the tests of the pause budget).
 package main
 
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/graft-host/graft/dynamic/sdk"
 )
@@ -23,6 +25,10 @@ func main() {
 		Behaviour: sdk.Funcs[stateV1]{HandleFunc: func(ctx *sdk.Context, s stateV1, m sdk.Message) (stateV1, error) {
 			if to, ok := strings.CutPrefix(string(m.Payload), "ask:"); ok {
 				return s, ask(ctx, to)
+			}
+			if ms, ok := strings.CutPrefix(string(m.Payload), "sleep:"); ok {
+				n, _ := strconv.Atoi(ms)
+				time.Sleep(time.Duration(n) * time.Millisecond)
 			}
 			s.N++
 			s.Applied = append(s.Applied, string(m.Payload))
