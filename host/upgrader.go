@@ -29,6 +29,7 @@ func (u controlUpgrader) Upgrade(ctx context.Context, behaviour string, req cont
 		if err != nil {
 			return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w: %w", behaviour, control.ErrBadRequest, err)
 		}
+		c.Gates = upgrade.Gates{FailureRateIncrease: req.FailureRateIncrease, P99Ratio: req.P99Ratio, MinMessages: req.MinMessages}
 		o.Canary = c
 	}
 	return u.Manager.UpgradeWith(ctx, behaviour, req.Binary, o)

@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,15 +77,18 @@ func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o U
 }
 
 // canaryPlan is the canary an upgrade of behaviour runs with: asked, or
-// the behaviour's policy, or none. An asked canary without gates of its
-// own is judged by the policy's (the config's thresholds hold for a
-// canary started by hand too).
+// the behaviour's policy, or none. The gates an asked canary leaves unset
+// are the policy's (the config's thresholds hold for a canary started by
+// hand too).
 func (m *Manager) canaryPlan(behaviour string, asked *Canary) *Canary {
 	p, hasPolicy := m.opts.Policies[behaviour]
 	if asked != nil {
 		c := *asked
-		if c.Gates == (Gates{}) && hasPolicy {
-			c.Gates = p.Gates
+		if hasPolicy {
+			g := &c.Gates
+			g.FailureRateIncrease = cmp.Or(g.FailureRateIncrease, p.Gates.FailureRateIncrease)
+			g.P99Ratio = cmp.Or(g.P99Ratio, p.Gates.P99Ratio)
+			g.MinMessages = cmp.Or(g.MinMessages, p.Gates.MinMessages)
 		}
 		return &c
 	}

@@ -98,7 +98,8 @@ func TestCanaryFromTheCommandLineIsPromoted(t *testing.T) {
 		p.ok(t, "call", a, "put")
 	}
 	var stderr testbin.Buffer
-	wait := p.background(t, &stderr, "upgrade", "kv", "--binary", plugin("kv2"), "--canary", "k1", "--bake", "1h")
+	wait := p.background(t, &stderr, "upgrade", "kv", "--binary", plugin("kv2"), "--canary", "k1", "--bake", "1h",
+		"--failure-rate-increase", "5%", "--p99-ratio", "3")
 	up := p.baking(t)
 	assert.Equal(t, []string{"k1"}, up.Group)
 	assert.Equal(t, "1 actors", up.Canary)
@@ -161,6 +162,8 @@ func TestCanaryFlagsThatDoNotGoTogether(t *testing.T) {
 		{"--canary", "10%", "--bake", "10s", "--dry-run"},
 		{"--promote", "--abort"},
 		{"--promote", "--binary", "/x"},
+		{"--p99-ratio", "2"},
+		{"--canary", "10%", "--bake", "1s", "--failure-rate-increase", "lots"},
 	} {
 		r := graft(t, "", nil, append([]string{"upgrade", "kv", "--socket", "/nonexistent/graft.sock"}, args...)...)
 		assert.Equal(t, 2, r.code, "%v: %s", args, r.stderr)

@@ -25,6 +25,9 @@ func (e *dryRunFailedError) Error() string {
 type upgradeFlags struct {
 	binary, canary        string
 	bake                  time.Duration
+	failureRate           string
+	p99Ratio              float64
+	minMessages           int
 	asJSON, dryRun, force bool
 	promote, abort        bool
 }
@@ -97,6 +100,9 @@ back the same, are warnings (a rollback would not take them).`,
 	fl.BoolVar(&f.force, "force", false, "upgrade even to a binary whose last dry run failed (the upgrade's own check still runs)")
 	fl.StringVar(&f.canary, "canary", "", "move this share (10%) or these actors (a,b) first, bake, then promote or roll back")
 	fl.DurationVar(&f.bake, "bake", 0, "how long the canary serves beside the old version before the decision (with --canary)")
+	fl.StringVar(&f.failureRate, "failure-rate-increase", "", "with --canary: how much higher its failure rate may be, e.g. 1% (default: the config's, or 1%)")
+	fl.Float64Var(&f.p99Ratio, "p99-ratio", 0, "with --canary: how many times the old version's handle p99 its own may be (default: the config's, or 1.5)")
+	fl.IntVar(&f.minMessages, "min-messages", 0, "with --canary: attempts it makes before a gate can fail it (default: the config's, or 20)")
 	fl.BoolVar(&f.promote, "promote", false, "end the behaviour's canary bake now and move the rest of its actors")
 	fl.BoolVar(&f.abort, "abort", false, "end the behaviour's canary bake now and roll the canary back")
 	return cmd
@@ -117,6 +123,8 @@ func (f upgradeFlags) check() error {
 		return usage("--dry-run and --canary do not go together: a dry run moves nothing; run the canary after it")
 	case f.bake != 0 && f.canary == "":
 		return usage("--bake without --canary: a bake is how long a canary serves beside the old version; give --canary 10% (or actor names) too")
+	case f.canary == "" && (f.failureRate != "" || f.p99Ratio != 0 || f.minMessages != 0):
+		return usage("--failure-rate-increase, --p99-ratio and --min-messages are a canary's gates: give --canary and --bake too")
 	case f.canary != "" && f.bake <= 0:
 		return usage("--canary needs --bake, above zero (e.g. --bake 60s): how long both versions serve before the decision")
 	}
@@ -153,10 +161,17 @@ func runUpgrade(cmd *cobra.Command, e *env, cf *clientFlags, behaviour string, f
 		return err
 	}
 	defer done()
-	stopFollowing := followUpgrade(ctx, c, e.stderr, behaviour)
-	rec, err := c.UpgradeWith(ctx, behaviour, api.UpgradeRequest{
+	req := api.UpgradeRequest{
 		Binary: f.binary, Force: f.force, Canary: f.canary, BakeSeconds: f.bake.Seconds(),
-	})
+		P99Ratio: f.p99Ratio, MinMessages: f.minMessages,
+	}
+	if f.failureRate != "" {
+		if req.FailureRateIncrease, err = parseShare(f.failureRate); err != nil {
+			return &usageError{fmt.Errorf("--failure-rate-increase %s: %w", f.failureRate, err)}
+		}
+	}
+	stopFollowing := followUpgrade(ctx, c, e.stderr, behaviour)
+	rec, err := c.UpgradeWith(ctx, behaviour, req)
 	stopFollowing()
 	if err != nil {
 		if ctx.Err() != nil {

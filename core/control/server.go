@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -293,10 +294,29 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 	if err := s.binaryRequest(r, &req, func() string { return req.Binary }); err != nil {
 		return nil, err
 	}
-	if req.BakeSeconds < 0 || (req.BakeSeconds > 0 && req.Canary == "") {
-		return nil, badRequest(fmt.Sprintf("bake_seconds %v without a canary: a bake is how long a canary serves beside the old version; give canary (a share such as 10%%, or actor names) with a bake above zero", req.BakeSeconds))
+	if err := checkCanaryRequest(req); err != nil {
+		return nil, err
 	}
 	return answerRecord(s.opts.Upgrader.Upgrade(r.Context(), r.PathValue("behaviour"), req))
+}
+
+// checkCanaryRequest refuses a bake or gates without a canary, and gates
+// out of range.
+func checkCanaryRequest(req UpgradeRequest) error {
+	gates := req.FailureRateIncrease != 0 || req.P99Ratio != 0 || req.MinMessages != 0
+	switch {
+	case req.Canary == "" && (req.BakeSeconds != 0 || gates):
+		return badRequest("bake_seconds and the health gates go with a canary: give canary (a share such as 10%, or actor names) with a bake above zero")
+	case req.BakeSeconds < 0 || math.IsNaN(req.BakeSeconds) || math.IsInf(req.BakeSeconds, 0):
+		return badRequest(fmt.Sprintf("bake_seconds %v: give a number of seconds above zero", req.BakeSeconds))
+	case req.FailureRateIncrease < 0 || req.FailureRateIncrease > 1 || math.IsNaN(req.FailureRateIncrease):
+		return badRequest(fmt.Sprintf("failure_rate_increase %v: give a fraction from 0 to 1 (0.01 is one percentage point)", req.FailureRateIncrease))
+	case req.P99Ratio != 0 && (req.P99Ratio < 1 || math.IsNaN(req.P99Ratio) || math.IsInf(req.P99Ratio, 0)):
+		return badRequest(fmt.Sprintf("p99_ratio %v: give a ratio of at least 1, such as 1.5", req.P99Ratio))
+	case req.MinMessages < 0:
+		return badRequest(fmt.Sprintf("min_messages %d: give a count of at least 1", req.MinMessages))
+	}
+	return nil
 }
 
 // decide hands a promote or abort to behaviour's baking canary.

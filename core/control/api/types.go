@@ -326,6 +326,12 @@ type UpgradeRequest struct {
 	Canary string `json:"canary,omitempty"`
 	// BakeSeconds is the canary's bake window; it goes with Canary.
 	BakeSeconds float64 `json:"bake_seconds,omitempty"`
+	// FailureRateIncrease (a fraction: 0.01 is one percentage point),
+	// P99Ratio and MinMessages are the canary's health gates; unset, the
+	// behaviour's configured ones, or the defaults (1%, 1.5, 20).
+	FailureRateIncrease float64 `json:"failure_rate_increase,omitempty"`
+	P99Ratio            float64 `json:"p99_ratio,omitempty"`
+	MinMessages         int     `json:"min_messages,omitempty"`
 }
 
 // DecisionResponse is the answer of promote and abort: the decision was
