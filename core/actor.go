@@ -29,6 +29,7 @@ type actor struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
+	retryAt   time.Time // a held message's next try (held.go)
 	pool      *modulePool
 	private   bool // pool belongs to this actor alone
 	state     mailbox.State
@@ -217,6 +218,9 @@ func (a *actor) abandonOnStop() {
 // step handles one batch. It reports whether it made progress (committed,
 // or learnt something that changes the next attempt).
 func (a *actor) step() (bool, error) {
+	if a.retryLater() {
+		return false, nil // a kick comes at retryAt
+	}
 	ctx := a.ctx
 	began := time.Now()
 	a.mu.Lock()
@@ -416,6 +420,10 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 	if int(n) < a.core.cfg.MaxAttempts {
 		return nil
 	}
+	if a.core.held.has(a.spec.Name) {
+		a.holdRetry(msg.Seq, n)
+		return nil
+	}
 	c := mailbox.Commit{Actor: a.spec.Name, Epoch: epoch, Through: msg.Seq,
 		DeadLetters: []mailbox.DeadLetterRequest{{Seq: msg.Seq, Error: reason}}}
 	if err := a.waitForDisk(ctx, "a dead letter's commit", func() error { return a.core.store.Commit(ctx, c) }); err != nil {
@@ -542,6 +550,7 @@ func (p *Paused) Resume(to *LoadedModule, st *mailbox.State) {
 	a := p.a
 	a.mu.Lock()
 	if to != nil && to.pool != a.pool {
+		a.retryAt = time.Time{} // a held message gets its next try on the new module at once
 		if a.private {
 			// An actor with a process of its own keeps one: a private pool
 			// of the new version, and the old one stopped.

@@ -140,6 +140,7 @@ type Core struct {
 	// changes after New (requirements are looked up in it).
 	configured map[string]*ActorConfig // into cfg.Actors
 	timers     timerLoop               // timers.go
+	held       heldSet                 // canaries' held dead letters (held.go)
 
 	mu     sync.RWMutex
 	actors map[string]*actor // the running incarnation of each actor

@@ -58,6 +58,10 @@ func (m *Manager) openDecisions(behaviour string) {
 func (r *opRun) canary(ctx context.Context) (mailbox.UpgradeRecord, error) {
 	cs := r.op.Canary
 	r.rec.Canary = cs.Plan.String() + " for " + cs.Plan.Bake.String()
+	// Held from before the group moves until the op ends: a message the
+	// new version fails for good stays in its place (core's held.go).
+	r.m.host.HoldDeadLetters(cs.Group, true)
+	defer r.m.host.HoldDeadLetters(cs.Group, false)
 	r.m.mu.Lock()
 	decisions := r.m.decisions[r.behaviour] // opened with the op (openDecisions)
 	r.m.mu.Unlock()

@@ -239,3 +239,67 @@ func touch(t *testing.T, s *system) {
 		require.NoError(t, err)
 	}
 }
+
+// failedAttempts is actor's count of failed attempts, from status.
+func (s *system) failedAttempts(t *testing.T, actor string) uint64 {
+	t.Helper()
+	rows, err := s.core.Status(ctxFor(t, 5*time.Second))
+	require.NoError(t, err)
+	i := slices.IndexFunc(rows, func(r core.ActorStatus) bool { return r.Name == actor })
+	require.GreaterOrEqual(t, i, 0)
+	return rows[i].Failed
+}
+
+// A message the canary fails more than max_attempts times is not
+// dead-lettered while the canary bakes: rolled back, the old version
+// handles it in its place, before the messages sent after it; promoted,
+// the hold ends and it is dead-lettered as any other.
+func TestCanaryKeepsWhatItFailsInOrder(t *testing.T) {
+	s := bootKV1(t, 4, upgrade.Options{})
+	touch(t, s)
+	for _, d := range []upgrade.Decision{upgrade.DecisionAbort, upgrade.DecisionPromote} {
+		actor, bad := "kv0", "put-20" // the flaky v2 fails put-N for N a multiple of 20
+		if d == upgrade.DecisionPromote {
+			actor, bad = "kv1", "put-40"
+		}
+		plan, err := upgrade.ParseCanary(actor, time.Hour)
+		require.NoError(t, err)
+		plan.Gates.MinMessages = 1000 // no gate decides: the operator does
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin("kv2-flaky"), upgrade.UpgradeOptions{Canary: plan})
+			done <- err
+		}()
+		waitFor(t, 30*time.Second, "the bake", func() bool {
+			op, ok := s.mgr.Running("kv")
+			return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+		})
+		before := s.failedAttempts(t, actor)
+		for _, p := range []string{bad, "put-1", "put-2"} {
+			_, err := s.core.Send(ctxFor(t, 10*time.Second), actor, []byte(p), core.SendOptions{})
+			require.NoError(t, err)
+		}
+		waitFor(t, 30*time.Second, "more failed attempts than max_attempts (5)", func() bool { return s.failedAttempts(t, actor) >= before+7 })
+		dls, err := s.core.Store().DeadLetters(context.Background(), actor)
+		require.NoError(t, err)
+		require.Empty(t, dls, "held, not dead-lettered, during the bake")
+		require.NoError(t, s.mgr.Decide("kv", d))
+		err = <-done
+		if d == upgrade.DecisionAbort {
+			var rolled *upgrade.CanaryRolledBackError
+			require.ErrorAs(t, err, &rolled)
+			waitFor(t, 30*time.Second, "the mailbox drained on v1", func() bool { return s.drained(actor) })
+			applied := s.state(t, actor).Applied
+			assert.Equal(t, []string{"hello", bad, "put-1", "put-2"}, applied, "v1 handled the held message in its place")
+			continue
+		}
+		require.NoError(t, err)
+		waitFor(t, 30*time.Second, "the held message dead-lettered once the bake ended", func() bool {
+			dls, err := s.core.Store().DeadLetters(context.Background(), actor)
+			require.NoError(t, err)
+			return len(dls) == 1 && string(dls[0].Message.Payload) == bad
+		})
+		waitFor(t, 30*time.Second, "the messages behind it", func() bool { return s.drained(actor) })
+		assert.Equal(t, []string{"hello", "put-1", "put-2"}, s.state(t, actor).Applied)
+	}
+}

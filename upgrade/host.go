@@ -38,6 +38,10 @@ type Host interface {
 	// messages it dead-lettered, to run again on the old version.
 	DeadLetters(ctx context.Context, actor string) ([]mailbox.DeadLetter, error)
 	RequeueDeadLetter(ctx context.Context, actor string, seq uint64) (mailbox.Receipt, error)
+	// HoldDeadLetters keeps the messages that fail for good on actors in
+	// their mailboxes, retried, while hold: a baking canary's, so that a
+	// rollback has the old version handle them in order.
+	HoldDeadLetters(actors []string, hold bool)
 }
 
 var _ Host = (*core.UpgradeHooks)(nil)

@@ -41,6 +41,7 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	if err := r.load(ctx); err != nil {
 		return r.fail(ctx, err)
 	}
+	defer r.unloadFrom(ctx)
 	err := r.check(ctx)
 	if err == nil {
 		err = r.journal()
@@ -259,6 +260,19 @@ func (r *opRun) fail(ctx context.Context, err error) (mailbox.UpgradeRecord, err
 	}
 	r.rec.To = r.op.To.Name()
 	return r.m.record(ctx, r.rec), fmt.Errorf("%s of %q to %s: %w", r.op.Kind, r.behaviour, r.op.To.Name(), err)
+}
+
+// unloadFrom stops the old version's shared module if no actor runs on
+// it: load started it for a move back, and when every actor of the
+// behaviour has a process of its own, or the op moved them all, nothing
+// else would stop it.
+func (r *opRun) unloadFrom(ctx context.Context) {
+	if r.from == nil {
+		return
+	}
+	if _, err := r.m.host.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.From.Path); err != nil {
+		r.m.log.Warn("could not stop the old version's unused module", "behaviour", r.behaviour, "err", err)
+	}
 }
 
 // unload stops the target's shared module if no actor runs on it.

@@ -41,6 +41,8 @@ type Report struct {
 	Timers, Spawns, Destroyed int
 	RuntimeViolations
 	RuntimeCoverage
+	// Canaries are the canary upgrades' outcomes (canary.go).
+	Canaries CanaryCounts
 	// Problems explains each violation (capped, see maxProblems).
 	Problems []string
 }
@@ -58,7 +60,7 @@ func (r *Report) problemf(format string, args ...any) {
 // OK says whether the run kept every guarantee checked.
 func (r Report) OK() bool {
 	return r.Lost == 0 && r.Duplicated == 0 && r.Reordered == 0 && r.Misplaced == 0 &&
-		r.Versions == 0 && r.Leaked == 0 && r.Linearizable == porcupine.Ok && r.none()
+		r.Versions == 0 && r.Leaked == 0 && r.Linearizable == porcupine.Ok && r.none() && r.Canaries.violations() == 0
 }
 
 // Summary is the one line a run ends with.
@@ -80,7 +82,7 @@ func (r Report) Summary(seed int64, events int) string {
 	if r.Versions > 0 {
 		s += fmt.Sprintf(", %d version mismatches", r.Versions)
 	}
-	return s + r.counts()
+	return s + r.Canaries.summary() + r.counts()
 }
 
 // linearizeTimeout bounds porcupine; a history it cannot decide in time is
@@ -94,6 +96,7 @@ func Check(h *History, f Final) Report {
 	checkSends(&r, sends, poison, f)
 	checkPoison(&r, poison, f)
 	checkRuntime(&r, h.runtimeSnapshot(), f)
+	checkCanaries(&r, f.Upgrades)
 	for _, v := range f.Versions {
 		if p := v.problem(); p != "" {
 			r.Versions++

@@ -5,6 +5,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/mailbox"
 )
 
 // history builds a history of acked sends a:0..n-1 from sender s to actor kv.
@@ -31,8 +33,29 @@ func TestCheckClean(t *testing.T) {
 	})
 	require.True(t, r.OK(), r.describe())
 	require.Equal(t, 5, r.Messages)
-	require.Equal(t, "chaos: seed 7, 3 events, 5 messages, 0 lost, 0 duplicated, 0 reordered, 0 leaked, linearizable: yes, 0 timers (0 pending across a kill -9, 0 cancelled before due, 0 of destroyed actors), 0 spawns (0 destroyed)",
+	require.Equal(t, "chaos: seed 7, 3 events, 5 messages, 0 lost, 0 duplicated, 0 reordered, 0 leaked, linearizable: yes, 0 timers (0 pending across a kill -9, 0 cancelled before due, 0 of destroyed actors), 0 spawns (0 destroyed), canaries: 0 good promoted, 0 bad rolled back",
 		r.Summary(7, 3))
+}
+
+// A bad version promoted, or a good one rolled back, fails the run; the
+// right outcomes (also after a core restart) are counted.
+func TestCheckCanaries(t *testing.T) {
+	rec := func(id uint64, to, outcome string) mailbox.UpgradeRecord {
+		return mailbox.UpgradeRecord{ID: id, Kind: "upgrade", To: to, Outcome: outcome, Canary: "50% for 3s: ..."}
+	}
+	r := Check(NewHistory(), Final{Upgrades: []mailbox.UpgradeRecord{
+		rec(1, "2.0.0 (aa)", "completed"), rec(2, "2.0.1 (bb)", "rolled back"),
+		rec(3, "2.0.0 (aa)", "completed after a core restart"),
+		{ID: 4, Kind: "upgrade", To: "2.0.1 (bb)", Outcome: "completed"}, // not a canary
+	}})
+	require.True(t, r.OK(), r.describe())
+	require.Equal(t, CanaryCounts{GoodPromoted: 2, BadRolledBack: 1}, r.Canaries)
+
+	r = Check(NewHistory(), Final{Upgrades: []mailbox.UpgradeRecord{rec(1, "2.0.1 (bb)", "completed"), rec(2, "2.0.0 (aa)", "rolled back")}})
+	require.False(t, r.OK())
+	require.Equal(t, CanaryCounts{BadPromoted: 1, GoodRolledBack: 1}, r.Canaries)
+	require.Contains(t, r.describe(), "canary upgrade 1 to the flaky 2.0.1 (bb) was promoted")
+	require.Contains(t, r.describe(), "canary upgrade 2 to the healthy 2.0.0 (aa) was rolled back")
 }
 
 func TestCheckFindsEachViolation(t *testing.T) {

@@ -179,7 +179,7 @@ func (r *Runner) readStore(ctx context.Context) (Final, error) {
 				v.DecodeErr = err.Error()
 			}
 		} else {
-			v.Allowed = map[string]uint32{"1.0.0": 1, "2.0.0": 2}
+			v.Allowed = map[string]uint32{"1.0.0": 1, "2.0.0": 2, badCode: 2}
 			applied, err := decodeKV(st)
 			if err != nil && v.HasState {
 				v.DecodeErr = err.Error()
@@ -202,6 +202,9 @@ func (r *Runner) readStore(ctx context.Context) (Final, error) {
 	}
 	if err := r.readRuntime(ctx, s, &f); err != nil {
 		return Final{}, err
+	}
+	if f.Upgrades, err = s.ListHistory(ctx); err != nil {
+		return Final{}, fmt.Errorf("read the upgrade history: %w", err)
 	}
 	return f, nil
 }

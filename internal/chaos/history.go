@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/graft-host/graft/mailbox"
 )
 
 // SendOp is one send of the load generator. Its payload is
@@ -73,6 +75,19 @@ func (h *History) AddSend(op SendOp) {
 	h.mu.Lock()
 	h.sends = append(h.sends, op)
 	h.mu.Unlock()
+}
+
+// poisonAcked counts the poison messages acknowledged so far.
+func (h *History) poisonAcked() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, p := range h.poison {
+		if p.Acked {
+			n++
+		}
+	}
+	return n
 }
 
 // AddPoison records a poison message.
@@ -173,4 +188,6 @@ type Final struct {
 	// Runtime is what the store holds of the timer behaviour's actors and
 	// of the actors made at run time (history_timers.go).
 	Runtime RuntimeFinal
+	// Upgrades is the store's upgrade history (for the canaries' check).
+	Upgrades []mailbox.UpgradeRecord
 }

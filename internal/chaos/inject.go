@@ -140,6 +140,9 @@ func (r *Runner) modulePick(ctx context.Context, pick int) (procInfo, bool) {
 // continued after a random pause of up to 1.5 times the call timeout, so
 // some pauses end by themselves and others make the core declare a hang.
 func (r *Runner) signalModule(ctx context.Context, f fault, pick int, async *sync.WaitGroup) error {
+	if r.canary.holding() {
+		return nil // a canary is being judged: see canary.go
+	}
 	p, ok := r.modulePick(ctx, pick)
 	if !ok {
 		return nil
@@ -194,7 +197,8 @@ func (r *Runner) resumeStopped() {
 // upgrade alternates the "ckv" actors between versions 1 and 2: if any
 // actor is on version 1, it upgrades to version 2 (by `graft upgrade
 // --binary`, or one time in four by writing the other version's bytes over
-// the watched configured binary); otherwise it rolls back.
+// the watched configured binary, or one time in four each as a canary of
+// the good or the flaky build, canary.go); otherwise it rolls back.
 func (r *Runner) upgrade(ctx context.Context, pick int, async *sync.WaitGroup) {
 	st, err := r.statusWithin(ctx, 5*time.Second)
 	if err != nil {
@@ -209,6 +213,9 @@ func (r *Runner) upgrade(ctx context.Context, pick int, async *sync.WaitGroup) {
 	}
 	if onV1 && pick%4 == 0 {
 		r.writeSource()
+		return
+	}
+	if onV1 && pick%4 >= 2 && r.startCanary(ctx, pick%4 == 3, async) {
 		return
 	}
 	async.Add(1)
@@ -260,6 +267,9 @@ func (r *Runner) writeSource() {
 // like any send; it must end in the dead letters. kind "poison" crashes
 // its module, kind "oversize" makes a state over the core's size limit.
 func (r *Runner) sendPoison(ctx context.Context, pick int, kind string, async *sync.WaitGroup) {
+	if !r.canary.poisonStart() {
+		return // a canary is being judged: see canary.go
+	}
 	actor := r.kvActors[pick%len(r.kvActors)]
 	n := r.stats.poison.Add(1)
 	payload := fmt.Sprintf("%s:%d", kind, n)
@@ -271,5 +281,6 @@ func (r *Runner) sendPoison(ctx context.Context, pick int, kind string, async *s
 			return err
 		})
 		r.hist.AddPoison(PoisonOp{Actor: actor, Payload: payload, Acked: err == nil})
+		r.canary.poisonDone()
 	}()
 }

@@ -72,7 +72,7 @@ type Result struct {
 type counters struct {
 	coreStarts, coreKills, moduleKills, moduleStops atomic.Int64
 	upgrades, rollbacks, sourceWrites, poison       atomic.Int64
-	upgradeFailures, events                         atomic.Int64
+	upgradeFailures, events, canaries               atomic.Int64
 	timers, cancels, spawns, destroys, timerKills   atomic.Int64
 }
 
@@ -95,6 +95,7 @@ type Runner struct {
 	hist       *History
 	tokens     chan struct{} // the load's pace
 	stats      counters
+	canary     canaryState // faults held back while a canary runs (canary.go)
 
 	mu      sync.Mutex
 	core    *coreProc
@@ -199,8 +200,8 @@ func (r *Runner) run(ctx context.Context) (Result, error) {
 	r.mu.Unlock()
 	if r.opts.Progress != nil {
 		st := &r.stats
-		fmt.Fprintf(r.opts.Progress, "chaos: faults: core kills %d (%d with timers just set), module kills %d, module stops %d, upgrades %d, rollbacks %d, source writes %d (upgrade requests failed: %d), poison %d, spawns %d, destroys %d; timers set %d, cancelled %d\n",
-			st.coreKills.Load(), st.timerKills.Load(), st.moduleKills.Load(), st.moduleStops.Load(), st.upgrades.Load(), st.rollbacks.Load(),
+		fmt.Fprintf(r.opts.Progress, "chaos: faults: core kills %d (%d with timers just set), module kills %d, module stops %d, upgrades %d (%d canaries), rollbacks %d, source writes %d (upgrade requests failed: %d), poison %d, spawns %d, destroys %d; timers set %d, cancelled %d\n",
+			st.coreKills.Load(), st.timerKills.Load(), st.moduleKills.Load(), st.moduleStops.Load(), st.upgrades.Load(), st.canaries.Load(), st.rollbacks.Load(),
 			st.sourceWrites.Load(), st.upgradeFailures.Load(), st.poison.Load(), st.spawns.Load(), st.destroys.Load(),
 			st.timers.Load(), st.cancels.Load())
 	}
@@ -220,12 +221,13 @@ func (r *Runner) setup() error {
 	if err := testbin.Build(bin, "github.com/graft-host/graft/cmd/graft"); err != nil {
 		return err
 	}
-	if err := testbin.Build(vers, "github.com/graft-host/graft/internal/chaos/testdata/ckv1", "github.com/graft-host/graft/internal/chaos/testdata/ckv2",
-		"github.com/graft-host/graft/internal/chaos/testdata/register", "github.com/graft-host/graft/internal/chaos/testdata/ctm"); err != nil {
+	const testdata = "github.com/graft-host/graft/internal/chaos/testdata/"
+	if err := testbin.BuildTargets(vers, append(testbin.Pkgs(testdata+"ckv1", testdata+"ckv2", testdata+"register", testdata+"ctm"),
+		testbin.Variant("ckv2bad", testdata+"ckv2", "-X main.fault=flaky -X main.code="+badCode))...); err != nil {
 		return err
 	}
 	r.graftBin = filepath.Join(bin, "graft")
-	r.versions = map[string]string{"1": filepath.Join(vers, "ckv1"), "2": filepath.Join(vers, "ckv2")}
+	r.versions = map[string]string{"1": filepath.Join(vers, "ckv1"), "2": filepath.Join(vers, "ckv2"), "2bad": filepath.Join(vers, "ckv2bad")}
 	r.kvSource = filepath.Join(plugins, "ckv")
 	if err := copyFile(r.versions["1"], r.kvSource); err != nil {
 		return err
