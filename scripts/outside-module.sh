@@ -40,7 +40,7 @@ block() {
 		want && /^```/ { if (inside) exit; inside = 1; next }
 		inside { print }' "$readme"
 }
-for b in setup main.go build graft.yaml use; do
+for b in setup main.go build graft.yaml use upgrade; do
 	[ -n "$(block "$b")" ] || fail "README.md has no \"outside-module: $b\" block"
 done
 
@@ -125,7 +125,33 @@ done
 after="$(cd "$mod" && graft call bob balance --config graft.yaml)"
 [ "$before" = "$after" ] || fail "bob's balance moved from $before to $after on a refused payment"
 
+# The upgrade block: a new version, its dry run and a canary of alice,
+# line by line; then every account runs 1.1.0, the balances are kept, and
+# the history has the dry run and the promoted canary.
+echo "outside-module: the README's upgrade block" >&2
+while IFS= read -r line; do
+	case "$line" in '' | \#*) continue ;; esac
+	cmd="${line%%#*}"
+	set +e
+	out="$(cd "$mod" && eval "$cmd" 2>"$work/stderr")"
+	code=$?
+	set -e
+	[ "$code" = 0 ] || fail "$cmd: exit $code (stderr: $(cat "$work/stderr"))"
+	case "$line" in
+	*"# "[0-9]*) want="$(printf '%s' "${line#*# }")"; [ "$out" = "$want" ] || fail "$cmd: \"$out\", want \"$want\"" ;;
+	esac
+	echo "outside-module: ok: $cmd" >&2
+	printf '%s\n' "$out" | sed 's/^/    /' >&2
+done < <(block upgrade)
+status_table="$(cd "$mod" && graft status --config graft.yaml)"
+for a in alice bob; do
+	printf '%s\n' "$status_table" | grep -qE "^$a +account +1\.1\.0 " || fail "$a does not run 1.1.0 after the canary: $status_table"
+done
+history="$(cd "$mod" && graft history --config graft.yaml)"
+case "$history" in *"dry-run"*) ;; *) fail "no dry run in the history: $history" ;; esac
+case "$history" in *"completed (canary 1 actor for 5s: promoted"*) ;; *) fail "no promoted canary in the history: $history" ;; esac
+
 kill -TERM "$core_pid"
 wait "$core_pid" || fail "graft run did not stop cleanly on SIGTERM"
 core_pid=""
-echo "outside-module: PASS ($checked README calls, a refusal retried by id)" >&2
+echo "outside-module: PASS ($checked README calls, a refusal retried by id, a dry run and a canary)" >&2

@@ -128,9 +128,14 @@ func ParseCanary(s string, bake time.Duration) (*Canary, error) {
 	return &Canary{Actors: names, Bake: bake}, nil
 }
 
-// String is how logs and the history show the canary: "10%" or "3 actors".
+// String is how logs and the history show the canary: "10%", "1 actor" or
+// "3 actors".
 func (c *Canary) String() string {
-	if len(c.Actors) > 0 {
+	switch len(c.Actors) {
+	case 0:
+	case 1:
+		return "1 actor"
+	default:
 		return fmt.Sprintf("%d actors", len(c.Actors))
 	}
 	return strconv.FormatFloat(c.Share*100, 'f', -1, 64) + "%"

@@ -83,13 +83,21 @@ func followUpgrade(ctx context.Context, c *api.Client, w io.Writer, behaviour st
 }
 
 // phaseLine is a canary's phase as one line. The bake's time left is
-// rounded to 10 s, so that a line is printed when it changes, not at
-// every ask.
+// rounded (to 5 s under a minute, 30 s under ten, then minutes), so that
+// a line is printed when it changes, not at every ask.
 func phaseLine(u api.UpgradeProgress) string {
 	group := fmt.Sprintf("canary %s (%s)", u.Canary, list(u.Group, 5))
 	switch u.Phase {
 	case "baking":
-		left := time.Duration(u.BakeLeftSeconds * float64(time.Second)).Round(10 * time.Second)
+		left := time.Duration(u.BakeLeftSeconds * float64(time.Second))
+		switch {
+		case left < time.Minute:
+			left = left.Round(5 * time.Second)
+		case left < 10*time.Minute:
+			left = left.Round(30 * time.Second)
+		default:
+			left = left.Round(time.Minute)
+		}
 		return fmt.Sprintf("%s: %s on %s, baking beside %s, about %s left", u.Behaviour, group, u.To, u.From, left)
 	case "promoting", "rolling back":
 		return fmt.Sprintf("%s: %s: %s: %s", u.Behaviour, group, u.Phase, u.Verdict)

@@ -102,7 +102,7 @@ func TestCanaryFromTheCommandLineIsPromoted(t *testing.T) {
 		"--failure-rate-increase", "5%", "--p99-ratio", "3")
 	up := p.baking(t)
 	assert.Equal(t, []string{"k1"}, up.Group)
-	assert.Equal(t, "1 actors", up.Canary)
+	assert.Equal(t, "1 actor", up.Canary)
 	assert.InDelta(t, time.Hour.Seconds(), up.BakeLeftSeconds, 60)
 	st := p.status(t)
 	assert.Equal(t, "2.0.0", st["k1"].Module, "the canary runs the new version")
@@ -110,22 +110,22 @@ func TestCanaryFromTheCommandLineIsPromoted(t *testing.T) {
 		assert.Equal(t, "1.0.0", st[a].Module, "%s stays on the old version during the bake", a)
 	}
 	table := p.ok(t, "status")
-	assert.Regexp(t, `(?m)^kv\s+upgrade\s+1\.0\.0 \(\w+\)\s+2\.0\.0 \(\w+\)\s+baking canary 1 actors \(k1\), (59m\d+s|1h0m0s) left`, table)
+	assert.Regexp(t, `(?m)^kv\s+upgrade\s+1\.0\.0 \(\w+\)\s+2\.0\.0 \(\w+\)\s+baking canary 1 actor \(k1\), (59m\d+s|1h0m0s) left`, table)
 	testbin.WaitFor(t, 30*time.Second, "the waiting command tells the bake", func() bool {
-		return strings.Contains(stderr.String(), "kv: canary 1 actors (k1) on 2.0.0")
+		return strings.Contains(stderr.String(), "kv: canary 1 actor (k1) on 2.0.0")
 	})
-	assert.Regexp(t, `kv: canary 1 actors \(k1\) on 2\.0\.0 \(\w+\), baking beside 1\.0\.0 \(\w+\), about 1h0m0s left`, stderr.String())
+	assert.Regexp(t, `kv: canary 1 actor \(k1\) on 2\.0\.0 \(\w+\), baking beside 1\.0\.0 \(\w+\), about 1h0m0s left`, stderr.String())
 
 	out := p.ok(t, "upgrade", "kv", "--promote")
 	assert.Contains(t, out, "promote of kv: the bake ends now")
 	r := wait()
 	require.Equal(t, 0, r.code, "graft upgrade: %s", r.stderr)
-	assert.Regexp(t, `(?s)completed \(4 actors\)\n  canary 1 actors for 1h0m0s: promoted: promoted by an operator`, r.stdout)
+	assert.Regexp(t, `(?s)completed \(4 actors\)\n  canary 1 actor for 1h0m0s: promoted: promoted by an operator`, r.stdout)
 	st = p.status(t)
 	for _, a := range []string{"k0", "k1", "k2", "k3"} {
 		assert.Equal(t, "2.0.0", st[a].Module, a)
 	}
-	assert.Regexp(t, `(?m)^\d+\s+upgrade\s+kv\s.*completed \(canary 1 actors for 1h0m0s: promoted`, p.ok(t, "history"))
+	assert.Regexp(t, `(?m)^\d+\s+upgrade\s+kv\s.*completed \(canary 1 actor for 1h0m0s: promoted`, p.ok(t, "history"))
 	res := graft(t, "", nil, "upgrade", "kv", "--promote", "--config", p.config)
 	assert.Equal(t, 1, res.code)
 	assert.Contains(t, res.stderr, "no canary upgrade of this behaviour is baking")
