@@ -195,7 +195,13 @@ func (r *opRun) rollBackCanary(ctx context.Context) (mailbox.UpgradeRecord, erro
 	m.mu.Lock()
 	bs := m.j.Behaviours[r.behaviour]
 	bs.InProgress = nil
-	bs.Live = []Version{op.From}
+	// No actor is on the target any more; the ones outside the canary are
+	// on what they ran before, which may be more than From (an earlier
+	// upgrade that stopped part-way), so only the target leaves Live.
+	bs.Live = slices.DeleteFunc(bs.Live, func(v Version) bool { return v.SHA == op.To.SHA })
+	if !slices.ContainsFunc(bs.Live, func(v Version) bool { return v.SHA == op.From.SHA }) {
+		bs.Live = append(bs.Live, op.From)
+	}
 	err = m.j.save()
 	m.mu.Unlock()
 	if err != nil {

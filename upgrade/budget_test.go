@@ -115,3 +115,49 @@ func TestStopOverBudget(t *testing.T) {
 	}
 	assert.Equal(t, 1, moved, "only kv0's group partner moved before the stop")
 }
+
+// A canary that starts from an upgrade stopped part-way, and is rolled
+// back, leaves the actors outside it on the versions they ran: a restarted
+// core runs each on a version that reads its state.
+func TestCanaryRolledBackAfterAPartialUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	install(t, "kv1", dir+"/kv")
+	opts := upgrade.Options{MaxPause: 100 * time.Millisecond, StopOverBudget: true, GroupSize: 2}
+	s := boot(t, dir, 4, opts)
+	s.touch(t)
+	s.busyWith(t, "kv2", "2000")
+	_, err := s.mgr.Upgrade(ctxFor(t, 60*time.Second), "kv", bin("kv2"))
+	require.ErrorIs(t, err, upgrade.ErrOverBudget)
+	waitFor(t, 20*time.Second, "kv2's long batch", func() bool { return s.drained("kv2") })
+	versions := func() map[string]string {
+		out := map[string]string{}
+		for _, a := range s.actors {
+			out[a] = s.state(t, a).Module
+		}
+		return out
+	}
+	require.Equal(t, map[string]string{"kv0": "2.0.0", "kv1": "2.0.0", "kv2": "1.0.0", "kv3": "2.0.0"}, versions())
+
+	plan, err := upgrade.ParseCanary("kv0", time.Hour)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.mgr.UpgradeWith(ctxFor(t, time.Minute), "kv", bin("kv3"), upgrade.UpgradeOptions{Canary: plan})
+		done <- err
+	}()
+	waitFor(t, 30*time.Second, "the bake", func() bool {
+		op, ok := s.mgr.Running("kv")
+		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+	})
+	require.NoError(t, s.mgr.Decide("kv", upgrade.DecisionAbort))
+	var rolled *upgrade.CanaryRolledBackError
+	require.ErrorAs(t, <-done, &rolled)
+	require.Equal(t, map[string]string{"kv0": "1.0.0", "kv1": "2.0.0", "kv2": "1.0.0", "kv3": "2.0.0"}, versions())
+
+	s.stop()
+	s = boot(t, dir, 4, opts)
+	for _, a := range s.actors {
+		_, err := s.core.Call(ctxFor(t, 10*time.Second), a, []byte("after"), core.SendOptions{})
+		require.NoError(t, err, "actor %s after the restart", a)
+	}
+}
