@@ -53,6 +53,7 @@ func TestExampleLoads(t *testing.T) {
 	assert.Equal(t, []string{"COUNTER_DEBUG=1", "AWS_REGION"}, b.Env)
 	assert.Equal(t, dynamic.Resources{Memory: 256 << 20, Pids: 64, CPUWeight: 100}, b.Resources)
 	assert.Equal(t, 5*time.Minute, b.PassivateAfter)
+	assert.Equal(t, 16, b.VerifyWindow)
 	assert.Equal(t, 5*time.Minute, cfg.Core(slog.Default(), nil).Behaviours["counter"].PassivateAfter, "the key reaches core.Config")
 	assert.Equal(t, config.UpgradePolicy{CanaryShare: 0.1, Bake: 30 * time.Second, FailureRateIncrease: 0.01, P99Ratio: 1.5, MinMessages: 20},
 		cfg.UpgradePolicies["counter"])

@@ -317,6 +317,7 @@ func (d *decoder) behaviours(cfg *Config, n *yaml.Node, key string) {
 			{"virtual", oneOf(d, &b.Virtual, map[string]bool{"true": true, "false": false})},
 			{"passivate_after", d.duration(&b.PassivateAfter)},
 			{"upgrade", d.upgradePolicy(cfg, name)}, // see upgrade.go
+			{"verify_window", d.count(&b.VerifyWindow, 1)},
 		}, d.resourceFields(&b.Resources)...)...)
 		cfg.Behaviours[name] = b
 	}

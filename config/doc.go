@@ -54,6 +54,8 @@
 //	                          # or call to such a name creates the actor (see below)
 //	    passivate_after: 5m   # unset: actors stay in memory; set: an actor idle this
 //	                          # long leaves memory until its next message (see below)
+//	    verify_window: 16     # unset: none; keep each actor's last 16 handled messages
+//	                          # for dry runs to replay on a new version (see graft upgrade)
 //	    upgrade:              # unset: an upgrade moves every actor, in groups
 //	      canary: 10%         # or [hits, misses]: moved first, then both versions serve ...
 //	      bake: 30s           # ... this long, compared, then promoted or rolled back

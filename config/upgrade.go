@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -142,9 +143,19 @@ func percent(s string) (float64, bool) {
 	return v / scale, true
 }
 
+// maxVerifyWindow bounds verify_window: the kept messages are written
+// again with each commit of the actor.
+const maxVerifyWindow = 1000
+
 // validateUpgrades checks what the upgrade settings need together: a
 // canary needs a bake and a bake a canary; gates need a canary.
 func (d *decoder) validateUpgrades(cfg *Config) {
+	for name, b := range cfg.Behaviours {
+		if key := "behaviours." + name + ".verify_window"; b.VerifyWindow > maxVerifyWindow {
+			d.problems = append(d.problems, Problem{Line: d.lines[key], Key: key,
+				Message: fmt.Sprintf("%d messages is over the %d a dry run replays per actor: every commit rewrites the window, so keep it small (16 is plenty to compare versions)", b.VerifyWindow, maxVerifyWindow)})
+		}
+	}
 	for name := range cfg.UpgradePolicies {
 		key := "behaviours." + name + ".upgrade"
 		if _, ok := cfg.Behaviours[name]; !ok {

@@ -71,7 +71,9 @@ func TestBadUpgradeSettingsAreNamed(t *testing.T) {
 			assert.True(t, found, "no problem names %s: %v", tc.key, err)
 		})
 	}
-	_, err := config.Load(writeConfig(t, "store: {path: d}\nupgrade: {max_pause: 0s, over_budget: maybe}\n"))
+	_, err := config.Load(writeConfig(t, "store: {path: d}\nbehaviours:\n  counter: {binary: ./plugins/counter, verify_window: 5000}\n"))
+	require.ErrorContains(t, err, "behaviours.counter.verify_window: 5000 messages is over the 1000")
+	_, err = config.Load(writeConfig(t, "store: {path: d}\nupgrade: {max_pause: 0s, over_budget: maybe}\n"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "upgrade.max_pause")
 	assert.Contains(t, err.Error(), "upgrade.over_budget")

@@ -305,6 +305,9 @@ func (a *actor) step() (bool, error) {
 		}
 	}
 	earliest := addEffects(&c, res.Results) // timers and spawns (effects.go)
+	if keep := a.core.cfg.Behaviours[a.spec.Behaviour].VerifyWindow; keep > 0 {
+		c.Handled, c.KeepHandled = handled(st, next, msgs, res.Results), keep
+	}
 	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
 	if a.retryCommit(ctx, err) {
 		return true, nil

@@ -98,6 +98,11 @@ type BehaviourConfig struct {
 	// Zero keeps every actor in memory. Actors that require others, or
 	// that others require, are never passivated.
 	PassivateAfter time.Duration
+	// VerifyWindow, above 0, keeps each actor's last VerifyWindow handled
+	// messages, with the state before them and what this version
+	// produced, in the store with each commit (mailbox.Handled), so that a
+	// dry run can replay them on a new version and compare.
+	VerifyWindow int
 }
 
 // ActorConfig declares one actor.

@@ -45,6 +45,10 @@ func (r readOnlyStore) PendingTimers(ctx context.Context, owner string) ([]mailb
 	return r.s.PendingTimers(ctx, owner)
 }
 
+func (r readOnlyStore) Handled(ctx context.Context, actor string) ([]mailbox.Handled, error) {
+	return r.s.Handled(ctx, actor)
+}
+
 // RequeueDeadLetter moves actor's dead letter seq back into its mailbox as
 // a new message (new sequence number, same id, sender and payload, attempts
 // reset; see mailbox.Queues.Requeue) and returns its receipt. The store's

@@ -83,6 +83,9 @@ func (u controlUpgrader) DryRun(ctx context.Context, behaviour, binary string) (
 		Counts: rep.Counts, Summary: rep.Summary(),
 		TookSecond: rep.Took.Seconds(),
 	}
+	if r := rep.Replay; r != nil {
+		out.Replay = &control.DryRunReplay{Messages: r.Messages, Counts: r.Counts, Examples: failures(r.Examples)}
+	}
 	for kind, fs := range rep.Failures {
 		if out.Failures == nil {
 			out.Failures = map[string][]control.DryRunFailure{}
@@ -92,6 +95,17 @@ func (u controlUpgrader) DryRun(ctx context.Context, behaviour, binary string) (
 		}
 	}
 	return out, nil
+}
+
+// failures is a report's examples as the API shows them.
+func failures(in map[string][]upgrade.DryRunFailure) map[string][]control.DryRunFailure {
+	out := map[string][]control.DryRunFailure{}
+	for kind, fs := range in {
+		for _, f := range fs {
+			out[kind] = append(out[kind], control.DryRunFailure{Actor: f.Actor, Detail: f.Detail})
+		}
+	}
+	return out
 }
 
 // policies are the config's canary policies as the upgrade manager takes

@@ -52,6 +52,10 @@ type Reader interface {
 	// PendingTimers lists an actor's pending timers, in due order
 	// (Timers.PendingTimers).
 	PendingTimers(ctx context.Context, owner string) ([]Timer, error)
+	// Handled returns the actor's batches kept for dry runs, oldest
+	// first: those that hold its last Commit.KeepHandled messages ([]
+	// when it keeps none).
+	Handled(ctx context.Context, actor string) ([]Handled, error)
 }
 
 // Registry keeps the actor records: which actors exist, which behaviour
@@ -275,6 +279,11 @@ type Commit struct {
 	// firing right now waits for the firing: it either fired before the
 	// commit or never fires.
 	CancelTimers []string
+	// Handled, with KeepHandled above 0, keeps this batch for dry runs
+	// (mailbox/handled.go) in the same transaction, and drops the batches
+	// that hold none of the actor's last KeepHandled messages.
+	Handled     *Handled
+	KeepHandled int
 	// Lazy lets the commit return before it is durable: it becomes durable
 	// with the next synced write (the store's log is sequential), and a
 	// crash before that loses it whole, never in part. Only for commits

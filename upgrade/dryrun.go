@@ -54,6 +54,9 @@ type DryRunReport struct {
 	// differs" (warnings). Failures lists the first of each kind.
 	Counts   map[string]int
 	Failures map[string][]DryRunFailure
+	// Replay is what replaying the kept traffic found (replay.go); nil
+	// when the behaviour keeps none (no verify_window).
+	Replay *ReplayReport
 	// Took is how long it ran.
 	Took time.Duration
 }
@@ -73,9 +76,10 @@ func (r DryRunReport) Failed() int {
 	return n
 }
 
-// Blocking counts the actors whose failure blocks an upgrade.
+// Blocking counts the actors whose failure blocks an upgrade, and the
+// replayed messages the new version failed.
 func (r DryRunReport) Blocking() int {
-	return r.Failed() - r.Counts[failNoDown] - r.Counts[failDiffers]
+	return r.Failed() - r.Counts[failNoDown] - r.Counts[failDiffers] + r.Replay.Failures()
 }
 
 // Summary is the report in one line, as the history and the CLI say it.
@@ -88,7 +92,10 @@ func (r DryRunReport) Summary() string {
 			kinds = append(kinds, fmt.Sprintf("%s %d (e.g. %s: %s)", k, r.Counts[k], f[0].Actor, f[0].Detail))
 		}
 		slices.Sort(kinds)
-		s += fmt.Sprintf("; %d failed (%d blocking the upgrade): %s", n, r.Blocking(), strings.Join(kinds, "; "))
+		s += fmt.Sprintf("; %d failed (%d blocking the upgrade): %s", n, r.Failed()-r.Counts[failNoDown]-r.Counts[failDiffers], strings.Join(kinds, "; "))
+	}
+	if r.Replay != nil {
+		s += "; " + r.Replay.summary()
 	}
 	return s
 }
@@ -155,6 +162,9 @@ func (m *Manager) DryRun(ctx context.Context, behaviour, source string) (DryRunR
 	if err := m.checkAll(ctx, mod, op.To.Schema, &rep); err != nil {
 		return rep, fmt.Errorf("dry run of %q: %w", behaviour, err)
 	}
+	if err := m.replayAll(ctx, behaviour, op.To, &rep); err != nil {
+		return rep, fmt.Errorf("dry run of %q: replay: %w", behaviour, err)
+	}
 	rep.Took = time.Since(started)
 	if err := m.noteDryRun(behaviour, op.To.SHA, rep.Blocking() > 0); err != nil {
 		m.log.Error("could not journal the dry run's verdict", "behaviour", behaviour, "err", err)
@@ -165,6 +175,8 @@ func (m *Manager) DryRun(ctx context.Context, behaviour, source string) (DryRunR
 		outcome, errText = "failed", rep.Summary()
 	case rep.Failed() > 0:
 		outcome, errText = "passed with warnings", rep.Summary()
+	case rep.Replay != nil:
+		errText = rep.Summary() // what the replay found, differences included
 	}
 	m.record(ctx, mailbox.UpgradeRecord{
 		Behaviour: behaviour, Kind: string(KindDryRun), Started: started.UTC(), Ended: time.Now().UTC(),

@@ -2,7 +2,9 @@ package upgrade_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +120,60 @@ func TestDryRunReportsEachKindOfFailure(t *testing.T) {
 	rec, err := s.mgr.Upgrade(ctx, "kv", bin("kv2"))
 	require.NoError(t, err)
 	assert.Equal(t, "completed", rec.Outcome)
+}
+
+// A dry run over 1,000 actors that keep their recent traffic
+// (verify_window) replays it on the new version: it finds the 3 actors
+// whose state a planted bad migration cannot take, every message of the
+// one kind the new version fails, the replies that differ (v2 answers
+// "v2:N" where v1 said "v1:N"), and changes nothing.
+func TestDryRunReplaysRecentTraffic(t *testing.T) {
+	dir := t.TempDir()
+	install(t, "kv1", dir+"/kv")
+	const n = 1000
+	s := bootWith(t, dir, n, upgrade.Options{}, func(c *core.Config) {
+		b := c.Behaviours["kv"]
+		b.VerifyWindow = 4
+		c.Behaviours["kv"] = b
+	})
+	ctx := ctxFor(t, 5*time.Minute)
+	bad := []string{"kv3", "kv411", "kv917"}
+	for i, a := range s.actors {
+		first := fmt.Sprintf("put-%d", i)
+		if slices.Contains(bad, a) {
+			first = "nomigrate"
+		}
+		for _, p := range []string{first, fmt.Sprintf("get-%d", i)} {
+			_, err := s.core.Send(ctx, a, []byte(p), core.SendOptions{})
+			require.NoError(t, err)
+		}
+	}
+	waitFor(t, time.Minute, "every message handled", func() bool { return s.drained(s.actors...) })
+	before := s.snapshot(t)
+
+	rep, err := s.mgr.DryRun(ctx, "kv", bin("kv2-marked-getfail"))
+	require.NoError(t, err)
+	t.Log(rep.Summary())
+	require.Len(t, rep.Failures["migration failed"], 3)
+	require.NotNil(t, rep.Replay)
+	r := rep.Replay
+	// Each actor's two messages were kept (one batch each, or one of
+	// two). The 3 marked actors' batches after "nomigrate" cannot start
+	// from a migrated state; every other get fails on purpose.
+	assert.GreaterOrEqual(t, r.Counts["replay failed"], n-3, "every get the new version fails")
+	assert.LessOrEqual(t, r.Counts["replay failed"], n+3)
+	var getFailures int
+	for _, f := range r.Examples["replay failed"] {
+		if strings.Contains(f.Detail, `"get-`) && strings.Contains(f.Detail, "v2 fails every get on purpose") {
+			getFailures++
+		}
+	}
+	assert.Positive(t, getFailures, "the examples name the failing kind: %v", r.Examples["replay failed"][:3])
+	assert.GreaterOrEqual(t, r.Counts["replies differ"], n-3, "v2 replies v2:N to every put")
+	assert.Contains(t, r.Examples["replies differ"][0].Detail, `"v1:1" -> "v2:1"`)
+	assert.Zero(t, r.Counts["state differs"], "the puts v2 handles leave the state its migration makes")
+	assert.Positive(t, rep.Blocking(), "replay failures block the upgrade")
+	assert.Equal(t, before, s.snapshot(t), "a dry run changes nothing")
+	_, err = s.mgr.Upgrade(ctx, "kv", bin("kv2-marked-getfail"))
+	require.ErrorIs(t, err, upgrade.ErrDryRunFailed)
 }

@@ -42,6 +42,11 @@ type Host interface {
 	// their mailboxes, retried, while hold: a baking canary's, so that a
 	// rollback has the old version handle them in order.
 	HoldDeadLetters(actors []string, hold bool)
+	// Handled lists an actor's batches kept for dry runs (verify_window),
+	// and StartReplay starts a module process of its own to replay them
+	// on, whose handlers' calls fail and are counted.
+	Handled(ctx context.Context, actor string) ([]mailbox.Handled, error)
+	StartReplay(ctx context.Context, behaviour, binary, sha256 string) (*core.Replay, error)
 }
 
 var _ Host = (*core.UpgradeHooks)(nil)

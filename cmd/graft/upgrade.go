@@ -18,7 +18,11 @@ import (
 type dryRunFailedError struct{ rep api.DryRunReport }
 
 func (e *dryRunFailedError) Error() string {
-	return fmt.Sprintf("dry run of %s: %d of %d actors failed; an upgrade to this binary is refused unless given --force", e.rep.Behaviour, e.rep.Blocking, e.rep.Actors)
+	what := fmt.Sprintf("%d of %d actors failed", e.rep.Blocking, e.rep.Actors)
+	if r := e.rep.Replay; r != nil && r.Counts["replay failed"] > 0 {
+		what = fmt.Sprintf("%d of %d actors failed, %d replayed messages failed", e.rep.Blocking-r.Counts["replay failed"], e.rep.Actors, r.Counts["replay failed"])
+	}
+	return fmt.Sprintf("dry run of %s: %s; an upgrade to this binary is refused unless given --force", e.rep.Behaviour, what)
 }
 
 // upgradeFlags are graft upgrade's flags.
@@ -205,6 +209,31 @@ func writeDryRun(w io.Writer, rep api.DryRunReport) {
 			} else {
 				fmt.Fprintf(w, "    %s\n", f.Actor)
 			}
+		}
+	}
+	if r := rep.Replay; r != nil {
+		writeReplay(w, r)
+	}
+}
+
+// writeReplay prints what the dry run's replay of kept traffic found: a
+// line of counts, then a few examples of each kind.
+func writeReplay(w io.Writer, r *api.DryRunReplay) {
+	kinds := []string{"replay failed", "replies differ", "sends differ", "state differs"}
+	fmt.Fprintf(w, "replayed %d messages: %d failures, replies differ in %d, sends differ in %d, state differs in %d",
+		r.Messages, r.Counts[kinds[0]], r.Counts[kinds[1]], r.Counts[kinds[2]], r.Counts[kinds[3]])
+	if n := r.Counts["skipped (calls another actor)"]; n > 0 {
+		fmt.Fprintf(w, "; %d skipped (their handlers call other actors, which a replay does not)", n)
+	}
+	fmt.Fprintln(w)
+	for _, k := range kinds {
+		ex := r.Examples[k]
+		if len(ex) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s: %d\n", k, r.Counts[k])
+		for _, f := range ex[:min(len(ex), 5)] {
+			fmt.Fprintf(w, "    %s: %s\n", f.Actor, f.Detail)
 		}
 	}
 }

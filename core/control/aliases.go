@@ -57,6 +57,8 @@ type (
 	DryRunRequest = api.DryRunRequest
 	// DryRunReport is api.DryRunReport.
 	DryRunReport = api.DryRunReport
+	// DryRunReplay is api.DryRunReplay.
+	DryRunReplay = api.DryRunReplay
 	// DryRunFailure is api.DryRunFailure.
 	DryRunFailure = api.DryRunFailure
 	// SpawnRequest is api.SpawnRequest.

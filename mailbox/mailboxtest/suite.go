@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"Spawn", testSpawn},
 		{"RemoveLeavesNothing", testRemoveLeavesNothing},
 		{"ReopenRebuildsEveryActor", testReopenRebuildsEveryActor},
+		{"HandledWindow", testHandledWindow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

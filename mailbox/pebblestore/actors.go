@@ -478,7 +478,7 @@ func (s *Store) removeKeys(b *pebble.Batch, a *actor) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range []byte{prefixState, prefixCursor, prefixQueue, prefixFailure, prefixIDIndex, prefixIDOrder, prefixOutcome, prefixDead, prefixTimerOf} {
+	for _, p := range []byte{prefixState, prefixCursor, prefixQueue, prefixFailure, prefixIDIndex, prefixIDOrder, prefixOutcome, prefixDead, prefixTimerOf, prefixHandled} {
 		k := idKey(p, a.id)
 		if err := b.DeleteRange(k, prefixEnd(k), nil); err != nil {
 			return err

@@ -180,6 +180,11 @@ func (s *Store) writePlan(b *pebble.Batch, p *commitPlan) error {
 			return fail(err)
 		}
 	}
+	if c.Handled != nil && c.KeepHandled > 0 && c.Through > 0 {
+		if err := writeHandled(b, a.id, c); err != nil {
+			return fail(err)
+		}
+	}
 	for _, r := range c.Replies {
 		o := outcome{kind: mailbox.OutcomeReplied, payload: r.Payload}
 		if r.Refusal != "" {

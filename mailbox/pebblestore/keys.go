@@ -24,6 +24,7 @@ const (
 	prefixHistory = 'H' // H n                    -> upgrade record
 	prefixTimer   = 'T' // T due owner timerid    -> timer record
 	prefixTimerOf = 't' // t owner timerid        -> due (owner index)
+	prefixHandled = 'W' // W id lastseq           -> a handled batch kept for dry runs (JSON)
 )
 
 // timerDeadBase is where the sequence numbers of a timer's dead letters

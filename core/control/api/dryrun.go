@@ -29,9 +29,24 @@ type DryRunReport struct {
 	Blocking int                        `json:"blocking"`
 	Counts   map[string]int             `json:"counts,omitempty"`
 	Failures map[string][]DryRunFailure `json:"failures,omitempty"`
+	// Replay is what replaying the traffic the store kept found, for a
+	// behaviour with verify_window (nil otherwise). Its failures count in
+	// Blocking.
+	Replay *DryRunReplay `json:"replay,omitempty"`
 	// Summary is the report in one line, as the history keeps it.
 	Summary    string  `json:"summary"`
 	TookSecond float64 `json:"took_seconds"`
+}
+
+// DryRunReplay is a dry run's replay of recent traffic on the new
+// version: Messages replayed; Counts by kind ("replay failed": the new
+// version failed where the old succeeded, which blocks an upgrade;
+// "replies differ", "sends differ", "state differs" (per batch), and
+// "skipped (calls another actor)"); Examples the first of each kind.
+type DryRunReplay struct {
+	Messages int                        `json:"messages"`
+	Counts   map[string]int             `json:"counts"`
+	Examples map[string][]DryRunFailure `json:"examples,omitempty"`
 }
 
 // DryRunFailure is one actor that did not pass.

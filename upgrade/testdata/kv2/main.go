@@ -8,7 +8,8 @@
 // noDown=1 drops the down-migration (rollback must be refused); code=X
 // overrides the code version; fault=flaky fails one in 20 of the messages
 // of kind "put" (payload "put-N": those with N a multiple of 20), for the
-// tests of canaries that must roll back.
+// tests of canaries that must roll back; failKind=K fails every message
+// of kind K (payload "K-..."), for the tests of a dry run's replay.
 package main
 
 import (
@@ -20,9 +21,10 @@ import (
 )
 
 var (
-	fault  string
-	noDown string
-	code   = "2.0.0"
+	fault    string
+	failKind string
+	noDown   string
+	code     = "2.0.0"
 )
 
 type stateV1 struct {
@@ -72,6 +74,9 @@ func main() {
 		Behaviour: sdk.Funcs[stateV2]{HandleFunc: func(ctx *sdk.Context, s stateV2, m sdk.Message) (stateV2, error) {
 			if to, ok := strings.CutPrefix(string(m.Payload), "ask:"); ok {
 				return s, ask(ctx, to)
+			}
+			if failKind != "" && strings.HasPrefix(string(m.Payload), failKind+"-") {
+				return s, errors.New("v2 fails every " + failKind + " on purpose")
 			}
 			if n, ok := strings.CutPrefix(string(m.Payload), "put-"); ok && fault == "flaky" {
 				if i, err := strconv.Atoi(n); err == nil && i%20 == 0 {
