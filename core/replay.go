@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 
 	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
@@ -17,26 +17,36 @@ var ErrReplayCall = errors.New("a dry run's replay makes no calls to other actor
 
 // Replay is a module process of its own that a dry run replays kept
 // batches on (mailbox.Handled): nothing it produces is committed, and the
-// calls its handlers make fail with ErrReplayCall and are counted.
+// calls its handlers make fail with ErrReplayCall and are counted by the
+// calling actor.
 type Replay struct {
 	// Instance is the module; use its Handle, Init and Migrate.
 	Instance *dynamic.Instance
-	calls    *atomic.Int64
+	calls    *replayCaller
 	stop     func(context.Context) error
 }
 
-// Calls is how many calls the replayed handlers have tried so far.
-func (r *Replay) Calls() int64 { return r.calls.Load() }
+// CallsOf is how many calls actor's replayed handlers have tried.
+func (r *Replay) CallsOf(actor string) int {
+	r.calls.mu.Lock()
+	defer r.calls.mu.Unlock()
+	return r.calls.by[actor]
+}
 
 // Stop ends the module process.
 func (r *Replay) Stop(ctx context.Context) error { return r.stop(ctx) }
 
 // replayCaller answers every handler's call of a replay with
-// ErrReplayCall, counting them.
-type replayCaller struct{ n *atomic.Int64 }
+// ErrReplayCall, counting them by calling actor.
+type replayCaller struct {
+	mu sync.Mutex
+	by map[string]int
+}
 
-func (c replayCaller) Call(context.Context, dynamic.CallRequest) ([]byte, error) {
-	c.n.Add(1)
+func (c *replayCaller) Call(_ context.Context, req dynamic.CallRequest) ([]byte, error) {
+	c.mu.Lock()
+	c.by[req.From]++
+	c.mu.Unlock()
 	return nil, ErrReplayCall
 }
 
@@ -49,8 +59,8 @@ func (h *UpgradeHooks) StartReplay(ctx context.Context, behaviour, binary, sha25
 	}
 	cfg := h.c.moduleConfig(behaviour)
 	cfg.Path, cfg.SHA256 = binary, sha256
-	calls := &atomic.Int64{}
-	cfg.Caller = replayCaller{calls}
+	calls := &replayCaller{by: map[string]int{}}
+	cfg.Caller = calls
 	m, err := dynamic.Start(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start %s module from %s for the replay: %w", behaviour, binary, h.c.nameSource(behaviour, err))

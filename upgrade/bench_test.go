@@ -231,3 +231,74 @@ func p99(d []time.Duration) time.Duration {
 	slices.Sort(d)
 	return d[int(0.99*float64(len(d)-1))]
 }
+
+// BenchmarkDryRunUnderLoad: 1,000 actors keeping their last 16 messages
+// (verify_window), 8 callers calling random ones in closed loops, and a
+// dry run of kv2 that migrates every state and replays the kept traffic.
+// Reported: the dry run's time (dry-run-ms), the messages it replayed,
+// and the callers' p99 during it minus their p99 over as long a window
+// just before it (p99-added-ms: what a dry run costs the live system).
+func BenchmarkDryRunUnderLoad(b *testing.B) {
+	var took, added, replayed []float64
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		install(b, "kv1", dir+"/kv")
+		s := bootWith(b, dir, 1000, upgrade.Options{}, func(c *core.Config) {
+			kv := c.Behaviours["kv"]
+			kv.VerifyWindow = 16
+			c.Behaviours["kv"] = kv
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		for range 4 {
+			callAll(b, ctx, s) // 4 kept messages per actor
+		}
+		var mu sync.Mutex
+		var samples []callSample
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for c := range 8 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(c), 2))
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					t0 := time.Now()
+					if _, err := s.core.Call(ctx, s.actors[rng.IntN(len(s.actors))], []byte("x"), core.SendOptions{}); err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					samples = append(samples, callSample{at: time.Now(), latency: time.Since(t0)})
+					mu.Unlock()
+				}
+			})
+		}
+		time.Sleep(3 * time.Second) // a steady load before the dry run, by design
+		t0 := time.Now()
+		rep, err := s.mgr.DryRun(ctx, "kv", bin("kv2"))
+		d := time.Since(t0)
+		close(stop)
+		wg.Wait()
+		require.NoError(b, err)
+		require.NotNil(b, rep.Replay)
+		var before, during []time.Duration
+		for _, c := range samples {
+			switch start := c.at.Add(-c.latency); {
+			case start.After(t0.Add(-d)) && c.at.Before(t0):
+				before = append(before, c.latency)
+			case !start.Before(t0) && !c.at.After(t0.Add(d)):
+				during = append(during, c.latency)
+			}
+		}
+		b.Logf("dry run %s: %d calls in the window before, %d during; %s", d, len(before), len(during), rep.Summary()[:min(200, len(rep.Summary()))])
+		took, added, replayed = append(took, ms(d)), append(added, ms(p99(during)-p99(before))), append(replayed, float64(rep.Replay.Messages))
+		s.stop()
+		cancel()
+	}
+	b.ReportMetric(slices.Max(took), "dry-run-ms")
+	b.ReportMetric(slices.Max(added), "p99-added-ms")
+	b.ReportMetric(slices.Min(replayed), "replayed")
+}

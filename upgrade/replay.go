@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/dynamic"
@@ -15,20 +17,24 @@ import (
 // (verify_window: the store keeps each actor's last N handled batches,
 // with the state before each and what the running version produced):
 //
-//	for each kept batch of each actor:
-//	  before := migrate(batch.Before, new schema)   (Init when none)
-//	  result := new.Handle(before, batch.Messages)  in a module process
-//	                                                of its own
-//	  compare, message by message: failed where the old succeeded?
-//	  reply, refusal, sends the same? and the final state against
-//	  migrate(batch.After, new schema)
+//	for each actor, several at a time, for each run of kept batches
+//	that follow one another (each starts from the state the last one
+//	committed):
+//	  s := migrate(run[0].Before, new schema)      (Init when none)
+//	  for the run's messages, 64 at a time:
+//	    result := new.Handle(s, messages); s = result.State
+//	    compare, message by message: failed where the old succeeded?
+//	    reply, refusal, sends the same?
+//	  compare s with migrate(run[last].After, new schema)
 //
-// A failure blocks a later upgrade like a failed migration; a divergence
-// is reported, since a new version may change its replies on purpose. A
-// replay has no effect on any actor: its handlers' calls to other actors
-// fail (core.ErrReplayCall), and a batch that made one is skipped, not
-// judged. The replay reads the store as any reader does and runs in its
-// own process, so commits are not blocked.
+// It runs in a module process of its own. A failure blocks a later
+// upgrade like a failed migration; a divergence is reported, since a new
+// version may change its replies on purpose. A replay has no effect on
+// any actor: its handlers' calls to other actors fail
+// (core.ErrReplayCall), and the rest of a run that made one is skipped,
+// not judged. The replay reads the store as any reader does, so commits
+// are not blocked; docs/BENCHMARKS.md has what it adds to a loaded core's
+// p99.
 
 // Kinds of replay result, the keys of ReplayReport.Counts.
 const (
@@ -84,7 +90,8 @@ func (r *ReplayReport) add(kind, actor, detail string, n int) {
 }
 
 // replayAll replays every actor's kept batches on the binary of to in a
-// module process of its own; rep.Replay stays nil when no actor kept any.
+// module process of its own, several actors at a time; rep.Replay stays
+// nil when no actor kept any.
 func (m *Manager) replayAll(ctx context.Context, behaviour string, to Version, rep *DryRunReport) error {
 	kept := map[string][]mailbox.Handled{}
 	actors := m.host.ActorsOf(behaviour)
@@ -109,64 +116,141 @@ func (m *Manager) replayAll(ctx context.Context, behaviour string, to Version, r
 			m.log.Warn("the replay's module did not stop cleanly", "behaviour", behaviour, "err", err)
 		}
 	}()
-	r := &ReplayReport{Counts: map[string]int{}, Examples: map[string][]DryRunFailure{}}
-	rep.Replay = r
+	total := &ReplayReport{Counts: map[string]int{}, Examples: map[string][]DryRunFailure{}}
+	rep.Replay = total
+	var mu sync.Mutex
+	sem := make(chan struct{}, replayParallel)
+	var wg sync.WaitGroup
 	for _, a := range actors {
-		for _, h := range kept[a] {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("cut short (no verdict recorded): %w", err)
-			}
-			m.replayBatch(ctx, rp, a, h, to.Schema, r)
+		if kept[a] == nil {
+			continue
 		}
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r := &ReplayReport{Counts: map[string]int{}, Examples: map[string][]DryRunFailure{}}
+			for _, chain := range chains(kept[a]) {
+				m.replayChain(ctx, rp, a, chain, to.Schema, r)
+			}
+			mu.Lock()
+			total.merge(r)
+			mu.Unlock()
+		})
 	}
-	return ctx.Err()
+	wg.Wait()
+	for _, ex := range total.Examples { // a stable order, whichever actor finished first
+		slices.SortFunc(ex, func(x, y DryRunFailure) int { return strings.Compare(x.Actor, y.Actor) })
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("cut short (no verdict recorded): %w", ctx.Err())
+	}
+	return nil
 }
 
-// replayBatch replays one kept batch of actor and compares, into r.
-func (m *Manager) replayBatch(ctx context.Context, rp *core.Replay, actor string, h mailbox.Handled, to uint32, r *ReplayReport) {
-	mod := rp.Instance
-	batch := dynamic.Batch{Actor: actor, Messages: make([]dynamic.Message, len(h.Messages))}
-	for i, msg := range h.Messages {
-		batch.Messages[i] = dynamic.Message{Seq: msg.Seq, ID: msg.ID, Sender: msg.Sender, Payload: msg.Payload, Attempt: 1, CallChain: msg.CallChain, TimerID: msg.TimerID}
+// replayParallel is how many actors a replay runs at once: enough to
+// keep the replay's own module busy, few enough to leave the live ones
+// the machine.
+const replayParallel = 4
+
+// replayChunk bounds the messages handed to the new version at once.
+const replayChunk = 64
+
+// merge adds o's counts and examples to r.
+func (r *ReplayReport) merge(o *ReplayReport) {
+	r.Messages += o.Messages
+	for k, n := range o.Counts {
+		r.Counts[k] += n
 	}
-	fail := func(detail string) { r.add(replayFailed, actor, detail, len(h.Messages)) }
-	switch st, err := m.upTo(ctx, mod, actor, h.Before, to); {
-	case err != nil:
-		fail("migrate the state before the batch: " + err.Error())
+	for k, ex := range o.Examples {
+		room := maxFailureExamples - len(r.Examples[k])
+		r.Examples[k] = append(r.Examples[k], ex[:max(0, min(room, len(ex)))]...)
+	}
+}
+
+// chains splits an actor's kept batches into runs where each batch starts
+// from the state the one before it committed: a run is replayed as one
+// sequence from its first state (a gap, such as an upgrade's migration
+// commit or a dead letter, starts a new run).
+func chains(hs []mailbox.Handled) [][]mailbox.Handled {
+	var out [][]mailbox.Handled
+	for i, h := range hs {
+		if i == 0 || !sameState(hs[i-1].After.Data, h.Before.Data) || hs[i-1].After.Schema != h.Before.Schema {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], h)
+	}
+	return out
+}
+
+// replayChain replays one run of actor's kept batches on the new version,
+// from its first state migrated up, and compares each message's result
+// and the final state (against the old version's, migrated up) into r.
+func (m *Manager) replayChain(ctx context.Context, rp *core.Replay, actor string, chain []mailbox.Handled, to uint32, r *ReplayReport) {
+	mod := rp.Instance
+	var msgs []mailbox.Message
+	var old []mailbox.HandledResult
+	for _, h := range chain {
+		msgs, old = append(msgs, h.Messages...), append(old, h.Results...)
+	}
+	fail := func(n int, detail string) { r.add(replayFailed, actor, detail, n) }
+	st, err := m.upTo(ctx, mod, actor, chain[0].Before, to)
+	if err != nil {
+		fail(len(msgs), "migrate the state before the kept messages: "+err.Error())
 		return
-	case st == nil && mod.Info().InitInHandle:
-		batch.Init = true
-	case st == nil:
-		init, err := mod.Init(ctx, actor)
-		if err != nil {
-			fail("init: " + err.Error())
+	}
+	calls, ok := rp.CallsOf(actor), true
+	for start := 0; start < len(msgs); start += replayChunk {
+		end := min(start+replayChunk, len(msgs))
+		batch := dynamic.Batch{Actor: actor, Messages: make([]dynamic.Message, 0, end-start)}
+		for _, msg := range msgs[start:end] {
+			batch.Messages = append(batch.Messages, dynamic.Message{Seq: msg.Seq, ID: msg.ID, Sender: msg.Sender, Payload: msg.Payload, Attempt: 1, CallChain: msg.CallChain, TimerID: msg.TimerID})
+		}
+		if st == nil {
+			if st, err = m.initState(ctx, mod, actor, &batch); err != nil {
+				fail(len(msgs)-start, "init: "+err.Error())
+				return
+			}
+		}
+		if st != nil {
+			batch.State = *st
+		}
+		hctx, cancel := context.WithTimeout(ctx, m.opts.MigrateTimeout)
+		res, err := mod.Handle(hctx, batch)
+		cancel()
+		if rp.CallsOf(actor) > calls {
+			r.Counts[replaySkipped] += len(msgs) - start // a handler called out: the rest cannot be judged
 			return
 		}
-		batch.State = init
-	default:
-		batch.State = *st
+		if err != nil {
+			fail(len(msgs)-start, fmt.Sprintf("%d messages from %s: %v", len(msgs)-start, clip(msgs[start].Payload), err))
+			return
+		}
+		r.Messages += end - start
+		ok = compareResults(actor, msgs[start:end], old[start:end], res, r) && ok
+		st = &res.State
 	}
-	calls := rp.Calls()
-	hctx, cancel := context.WithTimeout(ctx, m.opts.MigrateTimeout)
-	res, err := mod.Handle(hctx, batch)
-	cancel()
-	if rp.Calls() > calls {
-		r.Counts[replaySkipped] += len(h.Messages)
-		return
+	after, err := m.upTo(ctx, mod, actor, chain[len(chain)-1].After, to)
+	if ok && err == nil && after != nil && !sameState(after.Data, st.Data) {
+		r.add(replayState, actor, fmt.Sprintf("%s, where the old version's migrates to %s", clip(st.Data), clip(after.Data)), 1)
 	}
+}
+
+// initState is the state a replay starts from for an actor that had none:
+// the plugin's Init inside the batch when it can (nil state, Init set),
+// or its Init call.
+func (m *Manager) initState(ctx context.Context, mod *dynamic.Instance, actor string, batch *dynamic.Batch) (*dynamic.State, error) {
+	if mod.Info().InitInHandle {
+		batch.Init = true
+		return nil, nil
+	}
+	st, err := mod.Init(ctx, actor)
 	if err != nil {
-		fail(fmt.Sprintf("the batch of %d messages: %v", len(h.Messages), err))
-		return
+		return nil, err
 	}
-	r.Messages += len(h.Messages)
-	ok := compareResults(actor, h, res, r)
-	if !ok {
-		return // a failed message leaves the final state incomparable
-	}
-	after, err := m.upTo(ctx, mod, actor, h.After, to)
-	if err == nil && after != nil && !sameState(after.Data, res.State.Data) {
-		r.add(replayState, actor, fmt.Sprintf("%s, where the old version's migrates to %s", clip(res.State.Data), clip(after.Data)), 1)
-	}
+	return &st, nil
 }
 
 // upTo is st migrated to schema to by mod (nil for no state).
@@ -186,25 +270,26 @@ func (m *Manager) upTo(ctx context.Context, mod *dynamic.Instance, actor string,
 
 // compareResults compares each message's result with the kept one, into
 // r, and says whether every message succeeded.
-func compareResults(actor string, h mailbox.Handled, res *dynamic.BatchResult, r *ReplayReport) bool {
+func compareResults(actor string, msgs []mailbox.Message, old []mailbox.HandledResult, res *dynamic.BatchResult, r *ReplayReport) bool {
 	ok := true
-	for i, old := range h.Results {
+	for i, o := range old {
+		msg := clip(msgs[i].Payload)
 		if i >= len(res.Results) {
-			r.add(replayFailed, actor, fmt.Sprintf("message %s: no result", clip(h.Messages[i].Payload)), 1)
+			r.add(replayFailed, actor, fmt.Sprintf("message %s: no result", msg), 1)
 			ok = false
 			continue
 		}
-		got, msg := res.Results[i], clip(h.Messages[i].Payload)
+		got := res.Results[i]
 		if got.Err != "" {
 			r.add(replayFailed, actor, fmt.Sprintf("message %s: %s", msg, got.Err), 1)
 			ok = false
 			continue
 		}
-		if !bytes.Equal(got.Reply, old.Reply) || got.HasReply != old.HasReply || got.Refusal != old.Refusal {
-			r.add(replayReply, actor, fmt.Sprintf("%s -> %s", answer(old.Reply, old.Refusal), answer(got.Reply, got.Refusal)), 1)
+		if !bytes.Equal(got.Reply, o.Reply) || got.HasReply != o.HasReply || got.Refusal != o.Refusal {
+			r.add(replayReply, actor, fmt.Sprintf("%s -> %s", answer(o.Reply, o.Refusal), answer(got.Reply, got.Refusal)), 1)
 		}
-		if !sameSends(old.Sends, got.Outgoing) {
-			r.add(replaySends, actor, fmt.Sprintf("message %s: %d sends, where the old version made %d", msg, len(got.Outgoing), len(old.Sends)), 1)
+		if !sameSends(o.Sends, got.Outgoing) {
+			r.add(replaySends, actor, fmt.Sprintf("message %s: %d sends, where the old version made %d", msg, len(got.Outgoing), len(o.Sends)), 1)
 		}
 	}
 	return ok
