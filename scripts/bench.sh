@@ -35,6 +35,7 @@ bench ./core/ 'Start100kActors' 1x
 bench ./core/ 'VirtualFirstSend|Timers' 100000x
 bench ./core/ 'MillionActors' 1x
 bench ./upgrade/ 'Upgrade' 3x
+bench ./upgrade/ 'DryRunUnderLoad' 1x
 bench ./internal/chaos/ 'PingPong' 2000x
 bench ./internal/chaos/ 'Recovery1M' 1x
 

@@ -21,6 +21,7 @@ import (
 //
 //	go test -run '^$' -bench 'Upgrade' -benchtime 3x ./upgrade/
 //	go test -run '^$' -bench 'Upgrade10kActors' -benchtime 1x ./upgrade/
+//	go test -run '^$' -bench 'DryRunUnderLoad' -benchtime 1x ./upgrade/
 
 // BenchmarkUpgradeUnderLoad: 8 actors, each driven by a closed loop of
 // synchronous calls (sync durability), while kv2 is written into the

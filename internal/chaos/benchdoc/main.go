@@ -161,6 +161,8 @@ var sections = []section{
 		{"1,000-actor upgrade, max per-actor pause ms (Upgrade1000Actors)", "BenchmarkUpgrade1000Actors", "max-pause-ms", "", "", ""},
 		{"10,000-actor upgrade under load, total ms (Upgrade10kActors)", "BenchmarkUpgrade10kActors", "total-ms", "", "", "< 2000"},
 		{"10,000-actor upgrade under load, max per-actor pause ms (Upgrade10kActors)", "BenchmarkUpgrade10kActors", "max-pause-ms", "", "", "< 10"},
+		{"dry run of 1,000 actors with 16 kept messages each, ms (DryRunUnderLoad)", "BenchmarkDryRunUnderLoad", "dry-run-ms", "", "", ""},
+		{"dry run under load: p99 added latency, ms (DryRunUnderLoad)", "BenchmarkDryRunUnderLoad", "p99-added-ms", "", "", "bounded; measured"},
 	}},
 	{"Recovery (internal/chaos)", "A child fills a store with 1,000,000 queued 128-byte messages (relaxed, 16 actors) and is killed with SIGKILL; the clock runs from opening the store and starting a core until the first message is handled and committed.", []row{
 		{"recovery after kill -9 with 1M queued: store open, ms (Recovery1M)", "BenchmarkRecovery1M", "open-ms", "", "", ""},
