@@ -44,6 +44,14 @@
 //	  the new version, "failed"; or, with Options.RollbackOnFailure,
 //	  MOVE BACK (moveBack) moves them back group by group, "rolled back".
 //
+// A canary op (canary.go, bake.go) runs MOVE GROUPS for its canary group
+// only, journals the bake, judges the group against the others over the
+// bake window (health.go), then either MOVE GROUPS for the rest and
+// FINISH, or moves the canary back; its phases are in canary.go. Every
+// pause is bounded by Options.MaxPause (budget.go). A dry run (dryrun.go,
+// replay.go) loads the new version and checks states and recent traffic
+// against it, and moves nothing.
+//
 // The history's steps are only "load" (the behaviour's, Actor "") and
 // "pause" (one per actor moved, from its pause to its resume; type Step);
 // its outcomes are the Outcome constants.
