@@ -113,7 +113,7 @@ func (r *opRun) moveCanary(ctx context.Context) error {
 	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, todo, true)
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
-		if moved == 0 && len(todo) == len(group) {
+		if len(moved) == 0 && len(todo) == len(group) {
 			return fmt.Errorf("no canary actor moved, all stay on %s: %w", r.op.From.Name(), err)
 		}
 		return r.setPhase(PhaseRollingBack, "moving the canary failed: "+err.Error())
@@ -183,7 +183,7 @@ func (r *opRun) rollBackCanary(ctx context.Context) (mailbox.UpgradeRecord, erro
 	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, onTarget, false)
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
-		return r.fail(ctx, fmt.Errorf("the canary must roll back (%s), and moving it back failed after %d actors: %w", cs.Verdict, back, err))
+		return r.fail(ctx, fmt.Errorf("the canary must roll back (%s), and moving it back failed after %d actors: %w", cs.Verdict, len(back), err))
 	}
 	requeued := r.requeueCanaryDeadLetters(ctx)
 	r.rec.Canary += ": rolled back: " + cs.Verdict

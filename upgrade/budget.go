@@ -97,29 +97,27 @@ func pausedOnly(group []string, paused []*core.Paused) ([]string, []*core.Paused
 }
 
 // retryOverBudget tries the actors over budget again, one at a time, up
-// to budgetRetries rounds. moved and total are the op's counts so far,
-// for the error.
-func (m *Manager) retryOverBudget(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, over []overBudget, durable bool, moved, total int) (int, []mailbox.UpgradeStep, error) {
-	retried := 0
+// to budgetRetries rounds, and returns the pauses of those that moved.
+// moved and total are the op's counts so far, for the error.
+func (m *Manager) retryOverBudget(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, over []overBudget, durable bool, moved, total int) ([]mailbox.UpgradeStep, error) {
 	var steps []mailbox.UpgradeStep
 	for round := 1; round <= budgetRetries && len(over) > 0; round++ {
 		m.log.Info("retrying actors over the pause budget", "actors", len(over), "round", round, "budget", m.opts.MaxPause)
 		var still []overBudget
 		for _, o := range over {
 			pauses, late, err := m.moveGroup(ctx, target, migrator, to, []string{o.actor}, durable)
-			if err != nil {
-				return retried, steps, err
-			}
 			steps = append(steps, pauses...)
-			retried += len(pauses)
+			if err != nil {
+				return steps, err
+			}
 			still = append(still, late...)
 		}
 		over = still
 	}
 	if len(over) > 0 {
-		return retried, steps, m.overBudgetError(over, moved+retried, total, budgetRetries)
+		return steps, m.overBudgetError(over, moved+len(movedActors(steps)), total, budgetRetries)
 	}
-	return retried, steps, nil
+	return steps, nil
 }
 
 // overBudgetError names the actors left over budget and what to do.

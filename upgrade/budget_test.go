@@ -95,25 +95,25 @@ func TestActorOverBudgetIsRetried(t *testing.T) {
 	}
 }
 
-// With over_budget: stop the upgrade stops at the first group that had an
-// actor over budget.
+// With over_budget: stop no actor starts moving after one was over
+// budget (those already moving finish).
 func TestStopOverBudget(t *testing.T) {
 	dir := t.TempDir()
 	install(t, "kv1", dir+"/kv")
-	s := boot(t, dir, 4, upgrade.Options{MaxPause: 100 * time.Millisecond, StopOverBudget: true, GroupSize: 2})
-	s.busyWith(t, "kv0", "3000")
+	s := boot(t, dir, 4, upgrade.Options{MaxPause: 100 * time.Millisecond, StopOverBudget: true, GroupSize: 1})
+	s.busyWith(t, "kv1", "3000")
 	install(t, "kv2", s.source)
 	rec, err := s.mgr.Upgrade(ctxFor(t, 60*time.Second), "kv", "")
 	require.ErrorIs(t, err, upgrade.ErrOverBudget)
 	assert.Contains(t, err.Error(), "upgrade.over_budget: stop")
 	assert.Equal(t, "failed", rec.Outcome)
-	moved := 0
+	var moved []string
 	for _, step := range rec.Steps {
 		if step.Step == "pause" {
-			moved++
+			moved = append(moved, step.Actor)
 		}
 	}
-	assert.Equal(t, 1, moved, "only kv0's group partner moved before the stop")
+	assert.Equal(t, []string{"kv0"}, moved, "one at a time: kv0 moved, kv1 was over budget, nothing after it")
 }
 
 // A canary that starts from an upgrade stopped part-way, and is rolled
@@ -159,5 +159,32 @@ func TestCanaryRolledBackAfterAPartialUpgrade(t *testing.T) {
 	for _, a := range s.actors {
 		_, err := s.core.Call(ctxFor(t, 10*time.Second), a, []byte("after"), core.SendOptions{})
 		require.NoError(t, err, "actor %s after the restart", a)
+	}
+}
+
+// With rollback on failure, the actors moved back are the ones that
+// moved, whatever their place: here kv0 and kv2, around kv1, which was
+// over budget and left where it was, before kv3's migration failed.
+func TestMoveBackAfterAnActorOverBudget(t *testing.T) {
+	dir := t.TempDir()
+	install(t, "kv1", dir+"/kv")
+	s := boot(t, dir, 4, upgrade.Options{MaxPause: 100 * time.Millisecond, GroupSize: 1, RollbackOnFailure: true})
+	for _, a := range s.actors {
+		p := "before"
+		if a == "kv3" {
+			p = "nomigrate"
+		}
+		_, err := s.core.Call(ctxFor(t, 10*time.Second), a, []byte(p), core.SendOptions{})
+		require.NoError(t, err)
+	}
+	s.busyWith(t, "kv1", "2000")
+	rec, err := s.mgr.Upgrade(ctxFor(t, 60*time.Second), "kv", bin("kv2-marked"))
+	require.Error(t, err)
+	assert.Equal(t, "rolled back", rec.Outcome, "%v", err)
+	waitFor(t, 20*time.Second, "kv1's long batch", func() bool { return s.drained("kv1") })
+	for _, a := range s.actors {
+		assert.Equal(t, "1.0.0", s.state(t, a).Module, "%s is on the old version", a)
+		_, err := s.core.Call(ctxFor(t, 10*time.Second), a, []byte("after"), core.SendOptions{})
+		require.NoError(t, err, "%s serves", a)
 	}
 }

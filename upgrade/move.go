@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,32 +18,47 @@ import (
 // A failure before a group's commit resumes that group on its old module
 // with its state untouched and stops. An actor that would pause longer
 // than MaxPause is resumed where it was and retried once the others moved
-// (budget.go). It returns how many actors moved and each one's pause.
+// (budget.go). It returns the actors moved (not always a prefix of
+// actors: one over budget moves later, or not) and each one's pause.
 // With durable, the last group's commit is synced (so every group's is,
 // the log being sequential): what moved is on disk before the caller
 // journals a step that counts on it (a canary's bake).
-func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string, durable bool) (int, []mailbox.UpgradeStep, error) {
-	moved := 0
+//
+// Groups were measured against moving every actor on its own, GroupSize
+// at once (docs/BENCHMARKS.md): on 2 cores under load the per-actor
+// commits cost more than a group's wait for its slowest drain saves.
+func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string, durable bool) ([]string, []mailbox.UpgradeStep, error) {
 	var steps []mailbox.UpgradeStep
 	var over []overBudget
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
 		end := min(start+m.opts.GroupSize, len(actors))
 		pauses, late, err := m.moveGroup(ctx, target, migrator, to, actors[start:end], durable && end == len(actors))
-		steps = append(steps, pauses...)
-		moved += len(pauses)
-		over = append(over, late...)
+		steps, over = append(steps, pauses...), append(over, late...)
 		if err != nil {
-			return moved, steps, err
+			return movedActors(steps), steps, err
 		}
 		if len(late) > 0 && m.opts.StopOverBudget {
-			return moved, steps, m.overBudgetError(over, moved, len(actors), 0)
+			return movedActors(steps), steps, m.overBudgetError(over, len(movedActors(steps)), len(actors), 0)
 		}
 	}
 	if len(over) == 0 {
-		return moved, steps, nil
+		return movedActors(steps), steps, nil
 	}
-	retried, retrySteps, err := m.retryOverBudget(ctx, target, migrator, to, over, durable, moved, len(actors))
-	return moved + retried, append(steps, retrySteps...), err
+	retrySteps, err := m.retryOverBudget(ctx, target, migrator, to, over, durable, len(movedActors(steps)), len(actors))
+	steps = append(steps, retrySteps...)
+	return movedActors(steps), steps, err
+}
+
+// movedActors are the actors that steps record a pause of, in order, each
+// once.
+func movedActors(steps []mailbox.UpgradeStep) []string {
+	var out []string
+	for _, s := range steps {
+		if s.Step == string(StepPause) && s.Actor != "" && !slices.Contains(out, s.Actor) {
+			out = append(out, s.Actor)
+		}
+	}
+	return out
 }
 
 // moveGroup moves one group: pause all, migrate each committed state,

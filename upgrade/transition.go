@@ -149,8 +149,8 @@ func (r *opRun) journal() error {
 }
 
 // moveGroups moves the actors still to move to the target, group by group
-// (see Manager.move), and returns how many moved.
-func (r *opRun) moveGroups(ctx context.Context) (int, error) {
+// (see Manager.move), and returns those that moved.
+func (r *opRun) moveGroups(ctx context.Context) ([]string, error) {
 	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, r.todo, false)
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	return moved, err
@@ -187,23 +187,23 @@ func (r *opRun) finish(ctx context.Context) (mailbox.UpgradeRecord, error) {
 // stays on the old version and the target is stopped; otherwise the moved
 // ones stay, consistent, on the target, unless Options.RollbackOnFailure
 // moves them back.
-func (r *opRun) stop(ctx context.Context, moved int, moveErr error) (mailbox.UpgradeRecord, error) {
-	if err := r.endJournal(false, moved); err != nil {
+func (r *opRun) stop(ctx context.Context, moved []string, moveErr error) (mailbox.UpgradeRecord, error) {
+	if err := r.endJournal(false, len(moved)); err != nil {
 		r.m.log.Error("could not update the upgrade journal", "behaviour", r.behaviour, "err", err)
 	}
 	op := r.op
-	if moved == 0 {
+	if len(moved) == 0 {
 		r.unload(ctx)
 		return r.fail(ctx, fmt.Errorf("no actor moved, all stay on %s: %w", op.From.Name(), moveErr))
 	}
 	if r.m.opts.RollbackOnFailure && r.from != nil && !r.down {
-		done, err := r.moveBack(ctx, r.todo[:moved], moveErr)
+		done, err := r.moveBack(ctx, moved, moveErr)
 		if done {
 			return r.rec, err
 		}
 		moveErr = errors.Join(moveErr, err)
 	}
-	return r.fail(ctx, fmt.Errorf("%d of %d actors moved and stay consistent on %s, the rest stay on %s: %w", moved, len(r.todo), op.To.Name(), op.From.Name(), moveErr))
+	return r.fail(ctx, fmt.Errorf("%d of %d actors moved and stay consistent on %s, the rest stay on %s: %w", len(moved), len(r.todo), op.To.Name(), op.From.Name(), moveErr))
 }
 
 // moveBack moves the actors a failed upgrade moved back to the old version
@@ -216,7 +216,7 @@ func (r *opRun) moveBack(ctx context.Context, moved []string, moveErr error) (do
 	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, moved, false)
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
-		return false, fmt.Errorf("moving the moved actors back failed after %d: %w", back, err)
+		return false, fmt.Errorf("moving the moved actors back failed after %d: %w", len(back), err)
 	}
 	// History first: its synced write makes the lazy move-back commits
 	// durable before the journal stops naming To.
@@ -231,7 +231,7 @@ func (r *opRun) moveBack(ctx context.Context, moved []string, moveErr error) (do
 		m.mu.Unlock()
 		r.unload(ctx)
 	}
-	return true, fmt.Errorf("%s of %q failed and the %d moved actors were moved back: %w", op.Kind, r.behaviour, back, moveErr)
+	return true, fmt.Errorf("%s of %q failed and the %d moved actors were moved back: %w", op.Kind, r.behaviour, len(back), moveErr)
 }
 
 // endJournal takes the op out of the journal. Done, the target becomes
