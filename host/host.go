@@ -35,6 +35,13 @@ type Options struct {
 	// its errors and warnings (default "MetricsAddr"; graft run gives
 	// "--metrics-addr").
 	MetricsAddrName string
+	// HTTPAddr, when set, serves the web view (package web) there, e.g.
+	// "127.0.0.1:8080" (port 0 picks a free one: see Host.WebAddr). On
+	// loopback it reads without a token; every change needs HTTPToken,
+	// or, when that is empty, a token the core makes and writes to
+	// control.dir/http.token. Beyond loopback HTTPToken is required.
+	HTTPAddr  string
+	HTTPToken string
 	// Grace bounds the graceful stop: after it, batches in flight are
 	// abandoned (redelivered at the next start) and plugins are killed
 	// (default DefaultGrace).
@@ -57,6 +64,7 @@ type Host struct {
 	// metricsAddr is written before ready closes and read after, so the
 	// close orders the two.
 	metricsAddr string
+	webAddr     string
 }
 
 // LoadConfig reads and validates the config file at path for a core: as

@@ -36,6 +36,10 @@ type parts struct {
 	srv          *control.Server
 	served       chan error
 	metricsSrv   *http.Server
+	webL         net.Listener
+	webLoopback  bool
+	webToken     string
+	webSrv       *http.Server
 }
 
 // release frees what the stop of the servers did not: the watcher, the
@@ -47,6 +51,9 @@ func (p *parts) release() {
 	}
 	if p.metricsL != nil {
 		p.metricsL.Close()
+	}
+	if p.webL != nil {
+		p.webL.Close()
 	}
 	if p.ctl != nil {
 		p.ctl.Close()
@@ -87,6 +94,9 @@ func (h *Host) Run(ctx context.Context) error {
 	if p.metricsSrv != nil {
 		errs = append(errs, p.metricsSrv.Shutdown(shutCtx))
 	}
+	if p.webSrv != nil {
+		p.webSrv.Close() // its event streams never end by themselves
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("graft core stopped: %w", err)
 	}
@@ -117,6 +127,9 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 		}
 		p.metrics = metrics.New()
 	}
+	if err := h.listenWeb(p); err != nil {
+		return err
+	}
 	// 4 to 6.
 	if err := h.startCore(ctx, p); err != nil {
 		return err
@@ -131,6 +144,7 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 	}
 	// 8.
 	h.serve(p)
+	h.serveWeb(p)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ type runFlags struct {
 	logLevel    string
 	metricsAddr string
 	grace       time.Duration
+	// The web view: its address, and the token changes need (given, or
+	// read from a file only its owner can read).
+	httpAddr, httpToken, httpTokenFile string
 }
 
 func newRunCmd(e *env, cf *clientFlags) *cobra.Command {
@@ -34,12 +38,21 @@ problem listed. The control socket (control.dir/graft.sock, mode 0600)
 answers the other graft commands; --metrics-addr serves Prometheus metrics
 on /metrics.
 
+--http 127.0.0.1:8080 serves the web view: actors, one actor's state,
+timers and dead letters, behaviours, upgrades in progress and history,
+updated live. On loopback reading needs nothing more; every change (retry
+a dead letter, promote or abort a canary) needs the token, which the core
+makes, writes to control.dir/http.token and logs in the view's address
+(…/#token=…), unless --http-token or --http-token-file gives one. Beyond
+loopback a token must be given, and reads need it too.
+
 On SIGINT or SIGTERM the core stops gracefully within --grace: each actor's
 batch in flight commits, plugins stop, the store closes. A second signal
 forces the stop. Messages still queued are kept and processed after the
 next start.`,
 		Example: `  graft run --config graft.yaml
-  graft run --config /etc/graft/graft.yaml --log-format json --metrics-addr 127.0.0.1:9464`,
+  graft run --config /etc/graft/graft.yaml --log-format json --metrics-addr 127.0.0.1:9464
+  graft run --config graft.yaml --http 127.0.0.1:8080`,
 		Args: exactArgs(0, "no arguments (the config is --config FILE)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cf.config == "" {
@@ -47,6 +60,9 @@ next start.`,
 			}
 			if rf.grace <= 0 {
 				return &usageError{fmt.Errorf("--grace %s: give a positive duration, e.g. 30s", rf.grace)}
+			}
+			if err := rf.readToken(); err != nil {
+				return err
 			}
 			log, err := newLogger(e.stderr, rf.logFormat, rf.logLevel)
 			if err != nil {
@@ -58,6 +74,9 @@ next start.`,
 	cmd.Flags().StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&rf.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (default: off)")
+	cmd.Flags().StringVar(&rf.httpAddr, "http", "", "serve the web view on this address, e.g. 127.0.0.1:8080 (default: off)")
+	cmd.Flags().StringVar(&rf.httpToken, "http-token", "", "the token the web view's changes (and, beyond loopback, reads) need (default on loopback: made at start)")
+	cmd.Flags().StringVar(&rf.httpTokenFile, "http-token-file", "", "read --http-token from this file (mode 0600 or 0400)")
 	cmd.Flags().DurationVar(&rf.grace, "grace", host.DefaultGrace, "how long a graceful shutdown may take before plugins are killed")
 	return cmd
 }
@@ -89,9 +108,38 @@ func runCore(ctx context.Context, log *slog.Logger, path string, rf *runFlags) e
 	h, err := host.New(host.Options{
 		Config: cfg, Logger: log, Grace: rf.grace,
 		MetricsAddr: rf.metricsAddr, MetricsAddrName: "--metrics-addr",
+		HTTPAddr: rf.httpAddr, HTTPToken: rf.httpToken,
 	})
 	if err != nil {
 		return err
 	}
 	return h.Run(ctx)
+}
+
+// readToken checks the web view's flags and reads --http-token-file: a
+// file that others can read holds no secret, and is refused.
+func (rf *runFlags) readToken() error {
+	switch {
+	case rf.httpTokenFile != "" && rf.httpToken != "":
+		return &usageError{errors.New("--http-token and --http-token-file do not go together: give one")}
+	case (rf.httpToken != "" || rf.httpTokenFile != "") && rf.httpAddr == "":
+		return &usageError{errors.New("--http-token and --http-token-file go with --http ADDR, the web view they protect")}
+	case rf.httpTokenFile == "":
+		return nil
+	}
+	fi, err := os.Stat(rf.httpTokenFile)
+	if err != nil {
+		return fmt.Errorf("--http-token-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("--http-token-file %s has mode %04o: others can read it, so it is no secret; `chmod 600 %s`", rf.httpTokenFile, fi.Mode().Perm(), rf.httpTokenFile)
+	}
+	b, err := os.ReadFile(rf.httpTokenFile)
+	if err != nil {
+		return fmt.Errorf("--http-token-file: %w", err)
+	}
+	if rf.httpToken = strings.TrimSpace(string(b)); len(rf.httpToken) < 16 {
+		return fmt.Errorf("--http-token-file %s holds %d characters: give a token of at least 16 (e.g. `openssl rand -hex 16`)", rf.httpTokenFile, len(rf.httpToken))
+	}
+	return nil
 }

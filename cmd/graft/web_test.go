@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/internal/testbin"
+)
+
+// chromium is the headless browser the web view's test drives: Debian's
+// chromium, installed by scripts/install-deps.sh.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no chromium on PATH: the web view's test drives a real browser; run scripts/install-deps.sh (apt-get install chromium)")
+	return ""
+}
+
+// webCore is a core with the recorder actors a and b and the kv actors
+// k0 and k1 (on a copy of kv v1), serving the web view with token.
+func webCore(t *testing.T, token string) (*coreProc, string) {
+	dir := testbin.ShortDir(t)
+	src := filepath.Join(dir, "kv")
+	b, err := os.ReadFile(plugin("kv1"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(src, b, 0o755))
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
+control: {dir: ./run}
+limits: {max_attempts: 2}
+behaviours:
+  recorder: {binary: %s}
+  kv: {binary: %s}
+actors:
+  - {name: a, behaviour: recorder}
+  - {name: b, behaviour: recorder}
+  - {name: k0, behaviour: kv}
+  - {name: k1, behaviour: kv}
+`, plugin("recorder"), src)), 0o644))
+	p := startGraftAt(t, path, []string{"a", "b", "k0", "k1"}, "--http", "127.0.0.1:0", "--http-token", token)
+	var addr string
+	testbin.WaitFor(t, 10*time.Second, "the web view's address in the log", func() bool {
+		if l := p.logLine("serving the web view: open this address (the fragment carries the token changes need)"); l != nil {
+			addr, _ = l["addr"].(string)
+		}
+		return addr != ""
+	})
+	return p, "http://" + addr
+}
+
+// The web view in a real browser: it finds the actors; a canary started
+// from the CLI shows on the upgrades page and is promoted with its button;
+// the versions change on the page without a reload; a dead letter is
+// retried with its button; a change without the token, or from another
+// site, is refused.
+func TestWebViewInABrowser(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	p, base := webCore(t, token)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	actx, cancelA := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	shots := os.Getenv("GRAFT_WEB_SCREENSHOTS") // a folder: write a screenshot of each page there
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			if shots == "" {
+				return nil
+			}
+			png, err := chromedp.CaptureScreenshot()(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, "web-"+name+".png"), png, 0o644)
+		})
+	}
+	eval := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](js)(ctx, tg)
+			return err
+		})
+	}
+	go_ := func(hash string) chromedp.Action[chromedp.Void] { return eval(`location.hash = "` + hash + `"`) }
+	poll := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))(ctx, tg)
+			return err
+		})
+	}
+
+	// The actors are there; a marker shows later that the page never reloaded.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Navigate(base+"/#token="+token),
+		chromedp.WaitVisible(`tr[data-actor="a"]`),
+		chromedp.WaitVisible(`tr[data-actor="k1"]`),
+		eval(`window.graftMarker = 42`),
+		shot("actors"),
+	))
+
+	// A canary from the CLI, promoted from the page.
+	var stderr testbin.Buffer
+	wait := p.background(t, &stderr, "upgrade", "kv", "--binary", plugin("kv2"), "--canary", "k0", "--bake", "1h")
+	require.NoError(t, chromedp.Do(bctx,
+		go_("#/upgrades"),
+		chromedp.WaitVisible(`#promote`),
+		poll(`document.querySelector('#upgrades .phase').textContent === "baking"`),
+		shot("upgrades"),
+		eval(`document.querySelector('#promote').click()`),
+	))
+	r := wait()
+	require.Equal(t, 0, r.code, "the promoted canary's command: %s", r.stderr)
+	assert.Contains(t, r.stdout, "promoted by an operator")
+
+	// The new versions show up without a reload.
+	require.NoError(t, chromedp.Do(bctx,
+		go_("#/actors"),
+		poll(`document.querySelector('tr[data-actor="k0"] td.module').textContent === "2.0.0" &&
+			document.querySelector('tr[data-actor="k1"] td.module').textContent === "2.0.0"`),
+		go_("#/behaviours"), chromedp.WaitVisible(`tr[data-behaviour="kv"]`), shot("behaviours"),
+		go_("#/history"), chromedp.WaitVisible(`#history`), shot("history"),
+	))
+	marker, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.graftMarker`))
+	require.NoError(t, err)
+	assert.Equal(t, 42, marker, "the page was not reloaded")
+
+	// A dead letter, retried with its button.
+	p.ok(t, "send", "a", "error")
+	testbin.WaitFor(t, 30*time.Second, "a's dead letter", func() bool { return p.status(t)["a"].DeadLetters == 1 })
+	require.NoError(t, chromedp.Do(bctx,
+		go_("#/actor/a"),
+		chromedp.WaitVisible(`#deadletters button.retry`),
+		shot("actor"),
+		eval(`document.querySelector('#deadletters button.retry').click()`),
+		poll(`document.querySelector('#notice').textContent.startsWith("retried")`),
+	))
+	note, err := chromedp.Run(bctx, chromedp.TextContent(`#notice`))
+	require.NoError(t, err)
+	assert.Equal(t, "retried 1 message(s) of a", note)
+
+	// Without the token, or from another site, a change is refused; a
+	// read on loopback is not.
+	post := func(hdr map[string]string) int {
+		req, err := http.NewRequest(http.MethodPost, base+"/api/v1/actors/a/deadletters/retry", strings.NewReader(`{"all":true}`))
+		require.NoError(t, err)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var resp *http.Response
+	assert.Equal(t, http.StatusUnauthorized, post(nil), "no token")
+	assert.Equal(t, http.StatusUnauthorized, post(map[string]string{"X-Graft-Token": "wrong"}), "a wrong token")
+	assert.Equal(t, http.StatusForbidden, post(map[string]string{"X-Graft-Token": token, "Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}), "from another site")
+	resp, err = http.Get(base + "/api/v1/status")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a read on loopback needs no token")
+}

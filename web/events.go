@@ -1,0 +1,218 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/graft-host/graft/core/control/api"
+)
+
+// events streams the view as server-sent events: one "view" event at
+// once and then every tick, each a whole View for the page, filter and
+// sort the stream was opened with (?offset=&limit=&q=&sort=&desc=). It
+// reads the API in process, as the page would, so what it shows is what
+// the API answers.
+type events struct {
+	api   http.Handler
+	every time.Duration
+}
+
+// View is one event of the stream.
+type View struct {
+	Core     api.CoreInfo          `json:"core"`
+	Upgrades []api.UpgradeProgress `json:"upgrades"`
+	// Total is how many actors match the filter; Actors the page of them.
+	Total      int               `json:"total"`
+	Offset     int               `json:"offset"`
+	Actors     []api.ActorStatus `json:"actors"`
+	Behaviours []Behaviour       `json:"behaviours"`
+	// History is the last records, newest first.
+	History []api.UpgradeRecord `json:"history"`
+}
+
+// Behaviour is one behaviour as the view shows it: its actors and the
+// module versions they run.
+type Behaviour struct {
+	Name     string         `json:"name"`
+	Actors   int            `json:"actors"`
+	Versions map[string]int `json:"versions"` // module version -> actors on it
+}
+
+// query is a stream's page, filter and sort.
+type query struct {
+	offset, limit int
+	q, sort       string
+	desc          bool
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+	historyShown = 50
+)
+
+func parseQuery(r *http.Request) query {
+	v := r.URL.Query()
+	q := query{limit: defaultLimit, q: strings.ToLower(v.Get("q")), sort: v.Get("sort"), desc: v.Get("desc") == "1"}
+	if n, err := strconv.Atoi(v.Get("offset")); err == nil && n > 0 {
+		q.offset = n
+	}
+	if n, err := strconv.Atoi(v.Get("limit")); err == nil && n > 0 {
+		q.limit = min(n, maxLimit)
+	}
+	return q
+}
+
+func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	q := parseQuery(r)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	t := time.NewTicker(e.every)
+	defer t.Stop()
+	for {
+		v, err := e.view(r.Context(), q)
+		var payload []byte
+		if err == nil {
+			payload, err = json.Marshal(v)
+		}
+		if err != nil {
+			payload, _ = json.Marshal(map[string]string{"error": err.Error()})
+			fmt.Fprintf(w, "event: failure\ndata: %s\n\n", payload)
+		} else {
+			fmt.Fprintf(w, "event: view\ndata: %s\n\n", payload)
+		}
+		flusher.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// view reads status and history from the API and cuts the page.
+func (e *events) view(ctx context.Context, q query) (View, error) {
+	var st api.Status
+	if err := e.get(ctx, "/v1/status", &st); err != nil {
+		return View{}, err
+	}
+	var hist []api.UpgradeRecord
+	if err := e.get(ctx, "/v1/history", &hist); err != nil {
+		return View{}, err
+	}
+	slices.Reverse(hist)
+	v := View{Core: st.Core, Upgrades: st.Upgrades, Offset: q.offset, History: hist[:min(len(hist), historyShown)]}
+	v.Behaviours = behaviours(st.Actors)
+	rows := slices.DeleteFunc(st.Actors, func(a api.ActorStatus) bool { return !matches(a, q.q) })
+	slices.SortStableFunc(rows, less(q.sort, q.desc))
+	v.Total = len(rows)
+	v.Actors = rows[min(q.offset, len(rows)):min(q.offset+q.limit, len(rows))]
+	if v.Upgrades == nil {
+		v.Upgrades = []api.UpgradeProgress{}
+	}
+	return v, nil
+}
+
+// get reads one API path in process.
+func (e *events) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	rec := &recorder{header: http.Header{}}
+	e.api.ServeHTTP(rec, req)
+	if rec.status != 0 && rec.status != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", path, rec.status, strings.TrimSpace(rec.body.String()))
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// recorder is the ResponseWriter of an in-process API read.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(code int)        { r.status = code }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+func matches(a api.ActorStatus, q string) bool {
+	if q == "" {
+		return true
+	}
+	for _, f := range []string{a.Name, a.Behaviour, a.Module, a.Status, a.Origin} {
+		if strings.Contains(strings.ToLower(f), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// less orders actors by the named column (name by default), then name.
+func less(col string, desc bool) func(a, b api.ActorStatus) int {
+	key := func(a, b api.ActorStatus) int {
+		switch col {
+		case "behaviour":
+			return strings.Compare(a.Behaviour, b.Behaviour)
+		case "module":
+			return strings.Compare(a.Module, b.Module)
+		case "status":
+			return strings.Compare(a.Status, b.Status)
+		case "depth":
+			return cmp.Compare(a.Depth, b.Depth)
+		case "processed":
+			return cmp.Compare(a.Processed, b.Processed)
+		case "failed":
+			return cmp.Compare(a.Failed, b.Failed)
+		case "restarts":
+			return cmp.Compare(a.Restarts+a.ModuleRestarts, b.Restarts+b.ModuleRestarts)
+		case "dead":
+			return cmp.Compare(a.DeadLetters, b.DeadLetters)
+		}
+		return 0
+	}
+	return func(a, b api.ActorStatus) int {
+		c := key(a, b)
+		if desc {
+			c = -c
+		}
+		return cmp.Or(c, strings.Compare(a.Name, b.Name))
+	}
+}
+
+func behaviours(actors []api.ActorStatus) []Behaviour {
+	by := map[string]*Behaviour{}
+	for _, a := range actors {
+		b := by[a.Behaviour]
+		if b == nil {
+			b = &Behaviour{Name: a.Behaviour, Versions: map[string]int{}}
+			by[a.Behaviour] = b
+		}
+		b.Actors++
+		b.Versions[cmp.Or(a.Module, "-")]++
+	}
+	out := make([]Behaviour, 0, len(by))
+	for _, b := range by {
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(x, y Behaviour) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}

@@ -1,0 +1,199 @@
+// graft's operator view: a hash-routed page over the control API (/api/)
+// and its event stream (/events). Everything from the core is put in the
+// page as text (textContent), never as HTML: actor names are anyone's.
+"use strict";
+
+const state = { view: null, page: { offset: 0, limit: 100, q: "", sort: "name", desc: false }, stream: null };
+
+// The token comes once in the #token= fragment the core logs, and is kept
+// for this tab only.
+(function takeToken() {
+  const m = location.hash.match(/[#&]token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("graft-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + "#/actors");
+  }
+})();
+const token = () => sessionStorage.getItem("graft-token") || "";
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) e.append(k instanceof Node ? k : document.createTextNode(String(k ?? "")));
+  return e;
+}
+
+function notice(text) {
+  const n = document.getElementById("notice");
+  n.textContent = text;
+  n.className = "show";
+  clearTimeout(notice.t);
+  notice.t = setTimeout(() => (n.className = ""), 5000);
+}
+
+async function api(method, path, body) {
+  const r = await fetch("/api" + path, {
+    method,
+    headers: { "Content-Type": "application/json", "X-Graft-Token": token() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error || r.status + " " + r.statusText);
+  return data;
+}
+
+const seg = (s) => encodeURIComponent(s).replace(/\./g, "%2E");
+
+// The event stream, reopened when the page, filter or sort changes.
+function openStream() {
+  if (state.stream) state.stream.close();
+  const p = state.page;
+  const q = new URLSearchParams({ offset: p.offset, limit: p.limit, q: p.q, sort: p.sort, desc: p.desc ? "1" : "0" });
+  if (token()) q.set("token", token());
+  const s = new EventSource("/events?" + q);
+  s.addEventListener("view", (ev) => {
+    state.view = JSON.parse(ev.data);
+    document.getElementById("live").className = "on";
+    render();
+  });
+  s.addEventListener("failure", (ev) => notice(JSON.parse(ev.data).error));
+  s.onerror = () => (document.getElementById("live").className = "");
+  state.stream = s;
+}
+
+function route() {
+  const h = location.hash.replace(/^#\/?/, "") || "actors";
+  const [page, ...rest] = h.split("/");
+  return { page, arg: rest.length ? decodeURIComponent(rest.join("/")) : "" };
+}
+
+function render() {
+  const v = state.view;
+  if (!v) return;
+  const r = route();
+  for (const a of document.querySelectorAll("header nav a")) a.className = a.id === "nav-" + r.page ? "on" : "";
+  document.getElementById("core").textContent = `core pid ${v.core.pid} · ${v.core.socket}`;
+  const main = document.getElementById("main");
+  const focused = document.activeElement && document.activeElement.id;
+  const pages = { actors: actorsPage, actor: actorPage, behaviours: behavioursPage, upgrades: upgradesPage, history: historyPage };
+  const next = (pages[r.page] || actorsPage)(v, r.arg);
+  // Unchanged, the page keeps its nodes: a button being clicked, or text
+  // being selected, is not swapped out under the pointer.
+  if (main.firstChild && main.firstChild.outerHTML === next.outerHTML) return;
+  main.replaceChildren(next);
+  if (focused) document.getElementById(focused)?.focus();
+}
+
+const cols = [
+  ["name", "Actor"], ["behaviour", "Behaviour"], ["module", "Version"], ["schema", "Schema"], ["status", "Status"],
+  ["depth", "Depth", 1], ["processed", "Processed", 1], ["failed", "Failed", 1], ["restarts", "Restarts", 1], ["dead", "Dead", 1], ["origin", "Origin"],
+];
+
+function actorsPage(v) {
+  const p = state.page;
+  const search = el("input", { type: "search", id: "filter", placeholder: "filter: name, behaviour, version, status", value: p.q });
+  search.addEventListener("input", () => { p.q = search.value; p.offset = 0; openStream(); });
+  const head = el("tr", {}, cols.map(([key, label, num]) =>
+    el("th", { class: num ? "num" : "", "data-sort": key, onclick: () => { p.desc = p.sort === key ? !p.desc : false; p.sort = key; openStream(); } },
+      label + (p.sort === key ? (p.desc ? " ▼" : " ▲") : ""))));
+  const rows = v.actors.map((a) => el("tr", { "data-actor": a.name, class: a.status === "failed" ? "failed" : "" },
+    el("td", {}, el("a", { href: "#/actor/" + encodeURIComponent(a.name) }, a.name)),
+    el("td", {}, a.behaviour), el("td", { class: "module" }, a.module || "-"), el("td", {}, a.schema),
+    el("td", { class: "status" }, a.status), el("td", { class: "num" }, a.depth), el("td", { class: "num" }, a.processed),
+    el("td", { class: "num" }, a.failed), el("td", { class: "num" }, `${a.restarts}/${a.module_restarts}`),
+    el("td", { class: "num dead" }, a.dead_letters), el("td", {}, a.origin || "-")));
+  const last = Math.min(v.offset + v.actors.length, v.total);
+  const pager = el("span", {},
+    el("button", { id: "prev", disabled: p.offset === 0, onclick: () => { p.offset = Math.max(0, p.offset - p.limit); openStream(); } }, "‹ prev"), " ",
+    `${v.total ? v.offset + 1 : 0}–${last} of ${v.total} `,
+    el("button", { id: "next", disabled: last >= v.total, onclick: () => { p.offset += p.limit; openStream(); } }, "next ›"));
+  return el("section", {}, el("div", { class: "tools" }, search, pager), el("table", { id: "actors" }, el("thead", {}, head), el("tbody", {}, rows)));
+}
+
+// One actor: its status row, state, timers and dead letters (read again
+// at each event, so they stay live).
+const detail = { name: "", data: null, busy: false };
+
+function actorPage(v, name) {
+  const a = v.actors.find((x) => x.name === name);
+  if (detail.name !== name) { detail.name = name; detail.data = null; }
+  if (!detail.busy) {
+    detail.busy = true;
+    Promise.all([
+      api("GET", `/v1/actors/${seg(name)}/state`).catch((e) => ({ error: e.message })),
+      api("GET", `/v1/actors/${seg(name)}/timers`).catch(() => []),
+      api("GET", `/v1/actors/${seg(name)}/deadletters`).catch(() => []),
+    ]).then(([st, timers, dead]) => { detail.data = { st, timers, dead }; detail.busy = false; if (detail.name === name) render(); });
+  }
+  const d = detail.data;
+  const head = el("div", { class: "card" }, el("h2", {}, name),
+    a ? `${a.behaviour} ${a.module || "-"} (schema ${a.schema}) · ${a.status} · depth ${a.depth} · processed ${a.processed} · dead letters ${a.dead_letters}` : "");
+  if (!d) return el("section", {}, head, el("p", {}, "loading…"));
+  const st = d.st.error ? d.st.error : (d.st.text !== undefined && d.st.text !== "" ? d.st.text : JSON.stringify(d.st, null, 2));
+  const timers = el("table", { id: "timers" }, el("tr", {}, el("th", {}, "Timer"), el("th", {}, "Due"), el("th", {}, "To"), el("th", {}, "Message")),
+    d.timers.map((t) => el("tr", {}, el("td", {}, t.id), el("td", {}, t.due), el("td", {}, t.to), el("td", {}, t.text ?? ""))));
+  const dead = el("table", { id: "deadletters" },
+    el("tr", {}, el("th", {}, "Seq"), el("th", {}, "Id"), el("th", {}, "Error"), el("th", {}, "Message"), el("th", {}, "")),
+    d.dead.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.id || "-"), el("td", {}, x.last_error),
+      el("td", {}, payloadText(x.payload)),
+      el("td", {}, el("button", { class: "retry", onclick: () => retry(name, x.seq) }, "Retry")))));
+  return el("section", {}, head, el("h3", {}, "State"), el("pre", { id: "state" }, st),
+    el("h3", {}, `Pending timers (${d.timers.length})`), timers, el("h3", {}, `Dead letters (${d.dead.length})`), dead);
+}
+
+// payloadText is a base64 payload as text when it decodes, else its size.
+function payloadText(b64) {
+  try {
+    const bytes = Uint8Array.from(atob(b64 || ""), (c) => c.charCodeAt(0));
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (e) {
+    return `(${Math.floor(((b64 || "").length * 3) / 4)} bytes)`;
+  }
+}
+
+async function retry(actor, seq) {
+  try {
+    const r = await api("POST", `/v1/actors/${seg(actor)}/deadletters/retry`, { seq });
+    notice(`retried ${(r.requeued || []).length} message(s) of ${actor}`);
+    detail.data = null;
+  } catch (e) {
+    notice("retry refused: " + e.message);
+  }
+}
+
+function behavioursPage(v) {
+  return el("section", {}, el("table", { id: "behaviours" },
+    el("tr", {}, el("th", {}, "Behaviour"), el("th", { class: "num" }, "Actors"), el("th", {}, "Versions running (actors)")),
+    v.behaviours.map((b) => el("tr", { "data-behaviour": b.name }, el("td", {}, b.name), el("td", { class: "num" }, b.actors),
+      el("td", {}, Object.entries(b.versions).map(([ver, n]) => `${ver} (${n})`).join(", "))))));
+}
+
+function upgradesPage(v) {
+  if (!v.upgrades.length) return el("p", { id: "no-upgrades" }, "No upgrade, rollback or dry run in progress. See the history for the last ones.");
+  return el("section", { id: "upgrades" }, v.upgrades.map((u) => el("div", { class: "card", "data-behaviour": u.behaviour },
+    el("h3", {}, `${u.kind} of ${u.behaviour}: ${u.from} → ${u.to}`),
+    el("p", {}, el("span", { class: "phase" }, u.phase),
+      u.canary ? ` · canary ${u.canary} (${(u.group || []).join(", ")})` : "",
+      u.phase === "baking" ? ` · ${Math.round(u.bake_left_seconds)} s left` : "", u.verdict ? ` · ${u.verdict}` : ""),
+    u.phase === "baking" ? el("p", {},
+      el("button", { id: "promote", onclick: () => decide(u.behaviour, "promote") }, "Promote now"), " ",
+      el("button", { id: "abort", onclick: () => decide(u.behaviour, "abort") }, "Abort (roll the canary back)")) : "")));
+}
+
+async function decide(b, what) {
+  try { await api("POST", `/v1/behaviours/${seg(b)}/${what}`); notice(`${what} of ${b} sent`); } catch (e) { notice(e.message); }
+}
+
+function historyPage(v) {
+  return el("section", {}, el("table", { id: "history" },
+    el("tr", {}, ["Id", "Kind", "Behaviour", "From", "To", "Started", "Took", "Actors", "Outcome"].map((h) => el("th", {}, h))),
+    v.history.map((r) => el("tr", {}, el("td", {}, r.id), el("td", {}, r.kind), el("td", {}, r.behaviour), el("td", {}, r.from), el("td", {}, r.to),
+      el("td", {}, new Date(r.started).toLocaleString()), el("td", {}, r.duration_seconds.toFixed(2) + " s"), el("td", { class: "num" }, r.actors),
+      el("td", {}, r.outcome + (r.canary ? ` (canary ${r.canary})` : "") + (r.error ? ": " + r.error : ""))))));
+}
+
+window.addEventListener("hashchange", render);
+openStream();
