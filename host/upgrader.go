@@ -32,7 +32,7 @@ func (u controlUpgrader) Upgrade(ctx context.Context, behaviour string, req cont
 		c.Gates = upgrade.Gates{FailureRateIncrease: req.FailureRateIncrease, P99Ratio: req.P99Ratio, MinMessages: req.MinMessages}
 		o.Canary = c
 	}
-	return u.Manager.UpgradeWith(ctx, behaviour, req.Binary, o)
+	return u.UpgradeWith(ctx, behaviour, req.Binary, o)
 }
 
 // Decide implements control.Upgrader.
@@ -46,7 +46,7 @@ func (u controlUpgrader) Decide(behaviour string, promote bool) error {
 
 // InProgress implements control.Upgrader: the ops running, by behaviour.
 func (u controlUpgrader) InProgress() []control.UpgradeProgress {
-	ops := u.Manager.RunningOps()
+	ops := u.RunningOps()
 	out := make([]control.UpgradeProgress, 0, len(ops))
 	now := time.Now()
 	for b, op := range ops {

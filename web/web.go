@@ -30,7 +30,7 @@ type Options struct {
 }
 
 // TokenHeader carries the token on API requests.
-const TokenHeader = "X-Graft-Token"
+const TokenHeader = "X-Graft-Token" //nolint:gosec // G101: a header's name, not a credential
 
 // Handler serves the view, its API and its event stream.
 func Handler(o Options) http.Handler {

@@ -55,7 +55,9 @@ func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 		if r.Canary != "" {
 			outcome += " (canary " + r.Canary + ")"
 		}
-		if r.Error != "" && !(r.Canary != "" && strings.Contains(r.Canary, strings.TrimPrefix(r.Error, "canary rolled back: "))) {
+		// A rolled back canary's error repeats what its canary note says.
+		repeats := r.Canary != "" && strings.Contains(r.Canary, strings.TrimPrefix(r.Error, "canary rolled back: "))
+		if r.Error != "" && !repeats {
 			// One row per record: an error that lists each actor on a
 			// line of its own would break the table (and awk).
 			outcome += ": " + strings.Join(strings.Fields(strings.ReplaceAll(r.Error, "\n", "; ")), " ")
