@@ -12,6 +12,7 @@ import (
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/dynamic"
+	"github.com/graft-host/graft/internal/buildinfo"
 	"github.com/graft-host/graft/internal/metrics"
 	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/upgrade"
@@ -212,9 +213,11 @@ func clearPluginSockets(dir string) error {
 // serve answers the control API on the claimed socket and, when asked,
 // serves the metrics (step 8).
 func (h *Host) serve(p *parts) {
+	build := buildinfo.Read()
 	p.srv = control.NewServer(control.Options{
 		Runtime: p.core, Upgrader: controlUpgrader{p.mgr}, Logger: h.log.With("component", "control"),
-		Info: control.CoreInfo{PID: os.Getpid(), Socket: h.cfg.Control.Socket, Config: h.cfg.File, Started: time.Now()},
+		Info: control.CoreInfo{PID: os.Getpid(), Socket: h.cfg.Control.Socket, Config: h.cfg.File, Started: time.Now(),
+			Version: build.Version, Commit: build.Commit, GoVersion: build.GoVersion},
 	})
 	p.served = make(chan error, 1)
 	go func() { p.served <- p.srv.Serve(p.ctl) }()

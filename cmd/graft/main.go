@@ -113,6 +113,7 @@ $GRAFT_CONFIG (a config file), or ./graft.yaml when there is one.`,
 		newStateCmd(e, cf),
 		newHistoryCmd(e, cf),
 		newUpgradeCmd(e, cf),
+		newVersionCmd(e, cf),
 		newRollbackCmd(e, cf),
 	)
 	return root

@@ -13,7 +13,11 @@ type CoreInfo struct {
 	Socket  string    `json:"socket"`
 	Config  string    `json:"config,omitempty"`
 	Started time.Time `json:"started"`
-	Version string    `json:"version,omitempty"`
+	// Version, Commit and GoVersion say which graft the core is (from
+	// the binary's build information; `graft version` prints them).
+	Version   string `json:"version,omitempty"`
+	Commit    string `json:"commit,omitempty"`
+	GoVersion string `json:"go_version,omitempty"`
 }
 
 // Status is the answer of GET /v1/status.
