@@ -64,6 +64,9 @@ func (u controlUpgrader) InProgress() []control.UpgradeProgress {
 					p.BakeLeftSeconds = max(0, cs.BakeUntil.Sub(now).Seconds())
 				}
 			}
+			if c, o, ok := u.CanaryHealth(b); ok {
+				p.Health = &control.CanaryHealth{Canary: groupHealth(c), Old: groupHealth(o)}
+			}
 		}
 		out = append(out, p)
 	}
@@ -122,4 +125,8 @@ func policies(cfg *config.Config) map[string]upgrade.Canary {
 		}
 	}
 	return out
+}
+
+func groupHealth(g upgrade.GroupHealth) control.GroupHealth {
+	return control.GroupHealth{Handled: g.Handled, Failed: g.Failed, DeadLettered: g.DeadLettered, FailureRate: g.FailureRate, P99Seconds: g.P99.Seconds()}
 }

@@ -191,3 +191,28 @@ func (h *health) Passivated(behaviour string) { h.next.Passivated(behaviour) }
 
 // Woken implements core.Observer.
 func (h *health) Woken(behaviour string) { h.next.Woken(behaviour) }
+
+// GroupHealth is one side of a baking canary's comparison: what its
+// actors did since the bake began.
+type GroupHealth struct {
+	Handled, Failed, DeadLettered int64
+	FailureRate                   float64
+	P99                           time.Duration
+}
+
+func (g *groupCounts) public() GroupHealth {
+	return GroupHealth{Handled: g.handled, Failed: g.failed, DeadLettered: g.dead, FailureRate: g.failureRate(), P99: g.p99()}
+}
+
+// CanaryHealth is behaviour's baking canary against its old group, as the
+// gates see them now; ok is false when no canary of it bakes.
+func (m *Manager) CanaryHealth(behaviour string) (canary, old GroupHealth, ok bool) {
+	m.health.mu.Lock()
+	_, ok = m.health.watches[behaviour]
+	m.health.mu.Unlock()
+	if !ok {
+		return GroupHealth{}, GroupHealth{}, false
+	}
+	c, o := m.health.counts(behaviour)
+	return c.public(), o.public(), true
+}

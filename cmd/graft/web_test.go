@@ -120,6 +120,7 @@ func TestWebViewInABrowser(t *testing.T) {
 		go_("#/upgrades"),
 		chromedp.WaitVisible(`#promote`),
 		poll(`document.querySelector('#upgrades .phase').textContent === "baking"`),
+		chromedp.WaitVisible(`#upgrades table.health`),
 		shot("upgrades"),
 		eval(`document.querySelector('#promote').click()`),
 	))
@@ -152,6 +153,18 @@ func TestWebViewInABrowser(t *testing.T) {
 	note, err := chromedp.Run(bctx, chromedp.TextContent(`#notice`))
 	require.NoError(t, err)
 	assert.Equal(t, "retried 1 message(s) of a", note)
+
+	// Stop and start from the actor's page.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.WaitVisible(`#stop`),
+		eval(`document.querySelector('#stop').click()`),
+	))
+	testbin.WaitFor(t, 30*time.Second, "a stopped from the page", func() bool { return p.status(t)["a"].Status == "stopped" })
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.WaitVisible(`#start`),
+		eval(`document.querySelector('#start').click()`),
+	))
+	testbin.WaitFor(t, 30*time.Second, "a started from the page", func() bool { return p.status(t)["a"].Status == "running" })
 
 	// Without the token, or from another site, a change is refused; a
 	// read on loopback is not.

@@ -51,6 +51,10 @@ type (
 	UpgradeRequest = api.UpgradeRequest
 	// UpgradeProgress is api.UpgradeProgress.
 	UpgradeProgress = api.UpgradeProgress
+	// CanaryHealth is api.CanaryHealth.
+	CanaryHealth = api.CanaryHealth
+	// GroupHealth is api.GroupHealth.
+	GroupHealth = api.GroupHealth
 	// DecisionResponse is api.DecisionResponse.
 	DecisionResponse = api.DecisionResponse
 	// DryRunRequest is api.DryRunRequest.

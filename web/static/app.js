@@ -130,7 +130,9 @@ function actorPage(v, name) {
   }
   const d = detail.data;
   const head = el("div", { class: "card" }, el("h2", {}, name),
-    a ? `${a.behaviour} ${a.module || "-"} (schema ${a.schema}) · ${a.status} · depth ${a.depth} · processed ${a.processed} · dead letters ${a.dead_letters}` : "");
+    a ? `${a.behaviour} ${a.module || "-"} (schema ${a.schema}) · ${a.status} · depth ${a.depth} · processed ${a.processed} · dead letters ${a.dead_letters} ` : "",
+    a && a.status !== "stopped" ? el("button", { id: "stop", onclick: () => act(name, "stop") }, "Stop") : "",
+    a && a.status === "stopped" ? el("button", { id: "start", onclick: () => act(name, "start") }, "Start") : "");
   if (!d) return el("section", {}, head, el("p", {}, "loading…"));
   const st = d.st.error ? d.st.error : (d.st.text !== undefined && d.st.text !== "" ? d.st.text : JSON.stringify(d.st, null, 2));
   const timers = el("table", { id: "timers" }, el("tr", {}, el("th", {}, "Timer"), el("th", {}, "Due"), el("th", {}, "To"), el("th", {}, "Message")),
@@ -154,6 +156,10 @@ function payloadText(b64) {
   }
 }
 
+async function act(actor, what) {
+  try { await api("POST", `/v1/actors/${seg(actor)}/${what}`); notice(`${what} of ${actor} done`); } catch (e) { notice(`${what} refused: ${e.message}`); }
+}
+
 async function retry(actor, seq) {
   try {
     const r = await api("POST", `/v1/actors/${seg(actor)}/deadletters/retry`, { seq });
@@ -166,9 +172,15 @@ async function retry(actor, seq) {
 
 function behavioursPage(v) {
   return el("section", {}, el("table", { id: "behaviours" },
-    el("tr", {}, el("th", {}, "Behaviour"), el("th", { class: "num" }, "Actors"), el("th", {}, "Versions running (actors)")),
+    el("tr", {}, el("th", {}, "Behaviour"), el("th", { class: "num" }, "Actors"), el("th", {}, "Versions running (actors)"), el("th", {}, "")),
     v.behaviours.map((b) => el("tr", { "data-behaviour": b.name }, el("td", {}, b.name), el("td", { class: "num" }, b.actors),
-      el("td", {}, Object.entries(b.versions).map(([ver, n]) => `${ver} (${n})`).join(", "))))));
+      el("td", {}, Object.entries(b.versions).map(([ver, n]) => `${ver} (${n})`).join(", ")),
+      el("td", {}, el("button", { class: "rollback", onclick: () => rollback(b.name) }, "Roll back"))))));
+}
+
+async function rollback(b) {
+  if (!confirm(`Roll every actor of ${b} back to its previous version?`)) return;
+  try { const r = await api("POST", `/v1/behaviours/${seg(b)}/rollback`); notice(`rollback of ${b}: ${r.outcome}`); } catch (e) { notice("rollback refused: " + e.message); }
 }
 
 function upgradesPage(v) {
@@ -178,9 +190,21 @@ function upgradesPage(v) {
     el("p", {}, el("span", { class: "phase" }, u.phase),
       u.canary ? ` · canary ${u.canary} (${(u.group || []).join(", ")})` : "",
       u.phase === "baking" ? ` · ${Math.round(u.bake_left_seconds)} s left` : "", u.verdict ? ` · ${u.verdict}` : ""),
+    u.health ? healthTable(u.health) : "",
     u.phase === "baking" ? el("p", {},
       el("button", { id: "promote", onclick: () => decide(u.behaviour, "promote") }, "Promote now"), " ",
       el("button", { id: "abort", onclick: () => decide(u.behaviour, "abort") }, "Abort (roll the canary back)")) : "")));
+}
+
+// healthTable is a baking canary beside the old version's actors, as the
+// gates judge them.
+function healthTable(h) {
+  const row = (label, g) => el("tr", {}, el("td", {}, label), el("td", { class: "num" }, g.handled), el("td", { class: "num" }, g.failed),
+    el("td", { class: "num" }, (100 * g.failure_rate).toFixed(2) + " %"), el("td", { class: "num" }, g.dead_lettered),
+    el("td", { class: "num" }, (1000 * g.p99_seconds).toFixed(2) + " ms"));
+  return el("table", { class: "health" },
+    el("tr", {}, ["", "Handled", "Failed attempts", "Failure rate", "Dead letters", "Handle p99"].map((x) => el("th", {}, x))),
+    row("canary (new version)", h.canary), row("old version", h.old));
 }
 
 async function decide(b, what) {

@@ -366,6 +366,24 @@ type UpgradeProgress struct {
 	BakeUntil       time.Time `json:"bake_until,omitzero"`
 	BakeLeftSeconds float64   `json:"bake_left_seconds,omitempty"`
 	Verdict         string    `json:"verdict,omitempty"`
+	// Health, while a canary bakes, is its group against the actors left
+	// on the old version, as the gates see them now.
+	Health *CanaryHealth `json:"health,omitempty"`
+}
+
+// CanaryHealth compares a baking canary with the old version's actors.
+type CanaryHealth struct {
+	Canary GroupHealth `json:"canary"`
+	Old    GroupHealth `json:"old"`
+}
+
+// GroupHealth is what one group's actors did since the bake began.
+type GroupHealth struct {
+	Handled      int64   `json:"handled"`
+	Failed       int64   `json:"failed"` // failed attempts
+	DeadLettered int64   `json:"dead_lettered"`
+	FailureRate  float64 `json:"failure_rate"`
+	P99Seconds   float64 `json:"p99_seconds"`
 }
 
 // ErrorBody is the body of every error response.
