@@ -324,7 +324,7 @@ func (a *actor) step() (bool, error) {
 	a.suspect = false
 	a.mu.Unlock()
 	a.processed.Add(uint64(len(msgs)))
-	a.core.cfg.Observer.BatchCommitted(a.spec.Name, a.spec.Behaviour, len(msgs), time.Since(began))
+	a.core.cfg.Observer.BatchCommitted(a.spec.Name, a.spec.Behaviour, next.Module, len(msgs), time.Since(began))
 	a.core.delivered(a.spec.Name, msgs, res.Results)
 	return true, nil
 }

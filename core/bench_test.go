@@ -114,7 +114,7 @@ type commitCounter struct {
 	batches, messages atomic.Int64
 }
 
-func (c *commitCounter) BatchCommitted(_, _ string, n int, _ time.Duration) {
+func (c *commitCounter) BatchCommitted(_, _, _ string, n int, _ time.Duration) {
 	c.batches.Add(1)
 	c.messages.Add(int64(n))
 }

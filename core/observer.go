@@ -7,9 +7,10 @@ import "time"
 // Prometheus exporter in internal/metrics implements it; gauges such as mailbox
 // depth are read from Status at scrape time instead.
 type Observer interface {
-	// BatchCommitted: n messages of actor were handled and committed;
-	// took is from reading the batch to the end of its commit.
-	BatchCommitted(actor, behaviour string, n int, took time.Duration)
+	// BatchCommitted: n messages of actor were handled and committed by
+	// the module at code version; took is from reading the batch to the
+	// end of its commit.
+	BatchCommitted(actor, behaviour, version string, n int, took time.Duration)
 	// MessageFailed: one attempt at a message failed (error result, or
 	// its module crashed or hung while handling it alone).
 	MessageFailed(actor, behaviour string)
@@ -28,7 +29,7 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) BatchCommitted(string, string, int, time.Duration) {}
+func (noObserver) BatchCommitted(string, string, string, int, time.Duration) {}
 func (noObserver) MessageFailed(string, string)                      {}
 func (noObserver) DeadLettered(string, string)                       {}
 func (noObserver) ModuleStarted(string, bool)                        {}

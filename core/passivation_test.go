@@ -30,7 +30,7 @@ func passiveConfig(t testing.TB, dir string, after time.Duration, actors ...stri
 // passivations counts the core's passivations and wakes.
 type passivations struct{ passivated, woken atomic.Int64 }
 
-func (p *passivations) BatchCommitted(string, string, int, time.Duration) {}
+func (p *passivations) BatchCommitted(string, string, string, int, time.Duration) {}
 func (p *passivations) MessageFailed(string, string)                      {}
 func (p *passivations) DeadLettered(string, string)                       {}
 func (p *passivations) ModuleStarted(string, bool)                        {}

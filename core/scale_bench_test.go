@@ -333,7 +333,7 @@ func (s *commitSignal) expect(actor string) <-chan struct{} {
 	return ch
 }
 
-func (s *commitSignal) BatchCommitted(actor, _ string, _ int, _ time.Duration) {
+func (s *commitSignal) BatchCommitted(actor, _, _ string, _ int, _ time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ch, ok := s.waiting[actor]; ok {

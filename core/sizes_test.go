@@ -69,7 +69,7 @@ type batchSizes struct {
 	sizes []int
 }
 
-func (b *batchSizes) BatchCommitted(_, _ string, n int, _ time.Duration) {
+func (b *batchSizes) BatchCommitted(_, _, _ string, n int, _ time.Duration) {
 	b.mu.Lock()
 	b.sizes = append(b.sizes, n)
 	b.mu.Unlock()

@@ -126,7 +126,8 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 		if p.metricsL, err = net.Listen("tcp", h.opts.MetricsAddr); err != nil {
 			return fmt.Errorf("%s: %w", h.opts.MetricsAddrName, err)
 		}
-		p.metrics = metrics.New()
+		b := buildinfo.Read()
+		p.metrics = metrics.New(metrics.Build{Version: b.Version, Commit: b.Commit, GoVersion: b.GoVersion})
 	}
 	if err := h.listenWeb(p); err != nil {
 		return err
@@ -225,6 +226,7 @@ func (h *Host) serve(p *parts) {
 		return
 	}
 	p.metrics.WatchStatus(p.core.Status)
+	p.metrics.WatchUpgrades(upgradePhases(p.mgr), liveModules(p.mgr))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", p.metrics.Handler(h.log))
 	p.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

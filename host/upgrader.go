@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/graft-host/graft/config"
 	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/metrics"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/upgrade"
 )
@@ -129,4 +131,30 @@ func policies(cfg *config.Config) map[string]upgrade.Canary {
 
 func groupHealth(g upgrade.GroupHealth) control.GroupHealth {
 	return control.GroupHealth{Handled: g.Handled, Failed: g.Failed, DeadLettered: g.DeadLettered, FailureRate: g.FailureRate, P99Seconds: g.P99.Seconds()}
+}
+
+// upgradePhases are the phases of the ops in progress, by behaviour, for
+// graft_upgrade_phase.
+func upgradePhases(m *upgrade.Manager) func() map[string]string {
+	return func() map[string]string {
+		out := map[string]string{}
+		for _, p := range (controlUpgrader{m}).InProgress() {
+			out[p.Behaviour] = p.Phase
+		}
+		return out
+	}
+}
+
+// liveModules are the module versions that may run actors, for
+// graft_module_info.
+func liveModules(m *upgrade.Manager) func() []metrics.ModuleInfo {
+	return func() []metrics.ModuleInfo {
+		var out []metrics.ModuleInfo
+		for b, vs := range m.Live() {
+			for _, v := range vs {
+				out = append(out, metrics.ModuleInfo{Behaviour: b, Version: cmp.Or(v.Code, "unknown"), SHA256: v.SHA})
+			}
+		}
+		return out
+	}
 }

@@ -63,7 +63,7 @@ func (g *groupCounts) observe(took time.Duration) {
 // nopObserver is health's next observer when the core has none.
 type nopObserver struct{}
 
-func (nopObserver) BatchCommitted(string, string, int, time.Duration) {}
+func (nopObserver) BatchCommitted(string, string, string, int, time.Duration) {}
 func (nopObserver) MessageFailed(string, string)                      {}
 func (nopObserver) DeadLettered(string, string)                       {}
 func (nopObserver) ModuleStarted(string, bool)                        {}
@@ -139,9 +139,9 @@ func (h *health) group(actor, behaviour string) *groupCounts {
 }
 
 // BatchCommitted implements core.Observer.
-func (h *health) BatchCommitted(actor, behaviour string, n int, took time.Duration) {
+func (h *health) BatchCommitted(actor, behaviour, version string, n int, took time.Duration) {
 	if h.baking.Load() == 0 {
-		h.next.BatchCommitted(actor, behaviour, n, took)
+		h.next.BatchCommitted(actor, behaviour, version, n, took)
 		return
 	}
 	h.mu.Lock()
@@ -150,7 +150,7 @@ func (h *health) BatchCommitted(actor, behaviour string, n int, took time.Durati
 		g.observe(took)
 	}
 	h.mu.Unlock()
-	h.next.BatchCommitted(actor, behaviour, n, took)
+	h.next.BatchCommitted(actor, behaviour, version, n, took)
 }
 
 // MessageFailed implements core.Observer.

@@ -289,6 +289,18 @@ func (m *Manager) Current(behaviour string) (Version, bool) {
 	return bs.Current, true
 }
 
+// Live lists, by behaviour, the versions that may hold actors (the
+// current one first), as the journal has them.
+func (m *Manager) Live() map[string][]Version {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]Version, len(m.j.Behaviours))
+	for b, bs := range m.j.Behaviours {
+		out[b] = slices.Clone(bs.Live)
+	}
+	return out
+}
+
 // Running returns the upgrade or rollback of behaviour in progress, if any.
 func (m *Manager) Running(behaviour string) (Op, bool) {
 	m.mu.Lock()

@@ -17,6 +17,10 @@
 //	actor_wakes_total{behaviour}                passive actors brought back by their work
 //	upgrades_total{behaviour,kind,outcome}      finished upgrades and rollbacks
 //	upgrade_pause_seconds{behaviour}            how long each actor was paused by an upgrade (histogram)
+//	handle_duration_seconds{behaviour,version}  read batch -> commit done, by module version (histogram)
+//	upgrade_phase{behaviour,phase}              1 for the phase of the upgrade in progress (gauge, at scrape)
+//	build_info{version,commit,goversion}        always 1: which graft the core is
+//	module_info{behaviour,version,sha256}       always 1: each module version that may run actors
 //	mailbox_depth{actor,behaviour}              messages waiting (gauge, at scrape)
 //	actor_in_flight{actor,behaviour}            messages handed to a module, not committed (gauge)
 //	dead_letters{actor,behaviour}               messages sitting in the dead letters (gauge)
@@ -58,15 +62,29 @@ type Metrics struct {
 	wakes          *prometheus.CounterVec
 	upgrades       *prometheus.CounterVec
 	upgradePause   *prometheus.HistogramVec
+	handle         *prometheus.HistogramVec
 
-	mu     sync.Mutex
-	status StatusFunc
+	mu       sync.Mutex
+	status   StatusFunc
+	phases   func() map[string]string // behaviour -> upgrade phase
+	modules  func() []ModuleInfo
+}
+
+// ModuleInfo is one module version that may run actors, for
+// graft_module_info.
+type ModuleInfo struct {
+	Behaviour, Version, SHA256 string
+}
+
+// Build says which graft the core is, for graft_build_info.
+type Build struct {
+	Version, Commit, GoVersion string
 }
 
 var _ core.Observer = (*Metrics)(nil)
 
 // New builds the metrics and registers them.
-func New() *Metrics {
+func New(build Build) *Metrics {
 	actor := []string{"actor", "behaviour"}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -92,9 +110,15 @@ func New() *Metrics {
 		upgradePause: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graft_upgrade_pause_seconds",
 			Help:    "How long an upgrade held each actor between two commits.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"behaviour"}),
+		handle: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graft_handle_duration_seconds",
+			Help:    "Time from reading a batch to the end of its commit, by the module version that handled it (a canary's is compared with the old version's).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"behaviour", "version"}),
 	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "graft_build_info", Help: "Always 1; its labels say which graft the core is.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit, "goversion": build.GoVersion}})
+	buildInfo.Set(1)
 	m.reg.MustRegister(m.processed, m.failed, m.deadLettered, m.batch, m.moduleStarts, m.moduleRestarts,
-		m.passivations, m.wakes, m.upgrades, m.upgradePause, statusCollector{m},
+		m.passivations, m.wakes, m.upgrades, m.upgradePause, m.handle, buildInfo, statusCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -105,6 +129,15 @@ func New() *Metrics {
 func (m *Metrics) WatchStatus(f StatusFunc) {
 	m.mu.Lock()
 	m.status = f
+	m.mu.Unlock()
+}
+
+// WatchUpgrades sets where the scrape-time upgrade gauges come from: the
+// phase of each behaviour's upgrade in progress, and the module versions
+// that may run actors.
+func (m *Metrics) WatchUpgrades(phases func() map[string]string, modules func() []ModuleInfo) {
+	m.mu.Lock()
+	m.phases, m.modules = phases, modules
 	m.mu.Unlock()
 }
 
@@ -119,9 +152,10 @@ func (m *Metrics) Handler(log *slog.Logger) http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // BatchCommitted implements core.Observer.
-func (m *Metrics) BatchCommitted(actor, behaviour string, n int, took time.Duration) {
+func (m *Metrics) BatchCommitted(actor, behaviour, version string, n int, took time.Duration) {
 	m.processed.WithLabelValues(actor, behaviour).Add(float64(n))
 	m.batch.WithLabelValues(behaviour).Observe(took.Seconds())
+	m.handle.WithLabelValues(behaviour, version).Observe(took.Seconds())
 }
 
 // MessageFailed implements core.Observer.
@@ -186,20 +220,34 @@ var (
 		[]string{"actor", "behaviour"}, nil)
 	restartsDesc = prometheus.NewDesc("graft_actor_restarts_total", "Restarts of the actor by its supervisor.",
 		[]string{"actor", "behaviour"}, nil)
+	phaseDesc = prometheus.NewDesc("graft_upgrade_phase", "1 for the phase of the behaviour's upgrade, rollback or dry run in progress (moving, dry run, canary, baking, promoting, rolling back); absent when none runs.",
+		[]string{"behaviour", "phase"}, nil)
+	moduleDesc = prometheus.NewDesc("graft_module_info", "Always 1: a module version that may run the behaviour's actors, with its binary's sha256.",
+		[]string{"behaviour", "version", "sha256"}, nil)
 	upDesc = prometheus.NewDesc("graft_actor_up", "1 if the actor is running or passive (woken by its next message), else 0.",
 		[]string{"actor", "behaviour"}, nil)
 )
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{depthDesc, inFlightDesc, deadDesc, restartsDesc, upDesc} {
+	for _, d := range []*prometheus.Desc{depthDesc, inFlightDesc, deadDesc, restartsDesc, upDesc, phaseDesc, moduleDesc} {
 		ch <- d
 	}
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
-	status := c.m.status
+	status, phases, modules := c.m.status, c.m.phases, c.m.modules
 	c.m.mu.Unlock()
+	if phases != nil {
+		for b, p := range phases() {
+			ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, 1, b, p)
+		}
+	}
+	if modules != nil {
+		for _, mi := range modules() {
+			ch <- prometheus.MustNewConstMetric(moduleDesc, prometheus.GaugeValue, 1, mi.Behaviour, mi.Version, mi.SHA256)
+		}
+	}
 	if status == nil {
 		return
 	}
