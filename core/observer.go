@@ -30,8 +30,8 @@ type Observer interface {
 type noObserver struct{}
 
 func (noObserver) BatchCommitted(string, string, string, int, time.Duration) {}
-func (noObserver) MessageFailed(string, string)                      {}
-func (noObserver) DeadLettered(string, string)                       {}
-func (noObserver) ModuleStarted(string, bool)                        {}
-func (noObserver) Passivated(string)                                 {}
-func (noObserver) Woken(string)                                      {}
+func (noObserver) MessageFailed(string, string)                              {}
+func (noObserver) DeadLettered(string, string)                               {}
+func (noObserver) ModuleStarted(string, bool)                                {}
+func (noObserver) Passivated(string)                                         {}
+func (noObserver) Woken(string)                                              {}

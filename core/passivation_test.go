@@ -31,11 +31,11 @@ func passiveConfig(t testing.TB, dir string, after time.Duration, actors ...stri
 type passivations struct{ passivated, woken atomic.Int64 }
 
 func (p *passivations) BatchCommitted(string, string, string, int, time.Duration) {}
-func (p *passivations) MessageFailed(string, string)                      {}
-func (p *passivations) DeadLettered(string, string)                       {}
-func (p *passivations) ModuleStarted(string, bool)                        {}
-func (p *passivations) Passivated(string)                                 { p.passivated.Add(1) }
-func (p *passivations) Woken(string)                                      { p.woken.Add(1) }
+func (p *passivations) MessageFailed(string, string)                              {}
+func (p *passivations) DeadLettered(string, string)                               {}
+func (p *passivations) ModuleStarted(string, bool)                                {}
+func (p *passivations) Passivated(string)                                         { p.passivated.Add(1) }
+func (p *passivations) Woken(string)                                              { p.woken.Add(1) }
 
 func waitStatus(t *testing.T, c *core.Core, actor, want string) {
 	t.Helper()

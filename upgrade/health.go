@@ -64,11 +64,11 @@ func (g *groupCounts) observe(took time.Duration) {
 type nopObserver struct{}
 
 func (nopObserver) BatchCommitted(string, string, string, int, time.Duration) {}
-func (nopObserver) MessageFailed(string, string)                      {}
-func (nopObserver) DeadLettered(string, string)                       {}
-func (nopObserver) ModuleStarted(string, bool)                        {}
-func (nopObserver) Passivated(string)                                 {}
-func (nopObserver) Woken(string)                                      {}
+func (nopObserver) MessageFailed(string, string)                              {}
+func (nopObserver) DeadLettered(string, string)                               {}
+func (nopObserver) ModuleStarted(string, bool)                                {}
+func (nopObserver) Passivated(string)                                         {}
+func (nopObserver) Woken(string)                                              {}
 
 // bakeWatch counts one behaviour's canary and old groups during a bake.
 type bakeWatch struct {

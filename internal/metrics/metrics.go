@@ -64,10 +64,10 @@ type Metrics struct {
 	upgradePause   *prometheus.HistogramVec
 	handle         *prometheus.HistogramVec
 
-	mu       sync.Mutex
-	status   StatusFunc
-	phases   func() map[string]string // behaviour -> upgrade phase
-	modules  func() []ModuleInfo
+	mu      sync.Mutex
+	status  StatusFunc
+	phases  func() map[string]string // behaviour -> upgrade phase
+	modules func() []ModuleInfo
 }
 
 // ModuleInfo is one module version that may run actors, for

@@ -36,7 +36,9 @@ func TestObserverCountersAndStatusGauges(t *testing.T) {
 		return []core.ActorStatus{{Name: "a", Behaviour: "rec", Status: "running", Depth: 7, DeadLetters: 1, Restarts: 2}}, nil
 	})
 	m.WatchUpgrades(func() map[string]string { return map[string]string{"rec": "baking"} },
-		func() []metrics.ModuleInfo { return []metrics.ModuleInfo{{Behaviour: "rec", Version: "1.0.0", SHA256: "aa"}, {Behaviour: "rec", Version: "2.0.0", SHA256: "bb"}} })
+		func() []metrics.ModuleInfo {
+			return []metrics.ModuleInfo{{Behaviour: "rec", Version: "1.0.0", SHA256: "aa"}, {Behaviour: "rec", Version: "2.0.0", SHA256: "bb"}}
+		})
 
 	srv := httptest.NewServer(m.Handler(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
