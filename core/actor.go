@@ -30,6 +30,7 @@ type actor struct {
 
 	mu        sync.Mutex
 	retryAt   time.Time // a held message's next try (held.go)
+	held      heldMessage
 	pool      *modulePool
 	private   bool // pool belongs to this actor alone
 	state     mailbox.State
@@ -420,7 +421,7 @@ func (a *actor) messageFailed(ctx context.Context, epoch uint64, msg mailbox.Mes
 	if err != nil {
 		return fmt.Errorf("record failure of message %d: %w", msg.Seq, err)
 	}
-	if int(n) < a.core.cfg.MaxAttempts {
+	if int(n) < a.core.cfg.MaxAttempts || a.heldAttemptsLeft(msg.Seq, n) {
 		return nil
 	}
 	if a.core.held.has(a.spec.Name) {
@@ -554,6 +555,7 @@ func (p *Paused) Resume(to *LoadedModule, st *mailbox.State) {
 	a.mu.Lock()
 	if to != nil && to.pool != a.pool {
 		a.retryAt = time.Time{} // a held message gets its next try on the new module at once
+		a.held.moved()
 		if a.private {
 			// An actor with a process of its own keeps one: a private pool
 			// of the new version, and the old one stopped.

@@ -57,12 +57,39 @@ func (h *UpgradeHooks) HoldDeadLetters(actors []string, hold bool) {
 	h.c.held.set(actors, hold)
 }
 
+// heldMessage is the message a hold kept, and the attempts it had made
+// when its actor moved to another module: on the module it moved to (the
+// old version, after a rollback) it gets MaxAttempts tries of its own.
+type heldMessage struct {
+	seq      uint64
+	attempts uint32 // its attempts when last held
+	base     uint32 // its attempts when its actor moved (0: it has not)
+}
+
+// moved notes that the actor moved to another module; the caller holds
+// a.mu.
+func (h *heldMessage) moved() {
+	if h.seq != 0 {
+		h.base = h.attempts
+	}
+}
+
+// heldAttemptsLeft says whether the held message seq, at its n-th
+// attempt, still has tries on the module its actor moved to.
+func (a *actor) heldAttemptsLeft(seq uint64, n uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.held
+	return h.seq == seq && h.base > 0 && int(n-h.base) < a.core.cfg.MaxAttempts
+}
+
 // holdRetry keeps a message that failed its n-th attempt (n at least
 // MaxAttempts) for a retry after a backoff, instead of dead-lettering it.
 func (a *actor) holdRetry(seq uint64, n uint32) {
 	delay := min(heldRetryMin<<min(int(n)-a.core.cfg.MaxAttempts, 6), heldRetryMax)
 	a.mu.Lock()
 	a.retryAt = time.Now().Add(delay)
+	a.held.seq, a.held.attempts = seq, n
 	a.mu.Unlock()
 	time.AfterFunc(delay, a.kick)
 	if int(n) == a.core.cfg.MaxAttempts {

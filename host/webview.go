@@ -45,6 +45,11 @@ func (h *Host) listenWeb(p *parts) error {
 	}
 	p.webToken = hex.EncodeToString(b[:])
 	path := filepath.Join(h.cfg.Control.Dir, webTokenFile)
+	// A file left by an earlier core is replaced, not written through:
+	// its mode may have been widened since.
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replace the web view's token file %s: %w", path, err)
+	}
 	if err := os.WriteFile(path, []byte(p.webToken+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write the web view's token to %s: %w", path, err)
 	}
@@ -68,6 +73,11 @@ func (h *Host) serveWeb(p *parts) {
 		}
 	}()
 	h.webAddr = p.webL.Addr().String()
+	if h.opts.HTTPToken != "" { // the operator's own secret: not into the logs
+		h.log.Info("serving the web view: open this address and add #token=YOUR_TOKEN for changes",
+			"url", "http://"+h.webAddr+"/", "addr", h.webAddr)
+		return
+	}
 	h.log.Info("serving the web view: open this address (the fragment carries the token changes need)",
 		"url", "http://"+h.webAddr+"/#token="+token, "addr", h.webAddr)
 }

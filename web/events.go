@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/graft-host/graft/core/control/api"
@@ -17,12 +18,49 @@ import (
 
 // events streams the view as server-sent events: one "view" event at
 // once and then every tick, each a whole View for the page, filter and
-// sort the stream was opened with (?offset=&limit=&q=&sort=&desc=). It
-// reads the API in process, as the page would, so what it shows is what
-// the API answers.
+// sort the stream was opened with (?offset=&limit=&q=&sort=&desc=, and
+// actor= for the actor a page looks at). It reads the API in process, as
+// the page would, so what it shows is what the API answers; one read per
+// tick serves every open stream, and at most maxStreams are open.
 type events struct {
-	api   http.Handler
-	every time.Duration
+	api     http.Handler
+	every   time.Duration
+	streams chan struct{} // one slot per open stream
+
+	mu   sync.Mutex // held while a snapshot is read: one read at a time
+	snap *snapshot
+}
+
+// maxStreams bounds the open event streams: each costs a goroutine and a
+// copy of the page per tick.
+const maxStreams = 32
+
+// snapshot is one read of the API, shared by the streams.
+type snapshot struct {
+	at   time.Time
+	st   api.Status
+	hist []api.UpgradeRecord
+}
+
+// read returns a snapshot at most half a tick old, reading the API when
+// the last one is older.
+func (e *events) read(ctx context.Context) (*snapshot, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.snap != nil && time.Since(e.snap.at) < e.every/2 {
+		return e.snap, nil
+	}
+	s := &snapshot{at: time.Now()}
+	if err := e.get(ctx, "/v1/status", &s.st); err != nil {
+		return nil, err
+	}
+	if err := e.get(ctx, "/v1/history", &s.hist); err != nil {
+		return nil, err
+	}
+	slices.Reverse(s.hist)
+	s.hist = s.hist[:min(len(s.hist), historyShown)]
+	e.snap = s
+	return s, nil
 }
 
 // View is one event of the stream.
@@ -36,6 +74,9 @@ type View struct {
 	Behaviours []Behaviour       `json:"behaviours"`
 	// History is the last records, newest first.
 	History []api.UpgradeRecord `json:"history"`
+	// Focus is the actor the stream was opened for (actor=), wherever it
+	// sorts.
+	Focus *api.ActorStatus `json:"focus,omitempty"`
 }
 
 // Behaviour is one behaviour as the view shows it: its actors and the
@@ -51,6 +92,7 @@ type query struct {
 	offset, limit int
 	q, sort       string
 	desc          bool
+	focus         string
 }
 
 const (
@@ -61,7 +103,7 @@ const (
 
 func parseQuery(r *http.Request) query {
 	v := r.URL.Query()
-	q := query{limit: defaultLimit, q: strings.ToLower(v.Get("q")), sort: v.Get("sort"), desc: v.Get("desc") == "1"}
+	q := query{limit: defaultLimit, q: strings.ToLower(v.Get("q")), sort: v.Get("sort"), desc: v.Get("desc") == "1", focus: v.Get("actor")}
 	if n, err := strconv.Atoi(v.Get("offset")); err == nil && n > 0 {
 		q.offset = n
 	}
@@ -75,6 +117,13 @@ func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	select {
+	case e.streams <- struct{}{}:
+		defer func() { <-e.streams }()
+	default:
+		refuse(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("the web view already serves %d live pages: close one", maxStreams))
 		return
 	}
 	q := parseQuery(r)
@@ -103,20 +152,21 @@ func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// view reads status and history from the API and cuts the page.
+// view cuts the page of q out of the latest snapshot.
 func (e *events) view(ctx context.Context, q query) (View, error) {
-	var st api.Status
-	if err := e.get(ctx, "/v1/status", &st); err != nil {
+	s, err := e.read(ctx)
+	if err != nil {
 		return View{}, err
 	}
-	var hist []api.UpgradeRecord
-	if err := e.get(ctx, "/v1/history", &hist); err != nil {
-		return View{}, err
-	}
-	slices.Reverse(hist)
-	v := View{Core: st.Core, Upgrades: st.Upgrades, Offset: q.offset, History: hist[:min(len(hist), historyShown)]}
+	st := s.st
+	v := View{Core: st.Core, Upgrades: st.Upgrades, Offset: q.offset, History: s.hist}
 	v.Behaviours = behaviours(st.Actors)
-	rows := slices.DeleteFunc(st.Actors, func(a api.ActorStatus) bool { return !matches(a, q.q) })
+	if q.focus != "" {
+		if i := slices.IndexFunc(st.Actors, func(a api.ActorStatus) bool { return a.Name == q.focus }); i >= 0 {
+			v.Focus = &st.Actors[i]
+		}
+	}
+	rows := slices.DeleteFunc(slices.Clone(st.Actors), func(a api.ActorStatus) bool { return !matches(a, q.q) })
 	slices.SortStableFunc(rows, less(q.sort, q.desc))
 	v.Total = len(rows)
 	v.Actors = rows[min(q.offset, len(rows)):min(q.offset+q.limit, len(rows))]

@@ -3,6 +3,8 @@ package web
 import (
 	"crypto/subtle"
 	"embed"
+	"encoding/json"
+	"net"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -51,9 +53,60 @@ func Handler(o Options) http.Handler {
 		w.Header().Set("X-Frame-Options", "DENY")
 		http.ServeFileFS(w, r, files, "index.html")
 	})
-	mux.Handle("/api/", o.guard(http.StripPrefix("/api", o.API)))
-	mux.Handle("GET /events", o.guard(&events{api: o.API, every: o.Every}))
-	return http.NewCrossOriginProtection().Handler(mux)
+	api := http.StripPrefix("/api", o.API)
+	mux.Handle("GET /api/", o.guard(api))
+	for _, route := range changes {
+		mux.Handle("POST /api"+route, o.guard(api))
+	}
+	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse(w, http.StatusForbidden, "forbidden", r.Method+" "+r.URL.Path+" is not offered by the web view: use the graft command on the core's machine")
+	}))
+	mux.Handle("GET /events", o.guard(&events{api: o.API, every: o.Every, streams: make(chan struct{}, maxStreams)}))
+	return o.hostCheck(http.NewCrossOriginProtection().Handler(mux))
+}
+
+// changes are the API's changes the web view offers (issue: retry a dead
+// letter, upgrade, promote, abort, rollback, stop, start); the others
+// (send, call, spawn, destroy, replace a state) stay with the graft
+// command, behind the control socket's file permissions.
+var changes = []string{
+	"/v1/actors/{actor}/deadletters/retry",
+	"/v1/actors/{actor}/stop",
+	"/v1/actors/{actor}/start",
+	"/v1/behaviours/{behaviour}/upgrade",
+	"/v1/behaviours/{behaviour}/dry-run",
+	"/v1/behaviours/{behaviour}/promote",
+	"/v1/behaviours/{behaviour}/abort",
+	"/v1/behaviours/{behaviour}/rollback",
+}
+
+// hostCheck refuses, on a loopback listener, a request for any other host
+// name: a page whose name was rebound to 127.0.0.1 (DNS rebinding) is
+// same-origin to the browser, and would otherwise read what loopback
+// serves without a token.
+func (o Options) hostCheck(next http.Handler) http.Handler {
+	if !o.Loopback {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		if ip := net.ParseIP(strings.Trim(host, "[]")); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		o.Logger.Info("web view request refused: not a loopback host name", "host", r.Host, "remote", r.RemoteAddr)
+		refuse(w, http.StatusMisdirectedRequest, "misdirected", "the web view on loopback answers only for 127.0.0.1, [::1] or localhost, not "+r.Host)
+	})
+}
+
+func refuse(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"error": msg, "code": code})
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // guard lets a request through when its method and token allow it (the
@@ -70,9 +123,7 @@ func (o Options) guard(next http.Handler) http.Handler {
 			what = "a read off loopback"
 		}
 		o.Logger.Info("web view request refused: no valid token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"error":"` + what + ` needs the web view's token: open the address graft run logged (it ends in #token=...), or send it in the ` + TokenHeader + ` header","code":"unauthorized"}` + "\n"))
+		refuse(w, http.StatusUnauthorized, "unauthorized", what+" needs the web view's token: open the address graft run logged (it ends in #token=...), or send it in the "+TokenHeader+" header")
 	})
 }
 

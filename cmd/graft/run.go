@@ -124,6 +124,8 @@ func (rf *runFlags) readToken() error {
 		return &usageError{errors.New("--http-token and --http-token-file do not go together: give one")}
 	case (rf.httpToken != "" || rf.httpTokenFile != "") && rf.httpAddr == "":
 		return &usageError{errors.New("--http-token and --http-token-file go with --http ADDR, the web view they protect")}
+	case rf.httpTokenFile == "" && rf.httpToken != "" && len(rf.httpToken) < 16:
+		return &usageError{fmt.Errorf("--http-token holds %d characters: give at least 16 (e.g. `openssl rand -hex 16`), better through --http-token-file, which other users cannot read from the process list", len(rf.httpToken))}
 	case rf.httpTokenFile == "":
 		return nil
 	}

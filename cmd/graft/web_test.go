@@ -54,7 +54,7 @@ actors:
 	p := startGraftAt(t, path, []string{"a", "b", "k0", "k1"}, "--http", "127.0.0.1:0", "--http-token", token)
 	var addr string
 	testbin.WaitFor(t, 10*time.Second, "the web view's address in the log", func() bool {
-		if l := p.logLine("serving the web view: open this address (the fragment carries the token changes need)"); l != nil {
+		if l := p.logLine("serving the web view: open this address and add #token=YOUR_TOKEN for changes"); l != nil {
 			addr, _ = l["addr"].(string)
 		}
 		return addr != ""
@@ -135,6 +135,8 @@ func TestWebViewInABrowser(t *testing.T) {
 			document.querySelector('tr[data-actor="k1"] td.module').textContent === "2.0.0"`),
 		go_("#/behaviours"), chromedp.WaitVisible(`tr[data-behaviour="kv"]`), shot("behaviours"),
 		go_("#/history"), chromedp.WaitVisible(`#history`), shot("history"),
+		go_("#/upgrades"), chromedp.WaitVisible(`#last-upgrade`),
+		poll(`document.querySelector('#last-upgrade').textContent.includes("2 actors moved")`),
 	))
 	marker, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.graftMarker`))
 	require.NoError(t, err)
@@ -183,6 +185,21 @@ func TestWebViewInABrowser(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, post(nil), "no token")
 	assert.Equal(t, http.StatusUnauthorized, post(map[string]string{"X-Graft-Token": "wrong"}), "a wrong token")
 	assert.Equal(t, http.StatusForbidden, post(map[string]string{"X-Graft-Token": token, "Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}), "from another site")
+	req, err := http.NewRequest(http.MethodGet, base+"/api/v1/status", nil)
+	require.NoError(t, err)
+	req.Host = "evil.example:80" // a name rebound to 127.0.0.1
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode, "DNS rebinding: another host name on loopback")
+	req, err = http.NewRequest(http.MethodPost, base+"/api/v1/actors/a/destroy", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Graft-Token", token)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "destroy is not offered by the web view, token or not")
+	assert.NotContains(t, p.logs.String(), token, "the operator's token is not logged")
 	resp, err = http.Get(base + "/api/v1/status")
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -3,7 +3,7 @@
 // page as text (textContent), never as HTML: actor names are anyone's.
 "use strict";
 
-const state = { view: null, page: { offset: 0, limit: 100, q: "", sort: "name", desc: false }, stream: null };
+const state = { view: null, seq: 0, page: { offset: 0, limit: 100, q: "", sort: "name", desc: false }, stream: null, focus: "" };
 
 // The token comes once in the #token= fragment the core logs, and is kept
 // for this tab only.
@@ -53,9 +53,13 @@ function openStream() {
   const p = state.page;
   const q = new URLSearchParams({ offset: p.offset, limit: p.limit, q: p.q, sort: p.sort, desc: p.desc ? "1" : "0" });
   if (token()) q.set("token", token());
+  const r = route();
+  state.focus = r.page === "actor" ? r.arg : "";
+  if (state.focus) q.set("actor", state.focus);
   const s = new EventSource("/events?" + q);
   s.addEventListener("view", (ev) => {
     state.view = JSON.parse(ev.data);
+    state.seq++;
     document.getElementById("live").className = "on";
     render();
   });
@@ -67,7 +71,9 @@ function openStream() {
 function route() {
   const h = location.hash.replace(/^#\/?/, "") || "actors";
   const [page, ...rest] = h.split("/");
-  return { page, arg: rest.length ? decodeURIComponent(rest.join("/")) : "" };
+  let arg = "";
+  try { arg = rest.length ? decodeURIComponent(rest.join("/")) : ""; } catch (e) { arg = rest.join("/"); }
+  return { page, arg };
 }
 
 function render() {
@@ -115,13 +121,14 @@ function actorsPage(v) {
 
 // One actor: its status row, state, timers and dead letters (read again
 // at each event, so they stay live).
-const detail = { name: "", data: null, busy: false };
+const detail = { name: "", data: null, busy: false, seq: -1 };
 
 function actorPage(v, name) {
-  const a = v.actors.find((x) => x.name === name);
-  if (detail.name !== name) { detail.name = name; detail.data = null; }
-  if (!detail.busy) {
+  const a = v.focus && v.focus.name === name ? v.focus : v.actors.find((x) => x.name === name);
+  if (detail.name !== name) { detail.name = name; detail.data = null; detail.seq = -1; }
+  if (!detail.busy && detail.seq !== state.seq) { // once per event, not once per render
     detail.busy = true;
+    detail.seq = state.seq;
     Promise.all([
       api("GET", `/v1/actors/${seg(name)}/state`).catch((e) => ({ error: e.message })),
       api("GET", `/v1/actors/${seg(name)}/timers`).catch(() => []),
@@ -164,7 +171,7 @@ async function retry(actor, seq) {
   try {
     const r = await api("POST", `/v1/actors/${seg(actor)}/deadletters/retry`, { seq });
     notice(`retried ${(r.requeued || []).length} message(s) of ${actor}`);
-    detail.data = null;
+    detail.seq = -1;
   } catch (e) {
     notice("retry refused: " + e.message);
   }
@@ -183,8 +190,26 @@ async function rollback(b) {
   try { const r = await api("POST", `/v1/behaviours/${seg(b)}/rollback`); notice(`rollback of ${b}: ${r.outcome}`); } catch (e) { notice("rollback refused: " + e.message); }
 }
 
+// lastOps are, per behaviour, the last dry run's verdict and the last
+// upgrade's per-actor pauses, from the history.
+function lastOps(v) {
+  const cards = [];
+  const dry = v.history.find((r) => r.kind === "dry-run");
+  if (dry) cards.push(el("div", { class: "card", id: "last-dry-run" }, el("h3", {}, `Last dry run: ${dry.behaviour} ${dry.from} → ${dry.to}`),
+    el("p", {}, dry.outcome), dry.error ? el("pre", {}, dry.error) : ""));
+  const up = v.history.find((r) => r.kind === "upgrade" || r.kind === "rollback");
+  if (up) {
+    const pauses = (up.steps || []).filter((x) => x.step === "pause").map((x) => x.duration_seconds * 1000).sort((a, b) => a - b);
+    const q = (f) => (pauses.length ? pauses[Math.min(pauses.length - 1, Math.floor(f * (pauses.length - 1)))].toFixed(2) + " ms" : "-");
+    cards.push(el("div", { class: "card", id: "last-upgrade" }, el("h3", {}, `Last ${up.kind}: ${up.behaviour} ${up.from} → ${up.to}`),
+      el("p", {}, `${up.outcome} · ${up.actors} actors moved in ${up.duration_seconds.toFixed(2)} s · pause per actor: p50 ${q(0.5)}, p99 ${q(0.99)}, max ${q(1)}`),
+      up.canary ? el("p", {}, "canary " + up.canary) : ""));
+  }
+  return cards;
+}
+
 function upgradesPage(v) {
-  if (!v.upgrades.length) return el("p", { id: "no-upgrades" }, "No upgrade, rollback or dry run in progress. See the history for the last ones.");
+  if (!v.upgrades.length) return el("section", {}, el("p", { id: "no-upgrades" }, "No upgrade, rollback or dry run in progress."), lastOps(v));
   return el("section", { id: "upgrades" }, v.upgrades.map((u) => el("div", { class: "card", "data-behaviour": u.behaviour },
     el("h3", {}, `${u.kind} of ${u.behaviour}: ${u.from} → ${u.to}`),
     el("p", {}, el("span", { class: "phase" }, u.phase),
@@ -193,7 +218,7 @@ function upgradesPage(v) {
     u.health ? healthTable(u.health) : "",
     u.phase === "baking" ? el("p", {},
       el("button", { id: "promote", onclick: () => decide(u.behaviour, "promote") }, "Promote now"), " ",
-      el("button", { id: "abort", onclick: () => decide(u.behaviour, "abort") }, "Abort (roll the canary back)")) : "")));
+      el("button", { id: "abort", onclick: () => decide(u.behaviour, "abort") }, "Abort (roll the canary back)")) : "")), lastOps(v));
 }
 
 // healthTable is a baking canary beside the old version's actors, as the
@@ -219,5 +244,9 @@ function historyPage(v) {
       el("td", {}, r.outcome + (r.canary ? ` (canary ${r.canary})` : "") + (r.error ? ": " + r.error : ""))))));
 }
 
-window.addEventListener("hashchange", render);
+window.addEventListener("hashchange", () => {
+  const r = route();
+  if ((r.page === "actor" ? r.arg : "") !== state.focus) openStream(); // the stream follows the actor looked at
+  else render();
+});
 openStream();
