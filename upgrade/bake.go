@@ -99,8 +99,10 @@ func (r *opRun) setPhase(p Phase, verdict string) error {
 	if p == PhaseBaking {
 		cs.BakeUntil = time.Now().Add(cs.Plan.Bake).UTC()
 	}
-	if _, ok := m.running[r.behaviour]; ok {
-		m.running[r.behaviour] = r.op.snapshot()
+	if old, ok := m.running[r.behaviour]; ok {
+		snap := r.op.snapshot()
+		snap.Moved, snap.ToMove = old.Moved, old.ToMove // the last move's progress stays shown
+		m.running[r.behaviour] = snap
 	}
 	return m.j.save()
 }
@@ -110,7 +112,7 @@ func (r *opRun) setPhase(p Phase, verdict string) error {
 func (r *opRun) moveCanary(ctx context.Context) error {
 	group := r.op.Canary.Group
 	todo := slices.DeleteFunc(slices.Clone(r.todo), func(a string) bool { return !slices.Contains(group, a) })
-	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, todo, true)
+	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, todo, true, r.progress(len(todo)))
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
 		if len(moved) == 0 && len(todo) == len(group) {
@@ -180,7 +182,7 @@ func (r *opRun) rollBackCanary(ctx context.Context) (mailbox.UpgradeRecord, erro
 	if r.from == nil {
 		return r.fail(ctx, fmt.Errorf("the canary must roll back (%s), but the old version %s does not load", cs.Verdict, op.From.Name()))
 	}
-	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, onTarget, false)
+	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, onTarget, false, r.progress(len(onTarget)))
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
 		return r.fail(ctx, fmt.Errorf("the canary must roll back (%s), and moving it back failed after %d actors: %w", cs.Verdict, len(back), err))

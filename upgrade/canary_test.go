@@ -167,6 +167,8 @@ func TestOperatorEndsABake(t *testing.T) {
 			op, ok := s.mgr.Running("kv")
 			return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
 		})
+		op := s.mgr.RunningOps()["kv"]
+		assert.Equal(t, [2]int{2, 2}, [2]int{op.Moved, op.ToMove}, "the canary's move: 2 of 2 actors moved")
 		require.NoError(t, s.mgr.Decide("kv", d))
 		err = <-done
 		h := s.history(t)

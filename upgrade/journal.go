@@ -51,6 +51,9 @@ type Op struct {
 	// Canary, for a canary upgrade, is its plan, group and phase
 	// (canary.go).
 	Canary *CanaryState `json:"canary,omitempty"`
+	// Moved of ToMove is how far the move under way has come (status, not
+	// journaled: a resumed op counts again).
+	Moved, ToMove int `json:"-"`
 	// resumed marks an op finished by a core restarted in its middle.
 	resumed bool
 }

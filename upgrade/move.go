@@ -27,13 +27,18 @@ import (
 // Groups were measured against moving every actor on its own, GroupSize
 // at once (docs/BENCHMARKS.md): on 2 cores under load the per-actor
 // commits cost more than a group's wait for its slowest drain saves.
-func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string, durable bool) ([]string, []mailbox.UpgradeStep, error) {
+//
+// progress, if not nil, is told how many actors each group moved.
+func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, actors []string, durable bool, progress func(int)) ([]string, []mailbox.UpgradeStep, error) {
 	var steps []mailbox.UpgradeStep
 	var over []overBudget
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
 		end := min(start+m.opts.GroupSize, len(actors))
 		pauses, late, err := m.moveGroup(ctx, target, migrator, to, actors[start:end], durable && end == len(actors))
 		steps, over = append(steps, pauses...), append(over, late...)
+		if progress != nil {
+			progress(len(pauses))
+		}
 		if err != nil {
 			return movedActors(steps), steps, err
 		}

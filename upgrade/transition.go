@@ -151,7 +151,7 @@ func (r *opRun) journal() error {
 // moveGroups moves the actors still to move to the target, group by group
 // (see Manager.move), and returns those that moved.
 func (r *opRun) moveGroups(ctx context.Context) ([]string, error) {
-	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, r.todo, false)
+	moved, steps, err := r.m.move(ctx, r.target, r.migrator, r.op.To, r.todo, false, r.progress(len(r.todo)))
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	return moved, err
 }
@@ -213,7 +213,7 @@ func (r *opRun) stop(ctx context.Context, moved []string, moveErr error) (mailbo
 // being live and is stopped.
 func (r *opRun) moveBack(ctx context.Context, moved []string, moveErr error) (done bool, err error) {
 	m, op := r.m, r.op
-	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, moved, false)
+	back, steps, err := m.move(ctx, r.from, r.migrator, op.From, moved, false, r.progress(len(moved)))
 	r.rec.Steps = append(r.rec.Steps, steps...)
 	if err != nil {
 		return false, fmt.Errorf("moving the moved actors back failed after %d: %w", len(back), err)
@@ -260,6 +260,27 @@ func (r *opRun) fail(ctx context.Context, err error) (mailbox.UpgradeRecord, err
 	}
 	r.rec.To = r.op.To.Name()
 	return r.m.record(ctx, r.rec), fmt.Errorf("%s of %q to %s: %w", r.op.Kind, r.behaviour, r.op.To.Name(), err)
+}
+
+// progress starts counting a move of total actors in the op's snapshot
+// (Op.Moved of Op.ToMove, for status and the web view) and returns what
+// move tells of each group.
+func (r *opRun) progress(total int) func(int) {
+	m := r.m
+	m.mu.Lock()
+	if op, ok := m.running[r.behaviour]; ok {
+		op.Moved, op.ToMove = 0, total
+		m.running[r.behaviour] = op
+	}
+	m.mu.Unlock()
+	return func(n int) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if op, ok := m.running[r.behaviour]; ok {
+			op.Moved += n
+			m.running[r.behaviour] = op
+		}
+	}
 }
 
 // unloadFrom stops the old version's shared module if no actor runs on

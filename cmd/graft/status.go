@@ -106,6 +106,9 @@ func writeUpgrades(w io.Writer, ups []api.UpgradeProgress) error {
 	fmt.Fprintln(tw, "UPGRADING\tKIND\tFROM\tTO\tPHASE\tSINCE")
 	for _, u := range ups {
 		phase := u.Phase
+		if u.ToMove > 0 && u.Phase != "baking" {
+			phase += fmt.Sprintf(" (%d of %d moved)", u.Moved, u.ToMove)
+		}
 		switch {
 		case u.Canary != "" && u.Phase == "baking":
 			phase = fmt.Sprintf("baking canary %s (%s), %s left", u.Canary, list(u.Group, 3),

@@ -366,6 +366,10 @@ type UpgradeProgress struct {
 	BakeUntil       time.Time `json:"bake_until,omitzero"`
 	BakeLeftSeconds float64   `json:"bake_left_seconds,omitempty"`
 	Verdict         string    `json:"verdict,omitempty"`
+	// Moved of ToMove is how far the move under way has come (the
+	// canary's group, the rest after a promote, or a move back).
+	Moved  int `json:"moved"`
+	ToMove int `json:"to_move"`
 	// Health, while a canary bakes, is its group against the actors left
 	// on the old version, as the gates see them now.
 	Health *CanaryHealth `json:"health,omitempty"`
