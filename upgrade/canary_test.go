@@ -305,3 +305,33 @@ func TestCanaryKeepsWhatItFailsInOrder(t *testing.T) {
 		assert.Equal(t, []string{"hello", "put-1", "put-2"}, s.state(t, actor).Applied)
 	}
 }
+
+// A rebuild the watcher picks up upgrades with the behaviour's configured
+// canary (Options.Policies), as `graft upgrade` without --canary does.
+func TestWatchedRebuildUsesThePolicy(t *testing.T) {
+	dir := t.TempDir()
+	install(t, "kv1", dir+"/kv")
+	s := boot(t, dir, 3, upgrade.Options{Debounce: 100 * time.Millisecond,
+		Policies: map[string]upgrade.Canary{"kv": {Actors: []string{"kv1"}, Bake: time.Hour}}})
+	touch(t, s)
+	require.NoError(t, s.mgr.Watch(ctxFor(t, 2*time.Minute)))
+	install(t, "kv2", s.source)
+	waitFor(t, 30*time.Second, "the watched rebuild's canary baking", func() bool {
+		op, ok := s.mgr.Running("kv")
+		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+	})
+	op, _ := s.mgr.Running("kv")
+	assert.Equal(t, []string{"kv1"}, op.Canary.Group)
+	assert.EqualValues(t, 2, s.state(t, "kv1").Schema, "the canary moved")
+	assert.EqualValues(t, 1, s.state(t, "kv0").Schema, "the others wait for the verdict")
+	require.NoError(t, s.mgr.Decide("kv", upgrade.DecisionPromote))
+	waitFor(t, 30*time.Second, "the promoted upgrade recorded", func() bool {
+		h := s.history(t)
+		return len(h) > 0 && h[len(h)-1].Outcome == "completed"
+	})
+	h := s.history(t)
+	assert.Contains(t, h[len(h)-1].Canary, "1 actor for 1h0m0s: promoted")
+	for _, a := range s.actors {
+		assert.EqualValues(t, 2, s.state(t, a).Schema, a)
+	}
+}
