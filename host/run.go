@@ -40,6 +40,7 @@ type parts struct {
 	webL         net.Listener
 	webLoopback  bool
 	webToken     string
+	webTokenFile string
 	webSrv       *http.Server
 }
 
@@ -55,6 +56,9 @@ func (p *parts) release() {
 	}
 	if p.webL != nil {
 		p.webL.Close()
+	}
+	if p.webTokenFile != "" {
+		_ = os.Remove(p.webTokenFile) // best effort: a stale token opens nothing once the core is gone
 	}
 	if p.ctl != nil {
 		p.ctl.Close()

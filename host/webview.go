@@ -53,6 +53,7 @@ func (h *Host) listenWeb(p *parts) error {
 	if err := os.WriteFile(path, []byte(p.webToken+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write the web view's token to %s: %w", path, err)
 	}
+	p.webTokenFile = path // removed when the core stops: the token dies with it
 	return nil
 }
 

@@ -93,18 +93,20 @@ func (r *ReplayReport) add(kind, actor, detail string, n int) {
 // module process of its own, several actors at a time; rep.Replay stays
 // nil when no actor kept any.
 func (m *Manager) replayAll(ctx context.Context, behaviour string, to Version, rep *DryRunReport) error {
-	kept := map[string][]mailbox.Handled{}
-	actors := m.host.ActorsOf(behaviour)
-	for _, a := range actors {
+	// Which actors kept traffic: each one's batches are read again by the
+	// worker that replays them, so that no more than replayParallel
+	// actors' batches are in memory at once.
+	var keeping []string
+	for _, a := range m.host.ActorsOf(behaviour) {
 		hs, err := m.host.Handled(ctx, a)
 		if err != nil {
 			return fmt.Errorf("read the traffic kept for actor %q: %w", a, err)
 		}
 		if len(hs) > 0 {
-			kept[a] = hs
+			keeping = append(keeping, a)
 		}
 	}
-	if len(kept) == 0 {
+	if len(keeping) == 0 {
 		return nil
 	}
 	rp, err := m.host.StartReplay(ctx, behaviour, to.Path, to.SHA)
@@ -121,28 +123,34 @@ func (m *Manager) replayAll(ctx context.Context, behaviour string, to Version, r
 	var mu sync.Mutex
 	sem := make(chan struct{}, replayParallel)
 	var wg sync.WaitGroup
-	for _, a := range actors {
-		if kept[a] == nil {
-			continue
-		}
+	var readErr error
+	for _, a := range keeping {
 		if ctx.Err() != nil {
 			break
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			hs, err := m.host.Handled(ctx, a)
 			r := &ReplayReport{Counts: map[string]int{}, Examples: map[string][]DryRunFailure{}}
-			for _, chain := range chains(kept[a]) {
+			for _, chain := range chains(hs) {
 				m.replayChain(ctx, rp, a, chain, to.Schema, r)
 			}
 			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && readErr == nil {
+				readErr = fmt.Errorf("read the traffic kept for actor %q: %w", a, err)
+			}
 			total.merge(r)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	for _, ex := range total.Examples { // a stable order, whichever actor finished first
+	if readErr != nil {
+		return readErr
+	}
+	for k, ex := range total.Examples { // a stable choice and order, whichever actor finished first
 		slices.SortFunc(ex, func(x, y DryRunFailure) int { return strings.Compare(x.Actor, y.Actor) })
+		total.Examples[k] = ex[:min(len(ex), maxFailureExamples)]
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("cut short (no verdict recorded): %w", ctx.Err())
@@ -164,9 +172,8 @@ func (r *ReplayReport) merge(o *ReplayReport) {
 	for k, n := range o.Counts {
 		r.Counts[k] += n
 	}
-	for k, ex := range o.Examples {
-		room := maxFailureExamples - len(r.Examples[k])
-		r.Examples[k] = append(r.Examples[k], ex[:max(0, min(room, len(ex)))]...)
+	for k, ex := range o.Examples { // all of them: replayAll sorts, then keeps the first
+		r.Examples[k] = append(r.Examples[k], ex...)
 	}
 }
 
