@@ -335,3 +335,39 @@ func TestWatchedRebuildUsesThePolicy(t *testing.T) {
 		assert.EqualValues(t, 2, s.state(t, a).Schema, a)
 	}
 }
+
+// A message the canary held, that the old version fails too once the
+// canary is rolled back, gets max_attempts tries of its own there before
+// it is dead-lettered, rather than one.
+func TestHeldMessageGetsItsTriesBackOnTheOldVersion(t *testing.T) {
+	s := bootKV1(t, 3, upgrade.Options{})
+	touch(t, s)
+	plan, err := upgrade.ParseCanary("kv0", time.Hour)
+	require.NoError(t, err)
+	plan.Gates.MinMessages = 1000 // no gate decides: the operator does
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin("kv2-badfail"), upgrade.UpgradeOptions{Canary: plan})
+		done <- err
+	}()
+	waitFor(t, 30*time.Second, "the bake", func() bool {
+		op, ok := s.mgr.Running("kv")
+		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+	})
+	_, err = s.core.Send(ctxFor(t, 10*time.Second), "kv0", []byte("bad-1"), core.SendOptions{})
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, "the message held (over max_attempts, 5)", func() bool { return s.failedAttempts(t, "kv0") >= 6 })
+	held := s.failedAttempts(t, "kv0") // and a held retry or two more before the rollback: backoff 50, 100 ms, ...
+	require.NoError(t, s.mgr.Decide("kv", upgrade.DecisionAbort))
+	var rolled *upgrade.CanaryRolledBackError
+	require.ErrorAs(t, <-done, &rolled)
+	waitFor(t, 30*time.Second, "the message dead-lettered on v1", func() bool {
+		dls, err := s.core.Store().DeadLetters(context.Background(), "kv0")
+		require.NoError(t, err)
+		return len(dls) == 1
+	})
+	dls, err := s.core.Store().DeadLetters(context.Background(), "kv0")
+	require.NoError(t, err)
+	assert.Contains(t, dls[0].Message.LastError, "v1 fails every bad- message")
+	assert.GreaterOrEqual(t, s.failedAttempts(t, "kv0")-held, uint64(5), "v1 had max_attempts tries of its own, not one")
+}

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 		testbin.Variant("kv2-hang", "./testdata/kv2", "-X main.fault=hang"),
 		testbin.Variant("kv2-marked", "./testdata/kv2", "-X main.fault=marked"),
 		testbin.Variant("kv2-marked-getfail", "./testdata/kv2", "-X main.fault=marked -X main.failKind=get"),
+		testbin.Variant("kv2-badfail", "./testdata/kv2", "-X main.failKind=bad"),
 		testbin.Variant("kv2-nodown", "./testdata/kv2", "-X main.noDown=1"),
 		testbin.Variant("kv3", "./testdata/kv2", "-X main.code=3.0.0"),
 		testbin.Variant("kv2-flaky", "./testdata/kv2", "-X main.fault=flaky"),

@@ -1,10 +1,12 @@
 // Command kv1 is version 1 of the upgrade tests' behaviour "kv": its state
 // (schema 1) counts the messages and records their payloads in order.
 // Replies are "v1:" + the count. A payload "sleep:MS" takes MS
-// milliseconds to handle (the tests of the pause budget).
+// milliseconds to handle (the tests of the pause budget); "bad-..." fails
+// every time (an error, retried).
 package main
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,9 @@ func main() {
 		Behaviour: sdk.Funcs[stateV1]{HandleFunc: func(ctx *sdk.Context, s stateV1, m sdk.Message) (stateV1, error) {
 			if to, ok := strings.CutPrefix(string(m.Payload), "ask:"); ok {
 				return s, ask(ctx, to)
+			}
+			if strings.HasPrefix(string(m.Payload), "bad-") {
+				return s, errors.New("v1 fails every bad- message on purpose")
 			}
 			if ms, ok := strings.CutPrefix(string(m.Payload), "sleep:"); ok {
 				n, _ := strconv.Atoi(ms)
