@@ -57,6 +57,10 @@ type Config struct {
 	// Modules picks the binary each actor runs from its committed state
 	// (default: every actor runs its behaviour's configured binary).
 	Modules ModuleSelector
+	// HeldDeadLetters are actors whose failing messages are held from
+	// the start, as UpgradeHooks.HoldDeadLetters holds them: the group of
+	// a canary the last core was killed in (upgrade.Manager.Prepare).
+	HeldDeadLetters []string
 }
 
 // ModuleSelector picks the binary an actor runs, from its committed state.
@@ -227,6 +231,7 @@ func New(cfg Config) (*Core, error) {
 		asleep: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
+	c.held.set(cfg.HeldDeadLetters, true)
 	c.timers.init()
 	store, err := cfg.OpenStore(mailbox.Options{Notify: c.notify, Virtual: c.virtualBehaviour, Created: c.created})
 	if err != nil {

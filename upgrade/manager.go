@@ -184,6 +184,12 @@ func (m *Manager) Prepare(cfg *core.Config) error {
 		}
 		b.Binary, b.SHA256 = st.Current.Path, st.Current.SHA
 		cfg.Behaviours[name] = b
+		if op := st.InProgress; op != nil && op.Canary != nil {
+			// A canary the last core was killed in: its group's failing
+			// messages are held from the first batch on, not only once
+			// the resumed op reaches its bake (core's held.go).
+			cfg.HeldDeadLetters = append(cfg.HeldDeadLetters, op.Canary.Group...)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -251,6 +251,9 @@ func (m *Manager) resume(ctx context.Context, behaviour string, op Op) (mailbox.
 	op.resumed = true
 	if op.Canary != nil {
 		m.openDecisions(behaviour)
+		// Prepare held the group's dead letters from the core's start;
+		// the op lets them go however it ends, even before its bake.
+		defer m.host.HoldDeadLetters(op.Canary.Group, false)
 	}
 	return m.transition(ctx, behaviour, &op, op.Kind == KindRollback)
 }
