@@ -150,10 +150,11 @@ func (r *opRun) bake(ctx context.Context, decisions <-chan Decision) error {
 		case d := <-decisions:
 			canary, old := m.health.counts(r.behaviour)
 			sum := "canary: " + canary.describe() + "; old version: " + old.describe()
+			baked := (cs.Plan.Bake - time.Until(cs.BakeUntil)).Round(time.Second) // the record's "for" is the plan's
 			if d == DecisionPromote {
-				return r.setPhase(PhasePromoting, "promoted by an operator before the end of the bake ("+sum+")")
+				return r.setPhase(PhasePromoting, fmt.Sprintf("promoted by an operator after %s of the bake (%s)", baked, sum))
 			}
-			return r.setPhase(PhaseRollingBack, "aborted by an operator ("+sum+")")
+			return r.setPhase(PhaseRollingBack, fmt.Sprintf("aborted by an operator after %s of the bake (%s)", baked, sum))
 		case <-tick.C:
 			canary, old := m.health.counts(r.behaviour)
 			if v := gates.judge(canary, old, false); v.fail {

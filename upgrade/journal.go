@@ -56,6 +56,9 @@ type Op struct {
 	Moved, ToMove int `json:"-"`
 	// resumed marks an op finished by a core restarted in its middle.
 	resumed bool
+	// force runs an upgrade the checks would refuse: a failed dry run, an
+	// older version.
+	force bool
 }
 
 // snapshot is a copy of op that shares nothing with it: the run changes

@@ -116,3 +116,26 @@ func TestWatcherSaysWhenABinaryIsNotExecutable(t *testing.T) {
 		return len(s.history(t)) == 2 && cur.Code == "3.0.0"
 	})
 }
+
+// An upgrade to an older code version than the one running (a stale
+// configured binary, say) is refused, naming both and the way back; with
+// force it runs.
+func TestUpgradeToAnOlderVersionIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	install(t, "kv1", dir+"/kv")
+	s := boot(t, dir, 2, upgrade.Options{})
+	ctx := ctxFor(t, time.Minute)
+	_, err := s.mgr.Upgrade(ctx, "kv", bin("kv3"))
+	require.NoError(t, err)
+	_, err = s.mgr.Upgrade(ctx, "kv", bin("kv2"))
+	require.ErrorIs(t, err, upgrade.ErrOlderVersion)
+	assert.ErrorContains(t, err, "2.0.0")
+	assert.ErrorContains(t, err, "3.0.0")
+	assert.ErrorContains(t, err, "graft rollback kv")
+	cur, _ := s.mgr.Current("kv")
+	assert.Equal(t, "3.0.0", cur.Code, "nothing moved")
+	_, err = s.mgr.UpgradeForced(ctx, "kv", bin("kv2"))
+	require.NoError(t, err, "forced")
+	cur, _ = s.mgr.Current("kv")
+	assert.Equal(t, "2.0.0", cur.Code)
+}

@@ -36,6 +36,9 @@ var (
 	// ErrDryRunFailed: the last dry run of this binary found actors it
 	// cannot take; force the upgrade to run it anyway.
 	ErrDryRunFailed = errors.New("the last dry run of this binary failed")
+	// ErrOlderVersion: an upgrade to a code version older than the one
+	// running, refused unless forced (a rollback is the way back).
+	ErrOlderVersion = errors.New("the binary is an older version than the one running")
 )
 
 // Options configure a Manager.

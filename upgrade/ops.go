@@ -64,6 +64,7 @@ func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o U
 		})
 		return rec, err
 	}
+	op.force = o.Force
 	if plan := m.canaryPlan(behaviour, o.Canary); plan != nil {
 		op.Canary = &CanaryState{Plan: *plan}
 		m.openDecisions(behaviour)

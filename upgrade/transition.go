@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"golang.org/x/mod/semver"
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/dynamic"
@@ -104,6 +107,10 @@ func (r *opRun) load(ctx context.Context) error {
 func (r *opRun) check(ctx context.Context) error {
 	to := r.op.To
 	mi := r.migrator.Info()
+	if op := r.op; op.Kind == KindUpgrade && !op.force && !op.resumed && older(to.Code, op.From.Code) {
+		return fmt.Errorf("%w: %s would replace %s, which runs now (is the configured binary an old build?); `graft rollback %s` goes back a version, or give --force to upgrade to an older one anyway",
+			ErrOlderVersion, to.Name(), op.From.Name(), r.behaviour)
+	}
 	for _, a := range r.m.host.ActorsOf(r.behaviour) {
 		st, err := r.m.host.State(ctx, a)
 		if err != nil {
@@ -301,4 +308,11 @@ func (r *opRun) unload(ctx context.Context) {
 	if _, err := r.m.host.UnloadModule(context.WithoutCancel(ctx), r.behaviour, r.op.To.Path); err != nil {
 		r.m.log.Warn("could not stop the unused module", "behaviour", r.behaviour, "err", err)
 	}
+}
+
+// older says whether code version a is below b, when both are semantic
+// versions ("1.2.0"); versions of another form are not compared.
+func older(a, b string) bool {
+	va, vb := "v"+strings.TrimPrefix(a, "v"), "v"+strings.TrimPrefix(b, "v")
+	return semver.IsValid(va) && semver.IsValid(vb) && semver.Compare(va, vb) < 0
 }

@@ -120,7 +120,7 @@ func TestCanaryFromTheCommandLineIsPromoted(t *testing.T) {
 	assert.Contains(t, out, "promote of kv: the bake ends now")
 	r := wait()
 	require.Equal(t, 0, r.code, "graft upgrade: %s", r.stderr)
-	assert.Regexp(t, `(?s)completed \(4 actors\)\n  canary 1 actor for 1h0m0s: promoted: promoted by an operator`, r.stdout)
+	assert.Regexp(t, `(?s)completed \(4 actors\)\n  canary 1 actor for 1h0m0s: promoted: promoted by an operator after \d+s of the bake`, r.stdout)
 	st = p.status(t)
 	for _, a := range []string{"k0", "k1", "k2", "k3"} {
 		assert.Equal(t, "2.0.0", st[a].Module, a)
@@ -151,7 +151,7 @@ func TestConfiguredCanaryIsAborted(t *testing.T) {
 		assert.Equal(t, "1.0.0", st[a].Module, "%s is on the old version again", a)
 		assert.Equal(t, "v1:2", p.ok(t, "call", a, "put"), "%s kept its state through the round trip", a)
 	}
-	assert.Regexp(t, `(?m)^\d+\s+upgrade\s+kv\s.*rolled back \(canary 50% for 1h0m0s: rolled back: aborted by an operator \(canary: 0 handled.*dead-lettered, p99 0s\)\)$`, p.ok(t, "history"))
+	assert.Regexp(t, `(?m)^\d+\s+upgrade\s+kv\s.*rolled back \(canary 50% for 1h0m0s: rolled back: aborted by an operator after \d+s of the bake \(canary: 0 handled.*dead-lettered, p99 0s\)\)$`, p.ok(t, "history"))
 }
 
 // Flags that do not go together are refused before the core is asked.
@@ -163,6 +163,8 @@ func TestCanaryFlagsThatDoNotGoTogether(t *testing.T) {
 		{"--promote", "--abort"},
 		{"--promote", "--binary", "/x"},
 		{"--p99-ratio", "2"},
+		{"--canary", "150%", "--bake", "1s"},
+		{"--canary", "abc%", "--bake", "1s"},
 		{"--canary", "10%", "--bake", "1s", "--failure-rate-increase", "lots"},
 	} {
 		r := graft(t, "", nil, append([]string{"upgrade", "kv", "--socket", "/nonexistent/graft.sock"}, args...)...)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graft-host/graft/core/control/api"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // dryRunFailedError is a dry run that found actors the new version cannot
@@ -131,6 +132,10 @@ func (f upgradeFlags) check() error {
 		return usage("--failure-rate-increase, --p99-ratio and --min-messages are a canary's gates: give --canary and --bake too")
 	case f.canary != "" && f.bake <= 0:
 		return usage("--canary needs --bake, above zero (e.g. --bake 60s): how long both versions serve before the decision")
+	case f.canary != "":
+		if _, err := upgrade.ParseCanary(f.canary, f.bake); err != nil { // the core's own reading of it
+			return &usageError{fmt.Errorf("--canary: %w", err)}
+		}
 	}
 	return nil
 }
