@@ -59,10 +59,24 @@ scripts/lint.sh || fail "golangci-lint: fix the findings above (scripts/lint.sh)
 
 echo "guardrails: fuzz ($fuzztime each)" >&2
 # Every Fuzz function of the core module, found by listing them.
+# A failing input is written under the package's testdata/fuzz/FN: that is
+# a finding, and fails at once. A failure that wrote none is the fuzzing
+# engine's own (a worker it lost on a loaded machine): its output is
+# shown and the run tried once more.
+fuzzlog="$(mktemp)"
+trap 'rm -rf "$release" "$fuzzlog"' EXIT
 while read -r pkg fn; do
 	echo "guardrails: fuzz $pkg $fn" >&2
-	go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg" >/dev/null ||
-		fail "fuzz target $fn in $pkg found a failure (the input is under testdata/fuzz/$fn in that package)"
+	for try in 1 2; do
+		if go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg" >"$fuzzlog" 2>&1; then
+			break
+		fi
+		tail -n 30 "$fuzzlog" >&2
+		if [ -n "$(git status --porcelain -- "$pkg/testdata/fuzz/$fn" 2>/dev/null)" ] || [ "$try" = 2 ]; then
+			fail "fuzz target $fn in $pkg found a failure (the input is under testdata/fuzz/$fn in that package; output above)"
+		fi
+		echo "guardrails: fuzz $fn stopped without a failing input (output above); trying once more" >&2
+	done
 done < <(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./dynamic/sdk/' | while read -r f; do
 	dir="./$(dirname "${f#./}")"
 	grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //' | while read -r fn; do echo "$dir $fn"; done
