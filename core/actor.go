@@ -29,7 +29,7 @@ type actor struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	retryAt   time.Time // a held message's next try (held.go)
+	retryAt   atomic.Int64 // a held message's next try, unix ns (held.go); read at every batch, so no lock
 	held      heldMessage
 	pool      *modulePool
 	private   bool // pool belongs to this actor alone
@@ -554,7 +554,7 @@ func (p *Paused) Resume(to *LoadedModule, st *mailbox.State) {
 	a := p.a
 	a.mu.Lock()
 	if to != nil && to.pool != a.pool {
-		a.retryAt = time.Time{} // a held message gets its next try on the new module at once
+		a.retryAt.Store(0) // a held message gets its next try on the new module at once
 		a.held.moved()
 		if a.private {
 			// An actor with a process of its own keeps one: a private pool

@@ -88,7 +88,7 @@ func (a *actor) heldAttemptsLeft(seq uint64, n uint32) bool {
 func (a *actor) holdRetry(seq uint64, n uint32) {
 	delay := min(heldRetryMin<<min(int(n)-a.core.cfg.MaxAttempts, 6), heldRetryMax)
 	a.mu.Lock()
-	a.retryAt = time.Now().Add(delay)
+	a.retryAt.Store(time.Now().Add(delay).UnixNano())
 	a.held.seq, a.held.attempts = seq, n
 	a.mu.Unlock()
 	time.AfterFunc(delay, a.kick)
@@ -97,9 +97,9 @@ func (a *actor) holdRetry(seq uint64, n uint32) {
 	}
 }
 
-// retryLater says whether the actor waits out a held message's backoff.
+// retryLater says whether the actor waits out a held message's backoff:
+// one atomic load for every batch of every actor.
 func (a *actor) retryLater() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return !a.retryAt.IsZero() && time.Now().Before(a.retryAt)
+	at := a.retryAt.Load()
+	return at != 0 && time.Now().UnixNano() < at
 }

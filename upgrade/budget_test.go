@@ -140,15 +140,7 @@ func TestCanaryRolledBackAfterAPartialUpgrade(t *testing.T) {
 
 	plan, err := upgrade.ParseCanary("kv0", time.Hour)
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.mgr.UpgradeWith(ctxFor(t, time.Minute), "kv", bin("kv3"), upgrade.UpgradeOptions{Canary: plan})
-		done <- err
-	}()
-	waitFor(t, 30*time.Second, "the bake", func() bool {
-		op, ok := s.mgr.Running("kv")
-		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
-	})
+	done := s.startBaking(t, "kv3", plan)
 	require.NoError(t, s.mgr.Decide("kv", upgrade.DecisionAbort))
 	var rolled *upgrade.CanaryRolledBackError
 	require.ErrorAs(t, <-done, &rolled)

@@ -158,15 +158,7 @@ func TestOperatorEndsABake(t *testing.T) {
 	for _, d := range []upgrade.Decision{upgrade.DecisionAbort, upgrade.DecisionPromote} {
 		plan, err := upgrade.ParseCanary("kv0,kv1", time.Hour)
 		require.NoError(t, err)
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.mgr.UpgradeWith(ctxFor(t, time.Minute), "kv", bin("kv2"), upgrade.UpgradeOptions{Canary: plan})
-			done <- err
-		}()
-		waitFor(t, 30*time.Second, "the bake", func() bool {
-			op, ok := s.mgr.Running("kv")
-			return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
-		})
+		done := s.startBaking(t, "kv2", plan)
 		op := s.mgr.RunningOps()["kv"]
 		assert.Equal(t, [2]int{2, 2}, [2]int{op.Moved, op.ToMove}, "the canary's move: 2 of 2 actors moved")
 		require.NoError(t, s.mgr.Decide("kv", d))
@@ -267,15 +259,7 @@ func TestCanaryKeepsWhatItFailsInOrder(t *testing.T) {
 		plan, err := upgrade.ParseCanary(actor, time.Hour)
 		require.NoError(t, err)
 		plan.Gates.MinMessages = 1000 // no gate decides: the operator does
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin("kv2-flaky"), upgrade.UpgradeOptions{Canary: plan})
-			done <- err
-		}()
-		waitFor(t, 30*time.Second, "the bake", func() bool {
-			op, ok := s.mgr.Running("kv")
-			return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
-		})
+		done := s.startBaking(t, "kv2-flaky", plan)
 		before := s.failedAttempts(t, actor)
 		for _, p := range []string{bad, "put-1", "put-2"} {
 			_, err := s.core.Send(ctxFor(t, 10*time.Second), actor, []byte(p), core.SendOptions{})
@@ -345,15 +329,7 @@ func TestHeldMessageGetsItsTriesBackOnTheOldVersion(t *testing.T) {
 	plan, err := upgrade.ParseCanary("kv0", time.Hour)
 	require.NoError(t, err)
 	plan.Gates.MinMessages = 1000 // no gate decides: the operator does
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin("kv2-badfail"), upgrade.UpgradeOptions{Canary: plan})
-		done <- err
-	}()
-	waitFor(t, 30*time.Second, "the bake", func() bool {
-		op, ok := s.mgr.Running("kv")
-		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
-	})
+	done := s.startBaking(t, "kv2-badfail", plan)
 	_, err = s.core.Send(ctxFor(t, 10*time.Second), "kv0", []byte("bad-1"), core.SendOptions{})
 	require.NoError(t, err)
 	waitFor(t, 30*time.Second, "the message held (over max_attempts, 5)", func() bool { return s.failedAttempts(t, "kv0") >= 6 })
@@ -370,4 +346,20 @@ func TestHeldMessageGetsItsTriesBackOnTheOldVersion(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, dls[0].Message.LastError, "v1 fails every bad- message")
 	assert.GreaterOrEqual(t, s.failedAttempts(t, "kv0")-held, uint64(5), "v1 had max_attempts tries of its own, not one")
+}
+
+// startBaking starts a canary upgrade of kv to binary with plan in the
+// background and returns once it bakes; done gets the upgrade's error.
+func (s *system) startBaking(t *testing.T, binary string, plan *upgrade.Canary) (done <-chan error) {
+	t.Helper()
+	ch := make(chan error, 1)
+	go func() {
+		_, err := s.mgr.UpgradeWith(ctxFor(t, 2*time.Minute), "kv", bin(binary), upgrade.UpgradeOptions{Canary: plan})
+		ch <- err
+	}()
+	waitFor(t, 30*time.Second, "the bake", func() bool {
+		op, ok := s.mgr.Running("kv")
+		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
+	})
+	return ch
 }

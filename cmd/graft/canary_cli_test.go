@@ -24,11 +24,7 @@ import (
 // behaviour's upgrade settings, or "") in its config.
 func kvFour(t *testing.T, policy string) *coreProc {
 	t.Helper()
-	dir := testbin.ShortDir(t)
-	src := filepath.Join(dir, "kv")
-	b, err := os.ReadFile(plugin("kv1"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(src, b, 0o755))
+	dir, src := kvSource(t)
 	if policy != "" {
 		policy = ", upgrade: " + policy
 	}

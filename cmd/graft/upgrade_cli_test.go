@@ -21,16 +21,25 @@ import (
 	"github.com/graft-host/graft/internal/testbin"
 )
 
+// kvSource is a fresh short folder holding a copy of kv v1 as "kv", the
+// configured binary of the kv behaviour (a copy, so that the watcher of
+// one test's core never sees another test's upgrade).
+func kvSource(t *testing.T) (dir, src string) {
+	t.Helper()
+	dir = testbin.ShortDir(t)
+	src = filepath.Join(dir, "kv")
+	b, err := os.ReadFile(plugin("kv1"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(src, b, 0o755))
+	return dir, src
+}
+
 // kvCore is a core running three kv actors (k2 with a process of its own)
 // on a copy of kv v1 as the configured binary; only k0 has handled a
 // message.
 func kvCore(t *testing.T) *coreProc {
 	t.Helper()
-	dir := testbin.ShortDir(t)
-	src := filepath.Join(dir, "kv")
-	b, err := os.ReadFile(plugin("kv1"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(src, b, 0o755))
+	dir, src := kvSource(t)
 	path := filepath.Join(dir, "graft.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
 control: {dir: ./run}

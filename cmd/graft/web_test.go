@@ -33,11 +33,7 @@ func chromium(t *testing.T) string {
 // webCore is a core with the recorder actors a and b and the kv actors
 // k0 and k1 (on a copy of kv v1), serving the web view with token.
 func webCore(t *testing.T, token string) (*coreProc, string) {
-	dir := testbin.ShortDir(t)
-	src := filepath.Join(dir, "kv")
-	b, err := os.ReadFile(plugin("kv1"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(src, b, 0o755))
+	dir, src := kvSource(t)
 	path := filepath.Join(dir, "graft.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
 control: {dir: ./run}
