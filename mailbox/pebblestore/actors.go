@@ -143,7 +143,7 @@ func (s *Store) lookup(name string) (*actor, error) {
 	}
 	a := s.reg.get(name)
 	if a == nil {
-		return nil, unknownActor(name)
+		return nil, mailbox.UnknownActorError(name)
 	}
 	return a, nil
 }
@@ -337,7 +337,7 @@ func (s *Store) withLive(name string, fn func(a *actor) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.removed {
-		return unknownActor(name)
+		return mailbox.UnknownActorError(name)
 	}
 	return fn(a)
 }
@@ -440,7 +440,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	a.mu.Lock()
 	if a.removed {
 		a.mu.Unlock()
-		return unknownActor(name)
+		return mailbox.UnknownActorError(name)
 	}
 	a.removed = true
 	for a.busy() {

@@ -126,16 +126,8 @@ func (s *Store) plan(c *mailbox.Commit) (commitPlan, error) {
 			return commitPlan{}, fmt.Errorf("commit for actor %q dead-letters message %d, outside the batch %d..%d it acks: %w", c.Actor, d.Seq, a.acked+1, c.Through, mailbox.ErrUnknownMessage)
 		}
 	}
-	if err := s.checkSends(c); err != nil {
+	if err := mailbox.CheckCommitRequests(c, s.opts.MaxMessageSize); err != nil {
 		return commitPlan{}, err
-	}
-	for _, r := range c.Replies {
-		if r.MessageID == "" {
-			return commitPlan{}, fmt.Errorf("commit for actor %q has a reply without a message id", c.Actor)
-		}
-		if max(len(r.Payload), len(r.Refusal)) > s.opts.MaxMessageSize {
-			return commitPlan{}, fmt.Errorf("reply to message %q: %w", r.MessageID, &mailbox.TooLargeError{Actor: c.Actor, Size: max(len(r.Payload), len(r.Refusal)), Limit: s.opts.MaxMessageSize})
-		}
 	}
 	p := commitPlan{c: c, a: a, acked: a.acked}
 	if c.Through > 0 {
@@ -281,23 +273,6 @@ func (s *Store) evictIDs(b *pebble.Batch, a *actor, low, to uint64) error {
 	return b.DeleteRange(lo, hi, nil)
 }
 
-// checkSends validates a commit's outgoing messages, spawns and timers
-// before anything is written.
-func (s *Store) checkSends(c *mailbox.Commit) error {
-	for i := range c.Outgoing {
-		o := &c.Outgoing[i]
-		if len(o.Message.Payload) > s.opts.MaxMessageSize {
-			return fmt.Errorf("commit for actor %q: %w", c.Actor, &mailbox.TooLargeError{Actor: o.To, Size: len(o.Message.Payload), Limit: s.opts.MaxMessageSize})
-		}
-	}
-	for i := range c.Spawns {
-		if err := s.checkSpawn(&c.Spawns[i]); err != nil {
-			return fmt.Errorf("commit for actor %q: %w", c.Actor, err)
-		}
-	}
-	return s.checkTimers(c)
-}
-
 // writeSends adds the commits' spawns (with their Init messages) and
 // outgoing messages to the batch. Every name spawned or sent to is
 // resolved first, in name order, creating spawned and virtual actors
@@ -356,7 +331,7 @@ func (s *Store) writeSends(ctx context.Context, tx *txn, plans []commitPlan) err
 			o := &p.c.Outgoing[i]
 			to := actors[o.To]
 			if to == nil {
-				return fmt.Errorf("commit for actor %q sends to %q: %w", p.c.Actor, o.To, unknownActor(o.To))
+				return fmt.Errorf("commit for actor %q sends to %q: %w", p.c.Actor, o.To, mailbox.UnknownActorError(o.To))
 			}
 			m := o.Message
 			m.EnqueuedAt = now

@@ -142,7 +142,7 @@ func claimDeadLetter(ctx context.Context, tx *txn, a *actor, seq uint64) error {
 		a.mu.Lock()
 		if a.removed {
 			a.mu.Unlock()
-			return unknownActor(a.name)
+			return mailbox.UnknownActorError(a.name)
 		}
 		other := a.requeuing[seq]
 		if other == nil {
@@ -206,7 +206,7 @@ func (s *Store) requeueHere(tx *txn, a *actor, seq uint64, m *mailbox.Message) (
 	a.mu.Lock()
 	if a.removed {
 		a.mu.Unlock()
-		return 0, unknownActor(a.name)
+		return 0, mailbox.UnknownActorError(a.name)
 	}
 	if m.ID != "" && a.pending[m.ID] != nil {
 		a.mu.Unlock()
@@ -222,7 +222,7 @@ func (s *Store) requeueHere(tx *txn, a *actor, seq uint64, m *mailbox.Message) (
 func (s *Store) requeueTo(ctx context.Context, tx *txn, to string, m *mailbox.Message) (uint64, error) {
 	a, _, err := s.resolve(ctx, tx, to, nil)
 	if err == nil && a == nil {
-		err = unknownActor(to)
+		err = mailbox.UnknownActorError(to)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("send it to %q: %w", to, err)

@@ -41,7 +41,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg mailbox.Message) (
 	tx = s.newTxn()
 	a, _, err := s.resolve(ctx, tx, name, nil)
 	if err == nil && a == nil {
-		err = unknownActor(name)
+		err = mailbox.UnknownActorError(name)
 	}
 	if err != nil {
 		tx.end(err)
@@ -394,7 +394,7 @@ func (s *Store) RecordFailure(ctx context.Context, name string, seq uint64, reas
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.removed {
-		return 0, unknownActor(name)
+		return 0, mailbox.UnknownActorError(name)
 	}
 	if seq <= a.acked || seq > a.visible {
 		return 0, fmt.Errorf("record a failure of message %d of actor %q: %w (pending messages are %d..%d)", seq, name, mailbox.ErrUnknownMessage, a.acked+1, a.visible)

@@ -41,8 +41,8 @@ func (s *Store) Schedule(ctx context.Context, t mailbox.TimerRequest) (err error
 	switch {
 	case t.ID == "":
 		return fmt.Errorf("schedule a send to actor %q: the timer has no id", t.To)
-	case len(t.ID) > maxTimerID:
-		return fmt.Errorf("schedule a send to actor %q: timer id %.32q... is %d bytes, over %d", t.To, t.ID, len(t.ID), maxTimerID)
+	case len(t.ID) > mailbox.MaxTimerID:
+		return fmt.Errorf("schedule a send to actor %q: timer id %.32q... is %d bytes, over %d", t.To, t.ID, len(t.ID), mailbox.MaxTimerID)
 	case len(t.Payload) > s.opts.MaxMessageSize:
 		return fmt.Errorf("schedule a send to actor %q: %w", t.To, &mailbox.TooLargeError{Actor: t.To, Size: len(t.Payload), Limit: s.opts.MaxMessageSize})
 	}

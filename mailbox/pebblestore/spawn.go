@@ -139,26 +139,6 @@ func (s *Store) settleCreations(cs []*creation, err error) {
 	}
 }
 
-// unknownActor is the error for a name that is neither registered nor
-// virtual.
-func unknownActor(name string) error {
-	return fmt.Errorf("actor %q: %w: register it (list it in the config), spawn it, or make its behaviour virtual before sending to it", name, mailbox.ErrUnknownActor)
-}
-
-// checkSpawn validates a spawn request before anything is written.
-func (s *Store) checkSpawn(req *mailbox.SpawnRequest) error {
-	if err := mailbox.CheckActorName(req.Name); err != nil {
-		return fmt.Errorf("spawn: %w", err)
-	}
-	if req.Behaviour == "" {
-		return fmt.Errorf("spawn actor %q: behaviour name is empty: name the behaviour that drives it", req.Name)
-	}
-	if len(req.Init) > s.opts.MaxMessageSize {
-		return fmt.Errorf("spawn actor %q: init message: %w", req.Name, &mailbox.TooLargeError{Actor: req.Name, Size: len(req.Init), Limit: s.opts.MaxMessageSize})
-	}
-	return nil
-}
-
 // spawnConflict returns a *SpawnConflictError if a, which exists, has
 // another behaviour than req asks for.
 func spawnConflict(a *actor, req *mailbox.SpawnRequest) error {
@@ -180,7 +160,7 @@ func (s *Store) Spawn(ctx context.Context, req mailbox.SpawnRequest) (_ mailbox.
 		return mailbox.Actor{}, false, err
 	}
 	defer s.leave()
-	if err := s.checkSpawn(&req); err != nil {
+	if err := mailbox.CheckSpawn(&req, s.opts.MaxMessageSize); err != nil {
 		return mailbox.Actor{}, false, err
 	}
 	tx = s.newTxn()

@@ -27,33 +27,6 @@ import (
 // in-memory index (timerindex.go) says which timers are due without
 // reading the disk, and keeps those writers off each other's timers.
 
-// maxTimerID bounds a timer id, which is part of two keys.
-const maxTimerID = 1024
-
-// checkTimers validates a commit's timer requests before anything is
-// written.
-func (s *Store) checkTimers(c *mailbox.Commit) error {
-	for _, r := range c.Timers {
-		switch {
-		case r.ID == "":
-			return fmt.Errorf("commit for actor %q sets a timer without an id", c.Actor)
-		case len(r.ID) > maxTimerID:
-			return fmt.Errorf("commit for actor %q sets timer %.32q... with a %d-byte id, over %d bytes", c.Actor, r.ID, len(r.ID), maxTimerID)
-		case len(r.Payload) > s.opts.MaxMessageSize:
-			return fmt.Errorf("commit for actor %q sets timer %q: %w", c.Actor, r.ID, &mailbox.TooLargeError{Actor: r.To, Size: len(r.Payload), Limit: s.opts.MaxMessageSize})
-		}
-		if err := mailbox.CheckActorName(r.To); err != nil {
-			return fmt.Errorf("commit for actor %q sets timer %q: target: %w", c.Actor, r.ID, err)
-		}
-	}
-	for _, id := range c.CancelTimers {
-		if id == "" {
-			return fmt.Errorf("commit for actor %q cancels a timer without an id", c.Actor)
-		}
-	}
-	return nil
-}
-
 // writeTimers adds a commit's timer sets and cancels to the batch and
 // claims their index entries for tx. Cancels count first: a timer set and
 // cancelled in one commit is not set (the commit's cancels apply after its

@@ -1,0 +1,217 @@
+package etcdstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/graft-host/graft/mailbox"
+)
+
+// formatMarker is the value of the marker key: a prefix that holds
+// something else is refused rather than written over.
+const formatMarker = "graft-etcdstore/1"
+
+// Defaults of Config fields left zero.
+const (
+	// DefaultMaxTxnOps is etcd's own default --max-txn-ops.
+	DefaultMaxTxnOps = 128
+	// DefaultMaxRequestBytes is etcd's own default --max-request-bytes
+	// (1.5 MiB).
+	DefaultMaxRequestBytes = 3 << 19
+	// DefaultDialTimeout bounds the first connection.
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Config says where the store lives and what the etcd cluster allows.
+type Config struct {
+	// Endpoints are the etcd members' client URLs.
+	Endpoints []string
+	// Prefix is the key prefix of this store ("/graft/NAME"); every key of
+	// the store lies under Prefix + "/".
+	Prefix string
+	// TLS, if set, is used to reach the members (https endpoints).
+	TLS *tls.Config
+	// Username and Password authenticate to an etcd with auth enabled.
+	Username, Password string
+	// DialTimeout bounds the first connection (default 5 s).
+	DialTimeout time.Duration
+	// MaxTxnOps and MaxRequestBytes are the cluster's --max-txn-ops and
+	// --max-request-bytes (defaults: etcd's own, 128 and 1.5 MiB). A write
+	// that would exceed them is refused by the store, before it is sent,
+	// with an error that names the limit.
+	MaxTxnOps       int
+	MaxRequestBytes int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxTxnOps <= 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	return c
+}
+
+// Store is the mailbox.Store on etcd. Create it with Open; it is safe for
+// concurrent use, and several processes may open the same prefix: every
+// write is a guarded transaction, and each keeps its cache current with a
+// watch.
+type Store struct {
+	cfg    Config
+	opts   mailbox.Options
+	client *clientv3.Client
+	kv     clientv3.KV
+	k      keys
+
+	cache *cache
+
+	// life is held shared by every call and exclusively by Close.
+	life   sync.RWMutex
+	closed atomic.Bool
+	stop   context.CancelFunc
+	done   chan struct{} // closed when the watch loop has ended
+
+	// fireMu serializes this process's FireDue calls (other processes'
+	// are kept apart by the transactions' guards).
+	fireMu sync.Mutex
+}
+
+var _ mailbox.Store = (*Store)(nil)
+
+// Open connects to the cluster and opens the store under cfg.Prefix,
+// creating it if the prefix is empty. It fails with a
+// *mailbox.CorruptError if the prefix holds something that is not a graft
+// store, and with an error naming the endpoints if no member answers
+// within the dial timeout.
+func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if err := checkPrefix(cfg.Prefix); err != nil {
+		return nil, err
+	}
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcd store: no endpoints: list the etcd members' client URLs (store.endpoints)")
+	}
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:          cfg.Endpoints,
+		DialTimeout:        cfg.DialTimeout,
+		TLS:                cfg.TLS,
+		Username:           cfg.Username,
+		Password:           cfg.Password,
+		MaxCallSendMsgSize: cfg.MaxRequestBytes + 64<<10,
+		Logger:             nil,
+		DialKeepAliveTime:  10 * time.Second,
+		RejectOldCluster:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	s, err := openWith(ctx, client, cfg, opts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openWith(ctx context.Context, client *clientv3.Client, cfg Config, opts mailbox.Options) (*Store, error) {
+	s := &Store{cfg: cfg, opts: opts.WithDefaults(), client: client, kv: client.KV, k: keys{prefix: cfg.Prefix + "/"}}
+	octx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if err := s.claimPrefix(octx); err != nil {
+		return nil, err
+	}
+	c, rev, err := s.loadCache(octx)
+	if err != nil {
+		return nil, err
+	}
+	s.cache = c
+	wctx, stop := context.WithCancel(context.Background())
+	s.stop, s.done = stop, make(chan struct{})
+	go s.watch(wctx, rev)
+	return s, nil
+}
+
+// checkPrefix refuses a prefix that would mix the store with other keys.
+func checkPrefix(p string) error {
+	switch {
+	case p == "" || p == "/":
+		return errors.New("etcd store: empty prefix: give the store a prefix of its own, such as /graft/NAME (store.prefix)")
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("etcd store: prefix %q must start with /, such as /graft/NAME (store.prefix)", p)
+	case strings.HasSuffix(p, "/"):
+		return fmt.Errorf("etcd store: prefix %q must not end with /: write /graft/NAME (store.prefix)", p)
+	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("etcd store: prefix %q has a control character (store.prefix)", p)
+	}
+	return nil
+}
+
+// claimPrefix writes the format marker into an empty prefix, or checks
+// the one there.
+func (s *Store) claimPrefix(ctx context.Context) error {
+	m := s.k.marker()
+	resp, err := s.kv.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m), "=", 0)).
+		Then(clientv3.OpPut(m, formatMarker)).Else(clientv3.OpGet(m)).Commit()
+	if err != nil {
+		return s.wrap("open", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 1 && string(kvs[0].Value) == formatMarker {
+		return nil
+	}
+	return &mailbox.CorruptError{Path: s.where(), Err: fmt.Errorf("key %q holds %q, not %q: the prefix belongs to something else; give graft a prefix of its own", m, kvs[0].Value, formatMarker)}
+}
+
+// where names the store in errors: its endpoints and prefix.
+func (s *Store) where() string {
+	return "etcd " + strings.Join(s.cfg.Endpoints, ",") + " " + s.cfg.Prefix
+}
+
+// enter and leave bracket every call, so that Close waits for calls in
+// progress and later calls fail with ErrClosed.
+func (s *Store) enter() error {
+	s.life.RLock()
+	if s.closed.Load() {
+		s.life.RUnlock()
+		return mailbox.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.life.RUnlock() }
+
+// Close stops the watch and closes the connection. What was acknowledged
+// is in etcd already: there is nothing to flush.
+func (s *Store) Close() error {
+	s.life.Lock()
+	if s.closed.Swap(true) {
+		s.life.Unlock()
+		return nil
+	}
+	s.life.Unlock()
+	s.stop()
+	<-s.done
+	if err := s.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("close the connection to %s: %w", s.where(), err)
+	}
+	return nil
+}
+
+// Client returns the store's etcd client, for the cluster's membership
+// and leases, which share its connection.
+func (s *Store) Client() *clientv3.Client { return s.client }
