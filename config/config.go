@@ -15,7 +15,6 @@ import (
 	"github.com/graft-host/graft/core/supervisor"
 	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
-	"github.com/graft-host/graft/mailbox/pebblestore"
 )
 
 // SocketName is the control socket's file name inside control.dir; a fixed
@@ -55,10 +54,15 @@ type Config struct {
 
 // Store is the `store` section.
 type Store struct {
-	// Path is the folder of the embedded store.
+	// Path is the folder of the embedded store; with another backend it
+	// still holds this core's module cache and upgrade journal.
 	Path string
-	// Durability is sync (default) or relaxed.
+	// Durability is sync (default) or relaxed (embedded store only).
 	Durability mailbox.Durability
+	// Backend is BackendPebble (default) or BackendEtcd.
+	Backend string
+	// Etcd configures the etcd backend.
+	Etcd Etcd
 }
 
 // Control is the `control` section: the folder of this core's sockets.
@@ -275,11 +279,7 @@ func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
 	return core.Config{
 		OpenStore: func(opts mailbox.Options) (mailbox.Store, error) {
 			opts.Durability, opts.MaxMessageSize, opts.Logger = store.Durability, maxSize, storeLog
-			s, err := pebblestore.Open(store.Path, opts)
-			if err != nil {
-				return nil, fmt.Errorf("open store %s: %w", store.Path, err)
-			}
-			return s, nil
+			return store.open(opts)
 		},
 		Behaviours:     c.Behaviours,
 		Actors:         c.Actors,
@@ -303,7 +303,7 @@ func (c *Config) BinaryCacheDir() string { return filepath.Join(c.Store.Path, "m
 // defaults is the config before the file is applied.
 func defaults() *Config {
 	return &Config{
-		Store: Store{Durability: mailbox.DurabilitySync},
+		Store: Store{Durability: mailbox.DurabilitySync, Backend: BackendPebble},
 		Limits: Limits{
 			MaxMessageSize: mailbox.DefaultMaxMessageSize,
 			MaxAttempts:    5,

@@ -13,7 +13,6 @@ import (
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/supervisor"
-	"github.com/graft-host/graft/mailbox"
 )
 
 // decoder walks the YAML node tree by hand so that every problem keeps its
@@ -242,13 +241,7 @@ func (d *decoder) decode(data []byte) *Config {
 	controlDir := ""
 	maxRestarts := -2 // unset
 	d.mapping(root, "",
-		field{"store", func(n *yaml.Node, key string) {
-			d.mapping(n, key,
-				field{"path", d.path(&cfg.Store.Path)},
-				field{"durability", oneOf(d, &cfg.Store.Durability, map[string]mailbox.Durability{
-					"sync": mailbox.DurabilitySync, "relaxed": mailbox.DurabilityRelaxed})},
-			)
-		}},
+		field{"store", func(n *yaml.Node, key string) { d.decodeStore(cfg, n, key) }},
 		field{"control", func(n *yaml.Node, key string) {
 			d.mapping(n, key, field{"dir", d.path(&controlDir)})
 		}},

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/graft-host/graft/host"
+	"github.com/graft-host/graft/internal/trust"
 )
 
 // runFlags are `graft run`'s own flags.
@@ -129,16 +129,9 @@ func (rf *runFlags) readToken() error {
 	case rf.httpTokenFile == "":
 		return nil
 	}
-	fi, err := os.Stat(rf.httpTokenFile)
+	b, err := trust.ReadSecret(rf.httpTokenFile, "--http-token-file")
 	if err != nil {
-		return fmt.Errorf("--http-token-file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("--http-token-file %s has mode %04o: others can read it, so it is no secret; `chmod 600 %s`", rf.httpTokenFile, fi.Mode().Perm(), rf.httpTokenFile)
-	}
-	b, err := os.ReadFile(rf.httpTokenFile)
-	if err != nil {
-		return fmt.Errorf("--http-token-file: %w", err)
+		return err
 	}
 	if rf.httpToken = strings.TrimSpace(string(b)); len(rf.httpToken) < 16 {
 		return fmt.Errorf("--http-token-file %s holds %d characters: give a token of at least 16 (e.g. `openssl rand -hex 16`)", rf.httpTokenFile, len(rf.httpToken))

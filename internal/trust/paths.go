@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -170,4 +171,34 @@ func wayTo(abs string, self bool) ([]string, error) {
 	}
 	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(len(a), len(b)) })
 	return out, nil
+}
+
+// ReadSecret reads a file holding a secret (a token, a password, a TLS
+// key) named by the operator: it must be a regular file, owned by the
+// core's user or root, that no other user may read or write: a secret
+// others can read is none, and one they can write is theirs.
+func ReadSecret(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s is not a regular file: give the file that holds the secret", what, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s has mode %04o: other users can read or change it, so it is no secret; `chmod 600 %s`", what, path, perm, path)
+	}
+	if st, ok := fi.Sys().(*unix.Stat_t); ok && st.Uid != uint32(os.Geteuid()) && st.Uid != 0 {
+		return nil, fmt.Errorf("%s %s belongs to user %d, not to this core's user %d nor root: `chown` it to the user graft runs as", what, path, st.Uid, os.Geteuid())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
 }

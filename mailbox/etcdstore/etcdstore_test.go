@@ -31,4 +31,3 @@ func open(t *testing.T, endpoint, dir string, opts mailbox.Options) *etcdstore.S
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
-

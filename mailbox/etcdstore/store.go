@@ -28,6 +28,11 @@ const (
 	DefaultMaxRequestBytes = 3 << 19
 	// DefaultDialTimeout bounds the first connection.
 	DefaultDialTimeout = 5 * time.Second
+	// RequestOverhead is what a request adds to the largest value it
+	// carries (keys, the other records of the write, framing): the config
+	// checks that a message of the largest size, encoded, plus this fits
+	// MaxRequestBytes.
+	RequestOverhead = 64 << 10
 )
 
 // Config says where the store lives and what the etcd cluster allows.
@@ -97,7 +102,7 @@ var _ mailbox.Store = (*Store)(nil)
 // within the dial timeout.
 func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error) {
 	cfg = cfg.withDefaults()
-	if err := checkPrefix(cfg.Prefix); err != nil {
+	if err := CheckPrefix(cfg.Prefix); err != nil {
 		return nil, err
 	}
 	if len(cfg.Endpoints) == 0 {
@@ -109,7 +114,7 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 		TLS:                cfg.TLS,
 		Username:           cfg.Username,
 		Password:           cfg.Password,
-		MaxCallSendMsgSize: cfg.MaxRequestBytes + 64<<10,
+		MaxCallSendMsgSize: cfg.MaxRequestBytes + RequestOverhead,
 		Logger:             nil,
 		DialKeepAliveTime:  10 * time.Second,
 		RejectOldCluster:   true,
@@ -143,8 +148,9 @@ func openWith(ctx context.Context, client *clientv3.Client, cfg Config, opts mai
 	return s, nil
 }
 
-// checkPrefix refuses a prefix that would mix the store with other keys.
-func checkPrefix(p string) error {
+// CheckPrefix refuses a prefix that would mix the store with other keys,
+// for the config to check before anything connects.
+func CheckPrefix(p string) error {
 	switch {
 	case p == "" || p == "/":
 		return errors.New("etcd store: empty prefix: give the store a prefix of its own, such as /graft/NAME (store.prefix)")
