@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/internal/etcdtest"
+	"github.com/graft-host/graft/internal/testbin"
+)
+
+// A core on the etcd backend, end to end with real plugin processes and a
+// real etcd member: messages, a call's stored reply, a kill -9 of the core
+// and a new core on the same etcd, then an upgrade with its state
+// migration and its history record, all kept in etcd.
+func TestRunOnEtcd(t *testing.T) {
+	m := etcdtest.Start(t)
+	dir, src := kvSource(t)
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store:
+  path: ./data
+  backend: etcd
+  endpoints: [%s]
+  prefix: /graft/run-on-etcd
+  max_txn_ops: %d
+control: {dir: ./run}
+behaviours:
+  kv: {binary: %s}
+actors:
+  - {name: k0, behaviour: kv}
+  - {name: k1, behaviour: kv, process: own}
+`, m.Endpoint, etcdtest.MaxTxnOps, src)), 0o644))
+	p := startGraftAt(t, path, []string{"k0", "k1"})
+	assert.Equal(t, "v1:1", p.ok(t, "call", "k0", "hello", "--id", "c-1"))
+	for i := range 20 {
+		p.ok(t, "send", "k1", fmt.Sprintf("m%d", i), "--id", fmt.Sprintf("s-%d", i))
+	}
+
+	require.NoError(t, p.cmd.Process.Kill()) // kill -9
+	<-p.exited
+	p2 := startGraftAt(t, path, []string{"k0", "k1"})
+	testbin.WaitFor(t, 30*time.Second, "k1 handled its 20 messages", func() bool {
+		return p2.status(t)["k1"].Depth == 0
+	})
+	assert.Equal(t, "v1:21", p2.ok(t, "call", "k1", "count"), "every message sent before the crash handled once")
+	assert.Equal(t, "v1:1", p2.ok(t, "call", "k0", "hello", "--id", "c-1"), "the stored reply survives the crash: applied once")
+	assert.Equal(t, "v1:2", p2.ok(t, "call", "k0", "again"))
+	for i := range 20 { // resent after the crash: each id is a duplicate, nothing new is queued
+		out := p2.ok(t, "send", "k1", fmt.Sprintf("m%d", i), "--id", fmt.Sprintf("s-%d", i))
+		assert.Contains(t, out, "duplicate")
+	}
+
+	out := p2.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	assert.Contains(t, out, "completed (2 actors)")
+	assert.True(t, strings.HasPrefix(p2.ok(t, "call", "k0", "after"), "v2:"), "k0 runs v2 with its state migrated")
+	assert.Contains(t, p2.ok(t, "history"), "completed")
+}
