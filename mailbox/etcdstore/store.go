@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/graft-host/graft/mailbox"
 )
@@ -115,7 +116,7 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 		Username:           cfg.Username,
 		Password:           cfg.Password,
 		MaxCallSendMsgSize: cfg.MaxRequestBytes + RequestOverhead,
-		Logger:             nil,
+		Logger:             zap.NewNop(), // its retries end in errors the store words itself
 		DialKeepAliveTime:  10 * time.Second,
 		RejectOldCluster:   true,
 	})
