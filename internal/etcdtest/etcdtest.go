@@ -30,9 +30,13 @@ type Member struct {
 
 // Start runs a one-member etcd cluster in the test process, with its
 // data in a temporary folder, and stops it when the test ends.
-func Start(t testing.TB) *Member {
+func Start(t testing.TB) *Member { return StartWithQuota(t, 0) }
+
+// StartWithQuota is Start with the database's space quota
+// (--quota-backend-bytes) set to quota bytes (0: etcd's default).
+func StartWithQuota(t testing.TB, quota int64) *Member {
 	t.Helper()
-	m, err := StartIn(t.TempDir())
+	m, err := startIn(t.TempDir(), quota)
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
@@ -42,8 +46,11 @@ func Start(t testing.TB) *Member {
 
 // StartIn runs a one-member etcd cluster with its data in dir, on free
 // loopback ports.
-func StartIn(dir string) (*Member, error) {
+func StartIn(dir string) (*Member, error) { return startIn(dir, 0) }
+
+func startIn(dir string, quota int64) (*Member, error) {
 	cfg := embed.NewConfig()
+	cfg.QuotaBackendBytes = quota
 	cfg.Dir = dir
 	local := func() []url.URL { u, _ := url.Parse("http://127.0.0.1:0"); return []url.URL{*u} }
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = local(), local()

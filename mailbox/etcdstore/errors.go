@@ -55,3 +55,9 @@ func (s *Store) tooManyOps(what string, n int) error {
 	return fmt.Errorf("%s: the write needs %d operations in one etcd transaction, over store.max_txn_ops %d (etcd's --max-txn-ops): nothing was stored; raise --max-txn-ops on every member and store.max_txn_ops to match, or lower limits.batch_size: %w",
 		what, n, s.cfg.MaxTxnOps, mailbox.ErrTooLarge)
 }
+
+// tooLarge refuses, before sending it, a transaction over MaxRequestBytes.
+func (s *Store) tooLarge(what string, size int) error {
+	return fmt.Errorf("%s: the write is about %d bytes in one etcd request, over store.max_request_bytes %d (etcd's --max-request-bytes): nothing was stored; raise --max-request-bytes on every member and store.max_request_bytes to match, or lower limits.batch_size or limits.max_state_size: %w",
+		what, size, s.cfg.MaxRequestBytes, mailbox.ErrTooLarge)
+}

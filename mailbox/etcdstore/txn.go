@@ -170,6 +170,9 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 		if len(t.ops) > s.cfg.MaxTxnOps {
 			return 0, s.tooManyOps(what, len(t.ops))
 		}
+		if size := t.size(); size > s.cfg.MaxRequestBytes {
+			return 0, s.tooLarge(what, size)
+		}
 		guard := make([]clientv3.Cmp, 0, len(t.reads))
 		for k, kv := range t.reads {
 			guard = append(guard, clientv3.Compare(clientv3.ModRevision(k), "=", kv.mod))
@@ -215,4 +218,17 @@ func (s *Store) settle(t *txn, rev int64) {
 			s.opts.Created(name, behaviour)
 		}
 	}
+}
+
+// size is about what the transaction weighs on the wire: its keys and
+// values, and the keys of its guard.
+func (t *txn) size() int {
+	n := 0
+	for _, op := range t.ops {
+		n += len(op.KeyBytes()) + len(op.ValueBytes()) + len(op.RangeBytes()) + 8
+	}
+	for k := range t.reads {
+		n += len(k) + 16
+	}
+	return n
 }

@@ -1,0 +1,82 @@
+package etcdstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/internal/etcdtest"
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/mailbox/etcdstore"
+)
+
+// etcd's limits are the store's: a write over the cluster's request size
+// or operation count is refused whole, with an error that names the
+// setting to raise, and the store goes on.
+func TestEtcdLimitsAreNamed(t *testing.T) {
+	m := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: []string{m.Endpoint}, Prefix: "/graft/limits", MaxTxnOps: 32, MaxRequestBytes: 256 << 10},
+		mailbox.Options{MaxMessageSize: 4 << 20})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Register(ctx, "a", "b")
+	require.NoError(t, err)
+	ep, err := s.Claim(ctx, "a")
+	require.NoError(t, err)
+
+	_, err = s.Enqueue(ctx, "a", mailbox.Message{Payload: []byte(strings.Repeat("x", 300<<10))})
+	require.ErrorIs(t, err, mailbox.ErrTooLarge)
+	assert.Contains(t, err.Error(), "store.max_request_bytes")
+	assert.Contains(t, err.Error(), "nothing was stored")
+
+	r, err := s.Enqueue(ctx, "a", mailbox.Message{Payload: []byte("small")})
+	require.NoError(t, err)
+	var out []mailbox.Outgoing
+	for range 40 {
+		out = append(out, mailbox.Outgoing{To: "a", Message: mailbox.Message{Payload: []byte("fan")}})
+	}
+	err = s.Commit(ctx, mailbox.Commit{Actor: "a", Epoch: ep, Through: r.Seq, Outgoing: out})
+	require.ErrorIs(t, err, mailbox.ErrTooLarge)
+	assert.Contains(t, err.Error(), "store.max_txn_ops 32")
+	assert.Contains(t, err.Error(), "limits.batch_size")
+
+	st, err := s.Stats("a")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), st.Acked, "the refused commit wrote nothing")
+	require.NoError(t, s.Commit(ctx, mailbox.Commit{Actor: "a", Epoch: ep, Through: r.Seq}), "the store goes on")
+}
+
+// A cluster over its space quota refuses writes with a *QuotaError that
+// says how to free space; it is mailbox.ErrDiskFull to the core, which
+// waits and retries, and nothing acknowledged before is lost.
+func TestQuotaIsDiskFull(t *testing.T) {
+	m := etcdtest.StartWithQuota(t, 2<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: []string{m.Endpoint}, Prefix: "/graft/quota", MaxTxnOps: etcdtest.MaxTxnOps}, mailbox.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Register(ctx, "a", "b")
+	require.NoError(t, err)
+	var acked int
+	for acked = 0; acked < 100; acked++ {
+		_, err = s.Enqueue(ctx, "a", mailbox.Message{Payload: []byte(strings.Repeat("y", 100<<10))})
+		if err != nil {
+			break
+		}
+	}
+	require.Error(t, err, "2 MiB of quota cannot hold 10 MB of messages")
+	assert.ErrorIs(t, err, mailbox.ErrDiskFull)
+	var qe *etcdstore.QuotaError
+	require.ErrorAs(t, err, &qe)
+	assert.Contains(t, err.Error(), "etcdctl alarm disarm")
+	ms, err := s.Read(ctx, "a", 0, 1000)
+	require.NoError(t, err, "reads go on")
+	assert.Len(t, ms, acked, "every acknowledged message is kept")
+}
