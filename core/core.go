@@ -61,6 +61,10 @@ type Config struct {
 	// the start, as UpgradeHooks.HoldDeadLetters holds them: the group of
 	// a canary the last core was killed in (upgrade.Manager.Prepare).
 	HeldDeadLetters []string
+	// Placement, when set, says which of the store's actors this core
+	// runs: several cores share one store (a cluster), and each runs
+	// the actors it owns (placement.go). Nil: this core runs them all.
+	Placement Placement
 }
 
 // ModuleSelector picks the binary an actor runs, from its committed state.
@@ -381,6 +385,9 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	if closed {
 		return nil, ErrShutdown
 	}
+	if !c.owns(spec.Name) {
+		return nil, fmt.Errorf("start actor %q: %w (%s runs it)", spec.Name, ErrNotOwned, c.cfg.Placement.OwnerOf(spec.Name))
+	}
 	var pool *modulePool
 	fail := func(err error) (supervisor.Child, error) {
 		if spec.OwnProcess && pool != nil {
@@ -552,17 +559,23 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	if err != nil {
 		return nil, fmt.Errorf("call actor %q: %w", actor, err)
 	}
-	switch r.Outcome {
-	case mailbox.OutcomeReplied:
-		return r.Reply, nil
-	case mailbox.OutcomeApplied:
-		return nil, fmt.Errorf("call actor %q (id %q): %w", actor, opts.ID, ErrNoReply)
-	case mailbox.OutcomeDeadLettered:
-		return nil, fmt.Errorf("call actor %q (id %q): %w: %s", actor, opts.ID, ErrDeadLettered, r.Error)
-	case mailbox.OutcomeRefused:
-		return nil, &RefusedError{Actor: actor, ID: opts.ID, Reason: r.Error}
+	if r.Outcome != mailbox.OutcomePending {
+		return receiptReply(actor, opts.ID, r)
+	}
+	var remote chan mailbox.Receipt // another core of the cluster commits the reply
+	if c.cfg.Placement != nil {
+		remote = make(chan mailbox.Receipt, 1)
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if r, err := c.pollOutcome(pctx, actor, opts.ID); err == nil {
+				remote <- r
+			}
+		}()
 	}
 	select {
+	case r := <-remote:
+		return receiptReply(actor, opts.ID, r)
 	case res := <-ch:
 		if res.err != nil {
 			return nil, res.err
@@ -577,6 +590,19 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	case <-ctx.Done():
 		return nil, fmt.Errorf("call actor %q (id %q): no reply yet (the message is queued; retry with the same id to get its reply): %w", actor, opts.ID, ctx.Err())
 	}
+}
+
+// receiptReply is what a call returns for a committed message's receipt.
+func receiptReply(actor, id string, r mailbox.Receipt) ([]byte, error) {
+	switch r.Outcome {
+	case mailbox.OutcomeReplied:
+		return r.Reply, nil
+	case mailbox.OutcomeDeadLettered:
+		return nil, fmt.Errorf("call actor %q (id %q): %w: %s", actor, id, ErrDeadLettered, r.Error)
+	case mailbox.OutcomeRefused:
+		return nil, &RefusedError{Actor: actor, ID: id, Reason: r.Error}
+	}
+	return nil, fmt.Errorf("call actor %q (id %q): %w", actor, id, ErrNoReply)
 }
 
 // handlerCalls serves the synchronous calls handlers make (sdk

@@ -336,6 +336,8 @@ type ActorStatus struct {
 	Pid            int
 	Uptime         time.Duration
 	LastError      string
+	// Owner, in a cluster, names the member that runs the actor.
+	Owner string
 }
 
 // Status reports every actor of the registry: configured, spawned and
@@ -367,6 +369,12 @@ func (c *Core) Status(ctx context.Context) ([]ActorStatus, error) {
 		a := c.actors[r.Name]
 		if _, asleep := c.asleep[r.Name]; asleep && a == nil {
 			st.Status = StatusPassive
+		}
+		if c.cfg.Placement != nil {
+			st.Owner = c.cfg.Placement.OwnerOf(r.Name)
+			if a == nil && !c.cfg.Placement.Owns(r.Name) {
+				st.Status = StatusRemote
+			}
 		}
 		c.mu.RUnlock()
 		if a != nil {

@@ -67,7 +67,8 @@ func (c *Core) passivates(spec ActorConfig) bool {
 // queued (busy lists the others, from the store's Backlog), not in
 // memory. Callers hold c.mu.
 func (c *Core) sleepIdle(behaviour string, busy map[string]bool) {
-	if c.cfg.Behaviours[behaviour].PassivateAfter <= 0 {
+	passivates := c.cfg.Behaviours[behaviour].PassivateAfter > 0
+	if !passivates && c.cfg.Placement == nil {
 		return
 	}
 	fresh := len(c.asleep) == 0
@@ -77,9 +78,13 @@ func (c *Core) sleepIdle(behaviour string, busy map[string]bool) {
 	// Each lookup skipped when its map is empty: at the start of a core
 	// with a million actors this loop is one of the costs that remain.
 	for name, spec := range c.specs {
-		if spec.Behaviour != behaviour || len(spec.Requires) > 0 ||
-			(len(c.required) > 0 && c.required[name]) || (len(busy) > 0 && busy[name]) ||
-			(len(c.actors) > 0 && c.actors[name] != nil) {
+		if spec.Behaviour != behaviour || (len(c.actors) > 0 && c.actors[name] != nil) {
+			continue
+		}
+		// Another core's actor sleeps here whatever its behaviour.
+		elsewhere := c.cfg.Placement != nil && !c.cfg.Placement.Owns(name)
+		if !elsewhere && (!passivates || len(spec.Requires) > 0 ||
+			(len(c.required) > 0 && c.required[name]) || (len(busy) > 0 && busy[name])) {
 			continue
 		}
 		if fresh {
@@ -133,7 +138,7 @@ func (c *Core) wakeQueued(ctx context.Context) {
 func (c *Core) wakeLater(name string) {
 	c.mu.Lock()
 	queued, asleep := c.asleep[name]
-	if !asleep || queued || c.closed {
+	if !asleep || queued || c.closed || !c.owns(name) {
 		c.mu.Unlock()
 		return
 	}
@@ -183,6 +188,10 @@ func (c *Core) wakeLocked(name string) {
 		}
 		c.mu.Unlock()
 		return
+	}
+	if !c.owns(name) {
+		c.mu.Unlock()
+		return // another core of the cluster runs it
 	}
 	delete(c.asleep, name)
 	sub := c.subs[spec.Behaviour]

@@ -157,6 +157,9 @@ func (c *Core) childSpec(a ActorConfig, owner func() *supervisor.Supervisor) sup
 		if errors.Is(err, mailbox.ErrUnknownActor) && c.goneAtStart(ctx, owner(), a) {
 			ch, err = c.startActor(ctx, a) // created anew since its claim failed
 		}
+		if errors.Is(err, ErrNotOwned) {
+			c.notOwnedAtStart(owner(), a)
+		}
 		return ch, c.nameSource(a.Behaviour, err) // the user's binary, not its cached copy
 	}
 	return supervisor.ChildSpec{
