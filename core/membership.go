@@ -124,6 +124,11 @@ func (c *Core) adopt(name, behaviour string) {
 	}
 	spec := runtimeSpec(name, behaviour)
 	c.specs[name] = &spec
+	if !c.owns(name) { // another core of the cluster runs it
+		c.asleep[name] = false
+		c.mu.Unlock()
+		return
+	}
 	sub := c.subs[behaviour]
 	c.mu.Unlock()
 	// No supervisor yet (before Start), or one being rebuilt: it takes the

@@ -117,7 +117,9 @@ func (h *UpgradeHooks) ActorsOf(behaviour string) []string {
 	c.mu.RUnlock()
 	out := make([]string, 0, len(actors))
 	for _, a := range actors {
-		out = append(out, a.Name)
+		if c.owns(a.Name) { // in a cluster, each core upgrades the actors it runs
+			out = append(out, a.Name)
+		}
 	}
 	return out
 }

@@ -347,6 +347,10 @@ func (s *Store) watchFrom(ctx context.Context, rev int64) (int64, error) {
 	heads := s.client.Watch(wctx, s.k.prefix+kindHead, opts...)
 	cursors := s.client.Watch(wctx, s.k.prefix+kindCursor, opts...)
 	timers := s.client.Watch(wctx, s.k.prefix+kindTimer, opts...)
+	var created clientv3.WatchChan // nil (never ready) when nobody listens
+	if s.opts.Created != nil {
+		created = s.client.Watch(wctx, s.k.prefix+kindActor, opts...)
+	}
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
@@ -354,6 +358,7 @@ func (s *Store) watchFrom(ctx context.Context, rev int64) (int64, error) {
 		case resp, ok = <-heads:
 		case resp, ok = <-cursors:
 		case resp, ok = <-timers:
+		case resp, ok = <-created:
 		case <-ctx.Done():
 			return rev, ctx.Err()
 		}
@@ -394,6 +399,10 @@ func (s *Store) applyEvent(ev *clientv3.Event) {
 			}
 		}
 		s.cache.setCursor(name, cur, mod, deleted)
+	case s.k.isKind(kindActor, key):
+		if !deleted && ev.Kv.CreateRevision == mod {
+			s.createdElsewhere(key, ev.Kv.Value, mod)
+		}
 	case s.k.isKind(kindTimer, key):
 		defer s.cache.advance(mod - 1)
 		if deleted {
@@ -404,5 +413,19 @@ func (s *Store) applyEvent(ev *clientv3.Event) {
 		if err := s.cacheTimer(s.cache, key, ev.Kv.Value, mod); err != nil {
 			s.opts.Logger.Warn("etcd store: unreadable timer", "err", err)
 		}
+	}
+}
+
+// createdElsewhere calls Created for an actor made at run time by
+// another process on the same prefix (a spawn or a virtual first send on
+// another core of a cluster), so that every core knows every actor.
+func (s *Store) createdElsewhere(key string, value []byte, rev int64) {
+	name, _, _ := s.k.splitKey(kindActor, key)
+	var rec actorRecord
+	if s.decode(key, value, &rec) != nil || rec.Origin == "" {
+		return // unreadable, or a configured actor (each core registers those)
+	}
+	if s.creations.saw(name, rec.Behaviour, rev) {
+		s.opts.Created(name, rec.Behaviour)
 	}
 }

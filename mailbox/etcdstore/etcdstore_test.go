@@ -2,12 +2,15 @@ package etcdstore_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/internal/etcdtest"
+	"github.com/graft-host/graft/internal/testbin"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/etcdstore"
 	"github.com/graft-host/graft/mailbox/mailboxtest"
@@ -30,4 +33,38 @@ func open(t *testing.T, endpoint, dir string, opts mailbox.Options) *etcdstore.S
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// Two processes on one prefix (here two stores) see each other's writes:
+// a message sent through one wakes the other's Notify, an actor spawned
+// through one is announced once by the other's Created, and the other's
+// cached counters follow.
+func TestTwoStoresShareOnePrefix(t *testing.T) {
+	m := etcdtest.Start(t)
+	var mu sync.Mutex
+	notified, created := map[string]uint64{}, map[string]int{}
+	b := open(t, m.Endpoint, "/shared", mailbox.Options{
+		Notify:  func(actor string, last uint64) { mu.Lock(); notified[actor] = last; mu.Unlock() },
+		Created: func(name, _ string) { mu.Lock(); created[name]++; mu.Unlock() },
+	})
+	a := open(t, m.Endpoint, "/shared", mailbox.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := a.Register(ctx, "x", "beh")
+	require.NoError(t, err)
+	r, err := a.Enqueue(ctx, "x", mailbox.Message{Payload: []byte("hi")})
+	require.NoError(t, err)
+	_, _, err = a.Spawn(ctx, mailbox.SpawnRequest{Name: "kid", Behaviour: "beh", Init: []byte("init")})
+	require.NoError(t, err)
+	testbin.WaitFor(t, 10*time.Second, "the other store's Notify and Created", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return notified["x"] == r.Seq && created["kid"] == 1 && notified["kid"] == 1
+	})
+	st, err := b.Stats("x")
+	require.NoError(t, err)
+	assert.Equal(t, r.Seq, st.Last)
+	mu.Lock()
+	assert.Zero(t, created["x"], "a configured actor is not announced: each core registers it")
+	mu.Unlock()
 }

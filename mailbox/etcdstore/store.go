@@ -92,6 +92,9 @@ type Store struct {
 	// fireMu serializes this process's FireDue calls (other processes'
 	// are kept apart by the transactions' guards).
 	fireMu sync.Mutex
+
+	// creations makes Created fire once per actor (creations.go).
+	creations *creations
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -132,7 +135,8 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 }
 
 func openWith(ctx context.Context, client *clientv3.Client, cfg Config, opts mailbox.Options) (*Store, error) {
-	s := &Store{cfg: cfg, opts: opts.WithDefaults(), client: client, kv: client.KV, k: keys{prefix: cfg.Prefix + "/"}}
+	s := &Store{cfg: cfg, opts: opts.WithDefaults(), client: client, kv: client.KV, k: keys{prefix: cfg.Prefix + "/"},
+		creations: newCreations()}
 	octx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.claimPrefix(octx); err != nil {

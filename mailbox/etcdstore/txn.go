@@ -177,7 +177,11 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 		for k, kv := range t.reads {
 			guard = append(guard, clientv3.Compare(clientv3.ModRevision(k), "=", kv.mod))
 		}
+		s.expectCreations(t)
 		resp, err := s.kv.Txn(ctx).If(guard...).Then(t.ops...).Commit()
+		if err != nil || !resp.Succeeded {
+			s.unexpectCreations(t)
+		}
 		if err != nil {
 			return 0, s.wrap(what, err)
 		}
@@ -213,7 +217,8 @@ func (s *Store) settle(t *txn, rev int64) {
 			s.opts.Notify(name, last)
 		}
 	}
-	if s.opts.Created != nil {
+	if s.opts.Created != nil && len(t.created) > 0 {
+		s.creations.won(t.created, rev)
 		for name, behaviour := range t.created {
 			s.opts.Created(name, behaviour)
 		}
@@ -231,4 +236,24 @@ func (t *txn) size() int {
 		n += len(k) + 16
 	}
 	return n
+}
+
+// expectCreations notes, before t is sent, the actors it creates, so
+// that the watch does not announce them as another process's.
+func (s *Store) expectCreations(t *txn) {
+	if s.opts.Created != nil && len(t.created) > 0 {
+		s.creations.expect(t.created)
+	}
+}
+
+// unexpectCreations undoes expectCreations for a transaction that did
+// not commit (or whose outcome is unknown), and announces the creations
+// of those names the watch saw meanwhile: another process's.
+func (s *Store) unexpectCreations(t *txn) {
+	if s.opts.Created == nil || len(t.created) == 0 {
+		return
+	}
+	for name, behaviour := range s.creations.lost(t.created) {
+		s.opts.Created(name, behaviour)
+	}
 }
