@@ -37,6 +37,10 @@ type Config struct {
 	Info MemberInfo
 	// Logger receives the cluster's logs (default: discard).
 	Logger *slog.Logger
+	// ActorKeys, when set, is the key prefix of the store's actor
+	// records: an actor created anywhere is placed at once, not at the
+	// next periodic pass.
+	ActorKeys string
 }
 
 // MemberInfo is the value of a member's key.
@@ -155,6 +159,9 @@ func (c *Cluster) Members() []Member {
 	})
 	return out
 }
+
+// LeaseTTL is the lease's time to live.
+func (c *Cluster) LeaseTTL() time.Duration { return c.cfg.LeaseTTL }
 
 // Name is this member's name.
 func (c *Cluster) Name() string { return c.cfg.Member }

@@ -125,6 +125,10 @@ func (c *Cluster) serve(ctx context.Context, core Core, actors ActorLister) erro
 		return err
 	}
 	watch := c.client.Watch(clientv3.WithRequireLeader(kctx), c.keys.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	var created clientv3.WatchChan // nil: never ready
+	if c.cfg.ActorKeys != "" {
+		created = c.client.Watch(kctx, c.cfg.ActorKeys, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
+	}
 	tick := time.NewTicker(c.cfg.LeaseTTL / 2)
 	defer tick.Stop()
 	c.reconcile(ctx, core, actors)
@@ -147,6 +151,10 @@ func (c *Cluster) serve(ctx context.Context, core Core, actors ActorLister) erro
 			}
 			for _, ev := range resp.Events {
 				c.apply(ev)
+			}
+		case _, ok := <-created: // an actor made anywhere: place it now
+			if !ok {
+				created = nil
 			}
 		case <-tick.C:
 		case <-c.kick:

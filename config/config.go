@@ -47,6 +47,9 @@ type Config struct {
 	// with (behaviours.NAME.upgrade); a behaviour without one upgrades
 	// all its actors, in groups.
 	UpgradePolicies map[string]UpgradePolicy
+	// Cluster, when its Member is set, makes this core one member of a
+	// cluster of cores over the etcd store (the cluster section).
+	Cluster Cluster
 
 	lines   map[string]int // key path -> line, for checks after decoding
 	actorAt []int          // line of each actor entry

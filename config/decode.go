@@ -266,6 +266,9 @@ func (d *decoder) decode(data []byte) *Config {
 			)
 		}},
 		field{"upgrade", func(n *yaml.Node, key string) { d.upgradeSection(cfg, n, key) }},
+		field{"cluster", func(n *yaml.Node, key string) {
+			d.mapping(n, key, field{"member", d.str(&cfg.Cluster.Member)}, field{"lease_ttl", d.duration(&cfg.Cluster.LeaseTTL)})
+		}},
 		field{"behaviours", func(n *yaml.Node, key string) { d.behaviours(cfg, n, key) }},
 		field{"actors", func(n *yaml.Node, key string) { d.actors(cfg, n, key) }},
 	)

@@ -20,6 +20,7 @@ func (d *decoder) validate(cfg *Config) {
 		d.problems = append(d.problems, Problem{Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
 	}
 	d.checkStore(cfg)
+	d.checkCluster(cfg)
 	if cfg.Store.Path == "" {
 		if _, set := d.lines["store.path"]; !set {
 			problem(at("store"), "store.path", "missing: name the folder of the store, e.g. store: {path: ./data}")

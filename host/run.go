@@ -42,6 +42,7 @@ type parts struct {
 	webToken     string
 	webTokenFile string
 	webSrv       *http.Server
+	cluster      *clusterParts // nil unless the core is a cluster member
 }
 
 // release frees what the stop of the servers did not: the watcher, the
@@ -51,6 +52,7 @@ func (p *parts) release() {
 	if p.stopWatching != nil {
 		p.stopWatching()
 	}
+	p.leaveCluster()
 	if p.metricsL != nil {
 		p.metricsL.Close()
 	}
@@ -92,6 +94,7 @@ func (h *Host) Run(ctx context.Context) error {
 	stopWatchdog := shutdownWatchdog(h.log, h.opts.Grace, h.opts.Exit)
 	defer stopWatchdog()
 	runErr := p.core.RunUntilSignal(ctx, h.opts.Grace)
+	p.leaveCluster() // the actors have stopped: hand them over now, not at the lease's expiry
 
 	shutCtx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
 	defer cancel()
@@ -151,6 +154,7 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 	// 8.
 	h.serve(p)
 	h.serveWeb(p)
+	h.runCluster(p)
 	return nil
 }
 
@@ -182,6 +186,9 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 		return h.startErr(err)
 	}
 	if err := mgr.Prepare(&coreCfg); err != nil {
+		return h.startErr(err)
+	}
+	if err := h.joinCluster(ctx, p, &coreCfg); err != nil {
 		return h.startErr(err)
 	}
 	c, err := core.New(coreCfg)
@@ -223,6 +230,7 @@ func (h *Host) serve(p *parts) {
 		Runtime: p.core, Upgrader: controlUpgrader{p.mgr}, Logger: h.log.With("component", "control"),
 		Info: control.CoreInfo{PID: os.Getpid(), Socket: h.cfg.Control.Socket, Config: h.cfg.File, Started: time.Now(),
 			Version: build.Version, Commit: build.Commit, GoVersion: build.GoVersion},
+		Members: p.members(),
 	})
 	p.served = make(chan error, 1)
 	go func() { p.served <- p.srv.Serve(p.ctl) }()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -92,6 +93,9 @@ func statusOnce(cmd *cobra.Command, e *env, cf *clientFlags, asJSON, live bool) 
 	if err := writeStatusTable(e.stdout, st.Actors); err != nil {
 		return err
 	}
+	if err := writeMembers(e.stdout, st.Members); err != nil {
+		return err
+	}
 	return writeUpgrades(e.stdout, st.Upgrades)
 }
 
@@ -138,16 +142,25 @@ func writeStatusTable(w io.Writer, actors []api.ActorStatus) error {
 		_, err := fmt.Fprintln(w, "no actors (declare them under actors: in the config, or create one with `graft spawn`)")
 		return err
 	}
+	clustered := slices.ContainsFunc(actors, func(a api.ActorStatus) bool { return a.Owner != "" })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTOR\tBEHAVIOUR\tMODULE\tSCHEMA\tSTATUS\tDEPTH\tIN FLIGHT\tPROCESSED\tRESTARTS A/M\tDEAD\tLAST EXIT\tUPTIME\tORIGIN")
+	header := "ACTOR\tBEHAVIOUR\tMODULE\tSCHEMA\tSTATUS\tDEPTH\tIN FLIGHT\tPROCESSED\tRESTARTS A/M\tDEAD\tLAST EXIT\tUPTIME\tORIGIN"
+	if clustered {
+		header += "\tOWNER"
+	}
+	fmt.Fprintln(tw, header)
 	for _, a := range actors {
 		status := a.Status
 		if a.LastError != "" && status != "running" {
 			status += " (" + truncate(a.LastError, 60) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s",
 			a.Name, a.Behaviour, dash(a.Module), a.Schema, status, a.Depth, a.InFlight, a.Processed,
 			a.Restarts, a.ModuleRestarts, a.DeadLetters, dash(a.LastExit), uptime(a.UptimeSeconds), dash(a.Origin))
+		if clustered {
+			fmt.Fprintf(tw, "\t%s", dash(a.Owner))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -175,4 +188,21 @@ func uptime(sec float64) string {
 		return d.Round(time.Second).String()
 	}
 	return strconv.Itoa(int(d.Hours()/24)) + "d" + (d % (24 * time.Hour)).Round(time.Minute).String()
+}
+
+// writeMembers prints a cluster's live members below the actors.
+func writeMembers(w io.Writer, members []api.MemberStatus) error {
+	if len(members) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nMEMBER\tPID\tACTORS\tUP\tSOCKET")
+	for _, m := range members {
+		name := m.Name
+		if m.Self {
+			name += " (this one)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", name, m.Pid, m.Actors, uptime(time.Since(m.Since).Seconds()), dash(m.Socket))
+	}
+	return tw.Flush()
 }

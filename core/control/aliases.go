@@ -17,6 +17,8 @@ type (
 	Status = api.Status
 	// ActorStatus is api.ActorStatus.
 	ActorStatus = api.ActorStatus
+	// MemberStatus is api.MemberStatus.
+	MemberStatus = api.MemberStatus
 	// SendRequest is api.SendRequest.
 	SendRequest = api.SendRequest
 	// SendResponse is api.SendResponse.

@@ -77,7 +77,7 @@ func fromCore(s core.ActorStatus) ActorStatus {
 		Depth: s.Depth, InFlight: s.InFlight, Processed: s.Processed, Failed: s.Failed,
 		Restarts: s.Restarts, ModuleRestarts: s.ModuleRestarts, DeadLetters: s.DeadLetters,
 		LastExit: s.LastExit, PID: s.Pid, UptimeSeconds: s.Uptime.Seconds(), LastError: s.LastError,
-		Origin: s.Origin,
+		Origin: s.Origin, Owner: s.Owner,
 	}
 }
 

@@ -35,6 +35,8 @@ type Options struct {
 	Info CoreInfo
 	// Logger receives one line per failed request (default slog.Default()).
 	Logger *slog.Logger
+	// Members, in a cluster, lists its live members for /v1/status.
+	Members func() []MemberStatus
 }
 
 // Server serves the control API. Its handlers run one goroutine per
@@ -141,6 +143,9 @@ func (s *Server) status(r *http.Request) (any, error) {
 	out := Status{Core: s.opts.Info, Actors: make([]ActorStatus, len(rows)), Upgrades: s.inProgress()}
 	for i, row := range rows {
 		out.Actors[i] = fromCore(row)
+	}
+	if s.opts.Members != nil {
+		out.Members = s.opts.Members()
 	}
 	return out, nil
 }

@@ -112,6 +112,22 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd store: no endpoints: list the etcd members' client URLs (store.endpoints)")
 	}
+	client, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openWith(ctx, client, cfg, opts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewClient connects to the cluster cfg names as the store does: for
+// what shares the store's cluster (graft's cluster membership).
+func NewClient(cfg Config) (*clientv3.Client, error) {
+	cfg = cfg.withDefaults()
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:          cfg.Endpoints,
 		DialTimeout:        cfg.DialTimeout,
@@ -126,13 +142,12 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	s, err := openWith(ctx, client, cfg, opts)
-	if err != nil {
-		_ = client.Close()
-		return nil, err
-	}
-	return s, nil
+	return client, nil
 }
+
+// ActorKeys is the prefix of the actor records of the store at prefix,
+// for what follows the actors' creation (the cluster's reconcile).
+func ActorKeys(prefix string) string { return keys{prefix: prefix + "/"}.prefix + kindActor }
 
 func openWith(ctx context.Context, client *clientv3.Client, cfg Config, opts mailbox.Options) (*Store, error) {
 	s := &Store{cfg: cfg, opts: opts.WithDefaults(), client: client, kv: client.KV, k: keys{prefix: cfg.Prefix + "/"},

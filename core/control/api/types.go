@@ -26,6 +26,8 @@ type Status struct {
 	Actors []ActorStatus `json:"actors"`
 	// Upgrades are the upgrades, rollbacks and dry runs in progress.
 	Upgrades []UpgradeProgress `json:"upgrades"`
+	// Members, in a cluster, are its live members.
+	Members []MemberStatus `json:"members,omitempty"`
 }
 
 // ActorStatus is one actor's row: the core's ActorStatus in stable JSON
@@ -52,6 +54,20 @@ type ActorStatus struct {
 	// "virtual" (created by the first message to a name its virtual
 	// behaviour owns). Empty from a core older than run-time actors.
 	Origin string `json:"origin,omitempty"`
+	// Owner, in a cluster, is the member that runs the actor.
+	Owner string `json:"owner,omitempty"`
+}
+
+// MemberStatus is one live member of a cluster of cores.
+type MemberStatus struct {
+	Name   string    `json:"name"`
+	Pid    int       `json:"pid"`
+	Socket string    `json:"socket,omitempty"`
+	Since  time.Time `json:"since"`
+	// Actors is how many actors it owns.
+	Actors int `json:"actors"`
+	// Self marks the member that answered.
+	Self bool `json:"self,omitempty"`
 }
 
 // SendRequest is the body of send; Text is a convenience for UTF-8

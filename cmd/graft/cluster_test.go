@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/graft-host/graft/internal/etcdtest"
+	"github.com/graft-host/graft/internal/testbin"
+)
+
+// clusterConfig writes the config of cluster member i: its own control
+// folder and module cache, the shared etcd store and actors.
+func clusterConfig(t *testing.T, endpoint, prefix, kv string, i int) string {
+	t.Helper()
+	dir := testbin.ShortDir(t)
+	path := filepath.Join(dir, "graft.yaml")
+	actors := ""
+	for k := range 6 {
+		actors += fmt.Sprintf("  - {name: k%d, behaviour: kv}\n", k)
+	}
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store:
+  path: ./data
+  backend: etcd
+  endpoints: [%s]
+  prefix: %s
+  max_txn_ops: %d
+control: {dir: ./run}
+cluster: {member: m%d, lease_ttl: 2s}
+behaviours:
+  kv: {binary: %s}
+actors:
+%s`, endpoint, prefix, etcdtest.MaxTxnOps, i, kv, actors)), 0o644))
+	return path
+}
+
+// owners reads who runs each actor, as member p sees it; "" until every
+// actor has an owner that runs it.
+func owners(t *testing.T, p *coreProc) map[string]string {
+	out := map[string]string{}
+	for name, st := range p.status(t) {
+		out[name] = st.Owner
+	}
+	return out
+}
+
+// Three cores over one etcd store form a cluster: each actor runs on
+// exactly one member, any member reaches any actor, and when the owner of
+// an actor is killed with kill -9 its actors move to the two others
+// within the lease, with their state, and nothing acknowledged is lost.
+func TestClusterSpreadsActorsAndFailsOver(t *testing.T) {
+	m := etcdtest.Start(t)
+	_, kv := kvSource(t)
+	var cores []*coreProc
+	for i := range 3 {
+		cores = append(cores, startGraftAt(t, clusterConfig(t, m.Endpoint, "/graft/cluster-test", kv, i), nil))
+	}
+	testbin.WaitFor(t, 60*time.Second, "every actor owned, seen alike by the three members", func() bool {
+		first := owners(t, cores[0])
+		for _, p := range cores {
+			o := owners(t, p)
+			for name, member := range first {
+				if member == "" || o[name] != member {
+					return false
+				}
+			}
+		}
+		return len(first) == 6
+	})
+	spread := owners(t, cores[0])
+	t.Logf("owners: %v", spread)
+	counts := map[string]int{}
+	for _, member := range spread {
+		counts[member]++
+	}
+	assert.GreaterOrEqual(t, len(counts), 2, "the actors are spread over the members")
+
+	// Every member reaches every actor; k0's count is kept across them.
+	for i, p := range cores {
+		assert.Equal(t, fmt.Sprintf("v1:%d", i+1), p.ok(t, "call", "k0", fmt.Sprintf("via-m%d", i)))
+	}
+	victim := spread["k0"]
+	var vi int
+	fmt.Sscanf(victim, "m%d", &vi)
+	survivor := cores[(vi+1)%3]
+	for i := range 10 {
+		survivor.ok(t, "send", "k0", fmt.Sprintf("queued-%d", i), "--id", fmt.Sprintf("q-%d", i))
+	}
+	require.NoError(t, cores[vi].cmd.Process.Kill()) // kill -9 of k0's owner
+	<-cores[vi].exited
+	killed := time.Now()
+	testbin.WaitFor(t, 30*time.Second, "k0 running on another member", func() bool {
+		st := survivor.status(t)["k0"]
+		return st.Owner != "" && st.Owner != victim && (st.Status == "running" || st.Status == "remote")
+	})
+	reply := survivor.ok(t, "call", "k0", "after-failover")
+	t.Logf("k0 answered %q on %s, %s after the kill", reply, survivor.status(t)["k0"].Owner, time.Since(killed).Round(time.Millisecond))
+	assert.Equal(t, "v1:14", reply, "three calls and ten sends before the kill, none lost or applied twice")
+	out := survivor.ok(t, "status")
+	assert.Contains(t, out, "OWNER")
+	assert.Contains(t, out, "MEMBER")
+	assert.False(t, strings.Contains(out, victim+" "), "the killed member has left the members: %s", out)
+}

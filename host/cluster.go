@@ -1,0 +1,111 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/graft-host/graft/cluster"
+	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/mailbox/etcdstore"
+)
+
+// clusterParts are a member's cluster pieces, for the stop.
+type clusterParts struct {
+	cluster *cluster.Cluster
+	client  *clientv3.Client
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// joinCluster joins the cluster the config names before the core is
+// built, so that the core's placement answers from its first start (it
+// owns nothing until the cluster's loop acquires its share).
+func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config) error {
+	cc := h.cfg.Cluster
+	if cc.Member == "" {
+		return nil
+	}
+	client, err := h.cfg.Store.EtcdClient()
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	cl, err := cluster.New(cluster.Config{
+		Client: client, Prefix: h.cfg.Store.Etcd.Prefix, Member: cc.Member, LeaseTTL: cc.LeaseTTL,
+		ActorKeys: etcdstore.ActorKeys(h.cfg.Store.Etcd.Prefix),
+		Info:      cluster.MemberInfo{Name: cc.Member, Pid: os.Getpid(), Socket: h.cfg.Control.Socket},
+		Logger:    h.log.With("component", "cluster"),
+	})
+	if err != nil {
+		_ = client.Close()
+		return err
+	}
+	jctx, cancel := context.WithTimeout(ctx, cl.LeaseTTL()+30*time.Second)
+	defer cancel()
+	if err := cl.Join(jctx); err != nil {
+		_ = client.Close()
+		return err
+	}
+	p.cluster = &clusterParts{cluster: cl, client: client}
+	coreCfg.Placement = cl
+	return nil
+}
+
+// runCluster starts the member's loop once the core runs.
+func (h *Host) runCluster(p *parts) {
+	if p.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cluster.stop, p.cluster.done = cancel, make(chan struct{})
+	lister := func(ctx context.Context) ([]string, error) {
+		actors, err := p.core.Store().Actors(ctx)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(actors))
+		for i, a := range actors {
+			names[i] = a.Name
+		}
+		return names, nil
+	}
+	go func() {
+		defer close(p.cluster.done)
+		_ = p.cluster.cluster.Run(ctx, p.core, lister)
+	}()
+}
+
+// leaveCluster ends the member's loop, which revokes its lease so that
+// the other members take its actors over at once: after the core has
+// stopped them.
+func (p *parts) leaveCluster() {
+	if p.cluster == nil {
+		return
+	}
+	if p.cluster.stop != nil {
+		p.cluster.stop()
+		<-p.cluster.done
+	}
+	_ = p.cluster.client.Close()
+	p.cluster = nil
+}
+
+// members is the control API's view of the cluster's members.
+func (p *parts) members() func() []control.MemberStatus {
+	if p.cluster == nil {
+		return nil
+	}
+	cl := p.cluster.cluster
+	return func() []control.MemberStatus {
+		ms := cl.Members()
+		out := make([]control.MemberStatus, len(ms))
+		for i, m := range ms {
+			out[i] = control.MemberStatus{Name: m.Name, Pid: m.Pid, Socket: m.Socket, Since: m.Since, Actors: m.Actors, Self: m.Self}
+		}
+		return out
+	}
+}
