@@ -47,6 +47,16 @@ var ErrNotOwned = errors.New("actor is owned by another core of the cluster")
 // cluster runs (ActorStatus.Owner names it).
 const StatusRemote = "remote"
 
+// runsElsewhere says whether another core of the cluster owns name: a
+// requirement it meets there (its messages reach it through the store).
+func (c *Core) runsElsewhere(name string) bool {
+	if c.cfg.Placement == nil {
+		return false
+	}
+	o := c.cfg.Placement.OwnerOf(name)
+	return o != "" && !c.cfg.Placement.Owns(name)
+}
+
 // owns says whether this core runs name.
 func (c *Core) owns(name string) bool {
 	return c.cfg.Placement == nil || c.cfg.Placement.Owns(name)

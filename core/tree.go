@@ -197,7 +197,9 @@ func (c *Core) waitRequired(ctx context.Context, a ActorConfig) error {
 	defer t.Stop()
 	for {
 		c.mu.RLock()
-		missing := slices.DeleteFunc(slices.Clone(remote), func(r string) bool { return c.actors[r] != nil && c.actors[r].ready.Load() })
+		missing := slices.DeleteFunc(slices.Clone(remote), func(r string) bool {
+			return (c.actors[r] != nil && c.actors[r].ready.Load()) || c.runsElsewhere(r)
+		})
 		c.mu.RUnlock()
 		if len(missing) == 0 {
 			return nil

@@ -35,6 +35,9 @@ func main() {
 	flag.IntVar(&o.balls, "balls", 4, "balls in flight per ping actor")
 	flag.DurationVar(&o.before, "before", 3*time.Second, "exchange time before the rebuild")
 	flag.DurationVar(&o.after, "after", 3*time.Second, "exchange time after the upgrade")
+	flag.StringVar(&o.etcd, "etcd", "", "etcd client URLs, comma-separated: run the demo on a cluster of --cores cores over etcd")
+	flag.IntVar(&o.cores, "cores", 3, "cores of the cluster (with --etcd)")
+	flag.StringVar(&o.lease, "lease", "3s", "the cluster's lease_ttl (with --etcd)")
 	flag.Parse()
 	if o.graft == "" || o.work == "" {
 		fmt.Fprintln(os.Stderr, "usage: demo --graft PATH --work DIR [--root REPO] (scripts/demo.sh runs it for you)")
@@ -42,7 +45,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	runDemo := run
+	if o.etcd != "" {
+		runDemo = runCluster
+	}
+	if err := runDemo(ctx, o); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
@@ -53,6 +60,8 @@ type options struct {
 	reminder          string
 	balls             int
 	before, after     time.Duration
+	etcd, lease       string
+	cores             int
 }
 
 // pingStats is the part of a ping actor's "stats" reply the demo reads.

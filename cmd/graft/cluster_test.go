@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,4 +107,63 @@ func TestClusterSpreadsActorsAndFailsOver(t *testing.T) {
 	assert.Contains(t, out, "OWNER")
 	assert.Contains(t, out, "MEMBER")
 	assert.False(t, strings.Contains(out, victim+" "), "the killed member has left the members: %s", out)
+}
+
+// ownedBy lists the actors member sees as owned by owner.
+func ownedBy(t *testing.T, p *coreProc, owner string) []string {
+	var out []string
+	for name, o := range owners(t, p) {
+		if o == owner {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// A member stopped (SIGSTOP) past its lease loses its actors to the
+// other, which serves them; woken up (SIGCONT), it finds its lease gone,
+// steps down with a log line that says so, commits nothing for the actors
+// it had, and joins again. Then a third member joins and takes its share
+// over, between two commits, while messages keep coming: every message is
+// applied exactly once.
+func TestClusterStoppedMemberStepsDownAndJoinerTakesItsShare(t *testing.T) {
+	m := etcdtest.Start(t)
+	_, kv := kvSource(t)
+	const prefix = "/graft/cluster-stop"
+	a := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 0), nil)
+	b := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 1), nil)
+	testbin.WaitFor(t, 60*time.Second, "both members own actors", func() bool {
+		return len(ownedBy(t, b, "m0")) > 0 && len(ownedBy(t, b, "m1")) > 0 && len(ownedBy(t, b, "m0"))+len(ownedBy(t, b, "m1")) == 6
+	})
+	sent := map[string]int{}
+	call := func(p *coreProc, actor string) {
+		sent[actor]++
+		assert.Equal(t, fmt.Sprintf("v1:%d", sent[actor]), p.ok(t, "call", actor, "x", "--timeout", "30s"), "actor %s", actor)
+	}
+	lost := ownedBy(t, b, "m0")
+	for _, actor := range lost {
+		call(a, actor)
+	}
+
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGSTOP))
+	testbin.WaitFor(t, 30*time.Second, "m1 owns every actor", func() bool { return len(ownedBy(t, b, "m1")) == 6 })
+	for _, actor := range lost {
+		call(b, actor) // served by m1 now
+	}
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGCONT))
+	testbin.WaitFor(t, 30*time.Second, "m0 says it stepped down", func() bool {
+		return strings.Contains(a.logs.String(), "lost this member's lease; stepping down")
+	})
+	testbin.WaitFor(t, 30*time.Second, "m0 back with a share", func() bool { return len(ownedBy(t, b, "m0")) > 0 })
+
+	c := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 2), nil)
+	for round := 0; len(ownedBy(t, b, "m2")) == 0 || round < 3; round++ {
+		for k := range 6 {
+			call([]*coreProc{a, b, c}[k%3], fmt.Sprintf("k%d", k))
+		}
+		require.Less(t, round, 200, "m2 never took a share")
+	}
+	for k := range 6 {
+		call(c, fmt.Sprintf("k%d", k))
+	}
 }
