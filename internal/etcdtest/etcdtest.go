@@ -9,6 +9,8 @@ package etcdtest
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,3 +74,60 @@ func startIn(dir string, quota int64) (*Member, error) {
 
 // Close stops the member.
 func (m *Member) Close() { m.etcd.Close() }
+
+// StartEmbeddedCluster runs an n-member etcd cluster in the test process,
+// each member with its own data folder and loopback ports, and stops it
+// when the test ends: for benchmarks, where a member's process of its own
+// (Cluster) is not needed.
+func StartEmbeddedCluster(t testing.TB, n int) []string {
+	t.Helper()
+	type member struct {
+		name         string
+		client, peer url.URL
+	}
+	ms := make([]member, n)
+	var initial []string
+	for i := range ms {
+		c, _ := url.Parse("http://" + freeAddr(t))
+		p, _ := url.Parse("http://" + freeAddr(t))
+		ms[i] = member{name: fmt.Sprintf("e%d", i), client: *c, peer: *p}
+		initial = append(initial, ms[i].name+"="+p.String())
+	}
+	started := make(chan *embed.Etcd, n)
+	errs := make(chan error, n)
+	for _, m := range ms {
+		go func() {
+			cfg := embed.NewConfig()
+			cfg.Name, cfg.Dir = m.name, filepath.Join(t.TempDir(), m.name)
+			cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{m.client}, []url.URL{m.client}
+			cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{m.peer}, []url.URL{m.peer}
+			cfg.InitialCluster = strings.Join(initial, ",")
+			cfg.MaxTxnOps = MaxTxnOps
+			cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+			e, err := embed.StartEtcd(cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			started <- e
+		}()
+	}
+	var endpoints []string
+	for range n {
+		select {
+		case e := <-started:
+			t.Cleanup(e.Close)
+			select {
+			case <-e.Server.ReadyNotify():
+			case <-time.After(60 * time.Second):
+				t.Fatalf("embedded etcd member not ready within 60s")
+			}
+		case err := <-errs:
+			t.Fatalf("start embedded etcd member: %v", err)
+		}
+	}
+	for _, m := range ms {
+		endpoints = append(endpoints, m.client.String())
+	}
+	return endpoints
+}
