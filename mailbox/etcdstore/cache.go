@@ -378,6 +378,13 @@ func (s *Store) watchFrom(ctx context.Context, rev int64) (int64, error) {
 func (s *Store) applyEvent(ev *clientv3.Event) {
 	key, mod := string(ev.Kv.Key), ev.Kv.ModRevision
 	deleted := ev.Type == mvccpb.DELETE // a delete's ModRevision is the deletion's
+	if s.hot(key) {
+		if deleted {
+			s.hotKeys.drop([]string{key})
+		} else {
+			s.hotKeys.set(key, readKV{value: ev.Kv.Value, mod: mod})
+		}
+	}
 	switch {
 	case s.k.isKind(kindHead, key):
 		name, _, _ := s.k.splitKey(kindHead, key)

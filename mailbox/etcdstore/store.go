@@ -95,6 +95,8 @@ type Store struct {
 
 	// creations makes Created fire once per actor (creations.go).
 	creations *creations
+	// hotKeys saves writes the read of the keys they all read (hot.go).
+	hotKeys *hotKeys
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -151,7 +153,7 @@ func ActorKeys(prefix string) string { return keys{prefix: prefix + "/"}.prefix 
 
 func openWith(ctx context.Context, client *clientv3.Client, cfg Config, opts mailbox.Options) (*Store, error) {
 	s := &Store{cfg: cfg, opts: opts.WithDefaults(), client: client, kv: client.KV, k: keys{prefix: cfg.Prefix + "/"},
-		creations: newCreations()}
+		creations: newCreations(), hotKeys: newHotKeys()}
 	octx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.claimPrefix(octx); err != nil {

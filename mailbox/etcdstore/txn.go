@@ -39,6 +39,9 @@ type txn struct {
 	// created the actors it creates, by behaviour.
 	heads   map[string]uint64
 	created map[string]string
+	// guessed are the keys read from the hot-key cache, not from etcd:
+	// dropped from it if the guard fails.
+	guessed []string
 	// ids are the idempotency records t writes, by key; cursors the
 	// actors' cursors it writes.
 	ids     map[string]idRecord
@@ -59,6 +62,13 @@ func (t *txn) get(ctx context.Context, keys ...string) error {
 		if _, ok := t.reads[k]; ok {
 			continue
 		}
+		if !t.linearizable && t.s.hot(k) {
+			if kv, ok := t.s.hotKeys.get(k); ok {
+				t.reads[k] = kv
+				t.guessed = append(t.guessed, k)
+				continue
+			}
+		}
 		want = append(want, k)
 		ops = append(ops, t.getOp(k))
 	}
@@ -75,6 +85,9 @@ func (t *txn) get(ctx context.Context, keys ...string) error {
 			kv = readKV{value: g.Kvs[0].Value, mod: g.Kvs[0].ModRevision}
 		}
 		t.reads[want[i]] = kv
+		if t.s.hot(want[i]) {
+			t.s.hotKeys.set(want[i], kv)
+		}
 	}
 	return nil
 }
@@ -158,6 +171,12 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 		}
 		t := &txn{s: s, reads: make(map[string]readKV), linearizable: attempt > 0}
 		err := build(t)
+		if err != nil && len(t.guessed) > 0 && attempt == 0 && !errors.Is(err, errRetry) {
+			// A refusal may come from a stale guess (an epoch, a head):
+			// decide it again on what etcd holds.
+			s.hotKeys.drop(t.guessed)
+			continue
+		}
 		if errors.Is(err, errRetry) {
 			continue
 		}
@@ -186,9 +205,11 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 			return 0, s.wrap(what, err)
 		}
 		if resp.Succeeded {
+			s.committed(t.ops, resp.Header.Revision)
 			s.settle(t, resp.Header.Revision)
 			return resp.Header.Revision, nil
 		}
+		s.hotKeys.drop(t.guessed)
 		if attempt >= maxConflicts {
 			return 0, fmt.Errorf("%s: %d conflicting writes in a row on the same keys: retry later", what, attempt+1)
 		}
