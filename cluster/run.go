@@ -15,10 +15,11 @@ import (
 // cluster spreads over its members.
 type ActorLister func(ctx context.Context) ([]string, error)
 
-// Join registers this member under a new lease and loads the members and
-// the owners, so that Owns answers before the core starts (it owns
-// nothing yet: Run acquires its share). A member key of the same name
-// still held by an earlier incarnation (killed, its lease not yet
+// Join registers this member under a new lease; Run calls it when it was
+// not called before. Until then the member owns nothing, and the others
+// do not count it: a core joins once it is ready to take actors over, so
+// that a handover waits for no start of it. A member key of the same
+// name still held by an earlier incarnation (killed, its lease not yet
 // expired) is waited for, at most one lease TTL and a bit.
 func (c *Cluster) Join(ctx context.Context) error {
 	ttl := int64(c.cfg.LeaseTTL.Round(time.Second) / time.Second)
@@ -96,6 +97,12 @@ func (c *Cluster) apply(ev *clientv3.Event) {
 // other members take its actors over at once: call it after the core has
 // stopped its actors.
 func (c *Cluster) Run(ctx context.Context, core Core, actors ActorLister) error {
+	c.mu.RLock()
+	joined := c.lease != 0
+	c.mu.RUnlock()
+	if !joined {
+		c.rejoin(ctx)
+	}
 	for ctx.Err() == nil {
 		if err := c.serve(ctx, core, actors); err != nil && ctx.Err() == nil {
 			c.stepDown(core, err)

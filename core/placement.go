@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/graft-host/graft/core/supervisor"
@@ -55,6 +56,29 @@ func (c *Core) runsElsewhere(name string) bool {
 	}
 	o := c.cfg.Placement.OwnerOf(name)
 	return o != "" && !c.cfg.Placement.Owns(name)
+}
+
+// WarmModules starts the shared module of every behaviour and waits for
+// them (each bounded by its start timeout): a cluster member does so
+// before it joins, so that an actor handed over to it waits for no plugin
+// process to start, which is most of a handover's pause otherwise.
+func (c *Core) WarmModules(ctx context.Context) {
+	var wg sync.WaitGroup
+	for name := range c.cfg.Behaviours {
+		binary, sha := c.binaryFor(name, mailbox.State{}) // what an actor handed over most likely runs
+		pool := c.sharedPool(name, binary, sha)
+		if pool == nil {
+			return
+		}
+		wg.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, c.startTimeout(name))
+			defer cancel()
+			if _, err := pool.get(wctx); err != nil {
+				c.log.Debug("a behaviour's module did not start ahead of its actors; it starts with the first one", "behaviour", name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // owns says whether this core runs name.
@@ -171,9 +195,19 @@ func (c *Core) notOwnedAtStart(sub *supervisor.Supervisor, spec ActorConfig) {
 	}
 }
 
+// outcomeWaiter is a store that can wait for a message's outcome without
+// polling (etcdstore, with a watch).
+type outcomeWaiter interface {
+	WaitOutcome(ctx context.Context, actor, id string) (mailbox.Receipt, error)
+}
+
 // pollOutcome waits for the outcome of a call to an actor another core
-// runs: that core commits the reply, and this one finds it in the store.
+// runs: that core commits the reply, and this one finds it in the store,
+// watched when the store can, else polled.
 func (c *Core) pollOutcome(ctx context.Context, actor, id string) (mailbox.Receipt, error) {
+	if w, ok := c.store.(outcomeWaiter); ok {
+		return w.WaitOutcome(ctx, actor, id)
+	}
 	for delay := 2 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
 		r, err := c.store.Lookup(ctx, actor, id)
 		if err == nil && r.Outcome != mailbox.OutcomePending {

@@ -79,7 +79,7 @@ func (c *Core) behaviourSpec(behaviour string) supervisor.ChildSpec {
 			// finds its actor passive, and its notification wakes it.
 			busy, ok := c.backlog(ctx, behaviour)
 			c.mu.Lock()
-			if ok {
+			if ok || c.cfg.Placement != nil { // another core's actors sleep here, whatever the behaviour
 				c.sleepIdle(behaviour, busy)
 			}
 			actors := c.awakeActors(behaviour)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -22,9 +21,10 @@ type clusterParts struct {
 	done    chan struct{}
 }
 
-// joinCluster joins the cluster the config names before the core is
-// built, so that the core's placement answers from its first start (it
-// owns nothing until the cluster's loop acquires its share).
+// joinCluster prepares this member of the cluster the config names before
+// the core is built, so that the core's placement answers from its first
+// start: it owns nothing until the cluster's loop (runCluster) has joined
+// and acquired its share.
 func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config) error {
 	cc := h.cfg.Cluster
 	if cc.Member == "" {
@@ -41,12 +41,6 @@ func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config) 
 		Logger:    h.log.With("component", "cluster"),
 	})
 	if err != nil {
-		_ = client.Close()
-		return err
-	}
-	jctx, cancel := context.WithTimeout(ctx, cl.LeaseTTL()+30*time.Second)
-	defer cancel()
-	if err := cl.Join(jctx); err != nil {
 		_ = client.Close()
 		return err
 	}
@@ -75,6 +69,7 @@ func (h *Host) runCluster(p *parts) {
 	}
 	go func() {
 		defer close(p.cluster.done)
+		p.core.WarmModules(ctx) // before joining: a handover then waits for no plugin start
 		_ = p.cluster.cluster.Run(ctx, p.core, lister)
 	}()
 }

@@ -18,7 +18,7 @@ import (
 
 // clusterConfig writes the config of cluster member i: its own control
 // folder and module cache, the shared etcd store and actors.
-func clusterConfig(t *testing.T, endpoint, prefix, kv string, i int) string {
+func clusterConfig(t testing.TB, endpoint, prefix, kv string, i int) string {
 	t.Helper()
 	dir := testbin.ShortDir(t)
 	path := filepath.Join(dir, "graft.yaml")
@@ -43,7 +43,7 @@ actors:
 
 // owners reads who runs each actor, as member p sees it; "" until every
 // actor has an owner that runs it.
-func owners(t *testing.T, p *coreProc) map[string]string {
+func owners(t testing.TB, p *coreProc) map[string]string {
 	out := map[string]string{}
 	for name, st := range p.status(t) {
 		out[name] = st.Owner
@@ -110,7 +110,7 @@ func TestClusterSpreadsActorsAndFailsOver(t *testing.T) {
 }
 
 // ownedBy lists the actors member sees as owned by owner.
-func ownedBy(t *testing.T, p *coreProc, owner string) []string {
+func ownedBy(t testing.TB, p *coreProc, owner string) []string {
 	var out []string
 	for name, o := range owners(t, p) {
 		if o == owner {

@@ -58,7 +58,7 @@ actors:
 }
 
 // writeConfig writes body as graft.yaml in a fresh short folder.
-func writeConfig(t *testing.T, body string) string {
+func writeConfig(t testing.TB, body string) string {
 	t.Helper()
 	path := filepath.Join(testbin.ShortDir(t), "graft.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
@@ -67,13 +67,13 @@ func writeConfig(t *testing.T, body string) string {
 
 // startGraft runs `graft run` on config body and waits until the actors in
 // ready are running; it is stopped with SIGTERM when the test ends.
-func startGraft(t *testing.T, body string, ready []string, extra ...string) *coreProc {
+func startGraft(t testing.TB, body string, ready []string, extra ...string) *coreProc {
 	t.Helper()
 	return startGraftAt(t, writeConfig(t, body), ready, extra...)
 }
 
 // startGraftAt is startGraft on an existing config file.
-func startGraftAt(t *testing.T, path string, ready []string, extra ...string) *coreProc {
+func startGraftAt(t testing.TB, path string, ready []string, extra ...string) *coreProc {
 	t.Helper()
 	p := &coreProc{logs: &testbin.Buffer{}, config: path, socket: filepath.Join(filepath.Dir(path), "run", "graft.sock"),
 		exited: make(chan struct{})}
@@ -116,7 +116,7 @@ func startGraftAt(t *testing.T, path string, ready []string, extra ...string) *c
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *coreProc) stop(t *testing.T) {
+func (p *coreProc) stop(t testing.TB) {
 	select {
 	case <-p.exited:
 		return
@@ -143,7 +143,7 @@ type result struct {
 
 // graft runs the real binary with args (and optional stdin, env) and
 // returns what it printed and its exit code.
-func graft(t *testing.T, stdin string, env []string, args ...string) result {
+func graft(t testing.TB, stdin string, env []string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -163,7 +163,7 @@ func graft(t *testing.T, stdin string, env []string, args ...string) result {
 }
 
 // ok runs graft and requires success.
-func (p *coreProc) ok(t *testing.T, args ...string) string {
+func (p *coreProc) ok(t testing.TB, args ...string) string {
 	t.Helper()
 	r := graft(t, "", nil, append(args, "--config", p.config)...)
 	require.Equal(t, 0, r.code, "graft %v failed: %s", args, r.stderr)
@@ -171,7 +171,7 @@ func (p *coreProc) ok(t *testing.T, args ...string) string {
 }
 
 // status reads `graft status --json`.
-func (p *coreProc) status(t *testing.T) map[string]control.ActorStatus {
+func (p *coreProc) status(t testing.TB) map[string]control.ActorStatus {
 	t.Helper()
 	var st control.Status
 	require.NoError(t, json.Unmarshal([]byte(p.ok(t, "status", "--json")), &st))

@@ -24,7 +24,7 @@ import (
 // kvSource is a fresh short folder holding a copy of kv v1 as "kv", the
 // configured binary of the kv behaviour (a copy, so that the watcher of
 // one test's core never sees another test's upgrade).
-func kvSource(t *testing.T) (dir, src string) {
+func kvSource(t testing.TB) (dir, src string) {
 	t.Helper()
 	dir = testbin.ShortDir(t)
 	src = filepath.Join(dir, "kv")

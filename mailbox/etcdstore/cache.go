@@ -406,6 +406,7 @@ func (s *Store) applyEvent(ev *clientv3.Event) {
 			}
 		}
 		s.cache.setCursor(name, cur, mod, deleted)
+		s.cursorWaiters.wake(name)
 	case s.k.isKind(kindActor, key):
 		if !deleted && ev.Kv.CreateRevision == mod {
 			s.createdElsewhere(key, ev.Kv.Value, mod)

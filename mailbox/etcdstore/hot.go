@@ -72,3 +72,43 @@ func (s *Store) committed(ops []clientv3.Op, rev int64) {
 		}
 	}
 }
+
+// waiters wakes, by name, the goroutines waiting for a change of an
+// actor's cursor.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string]map[chan struct{}]struct{}
+}
+
+func newWaiters() *waiters { return &waiters{m: make(map[string]map[chan struct{}]struct{})} }
+
+// add registers a waiter for name; done unregisters it.
+func (w *waiters) add(name string) (woken <-chan struct{}, done func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	if w.m[name] == nil {
+		w.m[name] = make(map[chan struct{}]struct{})
+	}
+	w.m[name][ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(w.m[name], ch)
+		if len(w.m[name]) == 0 {
+			delete(w.m, name)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// wake wakes every waiter of name, without blocking.
+func (w *waiters) wake(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.m[name] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

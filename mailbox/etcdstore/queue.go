@@ -280,14 +280,21 @@ func (s *Store) Lookup(ctx context.Context, name, id string) (mailbox.Receipt, e
 		return mailbox.Receipt{}, err
 	}
 	defer s.leave()
+	r, _, err := s.lookup(ctx, name, id)
+	return r, err
+}
+
+// lookup is Lookup, with the revision it read at.
+func (s *Store) lookup(ctx context.Context, name, id string) (mailbox.Receipt, int64, error) {
 	if id == "" {
-		return mailbox.Receipt{}, fmt.Errorf("look up a message of actor %q: the id is empty", name)
+		return mailbox.Receipt{}, 0, fmt.Errorf("look up a message of actor %q: the id is empty", name)
 	}
 	resp, err := s.kv.Txn(ctx).Then(clientv3.OpGet(s.k.actor(name), clientv3.WithKeysOnly()),
 		clientv3.OpGet(s.k.idKey(name, id)), clientv3.OpGet(s.k.cursor(name)), clientv3.OpGet(s.k.head(name))).Commit()
 	if err != nil {
-		return mailbox.Receipt{}, s.wrap("look up id "+id+" of actor "+name, err)
+		return mailbox.Receipt{}, 0, s.wrap("look up id "+id+" of actor "+name, err)
 	}
+	rev := resp.Header.Revision
 	val := func(i int) []byte {
 		if kvs := resp.Responses[i].GetResponseRange().Kvs; len(kvs) > 0 {
 			return kvs[0].Value
@@ -296,27 +303,57 @@ func (s *Store) Lookup(ctx context.Context, name, id string) (mailbox.Receipt, e
 	}
 	unknown := fmt.Errorf("message id %q of actor %q: %w (never sent, or older than the idempotency window)", id, name, mailbox.ErrUnknownMessage)
 	if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
-		return mailbox.Receipt{}, fmt.Errorf("message id %q of actor %q: %w (the actor does not exist)", id, name, mailbox.ErrUnknownMessage)
+		return mailbox.Receipt{}, rev, fmt.Errorf("message id %q of actor %q: %w (the actor does not exist)", id, name, mailbox.ErrUnknownMessage)
 	}
 	if val(1) == nil {
-		return mailbox.Receipt{}, unknown
+		return mailbox.Receipt{}, rev, unknown
 	}
 	var rec idRecord
 	var cur cursorRecord
 	if err := s.decode(s.k.idKey(name, id), val(1), &rec); err != nil {
-		return mailbox.Receipt{}, err
+		return mailbox.Receipt{}, rev, err
 	}
 	if err := s.decode(s.k.cursor(name), val(2), &cur); err != nil {
-		return mailbox.Receipt{}, err
+		return mailbox.Receipt{}, rev, err
 	}
 	last, err := s.decodeUint(s.k.head(name), val(3))
 	if err != nil {
-		return mailbox.Receipt{}, err
+		return mailbox.Receipt{}, rev, err
 	}
 	if s.forgotten(rec, cur.Acked, last) {
-		return mailbox.Receipt{}, unknown
+		return mailbox.Receipt{}, rev, unknown
 	}
-	return receiptOf(rec, cur.Acked), nil
+	return receiptOf(rec, cur.Acked), rev, nil
+}
+
+// WaitOutcome waits until the message with this id is committed (its
+// outcome is no longer pending), for a caller whose message another
+// process handles. Every commit of the actor moves its cursor in the same
+// transaction as the reply, and the store already watches the cursors
+// (cache.go): a cursor event wakes the waiter, which looks again. (A watch
+// of its own per call would start behind the cluster's head revision,
+// and etcd catches such watches up only every 100 ms.)
+func (s *Store) WaitOutcome(ctx context.Context, name, id string) (mailbox.Receipt, error) {
+	if err := s.enter(); err != nil {
+		return mailbox.Receipt{}, err
+	}
+	defer s.leave()
+	for {
+		woken, done := s.cursorWaiters.add(name)
+		r, _, err := s.lookup(ctx, name, id)
+		if err != nil || r.Outcome != mailbox.OutcomePending {
+			done()
+			return r, err
+		}
+		select {
+		case <-woken:
+		case <-time.After(time.Second): // a reloaded watch may have skipped events
+		case <-ctx.Done():
+			done()
+			return mailbox.Receipt{}, fmt.Errorf("wait for message %q of actor %q: %w", id, name, ctx.Err())
+		}
+		done()
+	}
 }
 
 // Read implements mailbox.Queues: one range read of the mailbox after

@@ -97,6 +97,9 @@ type Store struct {
 	creations *creations
 	// hotKeys saves writes the read of the keys they all read (hot.go).
 	hotKeys *hotKeys
+	// cursorWaiters are the WaitOutcome calls, by actor, that the watch
+	// of the cursors wakes.
+	cursorWaiters *waiters
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -153,7 +156,7 @@ func ActorKeys(prefix string) string { return keys{prefix: prefix + "/"}.prefix 
 
 func openWith(ctx context.Context, client *clientv3.Client, cfg Config, opts mailbox.Options) (*Store, error) {
 	s := &Store{cfg: cfg, opts: opts.WithDefaults(), client: client, kv: client.KV, k: keys{prefix: cfg.Prefix + "/"},
-		creations: newCreations(), hotKeys: newHotKeys()}
+		creations: newCreations(), hotKeys: newHotKeys(), cursorWaiters: newWaiters()}
 	octx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.claimPrefix(octx); err != nil {

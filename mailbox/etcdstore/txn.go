@@ -232,6 +232,7 @@ func (s *Store) settle(t *txn, rev int64) {
 	}
 	for name, cur := range t.cursors {
 		s.cache.setCursor(name, cur, rev, false)
+		s.cursorWaiters.wake(name)
 	}
 	for name, last := range t.heads {
 		if s.cache.setHead(name, last, rev, false) && last > 0 && s.opts.Notify != nil {
