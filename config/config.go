@@ -287,7 +287,7 @@ func (c *Config) Core(logger *slog.Logger, observer core.Observer) core.Config {
 		Behaviours:     c.Behaviours,
 		Actors:         c.Actors,
 		Supervision:    c.Supervision,
-		BatchSize:      c.Limits.BatchSize,
+		BatchSize:      store.batchSize(c.Limits.BatchSize),
 		MaxAttempts:    c.Limits.MaxAttempts,
 		MaxMessageSize: c.Limits.MaxMessageSize,
 		MaxStateSize:   c.Limits.MaxStateSize,

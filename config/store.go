@@ -204,3 +204,26 @@ func (s Store) open(opts mailbox.Options) (mailbox.Store, error) {
 	}
 	return st, nil
 }
+
+// Operations one message of a batch may add to its commit's etcd
+// transaction (a reply; an outgoing message, its id and its receiver's
+// head), and those of the commit itself (the actor's record, epoch,
+// cursor, state, the ack's range deletion, evictions).
+const (
+	etcdOpsPerMessage = 5
+	etcdOpsPerCommit  = 32
+)
+
+// batchSize is the batch the core may hand a module: limits.batch_size,
+// and on etcd no more than a commit of that many messages fits in the
+// members' --max-txn-ops (etcd's default 128 allows 19).
+func (s Store) batchSize(configured int) int {
+	if s.Backend != BackendEtcd {
+		return configured
+	}
+	ops := s.Etcd.MaxTxnOps
+	if ops == 0 {
+		ops = etcdstore.DefaultMaxTxnOps
+	}
+	return max(1, min(configured, (ops-etcdOpsPerCommit)/etcdOpsPerMessage))
+}

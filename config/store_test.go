@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -83,4 +84,23 @@ func TestEtcdPasswordFileMustBePrivate(t *testing.T) {
 	assert.Contains(t, err.Error(), "store.password_file")
 	assert.Contains(t, err.Error(), "chmod 600")
 	assert.False(t, strings.Contains(err.Error(), "s3cret"), "the secret is never printed")
+}
+
+// On etcd a batch is cut to what the members' --max-txn-ops holds in one
+// commit; the embedded store keeps limits.batch_size.
+func TestEtcdBatchFitsTheTransactionLimit(t *testing.T) {
+	for _, tc := range []struct {
+		ops, want int
+	}{{0, 19}, {128, 19}, {352, 64}, {4096, 64}, {40, 1}} {
+		body := "store: {path: d, backend: etcd, endpoints: [http://127.0.0.1:2379], prefix: /g}\n"
+		if tc.ops != 0 {
+			body = fmt.Sprintf("store: {path: d, backend: etcd, endpoints: [http://127.0.0.1:2379], prefix: /g, max_txn_ops: %d}\n", tc.ops)
+		}
+		cfg, err := config.Load(writeConfig(t, body))
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, cfg.Core(slog.Default(), nil).BatchSize, "max_txn_ops %d", tc.ops)
+	}
+	cfg, err := config.Load(writeConfig(t, "store: {path: d}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 64, cfg.Core(slog.Default(), nil).BatchSize)
 }
