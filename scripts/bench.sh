@@ -30,7 +30,9 @@ bench() { # bench PACKAGE REGEX BENCHTIME
 bench ./mailbox/pebblestore/ 'Enqueue|Baseline|Commit' 200000x
 bench ./mailbox/pebblestore/ 'SpaceReclaim' 1000000x
 bench ./dynamic/ '.' 2s
-bench ./core/ 'E2EBaseline|EndToEnd' 100000x
+bench ./core/ '^Benchmark(E2EBaseline|EndToEnd)' 100000x
+bench ./core/ 'Etcd' 5000x
+bench ./cmd/graft/ 'Cluster' 3x
 bench ./core/ 'Start100kActors' 1x
 bench ./core/ 'VirtualFirstSend|Timers' 100000x
 bench ./core/ 'MillionActors' 1x

@@ -164,6 +164,12 @@ var sections = []section{
 		{"dry run of 1,000 actors with 16 kept messages each, ms (DryRunUnderLoad)", "BenchmarkDryRunUnderLoad", "dry-run-ms", "", "", ""},
 		{"dry run under load: p99 added latency, ms (DryRunUnderLoad)", "BenchmarkDryRunUnderLoad", "p99-added-ms", "", "", "bounded; measured"},
 	}},
+	{"Cluster on etcd (core, cmd/graft)", "EtcdEndToEnd: EndToEndDurable's load (64 actors, 16 producers, 128-byte messages, a real plugin) on the etcd store, an embedded 3-member cluster; baseline (EtcdBaselineTxn): on a fresh cluster of the same shape, the raw etcd writes of the same shape at the same concurrency, a put of the message then a transaction of ack, state and an outgoing message guarded by an epoch compare. ClusterFailover and ClusterHandoff: real graft cores on one etcd member, lease_ttl 2s: kill -9 of an owner to its actor's first reply through another member; a member joining while each actor is called in a loop, the longest gap between two replies of an actor that moved, beside the longest gap before the join.", []row{
+		{"end-to-end durable throughput on a 3-member etcd cluster (EtcdEndToEnd)", "BenchmarkEtcdEndToEnd", "msgs/s", "BenchmarkEtcdBaselineTxn", "msgs/s", ">= 0.7"},
+		{"on etcd: messages per commit (EtcdEndToEnd)", "BenchmarkEtcdEndToEnd", "msgs/commit", "", "", ""},
+		{"failover after kill -9 of an owner, ms (ClusterFailover)", "BenchmarkClusterFailover", "failover-ms", "BenchmarkClusterFailover", "lease-ms", "< lease + 1 s"},
+		{"handoff pause when a member joins, ms (ClusterHandoff)", "BenchmarkClusterHandoff", "handoff-pause-ms", "BenchmarkClusterHandoff", "steady-gap-ms", "< 50"},
+	}},
 	{"Recovery (internal/chaos)", "A child fills a store with 1,000,000 queued 128-byte messages (relaxed, 16 actors) and is killed with SIGKILL; the clock runs from opening the store and starting a core until the first message is handled and committed.", []row{
 		{"recovery after kill -9 with 1M queued: store open, ms (Recovery1M)", "BenchmarkRecovery1M", "open-ms", "", "", ""},
 		{"recovery after kill -9 with 1M queued: first message handled, ms (Recovery1M)", "BenchmarkRecovery1M", "first-handled-ms", "", "", "< 2000"},
