@@ -109,6 +109,9 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 		for _, k := range []string{s.k.actor(name), s.k.head(name), s.k.cursor(name), s.k.state(name)} {
 			t.del(k)
 		}
+		if _, err := s.stageUnschedule(ctx, t, name); err != nil { // else one would create it again, virtual
+			return err
+		}
 		for _, kind := range []string{kindQueue, kindID, kindIDBySeq, kindDead, kindHandled, kindTimer} {
 			p := s.k.of(kind, name)
 			t.delRange(p, prefixEnd(p))

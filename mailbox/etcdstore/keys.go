@@ -53,6 +53,13 @@ func (k keys) idKey(name, msgID string) string { return k.of(kindID, name) + msg
 // timer is the owner's pending timer id.
 func (k keys) timer(owner, id string) string { return k.of(kindTimer, owner) + id }
 
+// outside is a timer set from outside any actor (Schedule) for to: owner
+// "" (no actor has that name), then the target and the id.
+func (k keys) outside(to, id string) string { return k.outsideOf(to) + id }
+
+// outsideOf is the prefix of the timers set from outside for to.
+func (k keys) outsideOf(to string) string { return k.of(kindTimer, "") + to + "\x00" }
+
 func hex16(n uint64) string { return fmt.Sprintf("%016x", n) }
 
 // splitKey returns the name and the rest of a key of kind (rest is "" for

@@ -169,9 +169,15 @@ func (s *Store) fireOne(ctx context.Context, t *txn, e timerEntry, now time.Time
 	t.del(e.key)
 	key, owner, id := e.key, e.owner, e.id
 	t.onCommit(func(rev int64) { s.cache.setTimer(key, owner, id, time.Time{}, rev, true) })
-	msg := mailbox.Message{Sender: e.owner, Payload: tr.Payload, TimerID: e.id, EnqueuedAt: now.UTC()}
+	if owner == "" { // set from outside: its id follows its target in the key
+		_, id, _ = strings.Cut(e.id, "\x00")
+	}
+	msg := mailbox.Message{Sender: owner, Payload: tr.Payload, TimerID: id, EnqueuedAt: now.UTC()}
 	err := s.resolve(ctx, t, tr.To)
 	switch {
+	case errors.Is(err, mailbox.ErrUnknownActor) && owner == "":
+		s.opts.Logger.Warn("a send scheduled from outside came due for an actor that does not exist; it is dropped", "to", tr.To, "timer", id)
+		return &mailbox.Timer{ID: id, To: tr.To, Due: tr.Due, Payload: tr.Payload}, nil
 	case errors.Is(err, mailbox.ErrUnknownActor):
 		msg.LastError = fmt.Sprintf("timer %q of actor %q fired for actor %q, which does not exist", e.id, e.owner, tr.To)
 		if err := s.deadLetterTimer(ctx, t, e.owner, msg, tr.To, now.UTC()); err != nil {
@@ -184,5 +190,104 @@ func (s *Store) fireOne(ctx context.Context, t *txn, e timerEntry, now time.Time
 			return nil, err
 		}
 	}
-	return &mailbox.Timer{ID: e.id, Owner: e.owner, To: tr.To, Due: tr.Due, Payload: tr.Payload}, nil
+	return &mailbox.Timer{ID: id, Owner: owner, To: tr.To, Due: tr.Due, Payload: tr.Payload}, nil
+}
+
+// Schedule sets a timer owned by no actor (core.SendAfter, `graft send
+// --after`): at t.Due its payload is delivered to t.To (TimerID t.ID,
+// Sender empty). An id pending for that target already changes nothing,
+// so a retry sets one timer.
+func (s *Store) Schedule(ctx context.Context, tr mailbox.TimerRequest) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	switch {
+	case tr.ID == "" || len(tr.ID) > mailbox.MaxTimerID:
+		return fmt.Errorf("schedule a send to actor %q: the timer id must be 1 to %d bytes", tr.To, mailbox.MaxTimerID)
+	case len(tr.Payload) > s.opts.MaxMessageSize:
+		return fmt.Errorf("schedule a send to actor %q: %w", tr.To, &mailbox.TooLargeError{Actor: tr.To, Size: len(tr.Payload), Limit: s.opts.MaxMessageSize})
+	}
+	if err := mailbox.CheckActorName(tr.To); err != nil {
+		return fmt.Errorf("schedule a send: %w", err)
+	}
+	k := s.k.outside(tr.To, tr.ID)
+	due := tr.Due.UTC()
+	_, err := s.update(ctx, "schedule a send to actor "+tr.To, func(t *txn) error {
+		if err := t.get(ctx, k); err != nil {
+			return err
+		}
+		if _, pending := t.value(k); pending {
+			return nil
+		}
+		v, err := encode(timerRecord{To: tr.To, Due: due, Payload: tr.Payload})
+		if err != nil {
+			return fmt.Errorf("timer %q: %w", tr.ID, err)
+		}
+		t.put(k, v)
+		t.onCommit(func(rev int64) { s.cache.setTimer(k, "", tr.To+"\x00"+tr.ID, due, rev, false) })
+		return nil
+	})
+	return err
+}
+
+// Scheduled lists the pending timers set from outside for to, in due
+// order (ties by id).
+func (s *Store) Scheduled(ctx context.Context, to string) ([]mailbox.Timer, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	out := []mailbox.Timer{}
+	p := s.k.outsideOf(to)
+	_, err := s.rangeAll(ctx, p, 0, func(key string, v []byte, _ int64) error {
+		var tr timerRecord
+		if err := s.decode(key, v, &tr); err != nil {
+			return err
+		}
+		out = append(out, mailbox.Timer{ID: key[len(p):], To: to, Due: tr.Due, Payload: tr.Payload})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the sends scheduled to actor %q: %w", to, err)
+	}
+	slices.SortFunc(out, func(a, b mailbox.Timer) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// Unschedule cancels every timer set from outside for to, in one write,
+// and returns how many it cancelled.
+func (s *Store) Unschedule(ctx context.Context, to string) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	var n int
+	_, err := s.update(ctx, "cancel the sends scheduled to actor "+to, func(t *txn) error {
+		keys, err := s.stageUnschedule(ctx, t, to)
+		n = len(keys)
+		return err
+	})
+	return n, err
+}
+
+// stageUnschedule deletes, in t, the timers set from outside for to.
+func (s *Store) stageUnschedule(ctx context.Context, t *txn, to string) ([]string, error) {
+	p := s.k.outsideOf(to)
+	keys, err := t.scan(ctx, p, prefixEnd(p), 0)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	t.delRange(p, prefixEnd(p))
+	t.onCommit(func(rev int64) {
+		for _, k := range keys {
+			s.cache.setTimer(k, "", to+"\x00"+k[len(p):], time.Time{}, rev, true)
+		}
+	})
+	return keys, nil
 }

@@ -58,6 +58,8 @@ func Run(t *testing.T, open Opener) {
 		{"RemoveLeavesNothing", testRemoveLeavesNothing},
 		{"ReopenRebuildsEveryActor", testReopenRebuildsEveryActor},
 		{"HandledWindow", testHandledWindow},
+		{"ScheduleFromOutside", testScheduleFromOutside},
+		{"RemoveDeletesSendsScheduledToIt", testRemoveDeletesSendsScheduledToIt},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

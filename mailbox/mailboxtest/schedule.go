@@ -1,4 +1,4 @@
-package pebblestore_test
+package mailboxtest
 
 import (
 	"context"
@@ -9,15 +9,30 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/graft-host/graft/mailbox"
-	"github.com/graft-host/graft/mailbox/pebblestore"
 )
+
+// Scheduler is the optional part of a store that sets timers from outside
+// any actor (core.SendAfter, `graft send --after`). Both of graft's
+// backends have it, and the suite holds them to it.
+type Scheduler interface {
+	Schedule(ctx context.Context, t mailbox.TimerRequest) error
+	Scheduled(ctx context.Context, to string) ([]mailbox.Timer, error)
+	Unschedule(ctx context.Context, to string) (int, error)
+}
+
+func asScheduler(t *testing.T, s mailbox.Store) Scheduler {
+	t.Helper()
+	sch, ok := s.(Scheduler)
+	require.True(t, ok, "%T cannot set timers from outside an actor (Schedule, Scheduled, Unschedule)", s)
+	return sch
+}
 
 // Timers set from outside any actor (Schedule) are listed by target, are
 // durable across a reopen, fire once like any timer (TimerID set, Sender
 // empty), create a virtual target, are not an actor's PendingTimers, are
 // deleted by their target's Remove (its target index rebuilt by the
 // reopen), and refuse bad input before writing anything.
-func TestScheduleFromOutside(t *testing.T) {
+func testScheduleFromOutside(t *testing.T, open Opener) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -27,10 +42,10 @@ func TestScheduleFromOutside(t *testing.T) {
 		}
 		return "", false
 	}}
-	s := openStore(t, dir, opts)
+	s := open(t, dir, opts)
 	_, err := s.Register(ctx, "a", "b")
 	require.NoError(t, err)
-	sched := s.(*pebblestore.Store)
+	sched := asScheduler(t, s)
 	now := time.Now()
 	require.NoError(t, sched.Schedule(ctx, mailbox.TimerRequest{ID: "s2", To: "a", Due: now.Add(2 * time.Hour), Payload: []byte("two")}))
 	require.NoError(t, sched.Schedule(ctx, mailbox.TimerRequest{ID: "s1", To: "a", Due: now.Add(-time.Second), Payload: []byte("one")}))
@@ -45,8 +60,8 @@ func TestScheduleFromOutside(t *testing.T) {
 	assert.Empty(t, mine, "outside timers belong to no actor")
 
 	require.NoError(t, s.Close())
-	s = openStore(t, dir, opts)
-	sched = s.(*pebblestore.Store)
+	s = open(t, dir, opts)
+	sched = asScheduler(t, s)
 	list, err := sched.Scheduled(ctx, "a")
 	require.NoError(t, err)
 	require.Len(t, list, 2, "durable across a reopen, listed by target")
@@ -77,21 +92,21 @@ func TestScheduleFromOutside(t *testing.T) {
 	_, ok := s.NextTimer()
 	assert.False(t, ok, "s2 is gone from memory too")
 	require.NoError(t, s.Close())
-	s = openStore(t, dir, opts)
-	list, err = s.(*pebblestore.Store).Scheduled(ctx, "a")
+	s = open(t, dir, opts)
+	list, err = asScheduler(t, s).Scheduled(ctx, "a")
 	require.NoError(t, err)
 	assert.Empty(t, list, "and from disk")
 	_, ok = s.NextTimer()
 	assert.False(t, ok)
 }
 
-// TestRemoveDeletesSendsScheduledToIt: a virtual actor is destroyed while
+// testRemoveDeletesSendsScheduledToIt: a virtual actor is destroyed while
 // a send scheduled to it from outside is due. Remove deletes that send
 // (and the later one) in its own write, so a FireDue right after it (the
 // timer loop runs between the core's Remove and Unschedule) or a crash
 // right after it does not create the actor again; sends scheduled to
 // other names stay and fire.
-func TestRemoveDeletesSendsScheduledToIt(t *testing.T) {
+func testRemoveDeletesSendsScheduledToIt(t *testing.T, open Opener) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -101,7 +116,11 @@ func TestRemoveDeletesSendsScheduledToIt(t *testing.T) {
 		}
 		return "", false
 	}}
-	s := openStore(t, dir, opts).(*pebblestore.Store)
+	st := open(t, dir, opts)
+	s := struct {
+		mailbox.Store
+		Scheduler
+	}{st, asScheduler(t, st)}
 	_, err := s.Enqueue(ctx, "v/x", mailbox.Message{Payload: []byte("first")})
 	require.NoError(t, err)
 	now := time.Now()
@@ -126,7 +145,11 @@ func TestRemoveDeletesSendsScheduledToIt(t *testing.T) {
 	// What Remove wrote is durable: a crash right after it (a reopen here,
 	// without the core's Unschedule) brings nothing back.
 	require.NoError(t, s.Close())
-	s = openStore(t, dir, opts).(*pebblestore.Store)
+	st = open(t, dir, opts)
+	s = struct {
+		mailbox.Store
+		Scheduler
+	}{st, asScheduler(t, st)}
 	fired, err = s.FireDue(ctx, time.Now().Add(2*time.Hour), 10)
 	require.NoError(t, err)
 	assert.Empty(t, fired)
@@ -137,14 +160,18 @@ func TestRemoveDeletesSendsScheduledToIt(t *testing.T) {
 	assert.Empty(t, list)
 	ms, err := s.Read(ctx, "v/y", 0, 10)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"other"}, payloadsOf(ms))
+	assert.Equal(t, []string{"other"}, payloads(ms))
 
 	// Unschedule finds the sends scheduled before a reopen (the target
 	// index is rebuilt from disk) and leaves the others.
 	require.NoError(t, s.Schedule(ctx, mailbox.TimerRequest{ID: "z1", To: "v/z", Due: now.Add(time.Hour)}))
 	require.NoError(t, s.Schedule(ctx, mailbox.TimerRequest{ID: "w1", To: "v/w", Due: now.Add(time.Hour)}))
 	require.NoError(t, s.Close())
-	s = openStore(t, dir, opts).(*pebblestore.Store)
+	st = open(t, dir, opts)
+	s = struct {
+		mailbox.Store
+		Scheduler
+	}{st, asScheduler(t, st)}
 	n, err = s.Unschedule(ctx, "v/z")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
@@ -152,13 +179,4 @@ func TestRemoveDeletesSendsScheduledToIt(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, "w1", list[0].ID)
-}
-
-// payloadsOf lists the messages' payloads, as strings.
-func payloadsOf(ms []mailbox.Message) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = string(m.Payload)
-	}
-	return out
 }
