@@ -434,7 +434,11 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	c.mu.Lock()
 	c.actors[spec.Name] = a
 	c.mu.Unlock()
-	if _, err := pool.get(ctx); err != nil {
+	inst, err := pool.get(ctx)
+	if err == nil {
+		err = readable(spec.Name, st, inst.Info())
+	}
+	if err != nil {
 		c.forget(a)
 		cancel()
 		return fail(err)

@@ -247,3 +247,23 @@ func describeState(st mailbox.State) string {
 	}
 	return s
 }
+
+// ErrStateUnreadable is the start error of an actor whose committed
+// state the module this core would run cannot read: a newer schema than
+// it knows (another core of a cluster upgraded the actor, say). The actor
+// does not start, and its messages wait, rather than fail one by one
+// into the dead letters for a reason that is none of theirs.
+var ErrStateUnreadable = errors.New("the module cannot read the actor's committed state")
+
+// readable checks that a module of info can read st: st is new (Init
+// makes it), of the module's own schema, or one it migrates up from.
+func readable(actor string, st mailbox.State, info dynamic.Info) error {
+	if st.Module == "" && st.Schema == 0 && len(st.Data) == 0 {
+		return nil
+	}
+	if st.Schema == info.SchemaVersion || slices.Contains(info.MigratesFrom, st.Schema) {
+		return nil
+	}
+	return fmt.Errorf("actor %q's committed state is schema %d, written by %s %s; this core runs %s %s (schema %d, migrating up from %v): %w; upgrade this core's %s to a version that reads it, or roll the actor back",
+		actor, st.Schema, info.Behaviour, st.Module, info.Behaviour, info.CodeVersion, info.SchemaVersion, info.MigratesFrom, ErrStateUnreadable, info.Behaviour)
+}

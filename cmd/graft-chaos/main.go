@@ -6,6 +6,7 @@
 //
 //	go run ./cmd/graft-chaos --events 50            # the CI run
 //	go run ./cmd/graft-chaos --seed 42 --events 1000
+//	go run ./cmd/graft-chaos --cluster --events 30   # 3 cores over 3 etcd members
 package main
 
 import (
@@ -29,12 +30,17 @@ func main() {
 	flag.IntVar(&opts.Callers, "callers", 3, "concurrent callers of the register actor")
 	flag.IntVar(&opts.Rate, "rate", 200, "sends and calls per second, in all")
 	flag.BoolVar(&opts.Keep, "keep", false, "keep the run's folder (config, store, core.log) even when the run passes")
+	cluster := flag.Bool("cluster", false, "run 3 cores as a cluster over a 3-member etcd cluster, with kills and stops of cores and etcd members")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "chaos: seed %d, %d events (replay with --seed %d)\n", opts.Seed, opts.Events, opts.Seed)
-	res, err := chaos.Run(ctx, opts)
+	run := chaos.Run
+	if *cluster {
+		run = chaos.RunCluster
+	}
+	res, err := run(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chaos: seed %d: harness failed: %v\n", opts.Seed, err)
 		if res.Dir != "" {

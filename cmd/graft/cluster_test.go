@@ -167,3 +167,41 @@ func TestClusterStoppedMemberStepsDownAndJoinerTakesItsShare(t *testing.T) {
 		call(c, fmt.Sprintf("k%d", k))
 	}
 }
+
+// Each member upgrades the actors it runs. An actor upgraded on one
+// member whose owner then dies moves to a member still on the old
+// version, which cannot read its state: it does not start there and its
+// messages wait (none is dead-lettered) until that member is upgraded
+// too; then every message is applied once.
+func TestClusterActorOnANewerVersionWaitsForItsMember(t *testing.T) {
+	m := etcdtest.Start(t)
+	_, kv := kvSource(t)
+	const prefix = "/graft/cluster-versions"
+	a := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 0), nil)
+	b := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 1), nil)
+	testbin.WaitFor(t, 60*time.Second, "both members own actors", func() bool {
+		return len(ownedBy(t, b, "m0")) > 0 && len(ownedBy(t, b, "m1")) > 0 && len(ownedBy(t, b, "m0"))+len(ownedBy(t, b, "m1")) == 6
+	})
+	moved := ownedBy(t, b, "m0")[0]
+	assert.Equal(t, "v1:1", a.ok(t, "call", moved, "before"))
+	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	assert.True(t, strings.HasPrefix(a.ok(t, "call", moved, "on-v2"), "v2:"), "m0 upgraded the actors it runs")
+
+	require.NoError(t, a.cmd.Process.Kill())
+	<-a.exited
+	for i := range 5 {
+		b.ok(t, "send", moved, fmt.Sprintf("waiting-%d", i), "--id", fmt.Sprintf("w-%d", i))
+	}
+	testbin.WaitFor(t, 30*time.Second, moved+" owned by m1, not running there", func() bool {
+		st := b.status(t)[moved]
+		return st.Owner == "m1" && strings.Contains(st.LastError, "cannot read")
+	})
+	st := b.status(t)[moved]
+	assert.Equal(t, uint64(5), st.Depth, "its messages wait")
+	assert.Zero(t, st.DeadLetters, "none is dead-lettered")
+
+	b.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	testbin.WaitFor(t, 30*time.Second, moved+" running on m1's v2", func() bool { return b.status(t)[moved].Depth == 0 })
+	assert.Equal(t, "v2:8", b.ok(t, "call", moved, "after"), "two calls, five sends and this call, each applied once")
+	assert.Zero(t, b.status(t)[moved].DeadLetters)
+}

@@ -158,6 +158,13 @@ func (r *Runner) readStore(ctx context.Context) (Final, error) {
 		return Final{}, fmt.Errorf("open the store after the run: %w", err)
 	}
 	defer s.Close()
+	return r.readFinal(ctx, s)
+}
+
+// readFinal reads the final state of every actor from a store, whichever
+// backend it is.
+func (r *Runner) readFinal(ctx context.Context, s mailbox.Store) (Final, error) {
+	var err error
 	f := Final{Applied: map[string][]string{}, DeadLetters: map[string][]string{}, Pending: map[string]uint64{}}
 	for _, name := range append(append([]string(nil), r.kvActors...), registerActor) {
 		rec, err := s.Actor(ctx, name)

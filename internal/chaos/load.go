@@ -122,7 +122,7 @@ func (r *Runner) sender(ctx context.Context, stop <-chan struct{}, actor, name s
 		op := SendOp{Actor: actor, Sender: name, N: n}
 		payload := op.Payload()
 		err := r.attempt(ctx, func(ctx context.Context) error {
-			_, err := r.client.Send(ctx, actor, control.SendRequest{Text: payload, ID: payload, Sender: name})
+			_, err := r.clientFor().Send(ctx, actor, control.SendRequest{Text: payload, ID: payload, Sender: name})
 			return err
 		})
 		op.Acked = err == nil
@@ -151,7 +151,7 @@ func (r *Runner) caller(ctx context.Context, stop <-chan struct{}, client int) {
 		op.Call = r.hist.Now()
 		var reply []byte
 		err := r.attempt(ctx, func(ctx context.Context) error {
-			resp, err := r.client.Call(ctx, registerActor, control.CallRequest{
+			resp, err := r.clientFor().Call(ctx, registerActor, control.CallRequest{
 				SendRequest: control.SendRequest{Text: payload, ID: id, Sender: fmt.Sprintf("caller%d", client)},
 				TimeoutMS:   (requestTimeout - 2*time.Second).Milliseconds(),
 			})
@@ -172,4 +172,14 @@ func (r *Runner) caller(ctx context.Context, stop <-chan struct{}, client int) {
 			return
 		}
 	}
+}
+
+// clientFor is the control client of the core a request goes to: the one
+// core, or in a cluster run a live member, round robin (any member
+// reaches any actor).
+func (r *Runner) clientFor() *control.Client {
+	if r.pick != nil {
+		return r.pick()
+	}
+	return r.client
 }

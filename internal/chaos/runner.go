@@ -91,6 +91,7 @@ type Runner struct {
 	kvActors   []string
 	tmActors   []string // the configured actors of behaviour "ctm"
 	client     *control.Client
+	pick       func() *control.Client // a cluster run's choice of member (cluster.go); nil: client
 	gate       *gate
 	hist       *History
 	tokens     chan struct{} // the load's pace
