@@ -167,6 +167,9 @@ type Core struct {
 	// specs, but no child of their supervisor and not in memory. The
 	// value is true once a wake of it is under way.
 	asleep map[string]bool
+	// halfReleased are the actors whose release to another core of the
+	// cluster timed out halfway (placement.go).
+	halfReleased map[string]bool
 	// required holds the names some configured actor requires; it never
 	// changes after New.
 	required map[string]bool
@@ -232,7 +235,7 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Logger, configured: make(map[string]*ActorConfig, len(cfg.Actors)),
 		actors: make(map[string]*actor), specs: make(map[string]*ActorConfig, len(cfg.Actors)),
-		asleep: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
+		asleep: make(map[string]bool), halfReleased: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
 	}
 	c.held.set(cfg.HeldDeadLetters, true)

@@ -97,7 +97,7 @@ func (c *Core) Rebalance(ctx context.Context) (released []string, err error) {
 		return nil, nil
 	}
 	c.mu.RLock()
-	var wake, release []string
+	var wake, release, stalled []string
 	for name, spec := range c.specs {
 		_, asleep := c.asleep[name]
 		owned := c.cfg.Placement.Owns(name)
@@ -110,6 +110,8 @@ func (c *Core) Rebalance(ctx context.Context) (released []string, err error) {
 			}
 		case !owned && !asleep:
 			release = append(release, name)
+		case owned && c.halfReleased[name]:
+			stalled = append(stalled, name) // a release that failed halfway: run it again
 		}
 	}
 	c.mu.RUnlock()
@@ -124,7 +126,26 @@ func (c *Core) Rebalance(ctx context.Context) (released []string, err error) {
 	for _, name := range wake {
 		c.wakeLater(name)
 	}
+	for _, name := range stalled {
+		c.restartStalled(name)
+	}
 	return released, errors.Join(errs...)
+}
+
+// restartStalled runs again an actor whose release timed out halfway
+// (still a child, stopped) and that came back to this core.
+func (c *Core) restartStalled(name string) {
+	c.mu.Lock()
+	spec, live := c.specs[name]
+	var sub *supervisor.Supervisor
+	if live {
+		sub = c.subs[spec.Behaviour]
+	}
+	delete(c.halfReleased, name)
+	c.mu.Unlock()
+	if sub != nil {
+		c.runAgain(sub, name)
+	}
 }
 
 // Released reports whether this core runs nothing of name: it is passive
@@ -168,8 +189,19 @@ func (c *Core) releaseActor(ctx context.Context, name string) error {
 		err = sub.Delete(sctx, name)
 	}
 	if err != nil && !errors.Is(err, supervisor.ErrUnknownChild) {
+		// Still a child (its stop is not over): it must not stay both a
+		// child and passive, or a wake would find it there and start
+		// nothing. The next Rebalance releases it again, or, if this core
+		// owns it again by then, it runs again.
+		c.mu.Lock()
+		delete(c.asleep, name)
+		c.halfReleased[name] = true
+		c.mu.Unlock()
 		return fmt.Errorf("release actor %q to its new owner: %w", name, err)
 	}
+	c.mu.Lock()
+	delete(c.halfReleased, name)
+	c.mu.Unlock()
 	c.log.Info("actor released to another core of the cluster", "actor", name, "owner", c.cfg.Placement.OwnerOf(name))
 	return nil
 }

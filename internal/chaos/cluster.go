@@ -24,7 +24,10 @@ import (
 // again a moment later), SIGSTOP of a core past its lease (then SIGCONT:
 // it must step down), kill -9 of one etcd member at a time (started again
 // on its data), and an upgrade of ckv by a rebuilt binary, which every
-// member applies to the actors it runs, then a rollback on every member.
+// member applies to the actors it runs. (No rollback: a rollback is not
+// yet coordinated across members, so an actor in flight between two of
+// them when each rolls back its own would stay on the newer version with
+// no member to run it; an upgrade converges, as every member upgrades.)
 // The checks are the single-core run's on the store in etcd: every
 // acknowledged send applied once and in order, the register's calls
 // linearizable, every actor on a version that reads its state, nothing

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -67,9 +66,6 @@ func (c *clusterRun) injectCluster(ctx context.Context, async *sync.WaitGroup) e
 			if err := copyFile(c.versions["2"], c.kvSource); err != nil { // every member watches it
 				return err
 			}
-		case upgraded && e >= 2*c.opts.Events/3 && c.stats.rollbacks.Load() == 0:
-			c.stats.rollbacks.Add(1)
-			async.Go(func() { c.rollbackEverywhere(ctx) })
 		}
 	}
 	return nil
@@ -84,23 +80,6 @@ func withState(args []string, state string) []string {
 		}
 	}
 	return append(args, "-state", state)
-}
-
-// rollbackEverywhere rolls ckv back on every live member (each rolls back
-// the actors it runs); a member that runs none, or was never upgraded,
-// refuses, which is fine.
-func (c *clusterRun) rollbackEverywhere(ctx context.Context) {
-	for i, m := range c.cores {
-		if !m.alive() {
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		out, err := exec.CommandContext(rctx, c.graftBin, "rollback", "ckv", "--config", m.args[2]).CombinedOutput()
-		cancel()
-		if err != nil {
-			c.note("rollback on m%d: %v: %s", i, err, out)
-		}
-	}
 }
 
 // reviveAll lets every stopped core run again and starts what is down.
