@@ -235,7 +235,9 @@ func (d *clusterDemo) killOwner(ctx context.Context, actor string) (time.Duratio
 	if err := victim.cmd.Process.Kill(); err != nil {
 		return 0, fmt.Errorf("kill %s: %w", victim.name, err)
 	}
-	<-victim.exited
+	if err := <-victim.exited; err == nil {
+		say("%s had exited already", victim.name)
+	}
 	killed := time.Now()
 	if err := waitFor(ctx, d.exited(), 60*time.Second, actor+" on another member", func() bool {
 		_, err := d.call(actor, "stats")

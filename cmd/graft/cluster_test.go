@@ -88,7 +88,8 @@ func TestClusterSpreadsActorsAndFailsOver(t *testing.T) {
 	}
 	victim := spread["k0"]
 	var vi int
-	fmt.Sscanf(victim, "m%d", &vi)
+	_, err := fmt.Sscanf(victim, "m%d", &vi)
+	require.NoError(t, err)
 	survivor := cores[(vi+1)%3]
 	for i := range 10 {
 		survivor.ok(t, "send", "k0", fmt.Sprintf("queued-%d", i), "--id", fmt.Sprintf("q-%d", i))

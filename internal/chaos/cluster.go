@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -121,7 +122,6 @@ type clusterRun struct {
 	cores     []*member
 	clients   []*control.Client
 	next      atomic.Int64
-	stopped   atomic.Int64 // SIGSTOPped cores right now
 	etcdDown  atomic.Bool
 }
 
@@ -226,7 +226,7 @@ func (c *clusterRun) setupCluster() error {
 		client, err1 := freePort()
 		peer, err2 := freePort()
 		if err1 != nil || err2 != nil {
-			return fmt.Errorf("find free ports: %v %v", err1, err2)
+			return fmt.Errorf("find free ports: %w", errors.Join(err1, err2))
 		}
 		c.endpoints = append(c.endpoints, "http://"+client)
 		initial = append(initial, fmt.Sprintf("e%d=http://%s", i, peer))

@@ -38,12 +38,11 @@ type counters struct {
 
 // timerEntry is one pending timer (or the tombstone of a fired one).
 type timerEntry struct {
-	key        string
-	owner, id  string
-	due        time.Time
-	rev        int64
-	deleted    bool
-	heapSerial int64 // the rev this entry was pushed with
+	key       string
+	owner, id string
+	due       time.Time
+	rev       int64
+	deleted   bool
 }
 
 type heapItem struct {

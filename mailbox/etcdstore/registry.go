@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -166,7 +167,7 @@ func (s *Store) Range(ctx context.Context, fn func(mailbox.Actor) bool) error {
 	if err != nil {
 		return fmt.Errorf("list actors: %w", err)
 	}
-	stop := fmt.Errorf("stop")
+	stop := errors.New("stop")
 	_, err = s.rangeAll(ctx, s.k.prefix+kindActor, rev, func(key string, v []byte, _ int64) error {
 		name, _, _ := s.k.splitKey(kindActor, key)
 		a, err := s.assemble(name, v, epochs[name], cursors[name])
@@ -178,7 +179,7 @@ func (s *Store) Range(ctx context.Context, fn func(mailbox.Actor) bool) error {
 		}
 		return nil
 	})
-	if err == stop {
+	if errors.Is(err, stop) {
 		return nil
 	}
 	if err != nil {

@@ -215,7 +215,7 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 		}
 		// Back off a little, at random, so two writers on one key part.
 		if attempt > 2 {
-			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))) //nolint:gosec // G404: jitter, not a secret
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
