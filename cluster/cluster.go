@@ -160,6 +160,15 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
+// OwnerKey is the key that holds actor's ownership and the lease this
+// member holds it under (etcdstore.OwnershipGuard): the store guards
+// every Claim with it.
+func (c *Cluster) OwnerKey(actor string) (string, int64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.keys.owner(actor), int64(c.lease), c.lease != 0
+}
+
 // LeaseTTL is the lease's time to live.
 func (c *Cluster) LeaseTTL() time.Duration { return c.cfg.LeaseTTL }
 

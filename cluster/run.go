@@ -61,20 +61,26 @@ func (c *Cluster) Join(ctx context.Context) error {
 	return nil
 }
 
-// load reads the members and owners, and returns the revision to watch
+// load reads the members and owners, swaps them in at once (so that Owns
+// never answers from half a view), and returns the revision to watch
 // from.
 func (c *Cluster) load(ctx context.Context) (int64, error) {
 	resp, err := c.client.Get(ctx, c.keys.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return 0, fmt.Errorf("cluster: read the members and owners: %w", err)
 	}
-	c.mu.Lock()
-	c.members, c.owners, c.ownRev = map[string]MemberInfo{}, map[string]string{}, map[string]int64{}
-	c.mu.Unlock()
+	fresh := &Cluster{cfg: c.cfg, keys: c.keys, members: map[string]MemberInfo{}, owners: map[string]string{}, giving: map[string]bool{}, ownRev: map[string]int64{}}
 	for _, kv := range resp.Kvs {
-		ev := &clientv3.Event{Kv: kv}
-		c.apply(ev)
+		fresh.apply(&clientv3.Event{Kv: kv})
 	}
+	c.mu.Lock()
+	for name := range c.giving { // a handover in progress goes on
+		if fresh.owners[name] == c.cfg.Member {
+			fresh.giving[name] = true
+		}
+	}
+	c.members, c.owners, c.giving, c.ownRev = fresh.members, fresh.owners, fresh.giving, fresh.ownRev
+	c.mu.Unlock()
 	return resp.Header.Revision, nil
 }
 
@@ -127,7 +133,7 @@ func (c *Cluster) serve(ctx context.Context, core Core, actors ActorLister) erro
 	if err != nil {
 		return fmt.Errorf("renew the lease: %w", err)
 	}
-	rev, err := c.load(ctx)
+	rev, err := c.loadRetrying(ctx, alive)
 	if err != nil {
 		return err
 	}
@@ -150,7 +156,7 @@ func (c *Cluster) serve(ctx context.Context, core Core, actors ActorLister) erro
 			continue
 		case resp, ok := <-watch:
 			if !ok || resp.Err() != nil {
-				if rev, err = c.load(ctx); err != nil {
+				if rev, err = c.loadRetrying(ctx, alive); err != nil {
 					return err
 				}
 				watch = c.client.Watch(clientv3.WithRequireLeader(kctx), c.keys.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
@@ -170,12 +176,43 @@ func (c *Cluster) serve(ctx context.Context, core Core, actors ActorLister) erro
 	}
 }
 
+// loadRetrying is load, tried again with backoff while the lease is
+// renewed: a read that fails in an etcd election is no reason to give
+// every actor up.
+func (c *Cluster) loadRetrying(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse) (int64, error) {
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, c.cfg.LeaseTTL/4) {
+		lctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL)
+		rev, err := c.load(lctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return rev, err
+		}
+		c.log.Warn("cluster: cannot read the members and owners yet; trying again", "err", err)
+		select {
+		case _, ok := <-alive:
+			if !ok {
+				return 0, errors.New("the lease could not be renewed while the members and owners were read")
+			}
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
 // stepDown gives every actor up after the lease was lost: another member
 // may own them already, and its epoch fences this one's commits anyway.
 func (c *Cluster) stepDown(core Core, why error) {
 	c.mu.Lock()
+	old := c.lease
 	c.lease = 0
+	c.owners, c.giving, c.ownRev = map[string]string{}, map[string]bool{}, map[string]int64{} // a new lease starts from what etcd says
 	c.mu.Unlock()
+	if old != 0 { // best effort: its owner keys then free the actors at once, not at its expiry
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = c.client.Revoke(rctx, old)
+		cancel()
+	}
 	c.log.Error("cluster: lost this member's lease; stepping down: every actor is released to the other members, and this member joins again",
 		"why", why.Error())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -265,6 +302,7 @@ func (c *Cluster) reconcile(ctx context.Context, core Core, actors ActorLister) 
 		c.log.Warn("cluster: the core could not hand over every actor yet", "err", err)
 	}
 	c.giveUp(ctx, core)
+	c.dropGone(ctx, names)
 }
 
 // acquire creates the owner keys of free actors under the lease: all in
@@ -313,18 +351,43 @@ func (c *Cluster) giveUp(ctx context.Context, core Core) {
 	}
 	c.mu.RUnlock()
 	for _, name := range done {
-		k := c.keys.owner(name)
-		resp, err := c.client.Txn(ctx).If(clientv3.Compare(clientv3.Value(k), "=", c.cfg.Member)).Then(clientv3.OpDelete(k)).Commit()
-		if err != nil {
-			c.log.Warn("cluster: give an actor up", "actor", name, "err", err)
-			continue
+		c.release(ctx, name)
+	}
+}
+
+// release deletes the owner key of actor if this member still holds it.
+func (c *Cluster) release(ctx context.Context, name string) {
+	k := c.keys.owner(name)
+	resp, err := c.client.Txn(ctx).If(clientv3.Compare(clientv3.Value(k), "=", c.cfg.Member)).Then(clientv3.OpDelete(k)).Commit()
+	if err != nil {
+		c.log.Warn("cluster: give an actor up", "actor", name, "err", err)
+		return
+	}
+	c.mu.Lock()
+	if resp.Succeeded && resp.Header.Revision >= c.ownRev[name] {
+		delete(c.owners, name)
+		delete(c.giving, name)
+		c.ownRev[name] = resp.Header.Revision
+	}
+	c.mu.Unlock()
+}
+
+// dropGone deletes this member's owner keys of actors the registry no
+// longer has (destroyed), which would otherwise pile up.
+func (c *Cluster) dropGone(ctx context.Context, names []string) {
+	live := make(map[string]bool, len(names))
+	for _, n := range names {
+		live[n] = true
+	}
+	c.mu.RLock()
+	var gone []string
+	for actor, owner := range c.owners {
+		if owner == c.cfg.Member && !live[actor] {
+			gone = append(gone, actor)
 		}
-		c.mu.Lock()
-		if resp.Succeeded && resp.Header.Revision >= c.ownRev[name] {
-			delete(c.owners, name)
-			delete(c.giving, name)
-			c.ownRev[name] = resp.Header.Revision
-		}
-		c.mu.Unlock()
+	}
+	c.mu.RUnlock()
+	for _, actor := range gone {
+		c.release(ctx, actor)
 	}
 }

@@ -569,20 +569,27 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	if r.Outcome != mailbox.OutcomePending {
 		return receiptReply(actor, opts.ID, r)
 	}
-	var remote chan mailbox.Receipt // another core of the cluster commits the reply
+	var remote chan remoteOutcome // another core of the cluster commits the reply
 	if c.cfg.Placement != nil {
-		remote = make(chan mailbox.Receipt, 1)
+		remote = make(chan remoteOutcome, 1)
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
-			if r, err := c.pollOutcome(pctx, actor, opts.ID); err == nil {
-				remote <- r
-			}
+			r, err := c.pollOutcome(pctx, actor, opts.ID)
+			remote <- remoteOutcome{r, err}
 		}()
 	}
 	select {
-	case r := <-remote:
-		return receiptReply(actor, opts.ID, r)
+	case o := <-remote:
+		switch {
+		case errors.Is(o.err, mailbox.ErrUnknownMessage):
+			return nil, fmt.Errorf("call actor %q (id %q): %w", actor, opts.ID, ErrDestroyed)
+		case o.err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("call actor %q (id %q): no reply yet (the message is queued; retry with the same id to get its reply): %w", actor, opts.ID, ctx.Err())
+		case o.err != nil:
+			return nil, fmt.Errorf("call actor %q (id %q): waiting for the reply: %w", actor, opts.ID, o.err)
+		}
+		return receiptReply(actor, opts.ID, o.r)
 	case res := <-ch:
 		if res.err != nil {
 			return nil, res.err
@@ -597,6 +604,12 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	case <-ctx.Done():
 		return nil, fmt.Errorf("call actor %q (id %q): no reply yet (the message is queued; retry with the same id to get its reply): %w", actor, opts.ID, ctx.Err())
 	}
+}
+
+// remoteOutcome is what waiting for a reply another core commits found.
+type remoteOutcome struct {
+	r   mailbox.Receipt
+	err error
 }
 
 // receiptReply is what a call returns for a committed message's receipt.

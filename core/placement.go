@@ -42,7 +42,9 @@ type Placement interface {
 
 // ErrNotOwned is the start error of an actor another core of the cluster
 // owns: the start gives it back to the passive set instead of failing.
-var ErrNotOwned = errors.New("actor is owned by another core of the cluster")
+// It is the store's mailbox.ErrNotOwner, which a Claim guarded by the
+// ownership returns.
+var ErrNotOwned = mailbox.ErrNotOwner
 
 // StatusRemote is the ActorStatus.Status of an actor another core of the
 // cluster runs (ActorStatus.Owner names it).

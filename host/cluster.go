@@ -10,6 +10,7 @@ import (
 	"github.com/graft-host/graft/cluster"
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/etcdstore"
 )
 
@@ -46,6 +47,14 @@ func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config) 
 	}
 	p.cluster = &clusterParts{cluster: cl, client: client}
 	coreCfg.Placement = cl
+	open := coreCfg.OpenStore
+	coreCfg.OpenStore = func(opts mailbox.Options) (mailbox.Store, error) {
+		s, err := open(opts)
+		if es, ok := s.(*etcdstore.Store); ok {
+			es.GuardClaims(cl.OwnerKey) // a claim needs the ownership key: a lagging view cannot fence the owner
+		}
+		return s, err
+	}
 	return nil
 }
 

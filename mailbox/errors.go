@@ -46,6 +46,10 @@ var (
 	ErrStoreFailed = errors.New("store failed")
 	// ErrSpawnConflict is wrapped by SpawnConflictError.
 	ErrSpawnConflict = errors.New("actor exists with another behaviour")
+	// ErrNotOwner is returned by Claim on a store shared by a cluster of
+	// cores when this core does not hold the actor's ownership: claiming
+	// it would fence the core that does.
+	ErrNotOwner = errors.New("actor is owned by another core of the cluster")
 )
 
 // SpawnConflictError refuses a spawn of a name that exists with another

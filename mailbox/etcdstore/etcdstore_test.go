@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/graft-host/graft/internal/etcdtest"
 	"github.com/graft-host/graft/internal/testbin"
@@ -67,4 +68,35 @@ func TestTwoStoresShareOnePrefix(t *testing.T) {
 	mu.Lock()
 	assert.Zero(t, created["x"], "a configured actor is not announced: each core registers it")
 	mu.Unlock()
+}
+
+// A store shared by a cluster claims an actor only for the core that
+// holds its ownership key under its lease: one whose view lags cannot
+// fence the owner.
+func TestClaimNeedsTheOwnershipKey(t *testing.T) {
+	m := etcdtest.Start(t)
+	s := open(t, m.Endpoint, "/claims", mailbox.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := s.Register(ctx, "x", "b")
+	require.NoError(t, err)
+	lease, err := s.Client().Grant(ctx, 10)
+	require.NoError(t, err)
+	const key = "/claims/cluster/o/x"
+	s.GuardClaims(func(name string) (string, int64, bool) { return "/claims/cluster/o/" + name, int64(lease.ID), true })
+
+	_, err = s.Claim(ctx, "x")
+	require.ErrorIs(t, err, mailbox.ErrNotOwner, "no ownership key")
+	other, err := s.Client().Grant(ctx, 10)
+	require.NoError(t, err)
+	_, err = s.Client().Put(ctx, key, "someone-else", clientv3.WithLease(other.ID))
+	require.NoError(t, err)
+	_, err = s.Claim(ctx, "x")
+	require.ErrorIs(t, err, mailbox.ErrNotOwner, "the key under another lease")
+
+	_, err = s.Client().Put(ctx, key, "me", clientv3.WithLease(lease.ID))
+	require.NoError(t, err)
+	epoch, err := s.Claim(ctx, "x")
+	require.NoError(t, err)
+	assert.Positive(t, epoch)
 }

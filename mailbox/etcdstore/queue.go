@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -341,6 +342,9 @@ func (s *Store) WaitOutcome(ctx context.Context, name, id string) (mailbox.Recei
 	for {
 		woken, done := s.cursorWaiters.add(name)
 		r, _, err := s.lookup(ctx, name, id)
+		if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			r.Outcome, err = mailbox.OutcomePending, nil // an election: look again after the next wake-up or second
+		}
 		if err != nil || r.Outcome != mailbox.OutcomePending {
 			done()
 			return r, err

@@ -233,6 +233,9 @@ func (s *Store) Claim(ctx context.Context, name string) (uint64, error) {
 		if _, ok := t.value(s.k.actor(name)); !ok {
 			return fmt.Errorf("claim actor %q: %w", name, mailbox.ErrUnknownActor)
 		}
+		if err := s.checkOwnership(ctx, t, name); err != nil {
+			return err
+		}
 		v, _ := t.value(ek)
 		cur, err := s.decodeUint(ek, v)
 		if err != nil {
@@ -289,4 +292,38 @@ func (s *Store) Backlog(context.Context) ([]string, error) {
 	}
 	defer s.leave()
 	return s.cache.backlog(), nil
+}
+
+// OwnershipGuard says, for a cluster of cores, which key holds an actor's
+// ownership and under which lease this core holds it; ok false: this core
+// holds no lease.
+type OwnershipGuard func(name string) (key string, lease int64, ok bool)
+
+// GuardClaims makes every Claim check, in its transaction, that this core
+// holds the actor's ownership key under its lease (package cluster), and
+// fail with mailbox.ErrNotOwner otherwise: a core whose view of the owners
+// lags (woken after its lease expired, say) then cannot claim an actor
+// and fence the core that owns it. Call it before the first Claim.
+func (s *Store) GuardClaims(guard OwnershipGuard) { s.claimGuard = guard }
+
+// checkOwnership reads the actor's ownership key within t (so the claim
+// is guarded by it) and checks that this core holds it.
+func (s *Store) checkOwnership(ctx context.Context, t *txn, name string) error {
+	if s.claimGuard == nil {
+		return nil
+	}
+	key, lease, ok := s.claimGuard(name)
+	if !ok {
+		return fmt.Errorf("claim actor %q: this core holds no cluster lease: %w", name, mailbox.ErrNotOwner)
+	}
+	if err := t.get(ctx, key); err != nil {
+		return err
+	}
+	if kv := t.reads[key]; kv.mod == 0 || kv.lease != lease {
+		if !t.linearizable {
+			return errRetry // the nearest member may lag: ask the leader
+		}
+		return fmt.Errorf("claim actor %q: %w", name, mailbox.ErrNotOwner)
+	}
+	return nil
 }

@@ -100,6 +100,8 @@ type Store struct {
 	// cursorWaiters are the WaitOutcome calls, by actor, that the watch
 	// of the cursors wakes.
 	cursorWaiters *waiters
+	// claimGuard, in a cluster, guards Claim by the ownership (GuardClaims).
+	claimGuard OwnershipGuard
 }
 
 var _ mailbox.Store = (*Store)(nil)

@@ -52,6 +52,7 @@ type txn struct {
 type readKV struct {
 	value []byte
 	mod   int64
+	lease int64
 }
 
 // get prefetches keys not read yet, in one round trip.
@@ -82,7 +83,7 @@ func (t *txn) get(ctx context.Context, keys ...string) error {
 	for i, r := range resp.Responses {
 		kv := readKV{}
 		if g := r.GetResponseRange(); g != nil && len(g.Kvs) > 0 {
-			kv = readKV{value: g.Kvs[0].Value, mod: g.Kvs[0].ModRevision}
+			kv = readKV{value: g.Kvs[0].Value, mod: g.Kvs[0].ModRevision, lease: g.Kvs[0].Lease}
 		}
 		t.reads[want[i]] = kv
 		if t.s.hot(want[i]) {
@@ -171,6 +172,9 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 		}
 		t := &txn{s: s, reads: make(map[string]readKV), linearizable: attempt > 0}
 		err := build(t)
+		if errors.Is(err, errRetry) && attempt >= maxConflicts {
+			return 0, fmt.Errorf("%s: the keys it reads kept changing: retry later", what)
+		}
 		if err != nil && len(t.guessed) > 0 && attempt == 0 && !errors.Is(err, errRetry) {
 			// A refusal may come from a stale guess (an epoch, a head):
 			// decide it again on what etcd holds.
@@ -184,6 +188,13 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 			return 0, err
 		}
 		if len(t.ops) == 0 {
+			if len(t.guessed) > 0 && attempt == 0 {
+				// A decision to write nothing (an actor exists, an id is
+				// a duplicate) must not rest on a guess: decide it again
+				// on what etcd holds.
+				s.hotKeys.drop(t.guessed)
+				continue
+			}
 			return 0, nil
 		}
 		if len(t.ops) > s.cfg.MaxTxnOps {
