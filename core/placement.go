@@ -83,6 +83,26 @@ func (c *Core) WarmModules(ctx context.Context) {
 	wg.Wait()
 }
 
+// upgradable says whether an upgrade on this core moves name: every actor
+// of a core alone; in a cluster, those it runs or keeps passive. One it
+// owns that is between two owners, or that cannot start because another
+// member upgraded it already (ErrStateUnreadable), is left out: it starts
+// on whatever version reads its committed state, and waiting for it would
+// fail the upgrade that lets it start.
+func (c *Core) upgradable(name string) bool {
+	if c.cfg.Placement == nil {
+		return true
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.cfg.Placement.Owns(name) {
+		return false
+	}
+	_, asleep := c.asleep[name]
+	a := c.actors[name]
+	return asleep || (a != nil && a.ready.Load())
+}
+
 // owns says whether this core runs name.
 func (c *Core) owns(name string) bool {
 	return c.cfg.Placement == nil || c.cfg.Placement.Owns(name)

@@ -117,7 +117,7 @@ func (h *UpgradeHooks) ActorsOf(behaviour string) []string {
 	c.mu.RUnlock()
 	out := make([]string, 0, len(actors))
 	for _, a := range actors {
-		if c.owns(a.Name) { // in a cluster, each core upgrades the actors it runs
+		if c.upgradable(a.Name) {
 			out = append(out, a.Name)
 		}
 	}

@@ -92,15 +92,21 @@ func (m *Manager) watchLoop(ctx context.Context, w *fsnotify.Watcher, byPath map
 			if t := timers[b]; t != nil {
 				t.Reset(m.opts.Debounce)
 			} else {
-				timers[b] = time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, b, path) })
+				timers[b] = time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, b, path, 0) })
 			}
 			mu.Unlock()
 		}
 	}
 }
 
-// rebuilt is called once a watched binary has been quiet for the debounce.
-func (m *Manager) rebuilt(ctx context.Context, behaviour, path string) {
+// overBudgetRetries bounds how often a watched rebuild whose upgrade
+// moved nobody within the pause budget is tried again (the load that
+// made the drains slow may pass), each after twice the last wait.
+const overBudgetRetries = 5
+
+// rebuilt is called once a watched binary has been quiet for the
+// debounce; tries counts the earlier attempts of the same rebuild.
+func (m *Manager) rebuilt(ctx context.Context, behaviour, path string, tries int) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -116,7 +122,11 @@ func (m *Manager) rebuilt(ctx context.Context, behaviour, path string) {
 		// A dry run, or an upgrade asked for by hand, holds the behaviour:
 		// try again once it is over rather than drop the rebuild.
 		m.log.Debug("plugin binary rebuilt while another operation of the behaviour runs; upgrading after it", "behaviour", behaviour, "err", err)
-		time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, behaviour, path) })
+		time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, behaviour, path, tries) })
+	case errors.Is(err, ErrOverBudget) && tries < overBudgetRetries:
+		wait := m.opts.Debounce << (tries + 1)
+		m.log.Warn("upgrade from the rebuilt binary stopped over the pause budget; trying again", "behaviour", behaviour, "in", wait, "err", err)
+		time.AfterFunc(wait, func() { m.rebuilt(ctx, behaviour, path, tries+1) })
 	case errors.Is(err, ErrDryRunFailed):
 		m.log.Error("rebuilt plugin binary refused: its dry run failed (graft history); fix it and rebuild, or upgrade with --force", "behaviour", behaviour, "path", path)
 	case errors.Is(err, ErrSameBinary):
