@@ -129,6 +129,12 @@ func (h *UpgradeHooks) State(ctx context.Context, actor string) (mailbox.State, 
 	return h.c.store.State(ctx, actor)
 }
 
+// ErrNotRunning is Pause's error for an actor that does not run now
+// (stopped, starting, restarting, or handed to another core of a
+// cluster): an upgrade cannot migrate it at this instant, and may try
+// again.
+var ErrNotRunning = errors.New("it is not running")
+
 // Pause holds the actor between two commits (its batch in flight commits
 // first, bounded by ctx) and returns its committed state; messages keep
 // arriving durably. Resume the returned Paused exactly once.
@@ -138,7 +144,7 @@ func (h *UpgradeHooks) Pause(ctx context.Context, name string) (*Paused, error) 
 	// keeps a passivation from racing the pause.
 	err := h.c.withAwake(ctx, name, func(a *actor) error {
 		if a == nil {
-			return errors.New("it is not running")
+			return ErrNotRunning
 		}
 		var err error
 		p, err = a.pause(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/internal/trust"
 )
 
@@ -100,9 +101,11 @@ func (m *Manager) watchLoop(ctx context.Context, w *fsnotify.Watcher, byPath map
 }
 
 // overBudgetRetries bounds how often a watched rebuild whose upgrade
-// moved nobody within the pause budget is tried again (the load that
-// made the drains slow may pass), each after twice the last wait.
-const overBudgetRetries = 5
+// stopped for a passing reason is tried again, each after twice the last
+// wait: drains over the pause budget (the load may pass), or an actor not
+// running at that instant (restarting, or between two members of a
+// cluster).
+const overBudgetRetries = 8
 
 // rebuilt is called once a watched binary has been quiet for the
 // debounce; tries counts the earlier attempts of the same rebuild.
@@ -123,9 +126,9 @@ func (m *Manager) rebuilt(ctx context.Context, behaviour, path string, tries int
 		// try again once it is over rather than drop the rebuild.
 		m.log.Debug("plugin binary rebuilt while another operation of the behaviour runs; upgrading after it", "behaviour", behaviour, "err", err)
 		time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, behaviour, path, tries) })
-	case errors.Is(err, ErrOverBudget) && tries < overBudgetRetries:
+	case (errors.Is(err, ErrOverBudget) || errors.Is(err, core.ErrNotRunning)) && tries < overBudgetRetries:
 		wait := m.opts.Debounce << (tries + 1)
-		m.log.Warn("upgrade from the rebuilt binary stopped over the pause budget; trying again", "behaviour", behaviour, "in", wait, "err", err)
+		m.log.Warn("upgrade from the rebuilt binary stopped (an actor was over the pause budget, or not running at that instant); trying again", "behaviour", behaviour, "in", wait, "err", err)
 		time.AfterFunc(wait, func() { m.rebuilt(ctx, behaviour, path, tries+1) })
 	case errors.Is(err, ErrDryRunFailed):
 		m.log.Error("rebuilt plugin binary refused: its dry run failed (graft history); fix it and rebuild, or upgrade with --force", "behaviour", behaviour, "path", path)
