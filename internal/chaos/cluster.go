@@ -266,6 +266,7 @@ func (c *clusterRun) memberConfig(i int) string {
 control: {dir: ./run}
 cluster: {member: m%d, lease_ttl: %s}
 limits: {max_attempts: %d, batch_size: 64}
+upgrade: {max_pause: 1s}
 supervision: {strategy: one_for_one, max_restarts: 100000, period: 1s, backoff_min: 10ms, backoff_max: 200ms}
 behaviours:
   ckv: {binary: %s, start_timeout: 20s, call_timeout: 3s, drain_timeout: 2s}
