@@ -13,6 +13,7 @@ import (
 
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/internal/trust"
+	"github.com/graft-host/graft/mailbox"
 )
 
 // Watch upgrades a behaviour when its source binary is rebuilt. It watches
@@ -101,10 +102,8 @@ func (m *Manager) watchLoop(ctx context.Context, w *fsnotify.Watcher, byPath map
 }
 
 // overBudgetRetries bounds how often a watched rebuild whose upgrade
-// stopped for a passing reason is tried again, each after twice the last
-// wait: drains over the pause budget (the load may pass), or an actor not
-// running at that instant (restarting, or between two members of a
-// cluster).
+// stopped for a passing reason (see passing) is tried again, each after
+// twice the last wait.
 const overBudgetRetries = 8
 
 // rebuilt is called once a watched binary has been quiet for the
@@ -126,9 +125,9 @@ func (m *Manager) rebuilt(ctx context.Context, behaviour, path string, tries int
 		// try again once it is over rather than drop the rebuild.
 		m.log.Debug("plugin binary rebuilt while another operation of the behaviour runs; upgrading after it", "behaviour", behaviour, "err", err)
 		time.AfterFunc(m.opts.Debounce, func() { m.rebuilt(ctx, behaviour, path, tries) })
-	case (errors.Is(err, ErrOverBudget) || errors.Is(err, core.ErrNotRunning)) && tries < overBudgetRetries:
+	case passing(err) && tries < overBudgetRetries:
 		wait := m.opts.Debounce << (tries + 1)
-		m.log.Warn("upgrade from the rebuilt binary stopped (an actor was over the pause budget, or not running at that instant); trying again", "behaviour", behaviour, "in", wait, "err", err)
+		m.log.Warn("upgrade from the rebuilt binary stopped for a passing reason (an actor over the pause budget, not running at that instant, or claimed by another core of the cluster); trying again", "behaviour", behaviour, "in", wait, "err", err)
 		time.AfterFunc(wait, func() { m.rebuilt(ctx, behaviour, path, tries+1) })
 	case errors.Is(err, ErrDryRunFailed):
 		m.log.Error("rebuilt plugin binary refused: its dry run failed (graft history); fix it and rebuild, or upgrade with --force", "behaviour", behaviour, "path", path)
@@ -139,6 +138,14 @@ func (m *Manager) rebuilt(ctx context.Context, behaviour, path string, tries int
 	default:
 		m.log.Error("upgrade from the rebuilt binary failed; the old version keeps serving", "behaviour", behaviour, "path", path, "err", err)
 	}
+}
+
+// passing says whether an upgrade stopped for a reason that may be gone
+// at the next try: drains over the pause budget, an actor not running at
+// that instant, or one another core of a cluster claimed mid-upgrade
+// (its epoch fenced the migrated state's commit; nothing was written).
+func passing(err error) bool {
+	return errors.Is(err, ErrOverBudget) || errors.Is(err, core.ErrNotRunning) || errors.Is(err, mailbox.ErrFenced)
 }
 
 // notRunnable says why the file at path cannot be a plugin binary yet, or
