@@ -50,21 +50,7 @@ func BenchmarkEtcdEndToEnd(b *testing.B) {
 		_, err := c.Send(ctx, fmt.Sprintf("c%d", n%e2eActors), payload, core.SendOptions{})
 		return err
 	})
-	for {
-		var acked uint64
-		for i := 0; i < e2eActors; i++ {
-			s, err := c.Store().Stats(fmt.Sprintf("c%d", i))
-			require.NoError(b, err)
-			acked += s.Acked
-		}
-		if acked >= uint64(b.N) {
-			break
-		}
-		if ctx.Err() != nil {
-			b.Fatal("messages were not all processed in time")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitAcked(ctx, b, c)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")

@@ -131,11 +131,7 @@ func TestClusterStoppedMemberStepsDownAndJoinerTakesItsShare(t *testing.T) {
 	m := etcdtest.Start(t)
 	_, kv := kvSource(t)
 	const prefix = "/graft/cluster-stop"
-	a := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 0), nil)
-	b := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 1), nil)
-	testbin.WaitFor(t, 60*time.Second, "both members own actors", func() bool {
-		return len(ownedBy(t, b, "m0")) > 0 && len(ownedBy(t, b, "m1")) > 0 && len(ownedBy(t, b, "m0"))+len(ownedBy(t, b, "m1")) == 6
-	})
+	a, b := startPair(t, m.Endpoint, prefix, kv)
 	sent := map[string]int{}
 	call := func(p *coreProc, actor string) {
 		sent[actor]++
@@ -178,11 +174,7 @@ func TestClusterActorOnANewerVersionWaitsForItsMember(t *testing.T) {
 	m := etcdtest.Start(t)
 	_, kv := kvSource(t)
 	const prefix = "/graft/cluster-versions"
-	a := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 0), nil)
-	b := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 1), nil)
-	testbin.WaitFor(t, 60*time.Second, "both members own actors", func() bool {
-		return len(ownedBy(t, b, "m0")) > 0 && len(ownedBy(t, b, "m1")) > 0 && len(ownedBy(t, b, "m0"))+len(ownedBy(t, b, "m1")) == 6
-	})
+	a, b := startPair(t, m.Endpoint, prefix, kv)
 	moved := ownedBy(t, b, "m0")[0]
 	assert.Equal(t, "v1:1", a.ok(t, "call", moved, "before"))
 	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
@@ -205,4 +197,17 @@ func TestClusterActorOnANewerVersionWaitsForItsMember(t *testing.T) {
 	testbin.WaitFor(t, 30*time.Second, moved+" running on m1's v2", func() bool { return b.status(t)[moved].Depth == 0 })
 	assert.Equal(t, "v2:8", b.ok(t, "call", moved, "after"), "two calls, five sends and this call, each applied once")
 	assert.Zero(t, b.status(t)[moved].DeadLetters)
+}
+
+// startPair starts members m0 and m1 of a cluster and waits until each
+// owns a share of the six actors.
+func startPair(t *testing.T, endpoint, prefix, kv string) (a, b *coreProc) {
+	t.Helper()
+	a = startGraftAt(t, clusterConfig(t, endpoint, prefix, kv, 0), nil)
+	b = startGraftAt(t, clusterConfig(t, endpoint, prefix, kv, 1), nil)
+	testbin.WaitFor(t, 60*time.Second, "both members own actors", func() bool {
+		m0, m1 := len(ownedBy(t, b, "m0")), len(ownedBy(t, b, "m1"))
+		return m0 > 0 && m1 > 0 && m0+m1 == 6
+	})
+	return a, b
 }

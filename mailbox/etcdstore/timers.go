@@ -80,12 +80,7 @@ func (s *Store) PendingTimers(ctx context.Context, owner string) ([]mailbox.Time
 	if err != nil {
 		return nil, fmt.Errorf("list timers of actor %q: %w", owner, err)
 	}
-	slices.SortFunc(out, func(a, b mailbox.Timer) int {
-		if c := a.Due.Compare(b.Due); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortTimers(out)
 	return out, nil
 }
 
@@ -251,12 +246,7 @@ func (s *Store) Scheduled(ctx context.Context, to string) ([]mailbox.Timer, erro
 	if err != nil {
 		return nil, fmt.Errorf("list the sends scheduled to actor %q: %w", to, err)
 	}
-	slices.SortFunc(out, func(a, b mailbox.Timer) int {
-		if c := a.Due.Compare(b.Due); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortTimers(out)
 	return out, nil
 }
 
@@ -290,4 +280,14 @@ func (s *Store) stageUnschedule(ctx context.Context, t *txn, to string) ([]strin
 		}
 	})
 	return keys, nil
+}
+
+// sortTimers puts timers in due order, ties by id.
+func sortTimers(ts []mailbox.Timer) {
+	slices.SortFunc(ts, func(a, b mailbox.Timer) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }

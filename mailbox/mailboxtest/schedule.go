@@ -36,12 +36,7 @@ func testScheduleFromOutside(t *testing.T, open Opener) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	opts := mailbox.Options{Virtual: func(name string) (string, bool) {
-		if len(name) > 2 && name[:2] == "v/" {
-			return "v", true
-		}
-		return "", false
-	}}
+	opts := scheduleOptions()
 	s := open(t, dir, opts)
 	_, err := s.Register(ctx, "a", "b")
 	require.NoError(t, err)
@@ -110,12 +105,7 @@ func testRemoveDeletesSendsScheduledToIt(t *testing.T, open Opener) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	opts := mailbox.Options{Virtual: func(name string) (string, bool) {
-		if len(name) > 2 && name[:2] == "v/" {
-			return "v", true
-		}
-		return "", false
-	}}
+	opts := scheduleOptions()
 	st := open(t, dir, opts)
 	s := struct {
 		mailbox.Store
@@ -179,4 +169,14 @@ func testRemoveDeletesSendsScheduledToIt(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, "w1", list[0].ID)
+}
+
+// scheduleOptions make every name "v/KEY" a virtual actor of behaviour v.
+func scheduleOptions() mailbox.Options {
+	return mailbox.Options{Virtual: func(name string) (string, bool) {
+		if len(name) > 2 && name[:2] == "v/" {
+			return "v", true
+		}
+		return "", false
+	}}
 }
