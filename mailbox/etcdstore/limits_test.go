@@ -80,3 +80,14 @@ func TestQuotaIsDiskFull(t *testing.T) {
 	require.NoError(t, err, "reads go on")
 	assert.Len(t, ms, acked, "every acknowledged message is kept")
 }
+
+// No member at the endpoints: Open fails after the dial timeout with one
+// error that names the endpoints and the settings to check.
+func TestNoMemberAnswers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: []string{"http://127.0.0.1:1"}, Prefix: "/graft/none", DialTimeout: time.Second}, mailbox.Options{})
+	require.ErrorIs(t, err, etcdstore.ErrUnavailable)
+	assert.ErrorContains(t, err, "http://127.0.0.1:1")
+	assert.ErrorContains(t, err, "store.endpoints")
+}

@@ -147,7 +147,8 @@ func NewClient(cfg Config) (*clientv3.Client, error) {
 		RejectOldCluster:   true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		return nil, fmt.Errorf("connect to etcd %s: no member answered within %s (store.dial_timeout): check that etcd runs there and that store.endpoints (and store.tls) are right: %w (%w)",
+			strings.Join(cfg.Endpoints, ","), cfg.DialTimeout, err, ErrUnavailable)
 	}
 	return client, nil
 }
