@@ -1,12 +1,14 @@
 package etcdstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -209,6 +211,15 @@ func (s *Store) update(ctx context.Context, what string, build func(t *txn) erro
 		}
 		s.expectCreations(t)
 		resp, err := s.kv.Txn(ctx).If(guard...).Then(t.ops...).Commit()
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			// etcd applies the write that crosses the quota, then raises
+			// the alarm and answers "no space": find out whether it landed.
+			if rev, ok := s.landed(ctx, t); ok {
+				s.committed(t.ops, rev)
+				s.settle(t, rev)
+				return rev, nil
+			}
+		}
 		if err != nil || !resp.Succeeded {
 			s.unexpectCreations(t)
 		}
@@ -289,4 +300,47 @@ func (s *Store) unexpectCreations(t *txn) {
 	for name, behaviour := range s.creations.lost(t.created) {
 		s.opts.Created(name, behaviour)
 	}
+}
+
+// landed tells whether t, answered with "no space", was applied anyway:
+// etcd's quota applier applies the transaction that crosses the quota
+// before it raises the alarm (server/etcdserver/apply/quota.go), so that
+// answer does not mean nothing was written. t landed if every key it put
+// holds what it put, all at one revision, newer than every key it read
+// (one transaction's puts share its revision). Reads still work with the
+// alarm raised; a failed read counts as not landed, which leaves the
+// caller's retry-with-the-same-id contract as for any lost answer.
+func (s *Store) landed(ctx context.Context, t *txn) (int64, bool) {
+	var ops []clientv3.Op
+	var want [][]byte
+	for _, op := range t.ops {
+		if op.IsPut() {
+			ops = append(ops, clientv3.OpGet(string(op.KeyBytes())))
+			want = append(want, op.ValueBytes())
+		}
+	}
+	if len(ops) == 0 {
+		return 0, false
+	}
+	resp, err := s.kv.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return 0, false
+	}
+	var rev int64
+	for i, r := range resp.Responses {
+		g := r.GetResponseRange()
+		if g == nil || len(g.Kvs) == 0 || !bytes.Equal(g.Kvs[0].Value, want[i]) {
+			return 0, false
+		}
+		if rev != 0 && g.Kvs[0].ModRevision != rev {
+			return 0, false
+		}
+		rev = g.Kvs[0].ModRevision
+	}
+	for _, kv := range t.reads {
+		if kv.mod >= rev {
+			return 0, false
+		}
+	}
+	return rev, true
 }
