@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"time"
@@ -54,4 +55,18 @@ func (s Store) EtcdClient() (*clientv3.Client, error) {
 		return nil, err
 	}
 	return etcdstore.NewClient(cfg)
+}
+
+// PingEtcd tells whether the store's etcd cluster answers (nil for the
+// pebble backend): a core waits on it before it starts, with its control
+// socket up to say why (etcdstore.Ping).
+func (s Store) PingEtcd(ctx context.Context) error {
+	if s.Backend != BackendEtcd {
+		return nil
+	}
+	cfg, err := s.etcdConfig()
+	if err != nil {
+		return err
+	}
+	return etcdstore.Ping(ctx, cfg)
 }

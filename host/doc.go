@@ -19,6 +19,7 @@
 //	Run ─┬ 1 claim the control socket ....... a second core stops here
 //	     ├ 2 contain plugin process trees ... cgroups, or child subreaper
 //	     ├ 3 bind the metrics address ....... (optional) fail before the store opens
+//	     ├   etcd store: wait for a quorum .. socket answers through a control.Gate
 //	     ├ 4 store folder, binary cache and journal
 //	     ├ 5 empty the plugin socket folder . ours alone: we hold the lock
 //	     ├ 6 core: open the store, start actors (waits ≤1s, rest in background)
@@ -50,7 +51,11 @@
 //   - The upgrader attaches after the actors have started, since it moves
 //     running actors; the control API serves last, when every request it
 //     takes has something to answer it. Clients that connect earlier wait
-//     in the socket's backlog.
+//     in the socket's backlog. The one exception is a store that does
+//     not answer yet (an etcd cluster without a quorum): the core then
+//     waits for it rather than exiting, and a control.Gate answers on the
+//     socket meanwhile, with the reason in /v1/status and a 503 for every
+//     other request; the gate hands the socket to the API once it serves.
 //   - At the stop the socket and its lock are released last, after the
 //     store is closed, so a new core can never open the store while this
 //     one still has it open.

@@ -43,6 +43,9 @@ type parts struct {
 	webTokenFile string
 	webSrv       *http.Server
 	cluster      *clusterParts // nil unless the core is a cluster member
+	// gate served the control socket while the core waited for its
+	// store (nil if it never had to): it then serves srv's API.
+	gate *control.Gate
 }
 
 // release frees what the stop of the servers did not: the watcher, the
@@ -62,9 +65,22 @@ func (p *parts) release() {
 	if p.webTokenFile != "" {
 		_ = os.Remove(p.webTokenFile) // best effort: a stale token opens nothing once the core is gone
 	}
+	if p.gate != nil && p.srv == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
+		_ = p.gate.Shutdown(ctx) // the start failed after it waited: no core behind it
+		cancel()
+	}
 	if p.ctl != nil {
 		p.ctl.Close()
 	}
+}
+
+// shutdownControl stops whichever server answers on the control socket.
+func (p *parts) shutdownControl(ctx context.Context) error {
+	if p.gate != nil {
+		return p.gate.Shutdown(ctx)
+	}
+	return p.srv.Shutdown(ctx)
 }
 
 // Run starts the core in the order the package doc draws, closes Ready,
@@ -82,6 +98,10 @@ func (h *Host) Run(ctx context.Context) error {
 	p := &parts{}
 	defer p.release()
 	if err := h.start(ctx, p); err != nil {
+		if errors.Is(err, errStoppedWaiting) {
+			h.log.Info("graft core stopped before it started: its store never answered")
+			return nil
+		}
 		return err
 	}
 	h.log.Info("graft core starting", "pid", os.Getpid(), "config", h.cfg.File, "socket", h.cfg.Control.Socket,
@@ -98,7 +118,7 @@ func (h *Host) Run(ctx context.Context) error {
 
 	shutCtx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
 	defer cancel()
-	errs := []error{runErr, p.srv.Shutdown(shutCtx), <-p.served}
+	errs := []error{runErr, p.shutdownControl(shutCtx), <-p.served}
 	if p.metricsSrv != nil {
 		errs = append(errs, p.metricsSrv.Shutdown(shutCtx))
 	}
@@ -139,7 +159,10 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 	if err := h.listenWeb(p); err != nil {
 		return err
 	}
-	// 4 to 6.
+	// 4 to 6, once the store answers.
+	if err := h.waitForStore(ctx, p); err != nil {
+		return err
+	}
 	if err := h.startCore(ctx, p); err != nil {
 		return err
 	}
@@ -232,8 +255,12 @@ func (h *Host) serve(p *parts) {
 			Version: build.Version, Commit: build.Commit, GoVersion: build.GoVersion},
 		Members: p.members(),
 	})
-	p.served = make(chan error, 1)
-	go func() { p.served <- p.srv.Serve(p.ctl) }()
+	if p.gate != nil {
+		p.gate.Open(p.srv) // it has served the socket since the wait for the store
+	} else {
+		p.served = make(chan error, 1)
+		go func() { p.served <- p.srv.Serve(p.ctl) }()
+	}
 	if p.metrics == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/internal/etcdtest"
 	"github.com/graft-host/graft/internal/testbin"
 )
@@ -60,4 +62,53 @@ actors:
 	assert.Contains(t, out, "completed (2 actors)")
 	assert.True(t, strings.HasPrefix(p2.ok(t, "call", "k0", "after"), "v2:"), "k0 runs v2 with its state migrated")
 	assert.Contains(t, p2.ok(t, "history"), "completed")
+}
+
+// A core whose etcd cluster does not answer yet does not exit: its
+// control socket is up and says why it holds no actors, other requests
+// are refused with that reason, and it starts by itself once etcd runs.
+// A SIGTERM while it waits is a clean stop.
+func TestRunWaitsForEtcd(t *testing.T) {
+	addr := etcdtest.FreeAddr(t)
+	dir, src := kvSource(t)
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store:
+  path: ./data
+  backend: etcd
+  endpoints: [http://%s]
+  prefix: /graft/waits
+  dial_timeout: 1s
+  max_txn_ops: %d
+control: {dir: ./run}
+behaviours:
+  kv: {binary: %s}
+actors:
+  - {name: k0, behaviour: kv}
+`, addr, etcdtest.MaxTxnOps, src)), 0o644))
+
+	waiting := func(p *coreProc) string {
+		var st control.Status
+		require.NoError(t, json.Unmarshal([]byte(p.ok(t, "status", "--json")), &st))
+		return st.Waiting
+	}
+	first := startGraftAt(t, path, nil) // returns once the socket answers
+	assert.Contains(t, waiting(first), "http://"+addr, "status names the endpoint it waits for")
+	assert.Contains(t, first.ok(t, "status"), "holds no actors")
+	r := graft(t, "", nil, "send", "k0", "early", "--config", path)
+	assert.NotEqual(t, 0, r.code, "a send while the core waits is refused")
+	assert.Contains(t, r.stderr, "has not started")
+	testbin.WaitFor(t, 30*time.Second, "a second attempt", func() bool {
+		return strings.Contains(waiting(first), "attempt 2")
+	})
+	first.stop(t) // requires exit code 0
+	require.Contains(t, first.logs.String(), "stopped before it started")
+
+	second := startGraftAt(t, path, nil)
+	require.NotEmpty(t, waiting(second))
+	etcdtest.StartAt(t, addr)
+	testbin.WaitFor(t, 60*time.Second, "k0 running once etcd answers", func() bool {
+		return second.status(t)["k0"].Status == "running"
+	})
+	assert.Empty(t, waiting(second))
+	assert.Equal(t, "v1:1", second.ok(t, "call", "k0", "hello"))
 }

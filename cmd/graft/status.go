@@ -90,6 +90,10 @@ func statusOnce(cmd *cobra.Command, e *env, cf *clientFlags, asJSON, live bool) 
 	if live {
 		fmt.Fprintf(e.stdout, "graft core pid %d on %s at %s\n\n", st.Core.PID, st.Core.Socket, time.Now().Format(time.TimeOnly))
 	}
+	if st.Waiting != "" {
+		fmt.Fprintf(e.stdout, "graft core pid %d holds no actors: %s\n", st.Core.PID, st.Waiting)
+		return nil
+	}
 	if err := writeStatusTable(e.stdout, st.Actors); err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func Start(t testing.TB) *Member { return StartWithQuota(t, 0) }
 // (--quota-backend-bytes) set to quota bytes (0: etcd's default).
 func StartWithQuota(t testing.TB, quota int64) *Member {
 	t.Helper()
-	m, err := startIn(t.TempDir(), quota)
+	m, err := startIn(t.TempDir(), quota, "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
@@ -48,15 +48,30 @@ func StartWithQuota(t testing.TB, quota int64) *Member {
 
 // StartIn runs a one-member etcd cluster with its data in dir, on free
 // loopback ports.
-func StartIn(dir string) (*Member, error) { return startIn(dir, 0) }
+func StartIn(dir string) (*Member, error) { return startIn(dir, 0, "127.0.0.1:0") }
 
-func startIn(dir string, quota int64) (*Member, error) {
+// StartAt is Start with the member's client URL at addr (host:port), for
+// a test that points a core at a member before the member runs.
+func StartAt(t testing.TB, addr string) *Member {
+	t.Helper()
+	m, err := startIn(t.TempDir(), 0, addr)
+	if err != nil {
+		t.Fatalf("start etcd at %s: %v", addr, err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// FreeAddr is a loopback host:port nothing listens on at the moment.
+func FreeAddr(t testing.TB) string { return freeAddr(t) }
+
+func startIn(dir string, quota int64, clientAddr string) (*Member, error) {
 	cfg := embed.NewConfig()
 	cfg.QuotaBackendBytes = quota
 	cfg.Dir = dir
-	local := func() []url.URL { u, _ := url.Parse("http://127.0.0.1:0"); return []url.URL{*u} }
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = local(), local()
-	cfg.ListenPeerUrls = local()
+	local := func(hostport string) []url.URL { u, _ := url.Parse("http://" + hostport); return []url.URL{*u} }
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = local(clientAddr), local(clientAddr)
+	cfg.ListenPeerUrls = local("127.0.0.1:0")
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.MaxTxnOps = MaxTxnOps
 	e, err := embed.StartEtcd(cfg)

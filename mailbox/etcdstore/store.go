@@ -131,6 +131,26 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 	return s, nil
 }
 
+// Ping tells whether the cluster cfg names answers a linearizable read
+// (a quorum is up) within its dial timeout, for a core that waits for
+// its store before it starts. Its error is the one Open would give: it
+// wraps ErrUnavailable and names the endpoints and settings to check.
+func Ping(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	client, err := NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Close() }()
+	s := &Store{cfg: cfg, k: keys{prefix: cfg.Prefix + "/"}}
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if _, err := client.Get(pctx, s.k.marker(), clientv3.WithKeysOnly()); err != nil {
+		return s.wrap("reach the store", err)
+	}
+	return nil
+}
+
 // NewClient connects to the cluster cfg names as the store does: for
 // what shares the store's cluster (graft's cluster membership).
 func NewClient(cfg Config) (*clientv3.Client, error) {

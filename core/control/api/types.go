@@ -28,6 +28,10 @@ type Status struct {
 	Upgrades []UpgradeProgress `json:"upgrades"`
 	// Members, in a cluster, are its live members.
 	Members []MemberStatus `json:"members,omitempty"`
+	// Waiting, set while the core has not started, says why it holds no
+	// actors yet (its store does not answer) and what it is doing about
+	// it; every other endpoint answers 503 with the same words.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // ActorStatus is one actor's row: the core's ActorStatus in stable JSON

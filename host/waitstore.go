@@ -1,0 +1,70 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/graft-host/graft/core/control"
+	"github.com/graft-host/graft/internal/buildinfo"
+)
+
+// Waiting for the store: an etcd store whose cluster has no quorum (not
+// started yet, a partition) does not end the core's start. The core
+// keeps trying, with a doubling backoff from storeRetryFirst to
+// storeRetryMax and some jitter so that the members of a cluster do not
+// retry in step, and meanwhile serves its control socket through a
+// control.Gate: `graft status` says why it holds no actors. A systemd or
+// Kubernetes operator expects exactly this of a service whose database
+// is not up yet, rather than a crash loop. The backoff is a few lines
+// here: what a library would add (retry budgets, policies) is not needed.
+const (
+	storeRetryFirst = 500 * time.Millisecond
+	storeRetryMax   = 10 * time.Second
+)
+
+// errStoppedWaiting ends a start that a signal or the caller's context
+// stopped while it waited for the store: a clean stop, not a failure.
+var errStoppedWaiting = errors.New("stopped while waiting for the store")
+
+// waitForStore returns once the store answers. Until then the control
+// socket answers through a gate that p keeps, for serve to open later.
+func (h *Host) waitForStore(ctx context.Context, p *parts) error {
+	err := h.cfg.Store.PingEtcd(ctx)
+	if err == nil {
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	build := buildinfo.Read()
+	p.gate = control.NewGate(control.CoreInfo{PID: os.Getpid(), Socket: h.cfg.Control.Socket, Config: h.cfg.File, Started: time.Now(),
+		Version: build.Version, Commit: build.Commit, GoVersion: build.GoVersion}, h.log.With("component", "control"))
+	p.served = make(chan error, 1)
+	go func() { p.served <- p.gate.Serve(p.ctl) }()
+	since := time.Now()
+	delay := storeRetryFirst
+	for attempt := 1; err != nil; attempt++ {
+		wait := delay/2 + rand.N(delay) //nolint:gosec // G404: jitter, not a secret
+		why := fmt.Sprintf("waiting for its store since %s (attempt %d, next in %s): %v", since.Format(time.RFC3339), attempt, wait.Round(time.Millisecond), err)
+		p.gate.Wait(why)
+		h.log.Warn("the store does not answer: the core holds no actors until it does; retrying", "attempt", attempt, "next", wait.Round(time.Millisecond), "err", err)
+		select {
+		case <-ctx.Done():
+			return errStoppedWaiting
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, storeRetryMax)
+		err = h.cfg.Store.PingEtcd(ctx)
+		if ctx.Err() != nil {
+			return errStoppedWaiting
+		}
+	}
+	p.gate.Wait("starting: its store answers")
+	h.log.Info("the store answers: starting the core", "waited", time.Since(since).Round(time.Millisecond))
+	return nil
+}
