@@ -12,6 +12,7 @@ import (
 	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/etcdstore"
+	"github.com/graft-host/graft/rollout"
 )
 
 // clusterParts are a member's cluster pieces, for the stop.
@@ -76,9 +77,19 @@ func (h *Host) runCluster(p *parts) {
 		}
 		return names, nil
 	}
+	ro, err := rollout.New(rollout.Config{Client: p.cluster.client, Prefix: h.cfg.Store.Etcd.Prefix, Member: h.cfg.Cluster.Member,
+		Upgrader: p.mgr, Scratch: h.cfg.Store.Path, Logger: h.log.With("component", "rollout")})
+	if err != nil {
+		h.log.Error("upgrades will not reach the other members (run graft upgrade on each)", "err", err)
+	}
 	go func() {
 		defer close(p.cluster.done)
 		p.core.WarmModules(ctx) // before joining: a handover then waits for no plugin start
+		if ro != nil {
+			rolled := make(chan struct{})
+			go func() { defer close(rolled); ro.Run(ctx) }()
+			defer func() { <-rolled }()
+		}
 		_ = p.cluster.cluster.Run(ctx, p.core, lister)
 	}()
 }

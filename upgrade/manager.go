@@ -298,6 +298,29 @@ func (m *Manager) Current(behaviour string) (Version, bool) {
 	return bs.Current, true
 }
 
+// Previous returns the version a rollback of behaviour would go back to.
+func (m *Manager) Previous(behaviour string) (Version, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := m.j.Behaviours[behaviour]
+	if bs == nil || bs.previous() == nil {
+		return Version{}, false
+	}
+	return *bs.previous(), true
+}
+
+// Behaviours lists the configured behaviours, sorted.
+func (m *Manager) Behaviours() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.sources))
+	for b := range m.sources {
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Live lists, by behaviour, the versions that may hold actors (the
 // current one first), as the journal has them.
 func (m *Manager) Live() map[string][]Version {

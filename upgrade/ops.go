@@ -40,6 +40,10 @@ type UpgradeOptions struct {
 	// Canary moves a share of the actors first and bakes (canary.go).
 	// Nil: the behaviour's policy (Options.Policies), if it has one.
 	Canary *Canary
+	// NoCanary moves every actor at once whatever the policy: for an
+	// upgrade another member of the cluster already carried out and
+	// judged (package rollout).
+	NoCanary bool
 }
 
 // UpgradeWith is Upgrade shaped by o. A canary upgrade outlives ctx (a
@@ -65,7 +69,7 @@ func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o U
 		return rec, err
 	}
 	op.force = o.Force
-	if plan := m.canaryPlan(behaviour, o.Canary); plan != nil {
+	if plan := m.canaryPlan(behaviour, o.Canary); plan != nil && !o.NoCanary {
 		op.Canary = &CanaryState{Plan: *plan}
 		m.openDecisions(behaviour)
 		var cancel context.CancelFunc

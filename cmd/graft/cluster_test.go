@@ -165,38 +165,53 @@ func TestClusterStoppedMemberStepsDownAndJoinerTakesItsShare(t *testing.T) {
 	}
 }
 
-// Each member upgrades the actors it runs. An actor upgraded on one
-// member whose owner then dies moves to a member still on the old
-// version, which cannot read its state: it does not start there and its
-// messages wait (none is dead-lettered) until that member is upgraded
-// too; then every message is applied once.
-func TestClusterActorOnANewerVersionWaitsForItsMember(t *testing.T) {
+// An upgrade started on one member reaches the whole cluster (package
+// rollout): the other member follows it with the bytes it fetched from
+// etcd, so every actor runs v2 wherever it lives; the owner's kill -9
+// moves its actors to a member that already runs v2; and a member that
+// joins later, configured with the old binary, takes v2 from etcd before
+// it runs its share.
+func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 	m := etcdtest.Start(t)
 	_, kv := kvSource(t)
-	const prefix = "/graft/cluster-versions"
+	const prefix = "/graft/cluster-rollout"
 	a, b := startPair(t, m.Endpoint, prefix, kv)
-	moved := ownedBy(t, b, "m0")[0]
-	assert.Equal(t, "v1:1", a.ok(t, "call", moved, "before"))
-	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
-	assert.True(t, strings.HasPrefix(a.ok(t, "call", moved, "on-v2"), "v2:"), "m0 upgraded the actors it runs")
-
-	require.NoError(t, a.cmd.Process.Kill())
-	<-a.exited
-	for i := range 5 {
-		b.ok(t, "send", moved, fmt.Sprintf("waiting-%d", i), "--id", fmt.Sprintf("w-%d", i))
+	for k := range 6 {
+		assert.Equal(t, "v1:1", b.ok(t, "call", fmt.Sprintf("k%d", k), "before"))
 	}
-	testbin.WaitFor(t, 30*time.Second, moved+" owned by m1, not running there", func() bool {
-		st := b.status(t)[moved]
-		return st.Owner == "m1" && strings.Contains(st.LastError, "cannot read")
-	})
-	st := b.status(t)[moved]
-	assert.Equal(t, uint64(5), st.Depth, "its messages wait")
-	assert.Zero(t, st.DeadLetters, "none is dead-lettered")
+	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	onV2 := func(p *coreProc, actors ...string) bool {
+		for _, name := range actors {
+			if !strings.HasPrefix(p.status(t)[name].Module, "2.") {
+				return false
+			}
+		}
+		return true
+	}
+	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	testbin.WaitFor(t, 60*time.Second, "every actor on v2, on both members", func() bool { return onV2(b, all...) })
+	for k := range 6 {
+		assert.Equal(t, "v2:2", a.ok(t, "call", fmt.Sprintf("k%d", k), "after"), "k%d: state migrated, each call applied once", k)
+	}
+	assert.Contains(t, b.logs.String(), "cluster rollout: following", "m1 followed m0's upgrade")
+	assert.GreaterOrEqual(t, strings.Count(b.ok(t, "history"), "completed"), 2, "each member's op is in the shared history")
 
-	b.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
-	testbin.WaitFor(t, 30*time.Second, moved+" running on m1's v2", func() bool { return b.status(t)[moved].Depth == 0 })
-	assert.Equal(t, "v2:8", b.ok(t, "call", moved, "after"), "two calls, five sends and this call, each applied once")
-	assert.Zero(t, b.status(t)[moved].DeadLetters)
+	require.NoError(t, a.cmd.Process.Kill()) // kill -9
+	<-a.exited
+	testbin.WaitFor(t, 30*time.Second, "m0's actors on m1", func() bool { return len(ownedBy(t, b, "m1")) == 6 })
+	for k := range 6 {
+		assert.Equal(t, "v2:3", b.ok(t, "call", fmt.Sprintf("k%d", k), "moved"), "k%d runs v2 on m1 with its state", k)
+	}
+
+	c := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 2), nil) // configured with v1
+	testbin.WaitFor(t, 60*time.Second, "m2 owns a share, on v2", func() bool {
+		mine := ownedBy(t, b, "m2")
+		return len(mine) > 0 && len(mine) < 6 && onV2(c, mine...)
+	})
+	for _, name := range ownedBy(t, b, "m2") {
+		assert.Equal(t, "v2:4", c.ok(t, "call", name, "joined"), "%s runs v2 on the joiner with its state", name)
+	}
+	assert.Contains(t, c.logs.String(), "cluster rollout: following", "the joiner took v2 from etcd")
 }
 
 // startPair starts members m0 and m1 of a cluster and waits until each

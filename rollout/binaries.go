@@ -1,0 +1,139 @@
+package rollout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ChunkSize is the size of one stored piece of a binary: well under
+// etcd's default request limit (1.5 MiB), so that no member needs a
+// raised --max-request-bytes for it.
+const ChunkSize = 512 << 10
+
+// binaryMeta is the value of bin/SHA/meta.
+type binaryMeta struct {
+	Size   int64 `json:"size"`
+	Chunks int   `json:"chunks"`
+}
+
+func (r *Rollout) binKey(sha string) string { return r.prefix + "bin/" + sha + "/" }
+func (r *Rollout) metaKey(sha string) string { return r.binKey(sha) + "meta" }
+func (r *Rollout) chunkKey(sha string, i int) string {
+	return fmt.Sprintf("%sc/%06d", r.binKey(sha), i)
+}
+
+// publishBinary stores the binary at path under sha, unless it is there.
+// The meta key goes last, so a reader that finds it finds every chunk.
+func (r *Rollout) publishBinary(ctx context.Context, sha, path string) error {
+	resp, err := r.client.Get(ctx, r.metaKey(sha), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("look for binary %s in etcd: %w", sha, err)
+	}
+	if len(resp.Kvs) > 0 {
+		return nil
+	}
+	f, err := os.Open(path) //nolint:gosec // G304: the upgrade manager's own cache file
+	if err != nil {
+		return fmt.Errorf("publish binary %s: %w", sha, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, ChunkSize)
+	var meta binaryMeta
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if _, perr := r.client.Put(ctx, r.chunkKey(sha, meta.Chunks), string(buf[:n])); perr != nil {
+				return fmt.Errorf("publish binary %s, chunk %d: %w", sha, meta.Chunks, perr)
+			}
+			meta.Chunks++
+			meta.Size += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("publish binary %s: read %s: %w", sha, path, err)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return fmt.Errorf("publish binary %s: %s has sha256 %s now: the cache file changed", sha, path, got)
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("publish binary %s: %w", sha, err)
+	}
+	if _, err := r.client.Put(ctx, r.metaKey(sha), string(b)); err != nil {
+		return fmt.Errorf("publish binary %s: %w", sha, err)
+	}
+	return nil
+}
+
+// fetchBinary writes the binary stored under sha to a new file of its
+// own in dir (mode 0700) and returns its path; the caller removes it. The
+// bytes are checked against sha, so what etcd holds cannot run as
+// something else.
+func (r *Rollout) fetchBinary(ctx context.Context, sha, dir string) (string, error) {
+	resp, err := r.client.Get(ctx, r.metaKey(sha))
+	if err != nil {
+		return "", fmt.Errorf("fetch binary %s: %w", sha, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", fmt.Errorf("fetch binary %s: not in etcd (%s): the member that announced it has not stored it", sha, r.metaKey(sha))
+	}
+	var meta binaryMeta
+	if err := json.Unmarshal(resp.Kvs[0].Value, &meta); err != nil {
+		return "", fmt.Errorf("fetch binary %s: meta %s: %w", sha, r.metaKey(sha), err)
+	}
+	f, err := os.CreateTemp(dir, "rollout-*")
+	if err != nil {
+		return "", fmt.Errorf("fetch binary %s: %w", sha, err)
+	}
+	path := f.Name()
+	fail := func(err error) (string, error) {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return "", fmt.Errorf("fetch binary %s: %w", sha, err)
+	}
+	h := sha256.New()
+	w := io.MultiWriter(f, h)
+	for i := range meta.Chunks {
+		c, err := r.client.Get(ctx, r.chunkKey(sha, i))
+		if err != nil {
+			return fail(err)
+		}
+		if len(c.Kvs) == 0 {
+			return fail(fmt.Errorf("chunk %d of %d missing", i, meta.Chunks))
+		}
+		if _, err := w.Write(c.Kvs[0].Value); err != nil {
+			return fail(err)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return fail(fmt.Errorf("the stored bytes have sha256 %s", got))
+	}
+	if err := f.Chmod(0o700); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	return filepath.Clean(path), nil
+}
+
+// dropBinary deletes a binary no announcement needs any more.
+func (r *Rollout) dropBinary(ctx context.Context, sha string) error {
+	if _, err := r.client.Delete(ctx, r.binKey(sha), clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("drop binary %s: %w", sha, err)
+	}
+	return nil
+}

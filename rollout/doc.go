@@ -1,0 +1,50 @@
+// Package rollout carries an upgrade that one member of a graft cluster
+// made to every other member, so that an upgrade started anywhere, by a
+// watched rebuild or by `graft upgrade`, moves every actor of the
+// behaviour wherever it runs, and a member that joins later runs the same
+// bytes.
+//
+// # Protocol
+//
+// Keys under the store's prefix P (next to package cluster's):
+//
+//	P/rollout/bin/SHA/meta     {size, chunks}: written after every chunk
+//	P/rollout/bin/SHA/c/NNNNNN the binary's bytes, in chunks of ChunkSize
+//	P/rollout/u/BEHAVIOUR      the announcement: {sha, version, kind,
+//	                           by, at, prev}: what the cluster runs
+//
+// Each member reconciles every Interval, per configured behaviour whose
+// upgrade manager is idle:
+//
+//	my current = announced       ─▶ nothing to do
+//	I moved since the last       ─▶ publish: the binary by sha256 (once),
+//	announcement I saw (a local     then the announcement, guarded by the
+//	upgrade or rollback)            revision I saw: of two members that
+//	                                publish at once, one wins and the
+//	                                other follows it
+//	the announcement moved, or   ─▶ follow: a rollback if it names my
+//	I just started and am behind    previous version, else fetch the bytes,
+//	                                check their sha256, and upgrade my
+//	                                actors from them (no canary: the
+//	                                member that published judged it)
+//
+// The member that starts an upgrade runs it on its own actors first and
+// announces it once its history records the outcome, so a version that
+// fails its checks there is never announced. Every member runs its own
+// op, with its own pause budget and history record, and G3 and G4 hold
+// per actor as on one core. A member killed in the middle of its share
+// loses its actors to the others, which have the new version by then or
+// take it from the announcement: they start each actor on the version
+// that can read its committed state.
+//
+// Polling rather than watching keeps it to one read per member and
+// Interval: an upgrade reaches the cluster within a second, and needs no
+// care for compacted watch revisions.
+//
+// # What is kept
+//
+// The binaries announced now and the ones before them (for rollbacks)
+// stay in etcd; an older binary is deleted when an announcement leaves it
+// two versions behind. A 20 MB plugin costs 20 MB of etcd's quota per
+// version kept.
+package rollout

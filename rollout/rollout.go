@@ -1,0 +1,248 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/graft-host/graft/mailbox"
+	"github.com/graft-host/graft/upgrade"
+)
+
+// Upgrader is what a member's upgrade manager (*upgrade.Manager) offers
+// the rollout: what runs, and the two ops a follower carries out.
+type Upgrader interface {
+	Behaviours() []string
+	Current(behaviour string) (upgrade.Version, bool)
+	Previous(behaviour string) (upgrade.Version, bool)
+	Running(behaviour string) (upgrade.Op, bool)
+	UpgradeWith(ctx context.Context, behaviour, source string, o upgrade.UpgradeOptions) (mailbox.UpgradeRecord, error)
+	Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error)
+}
+
+// Config configures one member's rollout.
+type Config struct {
+	// Client reaches the store's etcd cluster; Prefix is the store's.
+	Client *clientv3.Client
+	Prefix string
+	// Member names this member in announcements.
+	Member string
+	// Upgrader is the member's upgrade manager.
+	Upgrader Upgrader
+	// Scratch is a folder only the core's user can write (the store
+	// folder), where a fetched binary waits for the upgrade that caches it.
+	Scratch string
+	// Interval is how often the member reconciles (default 1s).
+	Interval time.Duration
+	// Logger receives one line per publish and follow.
+	Logger *slog.Logger
+}
+
+// Rollout is one member's side of the protocol in the package doc.
+type Rollout struct {
+	cfg    Config
+	client *clientv3.Client
+	prefix string
+	log    *slog.Logger
+	seen   map[string]*seen
+}
+
+// seen is what the member last knew of a behaviour: the announcement's
+// revision, the version it ran then, and when a failed follow may be
+// tried again.
+type seen struct {
+	rev     int64
+	local   string
+	retryAt time.Time
+	backoff time.Duration
+}
+
+// announcement is the value of u/BEHAVIOUR.
+type announcement struct {
+	SHA     string    `json:"sha"`
+	Version string    `json:"version"`
+	Kind    string    `json:"kind"`
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Prev    string    `json:"prev,omitempty"`
+}
+
+// New checks cfg and builds the member's rollout.
+func New(cfg Config) (*Rollout, error) {
+	if cfg.Client == nil || cfg.Upgrader == nil || cfg.Member == "" || cfg.Scratch == "" {
+		return nil, errors.New("rollout: Client, Upgrader, Member and Scratch are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Rollout{cfg: cfg, client: cfg.Client, prefix: cfg.Prefix + "/rollout/", log: cfg.Logger, seen: map[string]*seen{}}, nil
+}
+
+func (r *Rollout) annKey(behaviour string) string { return r.prefix + "u/" + behaviour }
+
+// Run reconciles every Interval until ctx ends. Errors (etcd away, a
+// follow that failed) are logged and tried again: the rollout never stops
+// the member.
+func (r *Rollout) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := r.reconcile(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("cluster rollout: reconcile failed; trying again", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile is one pass of the package doc's table over every behaviour.
+func (r *Rollout) reconcile(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*r.cfg.Interval)
+	defer cancel()
+	resp, err := r.client.Get(rctx, r.prefix+"u/", clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read the announcements: %w", err)
+	}
+	anns := map[string]announcement{}
+	revs := map[string]int64{}
+	for _, kv := range resp.Kvs {
+		var a announcement
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			r.log.Error("cluster rollout: an announcement does not parse; ignored", "key", string(kv.Key), "err", err)
+			continue
+		}
+		b := strings.TrimPrefix(string(kv.Key), r.prefix+"u/")
+		anns[b], revs[b] = a, kv.ModRevision
+	}
+	var errs []error
+	for _, b := range r.cfg.Upgrader.Behaviours() {
+		if _, busy := r.cfg.Upgrader.Running(b); busy {
+			continue
+		}
+		cur, ok := r.cfg.Upgrader.Current(b)
+		if !ok {
+			continue
+		}
+		a, announced := anns[b]
+		if err := r.step(ctx, b, cur, a, announced, revs[b], anns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// step reconciles one behaviour.
+func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a announcement, announced bool, rev int64, anns map[string]announcement) error {
+	s, known := r.seen[b]
+	if !known {
+		s = &seen{rev: -1, local: cur.SHA}
+		r.seen[b] = s
+	}
+	moved := known && cur.SHA != s.local
+	prev, hasPrev := r.cfg.Upgrader.Previous(b)
+	switch {
+	case announced && a.SHA == cur.SHA:
+		s.rev, s.local = rev, cur.SHA
+		return nil
+	case !announced && !moved:
+		s.rev = 0
+		return nil
+	case moved && rev == s.rev, !known && announced && hasPrev && prev.SHA == a.SHA:
+		// Moved here since the announcement seen (or past it while
+		// down): the cluster follows this member.
+		return r.publish(ctx, b, cur, a, announced, rev, anns)
+	}
+	if time.Now().Before(s.retryAt) {
+		return nil
+	}
+	if err := r.follow(ctx, b, a, prev, hasPrev); err != nil {
+		s.backoff = min(max(2*s.backoff, 2*time.Second), time.Minute)
+		s.retryAt = time.Now().Add(s.backoff)
+		return fmt.Errorf("follow %s of %q by %s: %w (next try in %s)", a.Version, b, a.By, err, s.backoff)
+	}
+	s.backoff, s.retryAt = 0, time.Time{}
+	now, _ := r.cfg.Upgrader.Current(b)
+	s.rev, s.local = rev, now.SHA
+	return nil
+}
+
+// publish stores cur's binary and announces it, guarded by the revision
+// of the announcement this member saw.
+func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, old announcement, announced bool, rev int64, anns map[string]announcement) error {
+	s := r.seen[b]
+	if err := r.publishBinary(ctx, cur.SHA, cur.Path); err != nil {
+		return err
+	}
+	a := announcement{SHA: cur.SHA, Version: cur.Name(), Kind: string(upgrade.KindUpgrade), By: r.cfg.Member, At: time.Now().UTC()}
+	if announced {
+		a.Prev = old.SHA
+		if cur.SHA == old.Prev {
+			a.Kind = string(upgrade.KindRollback)
+		}
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("announce %q: %w", b, err)
+	}
+	key := r.annKey(b)
+	if !announced {
+		rev = 0
+	}
+	tr, err := r.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(v))).Commit()
+	if err != nil {
+		return fmt.Errorf("announce %q: %w", b, err)
+	}
+	if !tr.Succeeded {
+		s.rev = -1 // another member announced first: follow it next time
+		r.log.Info("cluster rollout: another member announced first; following it", "behaviour", b)
+		return nil
+	}
+	s.rev, s.local = tr.Header.Revision, cur.SHA
+	r.log.Info("cluster rollout: announced", "behaviour", b, "kind", a.Kind, "version", a.Version)
+	if announced && old.Prev != "" && old.Prev != cur.SHA && old.Prev != old.SHA && !needed(anns, b, old.Prev) {
+		return r.dropBinary(ctx, old.Prev)
+	}
+	return nil
+}
+
+// needed says whether another behaviour's announcement uses sha.
+func needed(anns map[string]announcement, except, sha string) bool {
+	for b, a := range anns {
+		if b != except && (a.SHA == sha || a.Prev == sha) {
+			return true
+		}
+	}
+	return false
+}
+
+// follow carries out announcement a on this member's actors.
+func (r *Rollout) follow(ctx context.Context, b string, a announcement, prev upgrade.Version, hasPrev bool) error {
+	r.log.Info("cluster rollout: following", "behaviour", b, "kind", a.Kind, "version", a.Version, "by", a.By)
+	if hasPrev && prev.SHA == a.SHA {
+		_, err := r.cfg.Upgrader.Rollback(ctx, b)
+		return err
+	}
+	path, err := r.fetchBinary(ctx, a.SHA, r.cfg.Scratch)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(path) }()
+	_, err = r.cfg.Upgrader.UpgradeWith(ctx, b, path, upgrade.UpgradeOptions{Force: true, NoCanary: true})
+	if errors.Is(err, upgrade.ErrSameBinary) {
+		return nil
+	}
+	return err
+}
