@@ -24,7 +24,7 @@ type binaryMeta struct {
 	Chunks int   `json:"chunks"`
 }
 
-func (r *Rollout) binKey(sha string) string { return r.prefix + "bin/" + sha + "/" }
+func (r *Rollout) binKey(sha string) string  { return r.prefix + "bin/" + sha + "/" }
 func (r *Rollout) metaKey(sha string) string { return r.binKey(sha) + "meta" }
 func (r *Rollout) chunkKey(sha string, i int) string {
 	return fmt.Sprintf("%sc/%06d", r.binKey(sha), i)

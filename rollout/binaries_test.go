@@ -1,0 +1,70 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/graft-host/graft/internal/etcdtest"
+)
+
+// A binary stored by one member comes back byte for byte on another,
+// across chunk boundaries, with mode 0700; bytes that do not match their
+// sha256 are refused and leave no file; a dropped binary is gone.
+func TestBinaryRoundTripsThroughEtcd(t *testing.T) {
+	m := etcdtest.Start(t)
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint}, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := &Rollout{client: client, prefix: "/graft/bins/rollout/"}
+
+	dir := t.TempDir()
+	data := make([]byte, 2*ChunkSize+123)
+	_, _ = rand.Read(data)
+	src := filepath.Join(dir, "plugin")
+	require.NoError(t, os.WriteFile(src, data, 0o700))
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+
+	require.NoError(t, r.publishBinary(ctx, sha, src))
+	require.NoError(t, r.publishBinary(ctx, sha, src), "a second publish finds it there")
+	scratch := t.TempDir()
+	got, err := r.fetchBinary(ctx, sha, scratch)
+	require.NoError(t, err)
+	b, err := os.ReadFile(got)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(data, b), "the same bytes")
+	fi, err := os.Stat(got)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+
+	// Tamper with a chunk: the fetch refuses it and leaves nothing.
+	_, err = client.Put(ctx, r.chunkKey(sha, 1), "not the bytes")
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(got))
+	_, err = r.fetchBinary(ctx, sha, scratch)
+	require.ErrorContains(t, err, "the stored bytes have sha256")
+	left, err := os.ReadDir(scratch)
+	require.NoError(t, err)
+	assert.Empty(t, left, "no partial file is left")
+
+	// A cache file that changed under its name is not published.
+	require.NoError(t, os.WriteFile(src, []byte("changed"), 0o700))
+	require.ErrorContains(t, r.publishBinary(ctx, "00"+sha[2:], src), "the cache file changed")
+
+	require.NoError(t, r.dropBinary(ctx, sha))
+	_, err = r.fetchBinary(ctx, sha, scratch)
+	require.ErrorContains(t, err, "not in etcd")
+}
