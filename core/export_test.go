@@ -35,3 +35,14 @@ func AddStaleChild(c *Core, name, behaviour string) {
 	c.mu.RUnlock()
 	c.addChild(sub, runtimeSpec(name, behaviour), true)
 }
+
+// WakeLater queues a wake of the passive actor name, as a notification
+// of a new message does.
+func WakeLater(c *Core, name string) { c.wakeLater(name) }
+
+// WakeQueued says whether a wake of name is queued and not over yet.
+func WakeQueued(c *Core, name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.asleep[name]
+}

@@ -190,8 +190,13 @@ func (c *Core) wakeLocked(name string) {
 		return
 	}
 	if !c.owns(name) {
+		// Another core of the cluster runs it. It stays passive and no
+		// wake is queued any more, so that the Rebalance that brings it
+		// back to this core can queue one (a wake left marked queued
+		// would keep an owned actor passive for good).
+		c.asleep[name] = false
 		c.mu.Unlock()
-		return // another core of the cluster runs it
+		return
 	}
 	delete(c.asleep, name)
 	sub := c.subs[spec.Behaviour]

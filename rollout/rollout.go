@@ -168,7 +168,11 @@ func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a ann
 	if time.Now().Before(s.retryAt) {
 		return nil
 	}
-	if err := r.follow(ctx, b, a, prev, hasPrev); err != nil {
+	err := r.follow(ctx, b, a, prev, hasPrev)
+	if errors.Is(err, upgrade.ErrBusy) {
+		return nil // this member's own op (a watched rebuild, say) began meanwhile: look again after it
+	}
+	if err != nil {
 		s.backoff = min(max(2*s.backoff, 2*time.Second), time.Minute)
 		s.retryAt = time.Now().Add(s.backoff)
 		return fmt.Errorf("follow %s of %q by %s: %w (next try in %s)", a.Version, b, a.By, err, s.backoff)
@@ -189,7 +193,7 @@ func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, ol
 	a := announcement{SHA: cur.SHA, Version: cur.Name(), Kind: string(upgrade.KindUpgrade), By: r.cfg.Member, At: time.Now().UTC()}
 	if announced {
 		a.Prev = old.SHA
-		if cur.SHA == old.Prev {
+		if cur.SHA == old.Prev && old.Kind != string(upgrade.KindRollback) {
 			a.Kind = string(upgrade.KindRollback)
 		}
 	}

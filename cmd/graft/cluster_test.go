@@ -196,11 +196,28 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 	assert.Contains(t, b.logs.String(), "cluster rollout: following", "m1 followed m0's upgrade")
 	assert.GreaterOrEqual(t, strings.Count(b.ok(t, "history"), "completed"), 2, "each member's op is in the shared history")
 
+	// A rollback on the other member goes back on both, then forward again.
+	b.ok(t, "rollback", "kv")
+	onV1 := func(p *coreProc) bool {
+		for _, name := range all {
+			if !strings.HasPrefix(p.status(t)[name].Module, "1.") {
+				return false
+			}
+		}
+		return true
+	}
+	testbin.WaitFor(t, 60*time.Second, "every actor back on v1, on both members", func() bool { return onV1(a) })
+	for k := range 6 {
+		assert.Equal(t, "v1:3", a.ok(t, "call", fmt.Sprintf("k%d", k), "rolled-back"), "k%d: state migrated down", k)
+	}
+	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	testbin.WaitFor(t, 60*time.Second, "every actor on v2 again", func() bool { return onV2(b, all...) })
+
 	require.NoError(t, a.cmd.Process.Kill()) // kill -9
 	<-a.exited
 	testbin.WaitFor(t, 30*time.Second, "m0's actors on m1", func() bool { return len(ownedBy(t, b, "m1")) == 6 })
 	for k := range 6 {
-		assert.Equal(t, "v2:3", b.ok(t, "call", fmt.Sprintf("k%d", k), "moved"), "k%d runs v2 on m1 with its state", k)
+		assert.Equal(t, "v2:4", b.ok(t, "call", fmt.Sprintf("k%d", k), "moved"), "k%d runs v2 on m1 with its state", k)
 	}
 
 	c := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 2), nil) // configured with v1
@@ -209,7 +226,7 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 		return len(mine) > 0 && len(mine) < 6 && onV2(c, mine...)
 	})
 	for _, name := range ownedBy(t, b, "m2") {
-		assert.Equal(t, "v2:4", c.ok(t, "call", name, "joined"), "%s runs v2 on the joiner with its state", name)
+		assert.Equal(t, "v2:5", c.ok(t, "call", name, "joined"), "%s runs v2 on the joiner with its state", name)
 	}
 	assert.Contains(t, c.logs.String(), "cluster rollout: following", "the joiner took v2 from etcd")
 }
