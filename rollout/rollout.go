@@ -157,12 +157,14 @@ func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a ann
 	case announced && a.SHA == cur.SHA:
 		s.rev, s.local = rev, cur.SHA
 		return nil
-	case !announced && !moved:
+	case !announced && !moved && (known || !hasPrev):
 		s.rev = 0
 		return nil
-	case moved && rev == s.rev, !known && announced && hasPrev && prev.SHA == a.SHA:
-		// Moved here since the announcement seen (or past it while
-		// down): the cluster follows this member.
+	case moved && rev == s.rev, !known && announced && hasPrev && prev.SHA == a.SHA, !known && !announced:
+		// Moved here since the announcement seen, or past it (or past
+		// the configured version, with nothing announced) before this
+		// start, as when it was killed between its share and its
+		// announcement: the cluster follows this member.
 		return r.publish(ctx, b, cur, a, announced, rev, anns)
 	}
 	if time.Now().Before(s.retryAt) {

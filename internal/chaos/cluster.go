@@ -24,11 +24,12 @@ import (
 // sent through any live member. The faults: kill -9 of a core (started
 // again a moment later), SIGSTOP of a core past its lease (then SIGCONT:
 // it must step down), kill -9 of one etcd member at a time (started again
-// on its data), and an upgrade of ckv by a rebuilt binary, which every
-// member applies to the actors it runs. (No rollback: a rollback is not
-// yet coordinated across members, so an actor in flight between two of
-// them when each rolls back its own would stay on the newer version with
-// no member to run it; an upgrade converges, as every member upgrades.)
+// on its data), and an upgrade of ckv: by a rebuilt binary that every
+// member watches, or by `graft upgrade` on one member, which package
+// rollout carries to the others. (No rollback yet: a member that rolled
+// back has forgotten the newer version, so an actor handed to it from a
+// member that had not rolled back yet would wait there with no member to
+// run it; an upgrade converges, as its members keep both versions.)
 // The checks are the single-core run's on the store in etcd: every
 // acknowledged send applied once and in order, the register's calls
 // linearizable, every actor on a version that reads its state, nothing

@@ -63,9 +63,13 @@ func (c *clusterRun) injectCluster(ctx context.Context, async *sync.WaitGroup) e
 		case !upgraded && e >= c.opts.Events/3:
 			upgraded = true
 			c.stats.upgrades.Add(1)
-			if err := copyFile(c.versions["2"], c.kvSource); err != nil { // every member watches it
-				return err
+			if rng.IntN(2) == 0 {
+				if err := copyFile(c.versions["2"], c.kvSource); err != nil { // every member watches it
+					return err
+				}
+				break
 			}
+			async.Go(func() { c.upgradeThrough(ctx, i) }) // one member; package rollout carries it to the others
 		}
 	}
 	return nil
@@ -187,5 +191,22 @@ func (c *clusterRun) stopAll() {
 	}
 	for _, p := range processesUnder(c.dir) {
 		_ = p.signal(9)
+	}
+}
+
+// upgradeThrough runs `graft upgrade ckv --binary v2` on member i, or on
+// the next one that answers: the other members follow it (package
+// rollout), and the end check finds every actor on a version that reads
+// its state whichever member was killed meanwhile.
+func (c *clusterRun) upgradeThrough(ctx context.Context, i int) {
+	for k := range len(c.cores) {
+		j := (i + k) % len(c.cores)
+		uctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, err := c.clients[j].Upgrade(uctx, "ckv", c.versions["2"])
+		cancel()
+		if err == nil {
+			return
+		}
+		c.note("upgrade through %s: %v", c.cores[j].name, err)
 	}
 }
