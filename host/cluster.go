@@ -13,11 +13,13 @@ import (
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/mailbox/etcdstore"
 	"github.com/graft-host/graft/rollout"
+	"github.com/graft-host/graft/upgrade"
 )
 
 // clusterParts are a member's cluster pieces, for the stop.
 type clusterParts struct {
 	cluster *cluster.Cluster
+	rollout *rollout.Rollout // nil if it could not be built: upgrades stay on this member
 	client  *clientv3.Client
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -27,7 +29,7 @@ type clusterParts struct {
 // the core is built, so that the core's placement answers from its first
 // start: it owns nothing until the cluster's loop (runCluster) has joined
 // and acquired its share.
-func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config) error {
+func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config, mgr *upgrade.Manager) error {
 	cc := h.cfg.Cluster
 	if cc.Member == "" {
 		return nil
@@ -47,6 +49,14 @@ func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config) 
 		return err
 	}
 	p.cluster = &clusterParts{cluster: cl, client: client}
+	ro, err := rollout.New(rollout.Config{Client: client, Prefix: h.cfg.Store.Etcd.Prefix, Member: cc.Member,
+		Upgrader: mgr, Scratch: h.cfg.Store.Path, Logger: h.log.With("component", "rollout")})
+	if err != nil {
+		h.log.Error("upgrades will not reach the other members (run graft upgrade on each)", "err", err)
+	} else {
+		p.cluster.rollout = ro
+		p.announcer.Store(ro)
+	}
 	coreCfg.Placement = cl
 	open := coreCfg.OpenStore
 	coreCfg.OpenStore = func(opts mailbox.Options) (mailbox.Store, error) {
@@ -77,11 +87,7 @@ func (h *Host) runCluster(p *parts) {
 		}
 		return names, nil
 	}
-	ro, err := rollout.New(rollout.Config{Client: p.cluster.client, Prefix: h.cfg.Store.Etcd.Prefix, Member: h.cfg.Cluster.Member,
-		Upgrader: p.mgr, Scratch: h.cfg.Store.Path, Logger: h.log.With("component", "rollout")})
-	if err != nil {
-		h.log.Error("upgrades will not reach the other members (run graft upgrade on each)", "err", err)
-	}
+	ro := p.cluster.rollout
 	go func() {
 		defer close(p.cluster.done)
 		p.core.WarmModules(ctx) // before joining: a handover then waits for no plugin start
@@ -105,8 +111,19 @@ func (p *parts) leaveCluster() {
 		p.cluster.stop()
 		<-p.cluster.done
 	}
+	p.announcer.Store(nil)
 	_ = p.cluster.client.Close()
 	p.cluster = nil
+}
+
+// announce is the upgrade manager's BeforeMove in a cluster: the
+// member's rollout announces the op (nil outside a cluster, or once the
+// member left it).
+func (p *parts) announce(ctx context.Context, behaviour string, op upgrade.Op) error {
+	if ro := p.announcer.Load(); ro != nil {
+		return ro.Announce(ctx, behaviour, op)
+	}
+	return nil
 }
 
 // members is the control API's view of the cluster's members.

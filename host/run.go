@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/graft-host/graft/core"
@@ -15,6 +16,7 @@ import (
 	"github.com/graft-host/graft/internal/buildinfo"
 	"github.com/graft-host/graft/internal/metrics"
 	"github.com/graft-host/graft/internal/trust"
+	"github.com/graft-host/graft/rollout"
 	"github.com/graft-host/graft/upgrade"
 )
 
@@ -46,6 +48,9 @@ type parts struct {
 	// gate served the control socket while the core waited for its
 	// store (nil if it never had to): it then serves srv's API.
 	gate *control.Gate
+	// announcer is the cluster's rollout while this member is in it, for
+	// the upgrade manager's BeforeMove (parts.announce).
+	announcer atomic.Pointer[rollout.Rollout]
 }
 
 // release frees what the stop of the servers did not: the watcher, the
@@ -193,6 +198,9 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 		Policies: policies(cfg),
 	}
 	var observer core.Observer
+	if cfg.Cluster.Member != "" {
+		upOpts.BeforeMove = p.announce
+	}
 	if p.metrics != nil {
 		upOpts.OnRecord = p.metrics.Upgraded
 		observer = p.metrics
@@ -211,7 +219,7 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 	if err := mgr.Prepare(&coreCfg); err != nil {
 		return h.startErr(err)
 	}
-	if err := h.joinCluster(ctx, p, &coreCfg); err != nil {
+	if err := h.joinCluster(ctx, p, &coreCfg, mgr); err != nil {
 		return h.startErr(err)
 	}
 	c, err := core.New(coreCfg)

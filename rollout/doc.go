@@ -13,14 +13,24 @@
 //	P/rollout/u/BEHAVIOUR      the announcement: {sha, version, kind,
 //	                           by, at, prev}: what the cluster runs
 //
+// The member where an upgrade or rollback starts announces it from its
+// manager's BeforeMove hook (Announce): after the op's checks passed on
+// that member, before its first actor moves:
+//
+//	LOAD, CHECK on member A ─▶ Announce: store the binary (once), then
+//	                           put u/BEHAVIOUR guarded by the revision read
+//	                           (a canary: the binary only, announced once
+//	                           promoted, by the reconcile below)
+//	MOVE GROUPS on A        ║  every other member follows at once
+//
 // Each member reconciles every Interval, per configured behaviour whose
 // upgrade manager is idle:
 //
 //	my current = announced       ─▶ nothing to do
 //	I moved since the last       ─▶ publish: the binary by sha256 (once),
-//	announcement I saw (a local     then the announcement, guarded by the
-//	upgrade or rollback)            revision I saw: of two members that
-//	                                publish at once, one wins and the
+//	announcement I saw (a           then the announcement, guarded by the
+//	promoted canary, a restart      revision I saw: of two members that
+//	after a kill before Announce)   publish at once, one wins and the
 //	                                other follows it
 //	the announcement moved, or   ─▶ follow: a rollback if it names my
 //	I just started and am behind    previous version, else fetch the bytes,
@@ -28,14 +38,15 @@
 //	                                actors from them (no canary: the
 //	                                member that published judged it)
 //
-// The member that starts an upgrade runs it on its own actors first and
-// announces it once its history records the outcome, so a version that
-// fails its checks there is never announced. Every member runs its own
-// op, with its own pause budget and history record, and G3 and G4 hold
-// per actor as on one core. A member killed in the middle of its share
-// loses its actors to the others, which have the new version by then or
-// take it from the announcement: they start each actor on the version
-// that can read its committed state.
+// A version that fails its checks on the member where it starts is never
+// announced. Every member runs its own op, with its own pause budget and
+// history record, and G3 and G4 hold per actor as on one core. A member
+// killed in the middle of its share loses its actors to the others,
+// which were told before its first actor moved and hold the new version:
+// an actor the dead member moved runs there on it, one it had not moved
+// runs on it too (the new module migrates the older state up). An op that
+// fails on the member that announced it is followed forward by that
+// member too, once the others moved, so the cluster ends on one version.
 //
 // Polling rather than watching keeps it to one read per member and
 // Interval: an upgrade reaches the cluster within a second, and needs no

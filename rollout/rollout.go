@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -51,7 +52,13 @@ type Rollout struct {
 	client *clientv3.Client
 	prefix string
 	log    *slog.Logger
-	seen   map[string]*seen
+	// seen is reconcile's alone (one goroutine).
+	seen map[string]*seen
+	// own are the revisions of the announcements this member's ops made
+	// (Announce, from an op's goroutine), for reconcile to take in: it
+	// must not hold a lock across a follow, whose op calls Announce.
+	ownMu sync.Mutex
+	own   map[string]int64
 }
 
 // seen is what the member last knew of a behaviour: the announcement's
@@ -85,7 +92,7 @@ func New(cfg Config) (*Rollout, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Rollout{cfg: cfg, client: cfg.Client, prefix: cfg.Prefix + "/rollout/", log: cfg.Logger, seen: map[string]*seen{}}, nil
+	return &Rollout{cfg: cfg, client: cfg.Client, prefix: cfg.Prefix + "/rollout/", log: cfg.Logger, seen: map[string]*seen{}, own: map[string]int64{}}, nil
 }
 
 func (r *Rollout) annKey(behaviour string) string { return r.prefix + "u/" + behaviour }
@@ -151,6 +158,12 @@ func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a ann
 		s = &seen{rev: -1, local: cur.SHA}
 		r.seen[b] = s
 	}
+	r.ownMu.Lock()
+	if own, ok := r.own[b]; ok {
+		s.rev = own // this member's own announcement: what it runs once its op is over
+		delete(r.own, b)
+	}
+	r.ownMu.Unlock()
 	moved := known && cur.SHA != s.local
 	prev, hasPrev := r.cfg.Upgrader.Previous(b)
 	switch {
@@ -199,24 +212,19 @@ func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, ol
 			a.Kind = string(upgrade.KindRollback)
 		}
 	}
-	v, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("announce %q: %w", b, err)
-	}
-	key := r.annKey(b)
 	if !announced {
 		rev = 0
 	}
-	tr, err := r.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(v))).Commit()
+	newRev, ok, err := r.put(ctx, b, a, rev)
 	if err != nil {
-		return fmt.Errorf("announce %q: %w", b, err)
+		return err
 	}
-	if !tr.Succeeded {
+	if !ok {
 		s.rev = -1 // another member announced first: follow it next time
 		r.log.Info("cluster rollout: another member announced first; following it", "behaviour", b)
 		return nil
 	}
-	s.rev, s.local = tr.Header.Revision, cur.SHA
+	s.rev, s.local = newRev, cur.SHA
 	r.log.Info("cluster rollout: announced", "behaviour", b, "kind", a.Kind, "version", a.Version)
 	if announced && old.Prev != "" && old.Prev != cur.SHA && old.Prev != old.SHA && !needed(anns, b, old.Prev) {
 		return r.dropBinary(ctx, old.Prev)
@@ -251,4 +259,61 @@ func (r *Rollout) follow(ctx context.Context, b string, a announcement, prev upg
 		return nil
 	}
 	return err
+}
+
+// Announce is the manager's BeforeMove hook (upgrade.Options): an op
+// that passed its checks on this member is announced before its first
+// actor moves, so that the other members move theirs at the same time
+// and hold the new version before any actor that holds it reaches them
+// (a member killed in the middle leaves no actor that the survivors
+// cannot run). A canary's binary is stored but not announced: the other
+// members follow once its bake promoted it.
+func (r *Rollout) Announce(ctx context.Context, behaviour string, op upgrade.Op) error {
+	if err := r.publishBinary(ctx, op.To.SHA, op.To.Path); err != nil {
+		return err
+	}
+	if op.Canary != nil {
+		return nil
+	}
+	resp, err := r.client.Get(ctx, r.annKey(behaviour))
+	if err != nil {
+		return fmt.Errorf("announce %q: %w", behaviour, err)
+	}
+	var old announcement
+	var rev int64
+	if len(resp.Kvs) > 0 {
+		rev = resp.Kvs[0].ModRevision
+		if err := json.Unmarshal(resp.Kvs[0].Value, &old); err == nil && old.SHA == op.To.SHA {
+			return nil // announced already (a resumed op, or one that follows it)
+		}
+	}
+	a := announcement{SHA: op.To.SHA, Version: op.To.Name(), Kind: string(op.Kind), By: r.cfg.Member, At: time.Now().UTC()}
+	if rev != 0 {
+		a.Prev = old.SHA
+	}
+	newRev, ok, err := r.put(ctx, behaviour, a, rev)
+	if err != nil || !ok {
+		return err
+	}
+	r.ownMu.Lock()
+	r.own[behaviour] = newRev
+	r.ownMu.Unlock()
+	r.log.Info("cluster rollout: announced", "behaviour", behaviour, "kind", a.Kind, "version", a.Version)
+	return nil
+}
+
+// put writes announcement a of behaviour if the key's revision is still
+// rev (0: absent), and returns the new revision; ok is false if another
+// member announced first.
+func (r *Rollout) put(ctx context.Context, behaviour string, a announcement, rev int64) (int64, bool, error) {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return 0, false, fmt.Errorf("announce %q: %w", behaviour, err)
+	}
+	key := r.annKey(behaviour)
+	tr, err := r.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(v))).Commit()
+	if err != nil {
+		return 0, false, fmt.Errorf("announce %q: %w", behaviour, err)
+	}
+	return tr.Header.Revision, tr.Succeeded, nil
 }

@@ -73,6 +73,12 @@ type Options struct {
 	// OnRecord, if set, is told of every history record as it is written
 	// (for metrics such as upgrade pause times).
 	OnRecord func(mailbox.UpgradeRecord)
+	// BeforeMove, if set, is told of an upgrade or rollback that passed
+	// its checks, before its first actor moves, with the versions filled
+	// in: a cluster announces it there (package rollout), so that the
+	// other members take the new version before any actor that holds it
+	// can reach them. Its error is logged; the op goes on.
+	BeforeMove func(ctx context.Context, behaviour string, op Op) error
 	// Policies are, by behaviour, the canary that upgrades of it start
 	// with when none is asked for (a watched rebuild, `graft upgrade`
 	// without --canary). A behaviour without one upgrades all its actors,

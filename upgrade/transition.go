@@ -47,6 +47,7 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	defer r.unloadFrom(ctx)
 	err := r.check(ctx)
 	if err == nil {
+		r.beforeMove(ctx)
 		err = r.journal()
 	}
 	if err != nil {
@@ -60,6 +61,16 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 		return r.stop(ctx, moved, err)
 	}
 	return r.finish(ctx)
+}
+
+// beforeMove tells Options.BeforeMove of the op, once its checks passed.
+func (r *opRun) beforeMove(ctx context.Context) {
+	if r.m.opts.BeforeMove == nil {
+		return
+	}
+	if err := r.m.opts.BeforeMove(ctx, r.behaviour, r.op.snapshot()); err != nil {
+		r.m.log.Warn("could not tell the cluster of the upgrade before it moves actors; it goes on here", "behaviour", r.behaviour, "err", err)
+	}
 }
 
 // load starts (or finds) op's target module and its source one, filling

@@ -231,6 +231,45 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 	assert.Contains(t, c.logs.String(), "cluster rollout: following", "the joiner took v2 from etcd")
 }
 
+// A member killed in the middle of its share of a cluster upgrade (the
+// failpoint build kills m0 right after its first group's commit, before
+// its op could record anything) does not leave the upgrade half done:
+// the op was announced before its first actor moved, so m1 moved its own
+// actors meanwhile and holds v2 when m0's actors, some on v2 already,
+// reach it; every actor ends on v2 with its state.
+func TestClusterMemberKilledMidUpgradeIsFinishedByTheOthers(t *testing.T) {
+	m := etcdtest.Start(t)
+	_, kv := kvSource(t)
+	const prefix = "/graft/cluster-killed-mid-upgrade"
+	a := startGraftBin(t, plugin("graft-failpoints"), []string{"GRAFT_FAILPOINT=committed"}, clusterConfig(t, m.Endpoint, prefix, kv, 0), nil)
+	b := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 1), nil)
+	testbin.WaitFor(t, 60*time.Second, "both members own actors", func() bool {
+		m0, m1 := len(ownedBy(t, b, "m0")), len(ownedBy(t, b, "m1"))
+		return m0 > 0 && m1 > 0 && m0+m1 == 6
+	})
+	for k := range 6 {
+		assert.Equal(t, "v1:1", b.ok(t, "call", fmt.Sprintf("k%d", k), "before"))
+	}
+	r := graft(t, "", nil, "upgrade", "kv", "--binary", plugin("kv2"), "--config", a.config)
+	assert.NotEqual(t, 0, r.code, "m0 died in the middle of its upgrade")
+	<-a.exited
+	assert.Contains(t, a.logs.String(), "failpoint: killing the core")
+
+	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	testbin.WaitFor(t, 60*time.Second, "every actor on m1, on v2", func() bool {
+		st := b.status(t)
+		for _, name := range all {
+			if st[name].Owner != "m1" || !strings.HasPrefix(st[name].Module, "2.") || st[name].Status != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	for k := range 6 {
+		assert.Equal(t, "v2:2", b.ok(t, "call", fmt.Sprintf("k%d", k), "after"), "k%d: on v2 with its state", k)
+	}
+}
+
 // startPair starts members m0 and m1 of a cluster and waits until each
 // owns a share of the six actors.
 func startPair(t *testing.T, endpoint, prefix, kv string) (a, b *coreProc) {

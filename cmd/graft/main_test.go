@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 	testbin.Main(m, "graft-cli-", &binDir, append(testbin.Pkgs(".", "../../core/testdata/recorder", "../../core/testdata/hangstart",
 		"../../upgrade/testdata/kv1", "../../upgrade/testdata/kv2"),
 		testbin.Variant("kv2-nodown", "../../upgrade/testdata/kv2", "-X main.noDown=1"),
-		testbin.Variant("kv2-panic", "../../upgrade/testdata/kv2", "-X main.fault=panic"))...)
+		testbin.Variant("kv2-panic", "../../upgrade/testdata/kv2", "-X main.fault=panic"),
+		testbin.Tagged("graft-failpoints", ".", "graftfailpoints"))...)
 }
 
 func graftBin() string       { return filepath.Join(binDir, "graft") }
@@ -75,9 +76,17 @@ func startGraft(t testing.TB, body string, ready []string, extra ...string) *cor
 // startGraftAt is startGraft on an existing config file.
 func startGraftAt(t testing.TB, path string, ready []string, extra ...string) *coreProc {
 	t.Helper()
+	return startGraftBin(t, graftBin(), nil, path, ready, extra...)
+}
+
+// startGraftBin is startGraftAt with another graft binary (the failpoint
+// build) and extra environment.
+func startGraftBin(t testing.TB, bin string, env []string, path string, ready []string, extra ...string) *coreProc {
+	t.Helper()
 	p := &coreProc{logs: &testbin.Buffer{}, config: path, socket: filepath.Join(filepath.Dir(path), "run", "graft.sock"),
 		exited: make(chan struct{})}
-	p.cmd = exec.Command(graftBin(), append([]string{"run", "--config", path, "--log-format", "json", "--grace", "5s"}, extra...)...)
+	p.cmd = exec.Command(bin, append([]string{"run", "--config", path, "--log-format", "json", "--grace", "5s"}, extra...)...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.logs
 	require.NoError(t, p.cmd.Start())
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()

@@ -35,10 +35,19 @@ func TempDir(prefix string) (string, error) {
 // BuildAs compiles one package into dir/name with extra -ldflags (e.g.
 // "-X main.fault=panic"), for variants of a test plugin.
 func BuildAs(dir, name, pkg, ldflags string) error {
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "-ldflags", ldflags, pkg)
+	return buildTarget(dir, name, Target{Pkg: pkg, LDFlags: ldflags})
+}
+
+// buildTarget compiles t into dir/name.
+func buildTarget(dir, name string, t Target) error {
+	args := []string{"build", "-o", filepath.Join(dir, name), "-ldflags", t.LDFlags}
+	if t.Tags != "" {
+		args = append(args, "-tags", t.Tags)
+	}
+	cmd := exec.Command("go", append(args, t.Pkg)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s as %s: %w", pkg, name, err)
+		return fmt.Errorf("go build %s as %s: %w", t.Pkg, name, err)
 	}
 	return nil
 }
@@ -53,6 +62,8 @@ type Target struct {
 	Name string
 	// LDFlags are extra -ldflags ("-X main.fault=panic").
 	LDFlags string
+	// Tags are build tags ("graftfailpoints"), for a test-only build.
+	Tags string
 }
 
 // Pkgs is one Target per package, each named after its last element.
@@ -69,6 +80,12 @@ func Variant(name, pkg, ldflags string) Target {
 	return Target{Pkg: pkg, Name: name, LDFlags: ldflags}
 }
 
+// Tagged is pkg built as name with build tags, for a test-only build
+// (the failpoints of package upgrade).
+func Tagged(name, pkg, tags string) Target {
+	return Target{Pkg: pkg, Name: name, Tags: tags}
+}
+
 // BuildTargets builds every target into dir: the plain ones (no Name, no
 // LDFlags) in one `go build` call, as Build does, then the others one by
 // one, as BuildAs does. The toolchain's build cache makes a rebuild of
@@ -77,7 +94,7 @@ func BuildTargets(dir string, targets ...Target) error {
 	var plain []string
 	var named []Target
 	for _, t := range targets {
-		if t.Name == "" && t.LDFlags == "" {
+		if t.Name == "" && t.LDFlags == "" && t.Tags == "" {
 			plain = append(plain, t.Pkg)
 		} else {
 			named = append(named, t)
@@ -93,7 +110,7 @@ func BuildTargets(dir string, targets ...Target) error {
 		if name == "" {
 			name = filepath.Base(t.Pkg)
 		}
-		if err := BuildAs(dir, name, t.Pkg, t.LDFlags); err != nil {
+		if err := buildTarget(dir, name, t); err != nil {
 			return err
 		}
 	}
