@@ -23,21 +23,7 @@ import (
 // migration and its history record, all kept in etcd.
 func TestRunOnEtcd(t *testing.T) {
 	m := etcdtest.Start(t)
-	dir, src := kvSource(t)
-	path := filepath.Join(dir, "graft.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store:
-  path: ./data
-  backend: etcd
-  endpoints: [%s]
-  prefix: /graft/run-on-etcd
-  max_txn_ops: %d
-control: {dir: ./run}
-behaviours:
-  kv: {binary: %s}
-actors:
-  - {name: k0, behaviour: kv}
-  - {name: k1, behaviour: kv, process: own}
-`, m.Endpoint, etcdtest.MaxTxnOps, src)), 0o644))
+	path := etcdKVConfig(t, m.Endpoint, "/graft/run-on-etcd", "", "  - {name: k0, behaviour: kv}\n  - {name: k1, behaviour: kv, process: own}\n")
 	p := startGraftAt(t, path, []string{"k0", "k1"})
 	assert.Equal(t, "v1:1", p.ok(t, "call", "k0", "hello", "--id", "c-1"))
 	for i := range 20 {
@@ -70,21 +56,7 @@ actors:
 // A SIGTERM while it waits is a clean stop.
 func TestRunWaitsForEtcd(t *testing.T) {
 	addr := etcdtest.FreeAddr(t)
-	dir, src := kvSource(t)
-	path := filepath.Join(dir, "graft.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store:
-  path: ./data
-  backend: etcd
-  endpoints: [http://%s]
-  prefix: /graft/waits
-  dial_timeout: 1s
-  max_txn_ops: %d
-control: {dir: ./run}
-behaviours:
-  kv: {binary: %s}
-actors:
-  - {name: k0, behaviour: kv}
-`, addr, etcdtest.MaxTxnOps, src)), 0o644))
+	path := etcdKVConfig(t, "http://"+addr, "/graft/waits", "  dial_timeout: 1s\n", "  - {name: k0, behaviour: kv}\n")
 
 	waiting := func(p *coreProc) string {
 		var st control.Status
@@ -111,4 +83,25 @@ actors:
 	})
 	assert.Empty(t, waiting(second))
 	assert.Equal(t, "v1:1", second.ok(t, "call", "k0", "hello"))
+}
+
+// etcdKVConfig writes the config of a core on the etcd store at endpoint
+// and prefix (storeExtra: more lines of its store section) with the kv
+// behaviour (v1) and actors, and returns its path.
+func etcdKVConfig(t *testing.T, endpoint, prefix, storeExtra, actors string) string {
+	t.Helper()
+	dir, src := kvSource(t)
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store:
+  path: ./data
+  backend: etcd
+  endpoints: [%s]
+  prefix: %s
+  max_txn_ops: %d
+%scontrol: {dir: ./run}
+behaviours:
+  kv: {binary: %s}
+actors:
+%s`, endpoint, prefix, etcdtest.MaxTxnOps, storeExtra, src, actors)), 0o644))
+	return path
 }
