@@ -313,6 +313,18 @@ func (a *actor) step() (bool, error) {
 	if a.retryCommit(ctx, err) {
 		return true, nil
 	}
+	if errors.Is(err, mailbox.ErrTooLarge) {
+		// The store refused the whole commit as over one of its limits
+		// (etcd's --max-txn-ops or request size: a message that sends a
+		// great many), and wrote nothing. Halve the batch until the
+		// message at fault is alone, and fail that one, with the store's
+		// words, rather than crash the actor on it for good.
+		if len(msgs) > 1 {
+			a.setBatchMax(len(msgs) / 2)
+			return true, nil
+		}
+		return true, a.messageFailed(ctx, epoch, msgs[0], "its effects are too large for one commit: "+err.Error())
+	}
 	if err != nil {
 		return false, fmt.Errorf("commit batch %d..%d: %w", msgs[0].Seq, c.Through, err)
 	}

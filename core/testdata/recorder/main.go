@@ -103,6 +103,12 @@ func handle(ctx *sdk.Context, s state, m sdk.Message) (state, error) {
 	case strings.HasPrefix(p, "send:"):
 		parts := strings.SplitN(p, ":", 3)
 		ctx.Send(parts[1], []byte(parts[2]))
+	case strings.HasPrefix(p, "fan:"): // fan:N:target sends N messages to target
+		parts := strings.SplitN(p, ":", 3)
+		n, _ := strconv.Atoi(parts[1])
+		for i := range n {
+			ctx.Send(parts[2], []byte("fanned-"+strconv.Itoa(i)))
+		}
 	}
 	s.Applied = append(s.Applied, p)
 	ctx.Reply([]byte("ok:" + p))
