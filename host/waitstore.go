@@ -12,6 +12,7 @@ import (
 
 	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/internal/buildinfo"
+	"github.com/graft-host/graft/mailbox/etcdstore"
 )
 
 // Waiting for the store: an etcd store whose cluster has no quorum (not
@@ -32,12 +33,17 @@ const (
 // stopped while it waited for the store: a clean stop, not a failure.
 var errStoppedWaiting = errors.New("stopped while waiting for the store")
 
-// waitForStore returns once the store answers. Until then the control
+// waitForStore returns once the store answers, or fails the start at
+// once on an error that waiting does not cure (etcd refused the
+// credentials, say): only etcdstore.ErrUnavailable is waited out. Until then the control
 // socket answers through a gate that p keeps, for serve to open later.
 func (h *Host) waitForStore(ctx context.Context, p *parts) error {
 	err := h.cfg.Store.PingEtcd(ctx)
 	if err == nil {
 		return nil
+	}
+	if !errors.Is(err, etcdstore.ErrUnavailable) {
+		return h.startErr(err) // a wrong password or setting: waiting would not help
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -62,6 +68,9 @@ func (h *Host) waitForStore(ctx context.Context, p *parts) error {
 		err = h.cfg.Store.PingEtcd(ctx)
 		if ctx.Err() != nil {
 			return errStoppedWaiting
+		}
+		if err != nil && !errors.Is(err, etcdstore.ErrUnavailable) {
+			return h.startErr(err)
 		}
 	}
 	p.gate.Wait("starting: its store answers")

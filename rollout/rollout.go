@@ -42,6 +42,10 @@ type Config struct {
 	Scratch string
 	// Interval is how often the member reconciles (default 1s).
 	Interval time.Duration
+	// EtcdTimeout bounds each exchange with etcd: storing or fetching a
+	// binary, an announcement (default 1m). The upgrade a follow runs is
+	// bounded by the member's own settings, not by this.
+	EtcdTimeout time.Duration
 	// Logger receives one line per publish and follow.
 	Logger *slog.Logger
 }
@@ -81,6 +85,10 @@ type announcement struct {
 	Prev    string    `json:"prev,omitempty"`
 }
 
+// ErrStale refuses to announce an op whose starting version is not the
+// one announced: the cluster moved on meanwhile.
+var ErrStale = fmt.Errorf("the cluster's announced version moved on: %w", upgrade.ErrRefusedByCluster)
+
 // New checks cfg and builds the member's rollout.
 func New(cfg Config) (*Rollout, error) {
 	if cfg.Client == nil || cfg.Upgrader == nil || cfg.Member == "" || cfg.Scratch == "" {
@@ -88,6 +96,9 @@ func New(cfg Config) (*Rollout, error) {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
+	}
+	if cfg.EtcdTimeout <= 0 {
+		cfg.EtcdTimeout = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -144,7 +155,7 @@ func (r *Rollout) reconcile(ctx context.Context) error {
 			continue
 		}
 		a, announced := anns[b]
-		if err := r.step(ctx, b, cur, a, announced, revs[b], anns); err != nil {
+		if err := r.step(ctx, b, cur, a, announced, revs[b], resp.Header.Revision); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -152,18 +163,24 @@ func (r *Rollout) reconcile(ctx context.Context) error {
 }
 
 // step reconciles one behaviour.
-func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a announcement, announced bool, rev int64, anns map[string]announcement) error {
+func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a announcement, announced bool, rev, snapRev int64) error {
 	s, known := r.seen[b]
 	if !known {
 		s = &seen{rev: -1, local: cur.SHA}
 		r.seen[b] = s
 	}
 	r.ownMu.Lock()
-	if own, ok := r.own[b]; ok {
-		s.rev = own // this member's own announcement: what it runs once its op is over
+	own, hasOwn := r.own[b]
+	if hasOwn && own <= snapRev {
 		delete(r.own, b)
 	}
 	r.ownMu.Unlock()
+	if hasOwn && own > snapRev {
+		return nil // announced by this member after this pass read: a is stale, look again next pass
+	}
+	if hasOwn {
+		s.rev = own // this member's own announcement: what it runs once its op is over
+	}
 	moved := known && cur.SHA != s.local
 	prev, hasPrev := r.cfg.Upgrader.Previous(b)
 	switch {
@@ -173,12 +190,12 @@ func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a ann
 	case !announced && !moved && (known || !hasPrev):
 		s.rev = 0
 		return nil
-	case moved && rev == s.rev, !known && announced && hasPrev && prev.SHA == a.SHA, !known && !announced:
+	case moved && rev == s.rev, !known && announced && hasPrev && prev.SHA == a.SHA && !rolledBackFrom(a, cur), !known && !announced:
 		// Moved here since the announcement seen, or past it (or past
 		// the configured version, with nothing announced) before this
 		// start, as when it was killed between its share and its
 		// announcement: the cluster follows this member.
-		return r.publish(ctx, b, cur, a, announced, rev, anns)
+		return r.publish(ctx, b, cur, a, announced, rev)
 	}
 	if time.Now().Before(s.retryAt) {
 		return nil
@@ -200,8 +217,10 @@ func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a ann
 
 // publish stores cur's binary and announces it, guarded by the revision
 // of the announcement this member saw.
-func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, old announcement, announced bool, rev int64, anns map[string]announcement) error {
+func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, old announcement, announced bool, rev int64) error {
 	s := r.seen[b]
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
 	if err := r.publishBinary(ctx, cur.SHA, cur.Path); err != nil {
 		return err
 	}
@@ -226,20 +245,40 @@ func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, ol
 	}
 	s.rev, s.local = newRev, cur.SHA
 	r.log.Info("cluster rollout: announced", "behaviour", b, "kind", a.Kind, "version", a.Version)
-	if announced && old.Prev != "" && old.Prev != cur.SHA && old.Prev != old.SHA && !needed(anns, b, old.Prev) {
-		return r.dropBinary(ctx, old.Prev)
+	if announced {
+		r.dropUnneeded(ctx, b, old, cur.SHA)
 	}
 	return nil
 }
 
-// needed says whether another behaviour's announcement uses sha.
-func needed(anns map[string]announcement, except, sha string) bool {
-	for b, a := range anns {
-		if b != except && (a.SHA == sha || a.Prev == sha) {
-			return true
+// dropUnneeded deletes the binary that announcement old of behaviour
+// kept for rollbacks, once the new announcement (of sha) leaves it two
+// versions behind and no other behaviour's announcement uses it. A
+// failure leaves it there: it costs space, not correctness.
+func (r *Rollout) dropUnneeded(ctx context.Context, behaviour string, old announcement, sha string) {
+	if old.Prev == "" || old.Prev == sha || old.Prev == old.SHA {
+		return
+	}
+	resp, err := r.client.Get(ctx, r.prefix+"u/", clientv3.WithPrefix())
+	if err != nil {
+		return
+	}
+	for _, kv := range resp.Kvs {
+		var a announcement
+		if json.Unmarshal(kv.Value, &a) == nil && string(kv.Key) != r.annKey(behaviour) && (a.SHA == old.Prev || a.Prev == old.Prev) {
+			return
 		}
 	}
-	return false
+	if err := r.dropBinary(ctx, old.Prev); err != nil {
+		r.log.Warn("cluster rollout: could not delete a binary no announcement needs", "sha256", old.Prev, "err", err)
+	}
+}
+
+// rolledBackFrom says whether a is a rollback away from cur: a member that
+// restarts on cur, with a's version as its previous, is behind the
+// cluster, not ahead of it.
+func rolledBackFrom(a announcement, cur upgrade.Version) bool {
+	return a.Kind == string(upgrade.KindRollback) && a.Prev == cur.SHA
 }
 
 // follow carries out announcement a on this member's actors.
@@ -249,7 +288,9 @@ func (r *Rollout) follow(ctx context.Context, b string, a announcement, prev upg
 		_, err := r.cfg.Upgrader.Rollback(ctx, b)
 		return err
 	}
-	path, err := r.fetchBinary(ctx, a.SHA, r.cfg.Scratch)
+	fctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	path, err := r.fetchBinary(fctx, a.SHA, r.cfg.Scratch)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -269,6 +310,8 @@ func (r *Rollout) follow(ctx context.Context, b string, a announcement, prev upg
 // cannot run). A canary's binary is stored but not announced: the other
 // members follow once its bake promoted it.
 func (r *Rollout) Announce(ctx context.Context, behaviour string, op upgrade.Op) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
 	if err := r.publishBinary(ctx, op.To.SHA, op.To.Path); err != nil {
 		return err
 	}
@@ -283,8 +326,19 @@ func (r *Rollout) Announce(ctx context.Context, behaviour string, op upgrade.Op)
 	var rev int64
 	if len(resp.Kvs) > 0 {
 		rev = resp.Kvs[0].ModRevision
-		if err := json.Unmarshal(resp.Kvs[0].Value, &old); err == nil && old.SHA == op.To.SHA {
-			return nil // announced already (a resumed op, or one that follows it)
+		if err := json.Unmarshal(resp.Kvs[0].Value, &old); err != nil {
+			return fmt.Errorf("announce %q: the announcement in etcd does not parse: %w", behaviour, err)
+		}
+		switch old.SHA {
+		case op.To.SHA:
+			return nil // announced already: this op follows it
+		case op.From.SHA:
+		default:
+			// The cluster moved on (another member announced meanwhile) or
+			// this op follows an announcement already replaced: announcing
+			// it would turn the cluster back. Reconcile brings this member
+			// to what is announced.
+			return fmt.Errorf("announce %s of %q: %w: the cluster runs %s (announced by %s)", op.To.Name(), behaviour, ErrStale, old.Version, old.By)
 		}
 	}
 	a := announcement{SHA: op.To.SHA, Version: op.To.Name(), Kind: string(op.Kind), By: r.cfg.Member, At: time.Now().UTC()}
@@ -292,8 +346,21 @@ func (r *Rollout) Announce(ctx context.Context, behaviour string, op upgrade.Op)
 		a.Prev = old.SHA
 	}
 	newRev, ok, err := r.put(ctx, behaviour, a, rev)
-	if err != nil || !ok {
+	if err != nil {
 		return err
+	}
+	if !ok {
+		// Another member announced first: the same version (every member
+		// watches one rebuilt file, say) is this op's to carry out.
+		again, err := r.client.Get(ctx, r.annKey(behaviour))
+		var won announcement
+		if err == nil && len(again.Kvs) > 0 && json.Unmarshal(again.Kvs[0].Value, &won) == nil && won.SHA == op.To.SHA {
+			return nil
+		}
+		return fmt.Errorf("announce %s of %q: %w: another member announced another version first", op.To.Name(), behaviour, ErrStale)
+	}
+	if rev != 0 {
+		r.dropUnneeded(ctx, behaviour, old, op.To.SHA)
 	}
 	r.ownMu.Lock()
 	r.own[behaviour] = newRev

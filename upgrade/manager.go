@@ -39,6 +39,10 @@ var (
 	// ErrOlderVersion: an upgrade to a code version older than the one
 	// running, refused unless forced (a rollback is the way back).
 	ErrOlderVersion = errors.New("the binary is an older version than the one running")
+	// ErrRefusedByCluster: the cluster this core is a member of runs
+	// another version than the op starts from (another member announced
+	// meanwhile); nothing moved, and the member follows the cluster.
+	ErrRefusedByCluster = errors.New("the cluster moved to another version")
 )
 
 // Options configure a Manager.
@@ -77,7 +81,8 @@ type Options struct {
 	// its checks, before its first actor moves, with the versions filled
 	// in: a cluster announces it there (package rollout), so that the
 	// other members take the new version before any actor that holds it
-	// can reach them. Its error is logged; the op goes on.
+	// can reach them. An error that wraps ErrRefusedByCluster stops the op
+	// before anything moved; another is logged and the op goes on.
 	BeforeMove func(ctx context.Context, behaviour string, op Op) error
 	// Policies are, by behaviour, the canary that upgrades of it start
 	// with when none is asked for (a watched rebuild, `graft upgrade`

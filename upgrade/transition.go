@@ -47,7 +47,9 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	defer r.unloadFrom(ctx)
 	err := r.check(ctx)
 	if err == nil {
-		r.beforeMove(ctx)
+		err = r.beforeMove(ctx)
+	}
+	if err == nil {
 		err = r.journal()
 	}
 	if err != nil {
@@ -63,14 +65,22 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	return r.finish(ctx)
 }
 
-// beforeMove tells Options.BeforeMove of the op, once its checks passed.
-func (r *opRun) beforeMove(ctx context.Context) {
-	if r.m.opts.BeforeMove == nil {
-		return
+// beforeMove tells Options.BeforeMove of the op, once its checks passed
+// (not of a resumed op: it was told before its journal). An error that
+// wraps ErrRefusedByCluster stops the op with nothing moved; another is
+// logged and the op goes on.
+func (r *opRun) beforeMove(ctx context.Context) error {
+	if r.m.opts.BeforeMove == nil || r.op.resumed {
+		return nil
 	}
-	if err := r.m.opts.BeforeMove(ctx, r.behaviour, r.op.snapshot()); err != nil {
+	err := r.m.opts.BeforeMove(ctx, r.behaviour, r.op.snapshot())
+	if errors.Is(err, ErrRefusedByCluster) {
+		return err
+	}
+	if err != nil {
 		r.m.log.Warn("could not tell the cluster of the upgrade before it moves actors; it goes on here", "behaviour", r.behaviour, "err", err)
 	}
+	return nil
 }
 
 // load starts (or finds) op's target module and its source one, filling
