@@ -323,7 +323,7 @@ func (a *actor) step() (bool, error) {
 			a.setBatchMax(len(msgs) / 2)
 			return true, nil
 		}
-		return true, a.messageFailed(ctx, epoch, msgs[0], "its effects are too large for one commit: "+err.Error())
+		return true, a.messageFailed(ctx, epoch, msgs[0], "its commit alone (the new state, its sends, timers and spawns) is over the store's limits: "+err.Error())
 	}
 	if err != nil {
 		return false, fmt.Errorf("commit batch %d..%d: %w", msgs[0].Seq, c.Through, err)
