@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/graft-host/graft/config"
 	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/internal/buildinfo"
 	"github.com/graft-host/graft/mailbox/etcdstore"
@@ -38,15 +39,23 @@ var errStoppedWaiting = errors.New("stopped while waiting for the store")
 // credentials, say): only etcdstore.ErrUnavailable is waited out. Until then the control
 // socket answers through a gate that p keeps, for serve to open later.
 func (h *Host) waitForStore(ctx context.Context, p *parts) error {
+	if h.cfg.Store.Backend != config.BackendEtcd {
+		return nil
+	}
+	// From the first try on: a SIGTERM during it (a dial waits up to
+	// store.dial_timeout) is a clean stop too, not the default death.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	err := h.cfg.Store.PingEtcd(ctx)
+	if ctx.Err() != nil {
+		return errStoppedWaiting
+	}
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, etcdstore.ErrUnavailable) {
 		return h.startErr(err) // a wrong password or setting: waiting would not help
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	build := buildinfo.Read()
 	p.gate = control.NewGate(control.CoreInfo{PID: os.Getpid(), Socket: h.cfg.Control.Socket, Config: h.cfg.File, Started: time.Now(),
 		Version: build.Version, Commit: build.Commit, GoVersion: build.GoVersion}, h.log.With("component", "control"))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,6 +84,28 @@ func TestRunWaitsForEtcd(t *testing.T) {
 	})
 	assert.Empty(t, waiting(second))
 	assert.Equal(t, "v1:1", second.ok(t, "call", "k0", "hello"))
+}
+
+// A SIGTERM while the core's first try to reach etcd is still dialling
+// (up to store.dial_timeout) is a clean stop as well: exit 0, the control
+// socket and its lock removed.
+func TestRunStoppedDuringItsFirstDialIsClean(t *testing.T) {
+	path := etcdKVConfig(t, "http://"+etcdtest.FreeAddr(t), "/graft/first-dial", "  dial_timeout: 20s\n", "  - {name: k0, behaviour: kv}\n")
+	p := &coreProc{logs: &testbin.Buffer{}, config: path, exited: make(chan struct{})}
+	p.cmd = exec.Command(graftBin(), "run", "--config", path, "--log-format", "json")
+	p.cmd.Stderr = p.logs
+	require.NoError(t, p.cmd.Start())
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	testbin.WaitFor(t, 30*time.Second, "the core past its containment, dialling etcd", func() bool {
+		return p.logLine("plugin processes contained") != nil
+	})
+	p.stop(t) // SIGTERM; requires exit code 0 within 20s
+	assert.Contains(t, p.logs.String(), "stopped before it started")
+	left, err := os.ReadDir(filepath.Join(filepath.Dir(path), "run"))
+	require.NoError(t, err)
+	for _, e := range left {
+		assert.NotEqual(t, "graft.sock", e.Name(), "the control socket is gone (its lock file stays, emptied)")
+	}
 }
 
 // etcdKVConfig writes the config of a core on the etcd store at endpoint

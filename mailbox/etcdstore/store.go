@@ -137,7 +137,7 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 // wraps ErrUnavailable and names the endpoints and settings to check.
 func Ping(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
-	client, err := NewClient(cfg)
+	client, err := newClient(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -154,8 +154,15 @@ func Ping(ctx context.Context, cfg Config) error {
 // NewClient connects to the cluster cfg names as the store does: for
 // what shares the store's cluster (graft's cluster membership).
 func NewClient(cfg Config) (*clientv3.Client, error) {
+	return newClient(context.Background(), cfg)
+}
+
+// newClient is NewClient whose dial ends with ctx too (Ping's, which a
+// SIGTERM ends).
+func newClient(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	cfg = cfg.withDefaults()
 	client, err := clientv3.New(clientv3.Config{
+		Context:            ctx,
 		Endpoints:          cfg.Endpoints,
 		DialTimeout:        cfg.DialTimeout,
 		TLS:                cfg.TLS,
