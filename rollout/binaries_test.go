@@ -23,12 +23,7 @@ import (
 // across chunk boundaries, with mode 0700; bytes that do not match their
 // sha256 are refused and leave no file; a dropped binary is gone.
 func TestBinaryRoundTripsThroughEtcd(t *testing.T) {
-	m := etcdtest.Start(t)
-	client, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	client, ctx := startEtcd(t)
 	r := &Rollout{client: client, prefix: "/graft/bins/rollout/"}
 
 	dir := t.TempDir()
@@ -70,4 +65,17 @@ func TestBinaryRoundTripsThroughEtcd(t *testing.T) {
 	require.NoError(t, r.dropBinary(ctx, sha))
 	_, err = r.fetchBinary(ctx, sha, scratch)
 	require.ErrorContains(t, err, "not in etcd")
+}
+
+// startEtcd runs a one-member etcd for the test and returns a client of
+// it and a context bounding the test's calls.
+func startEtcd(t *testing.T) (*clientv3.Client, context.Context) {
+	t.Helper()
+	m := etcdtest.Start(t)
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint}, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return client, ctx
 }

@@ -8,12 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/graft-host/graft/internal/etcdtest"
 	"github.com/graft-host/graft/mailbox"
 	"github.com/graft-host/graft/upgrade"
 )
@@ -74,12 +72,7 @@ func ann(t *testing.T, ctx context.Context, c *clientv3.Client, key string) anno
 // its version again; a follow whose op starts after another member
 // announced a newer version does not turn the cluster back.
 func TestStaleVersionsAreNotAnnounced(t *testing.T) {
-	m := etcdtest.Start(t)
-	client, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	client, ctx := startEtcd(t)
 	dir := t.TempDir()
 	v1, v2, v3 := ver(t, dir, "one"), ver(t, dir, "two"), ver(t, dir, "three")
 
@@ -118,12 +111,7 @@ func TestStaleVersionsAreNotAnnounced(t *testing.T) {
 // announced and finished does not take the old announcement for news:
 // it neither follows it back nor rolls the cluster back.
 func TestOwnAnnouncementAfterThePassReadIsNotUndone(t *testing.T) {
-	m := etcdtest.Start(t)
-	client, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	client, ctx := startEtcd(t)
 	dir := t.TempDir()
 	v1, v2 := ver(t, dir, "one"), ver(t, dir, "two")
 	f := &fakeUp{cur: v1}
