@@ -265,12 +265,17 @@ func (a *actor) step() (bool, error) {
 		}
 		st = mailbox.State{Schema: init.Schema, Module: mod.Info().CodeVersion, Data: init.Data}
 	}
+	tr := a.core.trace.startBatch(ctx, &a.spec, mod.Info().CodeVersion, msgs)
+	var res *dynamic.BatchResult
+	committed := false
+	defer func() { tr.end(res, committed, err) }()
 	batch := dynamic.Batch{Actor: a.spec.Name, State: dynamic.State{Schema: st.Schema, Data: st.Data}, Messages: make([]dynamic.Message, len(msgs)), Init: initInHandle}
 	for i, m := range msgs {
-		batch.Messages[i] = dynamic.Message{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, Attempt: m.Attempts + 1, CallChain: m.CallChain, TimerID: m.TimerID}
+		batch.Messages[i] = dynamic.Message{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, Attempt: m.Attempts + 1,
+			CallChain: m.CallChain, TimerID: m.TimerID, TraceParent: tr.parent(i)}
 	}
 	a.inFlight.Store(int64(len(msgs)))
-	res, err := mod.Handle(ctx, batch)
+	res, err = mod.Handle(ctx, batch)
 	a.inFlight.Store(0)
 	if err != nil {
 		return a.moduleFailed(ctx, pool, mod, msgs, err)
@@ -296,19 +301,7 @@ func (a *actor) step() (bool, error) {
 		return true, a.messageFailed(ctx, epoch, msgs[0], reason)
 	}
 	next := mailbox.State{Schema: res.State.Schema, Module: mod.Info().CodeVersion, Data: res.State.Data}
-	c := mailbox.Commit{Actor: a.spec.Name, Epoch: epoch, Through: msgs[len(msgs)-1].Seq, State: &next}
-	for i, r := range res.Results {
-		for _, o := range r.Outgoing {
-			c.Outgoing = append(c.Outgoing, mailbox.Outgoing{To: o.To, Message: mailbox.Message{Sender: a.spec.Name, Payload: o.Payload}})
-		}
-		if (r.HasReply || r.Refusal != "") && msgs[i].ID != "" {
-			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply, Refusal: r.Refusal})
-		}
-	}
-	earliest := addEffects(&c, res.Results) // timers and spawns (effects.go)
-	if keep := a.core.cfg.Behaviours[a.spec.Behaviour].VerifyWindow; keep > 0 {
-		c.Handled, c.KeepHandled = handled(st, next, msgs, res.Results), keep
-	}
+	c, earliest := a.commitOf(epoch, st, next, msgs, res, tr)
 	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
 	if a.retryCommit(ctx, err) {
 		return true, nil
@@ -337,9 +330,30 @@ func (a *actor) step() (bool, error) {
 	a.suspect = false
 	a.mu.Unlock()
 	a.processed.Add(uint64(len(msgs)))
+	committed = true
 	a.core.cfg.Observer.BatchCommitted(a.spec.Name, a.spec.Behaviour, next.Module, len(msgs), time.Since(began))
 	a.core.delivered(a.spec.Name, msgs, res.Results)
 	return true, nil
+}
+
+// commitOf is the commit of the handled batch msgs, from state st to
+// next, with its results' sends (carrying the trace of the message that
+// sent them), replies and effects, and the earliest timer it sets.
+func (a *actor) commitOf(epoch uint64, st, next mailbox.State, msgs []mailbox.Message, res *dynamic.BatchResult, tr *batchTrace) (mailbox.Commit, time.Time) {
+	c := mailbox.Commit{Actor: a.spec.Name, Epoch: epoch, Through: msgs[len(msgs)-1].Seq, State: &next}
+	for i, r := range res.Results {
+		for _, o := range r.Outgoing {
+			c.Outgoing = append(c.Outgoing, mailbox.Outgoing{To: o.To, Message: mailbox.Message{Sender: a.spec.Name, Payload: o.Payload, TraceParent: tr.parent(i)}})
+		}
+		if (r.HasReply || r.Refusal != "") && msgs[i].ID != "" {
+			c.Replies = append(c.Replies, mailbox.Reply{MessageID: msgs[i].ID, Payload: r.Reply, Refusal: r.Refusal})
+		}
+	}
+	earliest := addEffects(&c, res.Results) // timers and spawns (effects.go)
+	if keep := a.core.cfg.Behaviours[a.spec.Behaviour].VerifyWindow; keep > 0 {
+		c.Handled, c.KeepHandled = handled(st, next, msgs, res.Results), keep
+	}
+	return c, earliest
 }
 
 // retryCommit says whether a batch whose commit failed with err (nothing

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graft-host/graft/core/supervisor"
 	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
@@ -54,6 +56,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer receives events for metrics (default: none).
 	Observer Observer
+	// Tracing, if not nil, traces every send, call and handled message with
+	// OpenTelemetry (tracing.go); nil traces nothing.
+	Tracing trace.TracerProvider
 	// Modules picks the binary each actor runs from its committed state
 	// (default: every actor runs its behaviour's configured binary).
 	Modules ModuleSelector
@@ -145,6 +150,7 @@ type SupervisionConfig struct {
 type Core struct {
 	cfg     Config
 	log     *slog.Logger
+	trace   *tracer // nil when not tracing
 	store   mailbox.Store
 	waiters waiters
 	sup     *supervisor.Supervisor
@@ -237,6 +243,7 @@ func New(cfg Config) (*Core, error) {
 		actors: make(map[string]*actor), specs: make(map[string]*ActorConfig, len(cfg.Actors)),
 		asleep: make(map[string]bool), halfReleased: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
+		trace: newTracer(cfg.Tracing),
 	}
 	c.held.set(cfg.HeldDeadLetters, true)
 	c.timers.init()
@@ -530,11 +537,13 @@ func (c *Core) Send(ctx context.Context, actor string, payload []byte, opts Send
 	if opts.Sender == "" {
 		opts.Sender = "client"
 	}
-	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload})
+	ctx, span := c.trace.startClient(ctx, "graft.send", actor, trace.SpanKindProducer)
+	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload, TraceParent: TraceParent(span.SpanContext())})
 	if err != nil {
-		return r, fmt.Errorf("send to actor %q: %w", actor, err)
+		err = fmt.Errorf("send to actor %q: %w", actor, err)
 	}
-	return r, nil
+	endSpan(span, err)
+	return r, err
 }
 
 // Call sends payload to actor and waits for the handler's reply until ctx
@@ -550,7 +559,9 @@ func (c *Core) Call(ctx context.Context, actor string, payload []byte, opts Send
 	return c.call(ctx, actor, payload, opts, nil)
 }
 
-func (c *Core) call(ctx context.Context, actor string, payload []byte, opts SendOptions, chain []string) ([]byte, error) {
+func (c *Core) call(ctx context.Context, actor string, payload []byte, opts SendOptions, chain []string) (_ []byte, err error) {
+	ctx, span := c.trace.startClient(ctx, "graft.call", actor, trace.SpanKindClient)
+	defer func() { endSpan(span, err) }()
 	if opts.ID == "" {
 		opts.ID = newID()
 	}
@@ -562,7 +573,7 @@ func (c *Core) call(ctx context.Context, actor string, payload []byte, opts Send
 	}
 	ch, remove := c.waiters.add(actor, opts.ID)
 	defer remove()
-	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload, CallChain: chain})
+	r, err := c.store.Enqueue(ctx, actor, mailbox.Message{ID: opts.ID, Sender: opts.Sender, Payload: payload, CallChain: chain, TraceParent: TraceParent(span.SpanContext())})
 	if err != nil {
 		return nil, fmt.Errorf("call actor %q: %w", actor, err)
 	}
@@ -636,7 +647,7 @@ func (h handlerCalls) Call(ctx context.Context, req dynamic.CallRequest) ([]byte
 		cycle := append(slices.Clone(req.CallerChain[i:]), req.To)
 		return nil, fmt.Errorf("%w: %s: %w", ErrCallCycle, strings.Join(cycle, " -> "), dynamic.ErrCallCycle)
 	}
-	reply, err := h.c.call(ctx, req.To, req.Payload, SendOptions{ID: req.ID, Sender: req.From}, req.CallerChain)
+	reply, err := h.c.call(h.c.trace.callContext(ctx, req), req.To, req.Payload, SendOptions{ID: req.ID, Sender: req.From}, req.CallerChain)
 	return reply, callKind(err)
 }
 

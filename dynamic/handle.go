@@ -84,7 +84,7 @@ func (m *Instance) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 	for i := range b.Messages {
 		in := &b.Messages[i]
 		backing[i] = graftv1.Message{Seq: in.Seq, Id: in.ID, Sender: in.Sender, Payload: in.Payload, Attempt: in.Attempt,
-			CallChain: in.CallChain, TimerId: in.TimerID}
+			CallChain: in.CallChain, TimerId: in.TimerID, TraceParent: in.TraceParent}
 		msgs[i] = &backing[i]
 	}
 	req := &graftv1.HandleRequest{BatchId: id, Actor: b.Actor, State: &graftv1.State{Schema: b.State.Schema, Data: b.State.Data}, Messages: msgs, Init: b.Init}

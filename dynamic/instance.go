@@ -407,7 +407,7 @@ type hostServer struct {
 func (h *hostServer) Call(ctx context.Context, req *graftv1.CallRequest) (*graftv1.CallResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	reply, err := h.caller.Call(ctx, CallRequest{From: req.From, To: req.To, Payload: req.Payload, ID: req.Id, CallerChain: req.CallerChain})
+	reply, err := h.caller.Call(ctx, CallRequest{From: req.From, To: req.To, Payload: req.Payload, ID: req.Id, CallerChain: req.CallerChain, TraceParent: req.TraceParent})
 	if err != nil {
 		kind, text := callErrorKind(err)
 		if text == "" {

@@ -67,6 +67,7 @@ type CallRequest struct {
 	Payload     []byte
 	ID          string   // derived from the calling message: stable across redeliveries
 	CallerChain []string // calling actors, outermost first, ending with From
+	TraceParent string   // the calling message's TraceParent: the call continues its trace
 }
 
 // Info is what a plugin reports about itself after the handshake.
@@ -123,6 +124,10 @@ type Message struct {
 	// TimerSet.ID it was set with), "" for any other message. The plugin
 	// hands it to the handler (sdk.Message.TimerID).
 	TimerID string
+	// TraceParent is the W3C traceparent of the core's span for handling
+	// the message ("" when the core does not trace). The plugin hands it to
+	// the handler, and back with each call the handler makes.
+	TraceParent string
 }
 
 // Batch is a run of messages for one actor, applied in order from State.

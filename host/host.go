@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graft-host/graft/config"
 	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/upgrade"
@@ -42,6 +44,11 @@ type Options struct {
 	// control.dir/http.token. Beyond loopback HTTPToken is required.
 	HTTPAddr  string
 	HTTPToken string
+	// Tracing, if not nil, is the OpenTelemetry tracer provider the core
+	// traces its messages and upgrades into; the embedding program owns it.
+	// Nil: the one the OTEL_* environment asks for (package tracing),
+	// which the host flushes when it stops; none when it asks for none.
+	Tracing trace.TracerProvider
 	// Grace bounds the graceful stop: after it, batches in flight are
 	// abandoned (redelivered at the next start) and plugins are killed
 	// (default DefaultGrace).

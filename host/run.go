@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/dynamic"
@@ -17,6 +19,7 @@ import (
 	"github.com/graft-host/graft/internal/metrics"
 	"github.com/graft-host/graft/internal/trust"
 	"github.com/graft-host/graft/rollout"
+	"github.com/graft-host/graft/tracing"
 	"github.com/graft-host/graft/upgrade"
 )
 
@@ -51,6 +54,10 @@ type parts struct {
 	// announcer is the cluster's rollout while this member is in it, for
 	// the upgrade manager's BeforeMove (parts.announce).
 	announcer atomic.Pointer[rollout.Rollout]
+	// tracing is what the core and the upgrade manager trace into (nil:
+	// nothing); ownTracing is set when the host made it (tracing.go).
+	tracing    trace.TracerProvider
+	ownTracing *tracing.Provider
 }
 
 // release frees what the stop of the servers did not: the watcher, the
@@ -73,6 +80,11 @@ func (p *parts) release() {
 	if p.gate != nil && p.srv == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
 		_ = p.gate.Shutdown(ctx) // the start failed after it waited: no core behind it
+		cancel()
+	}
+	if p.ownTracing != nil { // a start that failed: Run did not flush it
+		ctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
+		_ = p.stopTracing(ctx)
 		cancel()
 	}
 	if p.ctl != nil {
@@ -130,6 +142,7 @@ func (h *Host) Run(ctx context.Context) error {
 	if p.webSrv != nil {
 		p.webSrv.Close() // its event streams never end by themselves
 	}
+	errs = append(errs, p.stopTracing(shutCtx))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("graft core stopped: %w", err)
 	}
@@ -164,6 +177,9 @@ func (h *Host) start(ctx context.Context, p *parts) error {
 	if err := h.listenWeb(p); err != nil {
 		return err
 	}
+	if err := h.startTracing(ctx, p); err != nil {
+		return err
+	}
 	// 4 to 6, once the store answers.
 	if err := h.waitForStore(ctx, p); err != nil {
 		return err
@@ -195,7 +211,7 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 	upOpts := upgrade.Options{
 		Dir: cfg.BinaryCacheDir(), Logger: h.log.With("component", "upgrade"),
 		GroupSize: cfg.Upgrade.GroupSize, MaxPause: cfg.Upgrade.MaxPause, StopOverBudget: cfg.Upgrade.OverBudget == "stop",
-		Policies: policies(cfg),
+		Policies: policies(cfg), Tracing: p.tracerOf(),
 	}
 	var observer core.Observer
 	if cfg.Cluster.Member != "" {
@@ -213,6 +229,7 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 		return h.startErr(err)
 	}
 	coreCfg := cfg.Core(h.log, observer)
+	coreCfg.Tracing = p.tracerOf()
 	if err := clearPluginSockets(coreCfg.SocketDir); err != nil {
 		return h.startErr(err)
 	}

@@ -54,7 +54,7 @@ func (u controlUpgrader) InProgress() []control.UpgradeProgress {
 	for b, op := range ops {
 		p := control.UpgradeProgress{
 			Behaviour: b, Kind: string(op.Kind), From: op.From.Name(), To: op.To.Name(), Started: op.Started, Phase: "moving",
-			Moved: op.Moved, ToMove: op.ToMove,
+			Moved: op.Moved, ToMove: op.ToMove, GroupsMoved: op.GroupsMoved, Groups: op.Groups,
 		}
 		if op.Kind == upgrade.KindDryRun {
 			p.Phase = "dry run"

@@ -102,6 +102,7 @@ func (r *opRun) setPhase(p Phase, verdict string) error {
 	if old, ok := m.running[r.behaviour]; ok {
 		snap := r.op.snapshot()
 		snap.Moved, snap.ToMove = old.Moved, old.ToMove // the last move's progress stays shown
+		snap.GroupsMoved, snap.Groups = old.GroupsMoved, old.Groups
 		m.running[r.behaviour] = snap
 	}
 	return m.j.save()

@@ -161,6 +161,7 @@ func TestOperatorEndsABake(t *testing.T) {
 		done := s.startBaking(t, "kv2", plan)
 		op := s.mgr.RunningOps()["kv"]
 		assert.Equal(t, [2]int{2, 2}, [2]int{op.Moved, op.ToMove}, "the canary's move: 2 of 2 actors moved")
+		assert.Equal(t, [2]int{1, 1}, [2]int{op.GroupsMoved, op.Groups}, "in 1 group of 1")
 		require.NoError(t, s.mgr.Decide("kv", d))
 		err = <-done
 		h := s.history(t)

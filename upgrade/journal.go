@@ -51,9 +51,11 @@ type Op struct {
 	// Canary, for a canary upgrade, is its plan, group and phase
 	// (canary.go).
 	Canary *CanaryState `json:"canary,omitempty"`
-	// Moved of ToMove is how far the move under way has come (status, not
-	// journaled: a resumed op counts again).
-	Moved, ToMove int `json:"-"`
+	// Moved of ToMove is how far the move under way has come, in actors,
+	// and GroupsMoved of Groups in groups of Options.GroupSize (status,
+	// not journaled: a resumed op counts again).
+	Moved, ToMove       int `json:"-"`
+	GroupsMoved, Groups int `json:"-"`
 	// resumed marks an op finished by a core restarted in its middle.
 	resumed bool
 	// force runs an upgrade the checks would refuse: a failed dry run, an

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/mailbox"
 )
@@ -89,6 +91,9 @@ type Options struct {
 	// without --canary). A behaviour without one upgrades all its actors,
 	// in groups.
 	Policies map[string]Canary
+	// Tracing, if not nil, traces each op, its stages and its groups with
+	// OpenTelemetry (tracing.go); nil traces nothing.
+	Tracing trace.TracerProvider
 }
 
 // Manager carries out upgrades and rollbacks of behaviours and keeps the
@@ -96,9 +101,10 @@ type Options struct {
 // restarted mid-upgrade runs every actor on a version that can read its
 // committed state.
 type Manager struct {
-	opts  Options
-	log   *slog.Logger
-	cache *Cache
+	opts   Options
+	log    *slog.Logger
+	cache  *Cache
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	j       *journal
@@ -153,7 +159,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{
-		opts: opts, log: opts.Logger, cache: cache, j: j,
+		opts: opts, log: opts.Logger, cache: cache, j: j, tracer: newTracer(opts.Tracing),
 		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
 		life: context.Background(), decisions: map[string]chan Decision{},
 		health: &health{next: nopObserver{}, watches: map[string]*bakeWatch{}},

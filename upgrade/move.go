@@ -34,7 +34,9 @@ func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator 
 	var over []overBudget
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
 		end := min(start+m.opts.GroupSize, len(actors))
-		pauses, late, err := m.moveGroup(ctx, target, migrator, to, actors[start:end], durable && end == len(actors))
+		gctx, span := m.startGroup(ctx, start/m.opts.GroupSize, end-start) // tracing.go
+		pauses, late, err := m.moveGroup(gctx, target, migrator, to, actors[start:end], durable && end == len(actors))
+		endGroup(span, len(pauses), len(late), err)
 		steps, over = append(steps, pauses...), append(over, late...)
 		if progress != nil {
 			progress(len(pauses))

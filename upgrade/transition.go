@@ -37,20 +37,22 @@ type opRun struct {
 // resumed after a restart) one stage after the other: load, check,
 // journal, move groups, then finish, or on a failed move stop (and maybe
 // move back). Each stage is a method of opRun named as in the package doc.
-func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down bool) (mailbox.UpgradeRecord, error) {
+func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down bool) (rec mailbox.UpgradeRecord, err error) {
+	ctx, span := m.startOp(ctx, behaviour, op) // tracing.go
+	defer func() { endOp(span, rec, err) }()
 	r := &opRun{m: m, behaviour: behaviour, op: op, down: down, rec: mailbox.UpgradeRecord{
 		Behaviour: behaviour, Kind: string(op.Kind), Started: time.Now().UTC(), From: op.From.Name(),
 	}}
-	if err := r.load(ctx); err != nil {
+	if err := r.stage(ctx, "load", r.load); err != nil {
 		return r.fail(ctx, err)
 	}
 	defer r.unloadFrom(ctx)
-	err := r.check(ctx)
-	if err == nil {
-		err = r.beforeMove(ctx)
+	err = r.stage(ctx, "check", r.check)
+	if err == nil && r.m.opts.BeforeMove != nil {
+		err = r.stage(ctx, "before_move", r.beforeMove)
 	}
 	if err == nil {
-		err = r.journal()
+		err = r.stage(ctx, "journal", func(context.Context) error { return r.journal() })
 	}
 	if err != nil {
 		r.unload(ctx)
@@ -59,8 +61,13 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	if op.Canary != nil {
 		return r.canary(ctx) // bake.go
 	}
-	if moved, err := r.moveGroups(ctx); err != nil {
-		return r.stop(ctx, moved, err)
+	var moved []string
+	moveErr := r.stage(ctx, "move", func(ctx context.Context) (err error) {
+		moved, err = r.moveGroups(ctx)
+		return err
+	})
+	if moveErr != nil {
+		return r.stop(ctx, moved, moveErr)
 	}
 	return r.finish(ctx)
 }
@@ -298,6 +305,7 @@ func (r *opRun) progress(total int) func(int) {
 	m.mu.Lock()
 	if op, ok := m.running[r.behaviour]; ok {
 		op.Moved, op.ToMove = 0, total
+		op.GroupsMoved, op.Groups = 0, (total+m.opts.GroupSize-1)/m.opts.GroupSize
 		m.running[r.behaviour] = op
 	}
 	m.mu.Unlock()
@@ -306,6 +314,7 @@ func (r *opRun) progress(total int) func(int) {
 		defer m.mu.Unlock()
 		if op, ok := m.running[r.behaviour]; ok {
 			op.Moved += n
+			op.GroupsMoved = min(op.GroupsMoved+1, op.Groups)
 			m.running[r.behaviour] = op
 		}
 	}

@@ -64,14 +64,17 @@ func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*ap
 	if d <= 0 {
 		d = def
 	}
-	return f.clientWithin(cmd, sock, d)
+	return f.clientWithin(cmd, e, sock, d)
 }
 
 // clientWithin connects to the core at sock with a context bounded by d
-// exactly, for commands whose --timeout means something else (call).
-func (f *clientFlags) clientWithin(cmd *cobra.Command, sock string, d time.Duration) (*api.Client, context.Context, context.CancelFunc, error) {
+// exactly, for commands whose --timeout means something else (call). A
+// $TRACEPARENT (a W3C traceparent, as a traced script exports it) makes
+// the command's sends, calls and upgrades part of that trace.
+func (f *clientFlags) clientWithin(cmd *cobra.Command, e *env, sock string, d time.Duration) (*api.Client, context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), d)
 	c := api.NewClient(sock)
+	c.TraceParent = e.getenv("TRACEPARENT")
 	return c, ctx, func() { cancel(); c.Close() }, nil
 }
 

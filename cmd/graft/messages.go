@@ -141,7 +141,7 @@ Exit status: 0 replied, 1 failed (no reply, timeout, unknown actor...),
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := cf.clientWithin(cmd, sock, wait+5*time.Second) // the core times out first and says so
+			c, ctx, done, err := cf.clientWithin(cmd, e, sock, wait+5*time.Second) // the core times out first and says so
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/mailbox"
 )
@@ -98,6 +100,11 @@ func (s *Server) routes() {
 
 func (s *Server) route(pattern string, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("traceparent") != "" {
+			// A traced caller: its sends, calls and upgrades continue its
+			// trace (W3C trace context; core/tracing.go).
+			r = r.WithContext(propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		}
 		v, err := h(r)
 		if err != nil {
 			level := slog.LevelWarn

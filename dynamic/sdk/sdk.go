@@ -65,6 +65,11 @@ type Message struct {
 	Attempt   uint32   // delivery attempt, 1 for the first
 	CallChain []string // for a synchronous call: the calling actors, outermost first
 	TimerID   string   // for a message a timer delivered: the id SendAfter or SendAt returned; "" otherwise
+	// TraceParent is the W3C traceparent of the core's span for handling
+	// this message when the core traces (OpenTelemetry), "" otherwise. Calls
+	// the handler makes carry it, so they continue the trace; a behaviour
+	// that traces its own work can use it as the parent of its spans.
+	TraceParent string
 }
 
 // ErrNoHost is returned by Context.Call when the Context has no way to
@@ -111,6 +116,8 @@ type CallRequest struct {
 	ID string
 	// Chain lists the calling actors, outermost first, ending with From.
 	Chain []string
+	// TraceParent is the calling message's Message.TraceParent.
+	TraceParent string
 }
 
 // Send is a message a handler sent with Context.Send.
@@ -168,7 +175,7 @@ func (c *Context) Call(to string, payload []byte) ([]byte, error) {
 	chain := append(append([]string(nil), c.msg.CallChain...), c.actor)
 	return c.caller.Call(c, CallRequest{
 		From: c.actor, To: to, Payload: payload,
-		ID: callID(c.actor, c.msg, c.calls), Chain: chain,
+		ID: callID(c.actor, c.msg, c.calls), Chain: chain, TraceParent: c.msg.TraceParent,
 	})
 }
 
@@ -375,7 +382,7 @@ func (g grpcCaller) Call(ctx context.Context, req CallRequest) ([]byte, error) {
 			Detail: fmt.Sprintf("the request is %d bytes, over the %d-byte limit (limits.max_message_size)", len(req.Payload), g.max)}
 	}
 	resp, err := g.hc.Call(ctx, &graftv1.CallRequest{
-		From: req.From, To: req.To, Payload: req.Payload, Id: req.ID, CallerChain: req.Chain,
+		From: req.From, To: req.To, Payload: req.Payload, Id: req.ID, CallerChain: req.Chain, TraceParent: req.TraceParent,
 	})
 	if err != nil {
 		return nil, &CallError{To: req.To, Detail: "the host's call service failed: " + err.Error()}

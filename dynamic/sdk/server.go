@@ -173,7 +173,7 @@ func (s *server[S]) handleBatch(ctx context.Context, req *graftv1.HandleRequest)
 	lim := s.currentLimits()
 	used := 0
 	for i, pm := range req.Messages {
-		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain, TimerID: pm.TimerId}
+		msg := Message{Seq: pm.Seq, ID: pm.Id, Sender: pm.Sender, Payload: pm.Payload, Attempt: pm.Attempt, CallChain: pm.CallChain, TimerID: pm.TimerId, TraceParent: pm.TraceParent}
 		out := Apply(ctx, s.m.Behaviour, req.Actor, state, msg, calls)
 		s.logPanic(out.Err)
 		text, refused := out.Refused()

@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"HandledWindow", testHandledWindow},
 		{"ScheduleFromOutside", testScheduleFromOutside},
 		{"RemoveDeletesSendsScheduledToIt", testRemoveDeletesSendsScheduledToIt},
+		{"TraceParentTravelsWithTheMessage", testTraceParentTravelsWithTheMessage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -124,19 +124,35 @@ func (d *decoder) strs() []string {
 // wrote before timers and which still decodes. An optional field is written
 // only when it is not empty, so each message has one encoding.
 const (
-	tagTimerID = 1 // then str: Message.TimerID
+	tagTimerID     = 1 // then str: Message.TimerID
+	tagTraceParent = 2 // then str: Message.TraceParent
 )
 
+// optionalField is one optional trailing field of a message record.
+type optionalField struct {
+	tag  byte
+	name string
+	val  *string
+}
+
+// optionalFields are m's optional trailing fields, in the order they are
+// written (an array, so that the hot path allocates nothing for it).
+func optionalFields(m *mailbox.Message) [2]optionalField {
+	return [2]optionalField{{tagTimerID, "timer id", &m.TimerID}, {tagTraceParent, "trace parent", &m.TraceParent}}
+}
+
 func encodeMessage(m *mailbox.Message) []byte {
-	e := newEncoder(len(m.Payload) + len(m.ID) + len(m.Sender) + len(m.TimerID) + 16)
+	e := newEncoder(len(m.Payload) + len(m.ID) + len(m.Sender) + len(m.TimerID) + len(m.TraceParent) + 16)
 	e.uvarint(uint64(m.EnqueuedAt.UnixNano()))
 	e.str(m.ID)
 	e.str(m.Sender)
 	e.strs(m.CallChain)
 	e.bytes(m.Payload)
-	if m.TimerID != "" {
-		e.b = append(e.b, tagTimerID)
-		e.str(m.TimerID)
+	for _, f := range optionalFields(m) {
+		if *f.val != "" {
+			e.b = append(e.b, f.tag)
+			e.str(*f.val)
+		}
 	}
 	return e.b
 }
@@ -149,10 +165,12 @@ func decodeMessage(seq uint64, b []byte) (mailbox.Message, error) {
 	m.Sender = d.str()
 	m.CallChain = d.strs()
 	m.Payload = d.bytes()
-	if d.err == nil && len(d.b) > 0 && d.b[0] == tagTimerID {
-		d.b = d.b[1:]
-		if m.TimerID = d.str(); d.err == nil && m.TimerID == "" {
-			d.err = errors.New("message record has an empty timer id field")
+	for _, f := range optionalFields(&m) {
+		if d.err == nil && len(d.b) > 0 && d.b[0] == f.tag {
+			d.b = d.b[1:]
+			if *f.val = d.str(); d.err == nil && *f.val == "" {
+				d.err = fmt.Errorf("message record has an empty %s field", f.name)
+			}
 		}
 	}
 	if err := d.done(); err != nil {

@@ -24,6 +24,7 @@ type deadRecord struct {
 	LastError  string    `json:"last_error"`
 	DeadAt     time.Time `json:"dead_at"`
 	TimerID    string    `json:"timer_id,omitempty"`
+	Trace      string    `json:"trace_parent,omitempty"`
 	To         string    `json:"to,omitempty"`
 }
 
@@ -32,7 +33,7 @@ func encodeDeadLetter(d mailbox.DeadLetter) ([]byte, error) {
 	return json.Marshal(deadRecord{
 		Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, CallChain: m.CallChain,
 		EnqueuedAt: m.EnqueuedAt, Attempts: m.Attempts, LastError: m.LastError, DeadAt: d.DeadAt,
-		TimerID: m.TimerID, To: d.To,
+		TimerID: m.TimerID, Trace: m.TraceParent, To: d.To,
 	})
 }
 
@@ -45,6 +46,7 @@ func decodeDeadLetter(b []byte) (mailbox.DeadLetter, error) {
 		Message: mailbox.Message{
 			Seq: r.Seq, ID: r.ID, Sender: r.Sender, Payload: r.Payload, CallChain: r.CallChain,
 			EnqueuedAt: r.EnqueuedAt, Attempts: r.Attempts, LastError: r.LastError, TimerID: r.TimerID,
+			TraceParent: r.Trace,
 		},
 		DeadAt: r.DeadAt,
 		To:     r.To,

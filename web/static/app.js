@@ -215,7 +215,7 @@ function upgradesPage(v) {
     el("p", {}, el("span", { class: "phase" }, u.phase),
       u.canary ? ` · canary ${u.canary} (${(u.group || []).join(", ")})` : "",
       u.phase === "baking" ? ` · ${Math.round(u.bake_left_seconds)} s left` : "", u.verdict ? ` · ${u.verdict}` : "",
-      u.to_move && u.phase !== "baking" ? el("span", { class: "moved" }, ` · ${u.moved} of ${u.to_move} actors moved`) : ""),
+      u.to_move && u.phase !== "baking" ? el("span", { class: "moved" }, ` · ${u.moved} of ${u.to_move} actors moved, ${u.groups_moved} of ${u.groups} groups`) : ""),
     u.health ? healthTable(u.health) : "",
     u.phase === "baking" ? el("p", {},
       el("button", { id: "promote", onclick: () => decide(u.behaviour, "promote") }, "Promote now"), " ",

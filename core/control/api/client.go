@@ -19,6 +19,10 @@ import (
 type Client struct {
 	socket string
 	http   *http.Client
+	// TraceParent, if set, is sent as the W3C traceparent header of every
+	// request, so that what the request does continues that trace when
+	// the core traces (an invalid one is ignored by the core).
+	TraceParent string
 }
 
 // NewClient returns a client of the core listening on socket; nothing is
@@ -57,6 +61,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.TraceParent != "" {
+		req.Header.Set("traceparent", c.TraceParent)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

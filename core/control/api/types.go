@@ -390,6 +390,10 @@ type UpgradeProgress struct {
 	// canary's group, the rest after a promote, or a move back).
 	Moved  int `json:"moved"`
 	ToMove int `json:"to_move"`
+	// GroupsMoved of Groups is the same count in groups (upgrade.group_size
+	// actors each, paused and committed together).
+	GroupsMoved int `json:"groups_moved"`
+	Groups      int `json:"groups"`
 	// Health, while a canary bakes, is its group against the actors left
 	// on the old version, as the gates see them now.
 	Health *CanaryHealth `json:"health,omitempty"`

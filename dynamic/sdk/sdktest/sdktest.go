@@ -94,6 +94,10 @@ func Attempt(n uint32) Option { return func(m *sdk.Message) { m.Attempt = n } }
 // (Message.TimerID), as Fire does.
 func FromTimer(id string) Option { return func(m *sdk.Message) { m.TimerID = id } }
 
+// InTrace sets the message's W3C traceparent (Message.TraceParent), as a
+// core that traces sets it; the calls the handler makes carry it.
+func InTrace(traceparent string) Option { return func(m *sdk.Message) { m.TraceParent = traceparent } }
+
 // Fire delivers timer t, one the handler set (Outcome.Timers), to the
 // behaviour in state, as the core does when it comes due: its payload,
 // with Message.TimerID set to its id. The test decides when: Fire ignores

@@ -44,6 +44,14 @@ func TestHarnessStubsCallsAndPassesStateThroughTheCodec(t *testing.T) {
 		t.Fatalf("calls: %+v", calls)
 	}
 
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	if out = h.Handle(state{}, "q2", sdktest.InTrace(tp)); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	if calls := h.Calls(); calls[0].TraceParent != "" || calls[1].TraceParent != tp {
+		t.Fatalf("a call carries the calling message's trace, and only it: %+v", calls)
+	}
+
 	h2 := sdktest.New(b)
 	out = h2.Handle(state{}, "q")
 	if !errors.Is(out.Err, sdk.ErrUnknownActor) {

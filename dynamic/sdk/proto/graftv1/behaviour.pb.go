@@ -640,7 +640,11 @@ type Message struct {
 	CallChain []string `protobuf:"bytes,6,rep,name=call_chain,json=callChain,proto3" json:"call_chain,omitempty"`
 	// For a message delivered by a durable timer: the id TimerSet.id gave it
 	// when it was set. Empty for every other message.
-	TimerId       string `protobuf:"bytes,7,opt,name=timer_id,json=timerId,proto3" json:"timer_id,omitempty"`
+	TimerId string `protobuf:"bytes,7,opt,name=timer_id,json=timerId,proto3" json:"timer_id,omitempty"`
+	// The W3C traceparent of the core's span for handling this message, when
+	// the core traces (OpenTelemetry); empty otherwise. The SDK hands it back
+	// with each call the handler makes, so the call continues the trace.
+	TraceParent   string `protobuf:"bytes,8,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -720,6 +724,13 @@ func (x *Message) GetCallChain() []string {
 func (x *Message) GetTimerId() string {
 	if x != nil {
 		return x.TimerId
+	}
+	return ""
+}
+
+func (x *Message) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
 	}
 	return ""
 }
@@ -1235,7 +1246,10 @@ type CallRequest struct {
 	// batch re-asks and gets the stored answer.
 	Id string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
 	// Calling actors, outermost first, ending with from (deadlock detection).
-	CallerChain   []string `protobuf:"bytes,5,rep,name=caller_chain,json=callerChain,proto3" json:"caller_chain,omitempty"`
+	CallerChain []string `protobuf:"bytes,5,rep,name=caller_chain,json=callerChain,proto3" json:"caller_chain,omitempty"`
+	// The W3C traceparent of the calling message (Message.trace_parent);
+	// empty when it had none.
+	TraceParent   string `protobuf:"bytes,6,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1303,6 +1317,13 @@ func (x *CallRequest) GetCallerChain() []string {
 		return x.CallerChain
 	}
 	return nil
+}
+
+func (x *CallRequest) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
+	}
+	return ""
 }
 
 type CallResponse struct {
@@ -1402,7 +1423,7 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\rHealthRequest\"B\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\aserving\x18\x01 \x01(\bR\aserving\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xb1\x01\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xd4\x01\n" +
 	"\aMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
@@ -1411,7 +1432,8 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\rR\aattempt\x12\x1d\n" +
 	"\n" +
 	"call_chain\x18\x06 \x03(\tR\tcallChain\x12\x19\n" +
-	"\btimer_id\x18\a \x01(\tR\atimerId\"\xaa\x01\n" +
+	"\btimer_id\x18\a \x01(\tR\atimerId\x12!\n" +
+	"\ftrace_parent\x18\b \x01(\tR\vtraceParent\"\xaa\x01\n" +
 	"\rHandleRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12%\n" +
@@ -1451,13 +1473,14 @@ const file_graftv1_behaviour_proto_rawDesc = "" +
 	"\vbatch_error\x18\x04 \x01(\tR\n" +
 	"batchError\x12\x1d\n" +
 	"\n" +
-	"init_error\x18\x05 \x01(\tR\tinitError\"~\n" +
+	"init_error\x18\x05 \x01(\tR\tinitError\"\xa1\x01\n" +
 	"\vCallRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12!\n" +
-	"\fcaller_chain\x18\x05 \x03(\tR\vcallerChain\"g\n" +
+	"\fcaller_chain\x18\x05 \x03(\tR\vcallerChain\x12!\n" +
+	"\ftrace_parent\x18\x06 \x01(\tR\vtraceParent\"g\n" +
 	"\fCallResponse\x12\x14\n" +
 	"\x05reply\x18\x01 \x01(\fR\x05reply\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12+\n" +

@@ -1,0 +1,48 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/graft-host/graft/internal/buildinfo"
+	"github.com/graft-host/graft/tracing"
+)
+
+// startTracing picks the tracer provider the core and the upgrade manager
+// trace into: Options.Tracing, else the one the OTEL_* environment asks for
+// (package tracing), else none. A provider made here is the host's to
+// flush and stop (stopTracing).
+func (h *Host) startTracing(ctx context.Context, p *parts) error {
+	if h.opts.Tracing != nil {
+		p.tracing = h.opts.Tracing
+		return nil
+	}
+	tp, err := tracing.FromEnv(ctx, os.Getenv, tracing.Service{Version: buildinfo.Read().Version, Instance: h.cfg.Cluster.Member})
+	if err != nil {
+		return fmt.Errorf("graft refuses to start: %w", err)
+	}
+	if tp != nil {
+		p.tracing, p.ownTracing = tp, tp
+		h.log.Info("tracing with OpenTelemetry, as the OTEL_* environment says")
+	}
+	return nil
+}
+
+// stopTracing flushes the spans of a provider the host made, within ctx.
+func (p *parts) stopTracing(ctx context.Context) error {
+	if p.ownTracing == nil {
+		return nil
+	}
+	tp := p.ownTracing
+	p.ownTracing = nil
+	return tp.Shutdown(ctx)
+}
+
+// tracerOf is the provider p traces into, nil for none (so that the core
+// and the manager skip the work).
+func (p *parts) tracerOf() trace.TracerProvider {
+	return p.tracing
+}
