@@ -49,6 +49,10 @@ func (r readOnlyStore) Handled(ctx context.Context, actor string) ([]mailbox.Han
 	return r.s.Handled(ctx, actor)
 }
 
+func (r readOnlyStore) Read(ctx context.Context, actor string, after uint64, max int) ([]mailbox.Message, error) {
+	return r.s.Read(ctx, actor, after, max)
+}
+
 // RequeueDeadLetter moves actor's dead letter seq back into its mailbox as
 // a new message (new sequence number, same id, sender and payload, attempts
 // reset; see mailbox.Queues.Requeue) and returns its receipt. The store's

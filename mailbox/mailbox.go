@@ -56,6 +56,9 @@ type Reader interface {
 	// first: those that hold its last Commit.KeepHandled messages ([]
 	// when it keeps none).
 	Handled(ctx context.Context, actor string) ([]Handled, error)
+	// Read returns up to max of the actor's pending messages after seq
+	// after, oldest first, without removing them (Queues.Read).
+	Read(ctx context.Context, actor string, after uint64, max int) ([]Message, error)
 }
 
 // Registry keeps the actor records: which actors exist, which behaviour

@@ -1,6 +1,8 @@
 // Package web serves graft's operator view: every actor at a glance
 // (filtered, sorted and paged on the server, so 100,000 actors stay
-// usable), one actor's state, timers and dead letters, the behaviours
+// usable, with each one's messages per second and, in a cluster, its
+// owner), one actor's state, waiting and last handled messages, timers
+// and dead letters, the behaviours
 // and their versions, the upgrades in progress with a canary's phase and
 // time left, and the history. `graft run --http ADDR` serves it.
 //

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -29,7 +30,20 @@ type events struct {
 
 	mu   sync.Mutex // held while a snapshot is read: one read at a time
 	snap *snapshot
+	// rates are each actor's messages per second as of the last snapshot.
+	rates map[string]actorRate
 }
+
+// actorRate is what the rate of one actor is computed from.
+type actorRate struct {
+	processed uint64
+	rate      float64
+}
+
+// rateWindow is the time constant of the actors' rates: an exponentially
+// weighted average, like a load average, so that a burst shows for a few
+// ticks and a steady flow reads steady.
+const rateWindow = 5 * time.Second
 
 // maxStreams bounds the open event streams: each costs a goroutine and a
 // copy of the page per tick.
@@ -39,6 +53,7 @@ const maxStreams = 32
 type snapshot struct {
 	at   time.Time
 	st   api.Status
+	rows []ActorRow // st.Actors with their rates
 	hist []api.UpgradeRecord
 }
 
@@ -59,8 +74,33 @@ func (e *events) read(ctx context.Context) (*snapshot, error) {
 	}
 	slices.Reverse(s.hist)
 	s.hist = s.hist[:min(len(s.hist), historyShown)]
+	s.rows = e.withRates(s, e.snap)
 	e.snap = s
 	return s, nil
+}
+
+// withRates is s's actors with their rates, updated from the snapshot
+// before (nil for the first). An actor whose count went down (it was
+// restarted, or moved to another member) starts again from 0.
+func (e *events) withRates(s, before *snapshot) []ActorRow {
+	next := make(map[string]actorRate, len(s.st.Actors))
+	rows := make([]ActorRow, len(s.st.Actors))
+	var alpha, dt float64
+	if before != nil {
+		dt = s.at.Sub(before.at).Seconds()
+		alpha = 1 - math.Exp(-dt/rateWindow.Seconds())
+	}
+	for i, a := range s.st.Actors {
+		r := actorRate{processed: a.Processed}
+		if old, ok := e.rates[a.Name]; ok && dt > 0 && a.Processed >= old.processed {
+			now := float64(a.Processed-old.processed) / dt
+			r.rate = old.rate + alpha*(now-old.rate)
+		}
+		next[a.Name] = r
+		rows[i] = ActorRow{ActorStatus: a, Rate: r.rate}
+	}
+	e.rates = next
+	return rows
 }
 
 // View is one event of the stream.
@@ -68,15 +108,23 @@ type View struct {
 	Core     api.CoreInfo          `json:"core"`
 	Upgrades []api.UpgradeProgress `json:"upgrades"`
 	// Total is how many actors match the filter; Actors the page of them.
-	Total      int               `json:"total"`
-	Offset     int               `json:"offset"`
-	Actors     []api.ActorStatus `json:"actors"`
-	Behaviours []Behaviour       `json:"behaviours"`
+	Total      int         `json:"total"`
+	Offset     int         `json:"offset"`
+	Actors     []ActorRow  `json:"actors"`
+	Behaviours []Behaviour `json:"behaviours"`
 	// History is the last records, newest first.
 	History []api.UpgradeRecord `json:"history"`
 	// Focus is the actor the stream was opened for (actor=), wherever it
 	// sorts.
-	Focus *api.ActorStatus `json:"focus,omitempty"`
+	Focus *ActorRow `json:"focus,omitempty"`
+}
+
+// ActorRow is one actor as the view lists it: its status and its rate.
+type ActorRow struct {
+	api.ActorStatus
+	// Rate is the messages it handled per second, averaged over about
+	// rateWindow.
+	Rate float64 `json:"rate"`
 }
 
 // Behaviour is one behaviour as the view shows it: its actors and the
@@ -162,11 +210,11 @@ func (e *events) view(ctx context.Context, q query) (View, error) {
 	v := View{Core: st.Core, Upgrades: st.Upgrades, Offset: q.offset, History: s.hist}
 	v.Behaviours = behaviours(st.Actors)
 	if q.focus != "" {
-		if i := slices.IndexFunc(st.Actors, func(a api.ActorStatus) bool { return a.Name == q.focus }); i >= 0 {
-			v.Focus = &st.Actors[i]
+		if i := slices.IndexFunc(s.rows, func(a ActorRow) bool { return a.Name == q.focus }); i >= 0 {
+			v.Focus = &s.rows[i]
 		}
 	}
-	rows := slices.DeleteFunc(slices.Clone(st.Actors), func(a api.ActorStatus) bool { return !matches(a, q.q) })
+	rows := slices.DeleteFunc(slices.Clone(s.rows), func(a ActorRow) bool { return !matches(a, q.q) })
 	slices.SortStableFunc(rows, less(q.sort, q.desc))
 	v.Total = len(rows)
 	v.Actors = rows[min(q.offset, len(rows)):min(q.offset+q.limit, len(rows))]
@@ -204,11 +252,11 @@ func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) WriteHeader(code int)        { r.status = code }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 
-func matches(a api.ActorStatus, q string) bool {
+func matches(a ActorRow, q string) bool {
 	if q == "" {
 		return true
 	}
-	for _, f := range []string{a.Name, a.Behaviour, a.Module, a.Status, a.Origin} {
+	for _, f := range []string{a.Name, a.Behaviour, a.Module, a.Status, a.Origin, a.Owner} {
 		if strings.Contains(strings.ToLower(f), q) {
 			return true
 		}
@@ -217,8 +265,8 @@ func matches(a api.ActorStatus, q string) bool {
 }
 
 // less orders actors by the named column (name by default), then name.
-func less(col string, desc bool) func(a, b api.ActorStatus) int {
-	key := func(a, b api.ActorStatus) int {
+func less(col string, desc bool) func(a, b ActorRow) int {
+	key := func(a, b ActorRow) int {
 		switch col {
 		case "behaviour":
 			return strings.Compare(a.Behaviour, b.Behaviour)
@@ -236,10 +284,14 @@ func less(col string, desc bool) func(a, b api.ActorStatus) int {
 			return cmp.Compare(a.Restarts+a.ModuleRestarts, b.Restarts+b.ModuleRestarts)
 		case "dead":
 			return cmp.Compare(a.DeadLetters, b.DeadLetters)
+		case "rate":
+			return cmp.Compare(a.Rate, b.Rate)
+		case "owner":
+			return strings.Compare(a.Owner, b.Owner)
 		}
 		return 0
 	}
-	return func(a, b api.ActorStatus) int {
+	return func(a, b ActorRow) int {
 		c := key(a, b)
 		if desc {
 			c = -c

@@ -39,7 +39,7 @@ func webCore(t *testing.T, token string) (*coreProc, string) {
 control: {dir: ./run}
 limits: {max_attempts: 2}
 behaviours:
-  recorder: {binary: %s}
+  recorder: {binary: %s, verify_window: 4}
   kv: {binary: %s}
 actors:
   - {name: a, behaviour: recorder}
@@ -138,12 +138,23 @@ func TestWebViewInABrowser(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 42, marker, "the page was not reloaded")
 
+	// Actor b's rate shows while it is busy.
+	for i := range 20 {
+		p.ok(t, "send", "b", fmt.Sprintf("burst-%d", i))
+	}
+	require.NoError(t, chromedp.Do(bctx,
+		go_("#/actors"),
+		poll(`parseFloat(document.querySelector('tr[data-actor="b"] td.rate').textContent) > 0`),
+	))
+
 	// A dead letter, retried with its button.
+	assert.Equal(t, "ok:hello", p.ok(t, "call", "a", "hello"))
 	p.ok(t, "send", "a", "error")
 	testbin.WaitFor(t, 30*time.Second, "a's dead letter", func() bool { return p.status(t)["a"].DeadLetters == 1 })
 	require.NoError(t, chromedp.Do(bctx,
 		go_("#/actor/a"),
 		chromedp.WaitVisible(`#deadletters button.retry`),
+		poll(`[...document.querySelectorAll('#handled tr')].some((r) => r.textContent.includes("hello") && r.textContent.includes("ok:hello"))`),
 		shot("actor"),
 		eval(`document.querySelector('#deadletters button.retry').click()`),
 		poll(`document.querySelector('#notice').textContent.startsWith("retried")`),
@@ -158,7 +169,9 @@ func TestWebViewInABrowser(t *testing.T) {
 		eval(`document.querySelector('#stop').click()`),
 	))
 	testbin.WaitFor(t, 30*time.Second, "a stopped from the page", func() bool { return p.status(t)["a"].Status == "stopped" })
+	p.ok(t, "send", "a", "while-stopped")
 	require.NoError(t, chromedp.Do(bctx,
+		poll(`document.querySelector('#queued').textContent.includes("while-stopped")`),
 		chromedp.WaitVisible(`#start`),
 		eval(`document.querySelector('#start').click()`),
 	))

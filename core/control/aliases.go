@@ -31,6 +31,12 @@ type (
 	ActorResponse = api.ActorResponse
 	// DeadLetter is api.DeadLetter.
 	DeadLetter = api.DeadLetter
+	// Messages is api.Messages.
+	Messages = api.Messages
+	// QueuedMessage is api.QueuedMessage.
+	QueuedMessage = api.QueuedMessage
+	// HandledMessage is api.HandledMessage.
+	HandledMessage = api.HandledMessage
 	// RetryRequest is api.RetryRequest.
 	RetryRequest = api.RetryRequest
 	// Requeued is api.Requeued.

@@ -81,6 +81,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/actors/{actor}/spawn", s.spawn)
 	s.route("GET /v1/actors/{actor}/timers", s.timers)
 	s.route("GET /v1/actors/{actor}/deadletters", s.deadLetters)
+	s.route("GET /v1/actors/{actor}/messages", s.messages)
 	s.route("POST /v1/actors/{actor}/deadletters/retry", s.retry)
 	s.route("GET /v1/actors/{actor}/state", s.getState)
 	s.route("PUT /v1/actors/{actor}/state", s.putState)

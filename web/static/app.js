@@ -95,7 +95,8 @@ function render() {
 
 const cols = [
   ["name", "Actor"], ["behaviour", "Behaviour"], ["module", "Version"], ["schema", "Schema"], ["status", "Status"],
-  ["depth", "Depth", 1], ["processed", "Processed", 1], ["failed", "Failed", 1], ["restarts", "Restarts", 1], ["dead", "Dead", 1], ["origin", "Origin"],
+  ["depth", "Depth", 1], ["rate", "Msg/s", 1], ["processed", "Processed", 1], ["failed", "Failed", 1], ["restarts", "Restarts", 1], ["dead", "Dead", 1],
+  ["origin", "Origin"], ["owner", "Owner"],
 ];
 
 function actorsPage(v) {
@@ -108,9 +109,10 @@ function actorsPage(v) {
   const rows = v.actors.map((a) => el("tr", { "data-actor": a.name, class: a.status === "failed" ? "failed" : "" },
     el("td", {}, el("a", { href: "#/actor/" + encodeURIComponent(a.name) }, a.name)),
     el("td", {}, a.behaviour), el("td", { class: "module" }, a.module || "-"), el("td", {}, a.schema),
-    el("td", { class: "status" }, a.status), el("td", { class: "num" }, a.depth), el("td", { class: "num" }, a.processed),
+    el("td", { class: "status" }, a.status), el("td", { class: "num" }, a.depth), el("td", { class: "num rate" }, (a.rate || 0).toFixed(1)),
+    el("td", { class: "num" }, a.processed),
     el("td", { class: "num" }, a.failed), el("td", { class: "num" }, `${a.restarts}/${a.module_restarts}`),
-    el("td", { class: "num dead" }, a.dead_letters), el("td", {}, a.origin || "-")));
+    el("td", { class: "num dead" }, a.dead_letters), el("td", {}, a.origin || "-"), el("td", { class: "owner" }, a.owner || "-")));
   const last = Math.min(v.offset + v.actors.length, v.total);
   const pager = el("span", {},
     el("button", { id: "prev", disabled: p.offset === 0, onclick: () => { p.offset = Math.max(0, p.offset - p.limit); openStream(); } }, "‹ prev"), " ",
@@ -133,7 +135,8 @@ function actorPage(v, name) {
       api("GET", `/v1/actors/${seg(name)}/state`).catch((e) => ({ error: e.message })),
       api("GET", `/v1/actors/${seg(name)}/timers`).catch(() => []),
       api("GET", `/v1/actors/${seg(name)}/deadletters`).catch(() => []),
-    ]).then(([st, timers, dead]) => { detail.data = { st, timers, dead }; detail.busy = false; if (detail.name === name) render(); });
+      api("GET", `/v1/actors/${seg(name)}/messages`).catch(() => ({ queued: [], handled: [], depth: 0 })),
+    ]).then(([st, timers, dead, msgs]) => { detail.data = { st, timers, dead, msgs }; detail.busy = false; if (detail.name === name) render(); });
   }
   const d = detail.data;
   const head = el("div", { class: "card" }, el("h2", {}, name),
@@ -149,7 +152,20 @@ function actorPage(v, name) {
     d.dead.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.id || "-"), el("td", {}, x.last_error),
       el("td", {}, payloadText(x.payload)),
       el("td", {}, el("button", { class: "retry", onclick: () => retry(name, x.seq) }, "Retry")))));
+  const m = d.msgs;
+  const queued = el("table", { id: "queued" },
+    el("tr", {}, el("th", {}, "Seq"), el("th", {}, "From"), el("th", {}, "Message"), el("th", {}, "Queued at"), el("th", {}, "Tries")),
+    m.queued.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.sender || "-"), el("td", {}, payloadText(x.payload)),
+      el("td", {}, x.enqueued_at), el("td", {}, x.attempts ? `${x.attempts} (${x.last_error})` : ""))));
+  const handled = m.handled.length
+    ? el("table", { id: "handled" },
+      el("tr", {}, el("th", {}, "Seq"), el("th", {}, "From"), el("th", {}, "Message"), el("th", {}, "Reply"), el("th", { class: "num" }, "Sent")),
+      m.handled.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.sender || "-"), el("td", {}, payloadText(x.payload)),
+        el("td", {}, x.refusal ? "refused: " + x.refusal : (x.reply ? payloadText(x.reply) : "")), el("td", { class: "num" }, x.sends))))
+    : el("p", { id: "handled" }, `None kept: give behaviour ${a ? a.behaviour : ""} verify_window: N in the config to keep its actors' last N messages.`);
   return el("section", {}, head, el("h3", {}, "State"), el("pre", { id: "state" }, st),
+    el("h3", {}, `Waiting messages (${m.depth}${m.depth > m.queued.length ? `, first ${m.queued.length} shown` : ""})`), queued,
+    el("h3", {}, `Last handled messages (${m.handled.length})`), handled,
     el("h3", {}, `Pending timers (${d.timers.length})`), timers, el("h3", {}, `Dead letters (${d.dead.length})`), dead);
 }
 

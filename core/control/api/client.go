@@ -205,6 +205,13 @@ func (c *Client) DeadLetters(ctx context.Context, actor string) ([]DeadLetter, e
 	return out, c.actorDo(ctx, http.MethodGet, actor, "/deadletters", nil, &out)
 }
 
+// Messages lists the messages waiting in actor's mailbox and the last it
+// handled.
+func (c *Client) Messages(ctx context.Context, actor string) (Messages, error) {
+	var out Messages
+	return out, c.actorDo(ctx, http.MethodGet, actor, "/messages", nil, &out)
+}
+
 // Retry moves dead letters back into the actor's mailbox.
 func (c *Client) Retry(ctx context.Context, actor string, req RetryRequest) (RetryResponse, error) {
 	var out RetryResponse

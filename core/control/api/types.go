@@ -218,6 +218,50 @@ type DeadLetter struct {
 	DeadAt     time.Time `json:"dead_at"`
 }
 
+// Messages are an actor's messages as an operator looks at them: those
+// waiting in its mailbox and the last it handled.
+type Messages struct {
+	// Queued are the first messages waiting, oldest first (at most
+	// MessagesShown; Depth counts them all).
+	Queued []QueuedMessage `json:"queued"`
+	Depth  uint64          `json:"depth"`
+	// Handled are the last messages it handled, newest first, with what
+	// the handler answered: kept only for a behaviour with verify_window
+	// (at most that many), empty otherwise.
+	Handled []HandledMessage `json:"handled"`
+}
+
+// MessagesShown bounds Messages.Queued.
+const MessagesShown = 50
+
+// QueuedMessage is one message waiting in a mailbox.
+type QueuedMessage struct {
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id,omitempty"`
+	Sender     string    `json:"sender"`
+	Payload    []byte    `json:"payload"`
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	// Attempts and LastError tell of the failed tries so far.
+	Attempts  uint32 `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	TimerID   string `json:"timer_id,omitempty"`
+}
+
+// HandledMessage is one message an actor handled, as its kept window
+// (verify_window) holds it.
+type HandledMessage struct {
+	Seq     uint64 `json:"seq"`
+	ID      string `json:"id,omitempty"`
+	Sender  string `json:"sender"`
+	Payload []byte `json:"payload"`
+	// Reply is what a call got, when the handler replied; Refusal its
+	// terminal error, when it refused.
+	Reply   []byte `json:"reply,omitempty"`
+	Refusal string `json:"refusal,omitempty"`
+	// Sends counts the messages the handler sent.
+	Sends int `json:"sends"`
+}
+
 // RetryRequest names the dead letters to move back into the mailbox: one
 // by Seq or by message ID, or All of them.
 type RetryRequest struct {
