@@ -40,7 +40,7 @@ func handleSpans(exp *tracetest.InMemoryExporter) []tracetest.SpanStub {
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if kv.Key == attribute.Key(key) {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
