@@ -215,6 +215,7 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 	}
 	var observer core.Observer
 	if cfg.Cluster.Member != "" {
+		upOpts.Member = cfg.Cluster.Member
 		upOpts.BeforeMove = p.announce
 	}
 	if p.metrics != nil {

@@ -400,6 +400,14 @@ type UpgradeRecord struct {
 	// Canary, for a canary upgrade, says its share and bake and what
 	// decided it ("10% for 1m0s: promoted: every gate passed (...)").
 	Canary string `json:",omitempty"`
+	// Member, in a cluster, is the member whose share of the op this is:
+	// every member moves and records its own actors.
+	Member string `json:",omitempty"`
+	// ClusterOp, in a cluster, names the op this record is a share of.
+	// The member where the op starts gives it, and the members that follow
+	// take it from the op's announcement (package rollout), so the history
+	// can show the cluster's op as one.
+	ClusterOp string `json:",omitempty"`
 }
 
 // UpgradeStep is one timed step of an upgrade, for one actor.

@@ -45,7 +45,8 @@ func (f *fakeUp) UpgradeWith(ctx context.Context, b, src string, o upgrade.Upgra
 	f.prev, f.hasPrev, f.cur = f.cur, true, to
 	return mailbox.UpgradeRecord{}, nil
 }
-func (f *fakeUp) Rollback(ctx context.Context, b string) (mailbox.UpgradeRecord, error) {
+func (f *fakeUp) LastClusterOp(string) string { return "" }
+func (f *fakeUp) RollbackWith(ctx context.Context, b string, _ upgrade.RollbackOptions) (mailbox.UpgradeRecord, error) {
 	f.rollbacks++
 	_ = f.r.Announce(ctx, b, upgrade.Op{Kind: upgrade.KindRollback, From: f.cur, To: f.prev})
 	f.cur, f.hasPrev = f.prev, false

@@ -25,7 +25,8 @@ type Upgrader interface {
 	Previous(behaviour string) (upgrade.Version, bool)
 	Running(behaviour string) (upgrade.Op, bool)
 	UpgradeWith(ctx context.Context, behaviour, source string, o upgrade.UpgradeOptions) (mailbox.UpgradeRecord, error)
-	Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error)
+	RollbackWith(ctx context.Context, behaviour string, o upgrade.RollbackOptions) (mailbox.UpgradeRecord, error)
+	LastClusterOp(behaviour string) string
 }
 
 // Config configures one member's rollout.
@@ -83,6 +84,9 @@ type announcement struct {
 	By      string    `json:"by"`
 	At      time.Time `json:"at"`
 	Prev    string    `json:"prev,omitempty"`
+	// Op names the cluster op (upgrade.Op.ClusterOp): each member's
+	// history record of its share carries it.
+	Op string `json:"op,omitempty"`
 }
 
 // ErrStale refuses to announce an op whose starting version is not the
@@ -224,7 +228,7 @@ func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, ol
 	if err := r.publishBinary(ctx, cur.SHA, cur.Path); err != nil {
 		return err
 	}
-	a := announcement{SHA: cur.SHA, Version: cur.Name(), Kind: string(upgrade.KindUpgrade), By: r.cfg.Member, At: time.Now().UTC()}
+	a := announcement{SHA: cur.SHA, Version: cur.Name(), Kind: string(upgrade.KindUpgrade), By: r.cfg.Member, At: time.Now().UTC(), Op: r.cfg.Upgrader.LastClusterOp(b)}
 	if announced {
 		a.Prev = old.SHA
 		if cur.SHA == old.Prev && old.Kind != string(upgrade.KindRollback) {
@@ -285,7 +289,7 @@ func rolledBackFrom(a announcement, cur upgrade.Version) bool {
 func (r *Rollout) follow(ctx context.Context, b string, a announcement, prev upgrade.Version, hasPrev bool) error {
 	r.log.Info("cluster rollout: following", "behaviour", b, "kind", a.Kind, "version", a.Version, "by", a.By)
 	if hasPrev && prev.SHA == a.SHA {
-		_, err := r.cfg.Upgrader.Rollback(ctx, b)
+		_, err := r.cfg.Upgrader.RollbackWith(ctx, b, upgrade.RollbackOptions{ClusterOp: a.Op})
 		return err
 	}
 	fctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
@@ -295,7 +299,7 @@ func (r *Rollout) follow(ctx context.Context, b string, a announcement, prev upg
 		return err
 	}
 	defer func() { _ = os.Remove(path) }()
-	_, err = r.cfg.Upgrader.UpgradeWith(ctx, b, path, upgrade.UpgradeOptions{Force: true, NoCanary: true})
+	_, err = r.cfg.Upgrader.UpgradeWith(ctx, b, path, upgrade.UpgradeOptions{Force: true, NoCanary: true, ClusterOp: a.Op})
 	if errors.Is(err, upgrade.ErrSameBinary) {
 		return nil
 	}
@@ -341,7 +345,7 @@ func (r *Rollout) Announce(ctx context.Context, behaviour string, op upgrade.Op)
 			return fmt.Errorf("announce %s of %q: %w: the cluster runs %s (announced by %s)", op.To.Name(), behaviour, ErrStale, old.Version, old.By)
 		}
 	}
-	a := announcement{SHA: op.To.SHA, Version: op.To.Name(), Kind: string(op.Kind), By: r.cfg.Member, At: time.Now().UTC()}
+	a := announcement{SHA: op.To.SHA, Version: op.To.Name(), Kind: string(op.Kind), By: r.cfg.Member, At: time.Now().UTC(), Op: op.ClusterOp}
 	if rev != 0 {
 		a.Prev = old.SHA
 	}

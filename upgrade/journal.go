@@ -51,6 +51,11 @@ type Op struct {
 	// Canary, for a canary upgrade, is its plan, group and phase
 	// (canary.go).
 	Canary *CanaryState `json:"canary,omitempty"`
+	// ClusterOp, in a cluster, names the op across members: minted where
+	// it starts (Options.Member), taken from the announcement where it
+	// is followed (UpgradeOptions.ClusterOp), and written in each
+	// member's history record.
+	ClusterOp string `json:"cluster_op,omitempty"`
 	// Moved of ToMove is how far the move under way has come, in actors,
 	// and GroupsMoved of Groups in groups of Options.GroupSize (status,
 	// not journaled: a resumed op counts again).

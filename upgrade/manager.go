@@ -91,6 +91,10 @@ type Options struct {
 	// without --canary). A behaviour without one upgrades all its actors,
 	// in groups.
 	Policies map[string]Canary
+	// Member, in a cluster, is this core's member name: each history
+	// record names it, and an op started here gets a ClusterOp name that
+	// the members following it share. "" alone.
+	Member string
 	// Tracing, if not nil, traces each op, its stages and its groups with
 	// OpenTelemetry (tracing.go); nil traces nothing.
 	Tracing trace.TracerProvider
@@ -119,6 +123,10 @@ type Manager struct {
 	decisions map[string]chan Decision
 	// health counts the canary's and the old group's messages (health.go).
 	health *health
+
+	// lastOps are, by behaviour, the ClusterOp of the last op this
+	// member completed (LastClusterOp).
+	lastOps map[string]string
 
 	// attaching counts the work Attach runs in the background, so tests
 	// can wait for it (export_test.go) before changing a source binary.
@@ -161,7 +169,7 @@ func New(opts Options) (*Manager, error) {
 	return &Manager{
 		opts: opts, log: opts.Logger, cache: cache, j: j, tracer: newTracer(opts.Tracing),
 		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
-		life: context.Background(), decisions: map[string]chan Decision{},
+		life: context.Background(), decisions: map[string]chan Decision{}, lastOps: map[string]string{},
 		health: &health{next: nopObserver{}, watches: map[string]*bakeWatch{}},
 	}, nil
 }
@@ -460,6 +468,15 @@ func (m *Manager) noteSource(behaviour, sha string) {
 	}
 }
 
+// LastClusterOp is the ClusterOp of the last op this member completed on
+// behaviour since it started ("" if none): the rollout announces a
+// promoted canary under the name its record has.
+func (m *Manager) LastClusterOp(behaviour string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastOps[behaviour]
+}
+
 // begin marks behaviour as upgrading, or says which upgrade runs.
 func (m *Manager) begin(behaviour string, op *Op) error {
 	m.mu.Lock()
@@ -472,6 +489,9 @@ func (m *Manager) begin(behaviour string, op *Op) error {
 	}
 	if cur, ok := m.running[behaviour]; ok {
 		return fmt.Errorf("%w: %s of %q from %s to %s, started %s", ErrBusy, cur.Kind, behaviour, cur.From.Name(), cur.To.Name(), cur.Started.Format(time.RFC3339))
+	}
+	if op.ClusterOp == "" && m.opts.Member != "" {
+		op.ClusterOp = fmt.Sprintf("%s-%s", m.opts.Member, op.Started.Format("20060102T150405.000000000"))
 	}
 	m.running[behaviour] = op.snapshot()
 	return nil
@@ -486,11 +506,17 @@ func (m *Manager) end(behaviour string) {
 
 // record appends the history record and logs it.
 func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox.UpgradeRecord {
+	rec.Member = m.opts.Member
 	id, err := m.host.AppendHistory(context.WithoutCancel(ctx), rec)
 	if err != nil {
 		m.log.Error("could not record the upgrade in the history", "behaviour", rec.Behaviour, "err", err)
 	}
 	rec.ID = id
+	if rec.ClusterOp != "" && rec.Outcome == string(OutcomeCompleted) {
+		m.mu.Lock()
+		m.lastOps[rec.Behaviour] = rec.ClusterOp
+		m.mu.Unlock()
+	}
 	if m.opts.OnRecord != nil {
 		m.opts.OnRecord(rec)
 	}

@@ -44,6 +44,15 @@ type UpgradeOptions struct {
 	// upgrade another member of the cluster already carried out and
 	// judged (package rollout).
 	NoCanary bool
+	// ClusterOp, for an op another member started, is its name (Op.
+	// ClusterOp), so that this member's record is a share of the same op.
+	ClusterOp string
+}
+
+// RollbackOptions shape one rollback.
+type RollbackOptions struct {
+	// ClusterOp is as in UpgradeOptions.
+	ClusterOp string
 }
 
 // UpgradeWith is Upgrade shaped by o. A canary upgrade outlives ctx (a
@@ -69,6 +78,9 @@ func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o U
 		return rec, err
 	}
 	op.force = o.Force
+	if o.ClusterOp != "" {
+		op.ClusterOp = o.ClusterOp
+	}
 	if plan := m.canaryPlan(behaviour, o.Canary); plan != nil && !o.NoCanary {
 		op.Canary = &CanaryState{Plan: *plan}
 		m.openDecisions(behaviour)
@@ -208,6 +220,11 @@ func (m *Manager) accept(behaviour, pin, source, curSHA string) Accept {
 // migrate down. Successive rollbacks walk back the lineage (v3 -> v2 ->
 // v1); at the oldest version it is refused with ErrNoPrevious.
 func (m *Manager) Rollback(ctx context.Context, behaviour string) (mailbox.UpgradeRecord, error) {
+	return m.RollbackWith(ctx, behaviour, RollbackOptions{})
+}
+
+// RollbackWith is Rollback shaped by o.
+func (m *Manager) RollbackWith(ctx context.Context, behaviour string, o RollbackOptions) (mailbox.UpgradeRecord, error) {
 	m.mu.Lock()
 	_, configured := m.sources[behaviour]
 	bs := m.j.Behaviours[behaviour]
@@ -219,7 +236,7 @@ func (m *Manager) Rollback(ctx context.Context, behaviour string) (mailbox.Upgra
 	case bs.previous() == nil:
 		refused = fmt.Errorf("rollback %q: %s is the oldest version of %q this core has run: %w", behaviour, bs.Current.Name(), behaviour, ErrNoPrevious)
 	default:
-		op = &Op{Kind: KindRollback, From: bs.Current, To: *bs.previous(), Started: time.Now().UTC()}
+		op = &Op{Kind: KindRollback, From: bs.Current, To: *bs.previous(), Started: time.Now().UTC(), ClusterOp: o.ClusterOp}
 	}
 	m.mu.Unlock()
 	if refused != nil {

@@ -41,7 +41,7 @@ func (m *Manager) transition(ctx context.Context, behaviour string, op *Op, down
 	ctx, span := m.startOp(ctx, behaviour, op) // tracing.go
 	defer func() { endOp(span, rec, err) }()
 	r := &opRun{m: m, behaviour: behaviour, op: op, down: down, rec: mailbox.UpgradeRecord{
-		Behaviour: behaviour, Kind: string(op.Kind), Started: time.Now().UTC(), From: op.From.Name(),
+		Behaviour: behaviour, Kind: string(op.Kind), Started: time.Now().UTC(), From: op.From.Name(), ClusterOp: op.ClusterOp,
 	}}
 	if err := r.stage(ctx, "load", r.load); err != nil {
 		return r.fail(ctx, err)

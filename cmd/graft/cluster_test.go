@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/graft-host/graft/core/control"
 	"github.com/graft-host/graft/internal/etcdtest"
 	"github.com/graft-host/graft/internal/testbin"
 )
@@ -194,7 +197,16 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 		assert.Equal(t, "v2:2", a.ok(t, "call", fmt.Sprintf("k%d", k), "after"), "k%d: state migrated, each call applied once", k)
 	}
 	assert.Contains(t, b.logs.String(), "cluster rollout: following", "m1 followed m0's upgrade")
-	assert.GreaterOrEqual(t, strings.Count(b.ok(t, "history"), "completed"), 2, "each member's op is in the shared history")
+	// Each member recorded its share; the history shows the op once.
+	testbin.WaitFor(t, 30*time.Second, "one history record of the upgrade, with both members' shares", func() bool {
+		ups := upgradesIn(t, b)
+		return len(ups) == 1 && len(ups[0].Members) == 2
+	})
+	up := upgradesIn(t, a)[0]
+	assert.Equal(t, 6, up.Actors, "every actor of the cluster, in one record")
+	assert.Equal(t, "completed", up.Outcome)
+	assert.ElementsMatch(t, []string{"m0", "m1"}, []string{up.Members[0].Member, up.Members[1].Member})
+	assert.Regexp(t, `(?m)^\d+\s+upgrade\s+kv\s.*\s(m0,m1|m1,m0)\s+6\s+completed$`, b.ok(t, "history"), "one row, with its members")
 
 	// A rollback on the other member goes back on both, then forward again.
 	b.ok(t, "rollback", "kv")
@@ -229,6 +241,25 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 		assert.Equal(t, "v2:5", c.ok(t, "call", name, "joined"), "%s runs v2 on the joiner with its state", name)
 	}
 	assert.Contains(t, c.logs.String(), "cluster rollout: following", "the joiner took v2 from etcd")
+	testbin.WaitFor(t, 30*time.Second, "the joiner's share is in the second upgrade's record", func() bool {
+		ups := upgradesIn(t, c)
+		return len(ups) == 2 && slices.ContainsFunc(ups[1].Members, func(s control.MemberShare) bool { return s.Member == "m2" })
+	})
+}
+
+// upgradesIn is the upgrade records of p's history (`graft history
+// --json`), one per cluster op.
+func upgradesIn(t *testing.T, p *coreProc) []control.UpgradeRecord {
+	t.Helper()
+	var recs []control.UpgradeRecord
+	require.NoError(t, json.Unmarshal([]byte(p.ok(t, "history", "--json")), &recs))
+	var ups []control.UpgradeRecord
+	for _, r := range recs {
+		if r.Kind == "upgrade" {
+			ups = append(ups, r)
+		}
+	}
+	return ups
 }
 
 // A member killed in the middle of its share of a cluster upgrade (the

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,7 +50,24 @@ per-actor steps with their pause times.`,
 
 func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tBEHAVIOUR\tFROM\tTO\tSTARTED\tTOOK\tACTORS\tOUTCOME")
+	cluster := slices.ContainsFunc(recs, func(r api.UpgradeRecord) bool { return r.Member != "" || len(r.Members) > 0 })
+	members := func(api.UpgradeRecord) string { return "" }
+	if cluster {
+		// One row per cluster op: the members that carried out a share.
+		members = func(r api.UpgradeRecord) string {
+			names := []string{r.Member}
+			if len(r.Members) > 0 {
+				names = names[:0]
+				for _, m := range r.Members {
+					names = append(names, m.Member)
+				}
+			}
+			return strings.Join(names, ",") + "\t"
+		}
+		fmt.Fprint(tw, "ID\tKIND\tBEHAVIOUR\tFROM\tTO\tSTARTED\tTOOK\tMEMBERS\tACTORS\tOUTCOME\n")
+	} else {
+		fmt.Fprintln(tw, "ID\tKIND\tBEHAVIOUR\tFROM\tTO\tSTARTED\tTOOK\tACTORS\tOUTCOME")
+	}
 	for _, r := range recs {
 		outcome := r.Outcome
 		if r.Canary != "" {
@@ -66,8 +84,8 @@ func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 		if !r.Ended.IsZero() {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
-			r.Started.Local().Format(time.DateTime), took, r.Actors, outcome)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%d\t%s\n", r.ID, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
+			r.Started.Local().Format(time.DateTime), took, members(r), r.Actors, outcome)
 	}
 	return tw.Flush()
 }
@@ -78,7 +96,13 @@ func writeRecord(w io.Writer, r api.UpgradeRecord) {
 	if r.Error != "" {
 		fmt.Fprintf(w, ": %s", r.Error)
 	}
-	fmt.Fprintf(w, " (%d actors)\n", r.Actors)
+	if r.Member != "" {
+		// In a cluster the answer is this member's share; the others
+		// move theirs meanwhile.
+		fmt.Fprintf(w, " (%d actors on member %s; the other members move theirs: `graft history` shows the whole op)\n", r.Actors, r.Member)
+	} else {
+		fmt.Fprintf(w, " (%d actors)\n", r.Actors)
+	}
 	if r.Canary != "" {
 		fmt.Fprintf(w, "  canary %s\n", r.Canary)
 	}

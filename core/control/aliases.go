@@ -53,6 +53,7 @@ type (
 	RepairResponse = api.RepairResponse
 	// UpgradeRecord is api.UpgradeRecord.
 	UpgradeRecord = api.UpgradeRecord
+	MemberShare   = api.MemberShare
 	// UpgradeStep is api.UpgradeStep.
 	UpgradeStep = api.UpgradeStep
 	// UpgradeRequest is api.UpgradeRequest.

@@ -253,11 +253,15 @@ async function decide(b, what) {
   try { await api("POST", `/v1/behaviours/${seg(b)}/${what}`); notice(`${what} of ${b} sent`); } catch (e) { notice(e.message); }
 }
 
+// historyPage lists the records, one per op: in a cluster, the members
+// that carried out a share of it.
 function historyPage(v) {
+  const cluster = v.history.some((r) => r.member || r.members);
+  const members = (r) => cluster ? [el("td", {}, r.members ? r.members.map((m) => m.member).join(", ") : r.member)] : [];
   return el("section", {}, el("table", { id: "history" },
-    el("tr", {}, ["Id", "Kind", "Behaviour", "From", "To", "Started", "Took", "Actors", "Outcome"].map((h) => el("th", {}, h))),
+    el("tr", {}, ["Id", "Kind", "Behaviour", "From", "To", "Started", "Took", ...(cluster ? ["Members"] : []), "Actors", "Outcome"].map((h) => el("th", {}, h))),
     v.history.map((r) => el("tr", {}, el("td", {}, r.id), el("td", {}, r.kind), el("td", {}, r.behaviour), el("td", {}, r.from), el("td", {}, r.to),
-      el("td", {}, new Date(r.started).toLocaleString()), el("td", {}, r.duration_seconds.toFixed(2) + " s"), el("td", { class: "num" }, r.actors),
+      el("td", {}, new Date(r.started).toLocaleString()), el("td", {}, r.duration_seconds.toFixed(2) + " s"), ...members(r), el("td", { class: "num" }, r.actors),
       el("td", {}, r.outcome + (r.canary ? ` (canary ${r.canary})` : "") + (r.error ? ": " + r.error : ""))))));
 }
 

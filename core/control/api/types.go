@@ -369,6 +369,27 @@ type UpgradeRecord struct {
 	// Canary, for a canary upgrade, is its group and bake and what
 	// decided, with the numbers (e.g. "10% for 1m0s: promoted: ...").
 	Canary string `json:"canary,omitempty"`
+	// ClusterOp, in a cluster, names the op; Members are the shares of
+	// it that each member carried out on its own actors and recorded. The
+	// history shows a cluster op as one record: its Actors, Steps, Started
+	// and Ended cover every share, and its Outcome is the worst of theirs.
+	ClusterOp string        `json:"cluster_op,omitempty"`
+	Members   []MemberShare `json:"members,omitempty"`
+	// Member, for the answer of an upgrade or rollback in a cluster, is
+	// the member whose share the record is (the others follow it: GET
+	// /v1/history shows the whole op once they have).
+	Member string `json:"member,omitempty"`
+}
+
+// MemberShare is one member's part of a cluster op: the record it wrote.
+type MemberShare struct {
+	Member  string    `json:"member"`
+	ID      uint64    `json:"id"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Outcome string    `json:"outcome"`
+	Error   string    `json:"error,omitempty"`
+	Actors  int       `json:"actors"`
 }
 
 // UpgradeStep is one timed step of an upgrade: of one actor (a pause), or
