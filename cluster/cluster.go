@@ -41,6 +41,11 @@ type Config struct {
 	// records: an actor created anywhere is placed at once, not at the
 	// next periodic pass.
 	ActorKeys string
+	// BeforeJoin, if set, is called before the member joins: the first
+	// time and each time after it stepped down. The member's rollout
+	// catches up there (rollout.Rollout.CatchUp), so that the actors it
+	// takes over run the version the cluster runs.
+	BeforeJoin func(ctx context.Context)
 }
 
 // MemberInfo is the value of a member's key.

@@ -181,6 +181,9 @@ type Core struct {
 	required map[string]bool
 	sweeper  sweeper                           // passivation.go
 	pools    map[string]*modulePool            // shared pools by behaviour
+	// downMigrations holds one token while a state is moved down
+	// (movedown.go).
+	downMigrations chan struct{}
 	subs     map[string]*supervisor.Supervisor // behaviour supervisors
 	closed   bool
 	quit     chan struct{}  // closed by Shutdown: background retries end
@@ -242,7 +245,7 @@ func New(cfg Config) (*Core, error) {
 		cfg: cfg, log: cfg.Logger, configured: make(map[string]*ActorConfig, len(cfg.Actors)),
 		actors: make(map[string]*actor), specs: make(map[string]*ActorConfig, len(cfg.Actors)),
 		asleep: make(map[string]bool), halfReleased: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
-		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor),
+		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor), downMigrations: make(chan struct{}, 1),
 		trace: newTracer(cfg.Tracing),
 	}
 	c.held.set(cfg.HeldDeadLetters, true)
@@ -347,6 +350,13 @@ func (c *Core) startTimeout(behaviour string) time.Duration {
 	return 10 * time.Second
 }
 
+func (c *Core) handleTimeout(behaviour string) time.Duration {
+	if d := c.cfg.Behaviours[behaviour].HandleTimeout; d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
 func (c *Core) stopTimeout(behaviour string) time.Duration {
 	if d := c.cfg.Behaviours[behaviour].StopTimeout; d > 0 {
 		return d
@@ -447,6 +457,18 @@ func (c *Core) startActor(ctx context.Context, spec ActorConfig) (supervisor.Chi
 	inst, err := pool.get(ctx)
 	if err == nil {
 		err = readable(spec.Name, st, inst.Info())
+	}
+	if errors.Is(err, ErrStateUnreadable) {
+		// Written by a newer version: a rollback caught it on a member
+		// that had not rolled back yet (movedown.go).
+		down, derr := c.migrateDown(ctx, spec, epoch, st, inst.Info())
+		if derr == nil {
+			a.mu.Lock()
+			a.state, err = down, nil
+			a.mu.Unlock()
+		} else if !errors.Is(derr, ErrNoStateWriter) {
+			err = fmt.Errorf("%w; moving it down with the version that wrote it failed: %w", err, derr)
+		}
 	}
 	if err != nil {
 		c.forget(a)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -43,6 +44,17 @@ func (h *Host) joinCluster(ctx context.Context, p *parts, coreCfg *core.Config, 
 		ActorKeys: etcdstore.ActorKeys(h.cfg.Store.Etcd.Prefix),
 		Info:      cluster.MemberInfo{Name: cc.Member, Pid: os.Getpid(), Socket: h.cfg.Control.Socket},
 		Logger:    h.log.With("component", "cluster"),
+		BeforeJoin: func(ctx context.Context) {
+			ro := p.announcer.Load()
+			if ro == nil {
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+			defer cancel()
+			if err := ro.CatchUp(cctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("cluster: could not catch up with the versions the cluster runs before joining; joining anyway (the rollout follows them after)", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		_ = client.Close()
@@ -115,6 +127,10 @@ func (p *parts) leaveCluster() {
 	_ = p.cluster.client.Close()
 	p.cluster = nil
 }
+
+// catchUpTimeout bounds the rollout's pass before a join: fetching a
+// binary from etcd and an op that moves no actor.
+const catchUpTimeout = 2 * time.Minute
 
 // announce is the upgrade manager's BeforeMove in a cluster: the
 // member's rollout announces the op (nil outside a cluster, or once the

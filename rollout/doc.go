@@ -48,6 +48,13 @@
 // fails on the member that announced it is followed forward by that
 // member too, once the others moved, so the cluster ends on one version.
 //
+// A member catches up (CatchUp: one pass, at once) before it joins the
+// cluster, the first time and after it stepped down, so that the actors
+// it takes over run what the cluster runs. An actor that reaches a member
+// with a state a newer version wrote (a rollback caught it on a member
+// that had not rolled back yet) is moved down at its start with that
+// version, which the member keeps as retired (core.StateWriters).
+//
 // Polling rather than watching keeps it to one read per member and
 // Interval: an upgrade reaches the cluster within a second, and needs no
 // care for compacted watch revisions.

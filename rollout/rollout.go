@@ -64,6 +64,8 @@ type Rollout struct {
 	// must not hold a lock across a follow, whose op calls Announce.
 	ownMu sync.Mutex
 	own   map[string]int64
+	// passes carry CatchUp's requests to Run's goroutine.
+	passes chan chan error
 }
 
 // seen is what the member last knew of a behaviour: the announcement's
@@ -107,7 +109,7 @@ func New(cfg Config) (*Rollout, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Rollout{cfg: cfg, client: cfg.Client, prefix: cfg.Prefix + "/rollout/", log: cfg.Logger, seen: map[string]*seen{}, own: map[string]int64{}}, nil
+	return &Rollout{cfg: cfg, client: cfg.Client, prefix: cfg.Prefix + "/rollout/", log: cfg.Logger, seen: map[string]*seen{}, own: map[string]int64{}, passes: make(chan chan error)}, nil
 }
 
 func (r *Rollout) annKey(behaviour string) string { return r.prefix + "u/" + behaviour }
@@ -118,15 +120,44 @@ func (r *Rollout) annKey(behaviour string) string { return r.prefix + "u/" + beh
 func (r *Rollout) Run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
+	var asked chan error
 	for {
-		if err := r.reconcile(ctx); err != nil && ctx.Err() == nil {
+		err := r.reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
 			r.log.Warn("cluster rollout: reconcile failed; trying again", "err", err)
+		}
+		if asked != nil {
+			asked <- err
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			asked = nil
+		case asked = <-r.passes:
 		}
+	}
+}
+
+// CatchUp runs one reconcile pass now, in Run's goroutine, and waits for
+// it (Run must be running). A member calls it before it joins the
+// cluster, the first time and after it stepped down (cluster.Config.
+// BeforeJoin), so that the actors it takes over run the version the
+// cluster runs, not the one it ran before it was stopped or cut off: a
+// member woken from SIGSTOP after a rollback would otherwise run its new
+// share on the version rolled back from until its next pass.
+func (r *Rollout) CatchUp(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case r.passes <- done:
+	case <-ctx.Done():
+		return fmt.Errorf("catch up with the cluster's versions: %w", ctx.Err())
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("catch up with the cluster's versions: %w", ctx.Err())
 	}
 }
 

@@ -93,6 +93,11 @@ type behaviourState struct {
 	// Previous is the last version of Lineage, kept for journals written
 	// before the lineage was (read when Lineage is empty).
 	Previous *Version `json:"previous,omitempty"`
+	// Retired are the versions rolled back from, newest last (at most
+	// retiredKept): in a cluster, an actor that a member still running
+	// one of them hands over afterwards holds its state, which the
+	// member moves down with it (Manager.WrittenBy).
+	Retired []Version `json:"retired,omitempty"`
 	// Live are the versions that may hold actors (Current first); more
 	// than one only while (or after a stopped) rolling upgrade.
 	Live []Version `json:"live"`
@@ -108,6 +113,10 @@ type behaviourState struct {
 	FailedDryRuns []string `json:"failed_dry_runs,omitempty"`
 }
 
+// retiredKept is how many versions rolled back from the journal keeps
+// (behaviourState.Retired).
+const retiredKept = 4
+
 // previous is the version a rollback returns to, or nil at the oldest.
 func (bs *behaviourState) previous() *Version {
 	if len(bs.Lineage) == 0 {
@@ -121,6 +130,11 @@ func (bs *behaviourState) previous() *Version {
 // lineage grows by the version left (an upgrade) or shrinks by the one
 // returned to (a rollback).
 func (bs *behaviourState) completed(op *Op) {
+	if op.Kind == KindRollback {
+		bs.Retired = slices.DeleteFunc(bs.Retired, func(v Version) bool { return v.SHA == op.From.SHA || v.SHA == op.To.SHA })
+		bs.Retired = append(bs.Retired, op.From)
+		bs.Retired = bs.Retired[max(0, len(bs.Retired)-retiredKept):]
+	}
 	if p := bs.previous(); op.Kind == KindRollback && p != nil && p.SHA == op.To.SHA {
 		bs.Lineage = bs.Lineage[:len(bs.Lineage)-1]
 	} else {

@@ -133,7 +133,10 @@ type Manager struct {
 	attaching sync.WaitGroup
 }
 
-var _ core.ModuleSelector = (*Manager)(nil)
+var (
+	_ core.ModuleSelector = (*Manager)(nil)
+	_ core.StateWriters   = (*Manager)(nil)
+)
 
 // New opens the binary cache and journal in opts.Dir.
 func New(opts Options) (*Manager, error) {
@@ -276,6 +279,34 @@ func (m *Manager) Binary(behaviour string, st mailbox.State) (string, string) {
 		}
 	}
 	return bs.Current.Path, bs.Current.SHA
+}
+
+// WrittenBy implements core.StateWriters: the cached binary of a version
+// of behaviour that wrote st, among those the journal names (the ones
+// rolled back from included), checked against its sha256.
+func (m *Manager) WrittenBy(_ context.Context, behaviour string, st mailbox.State) (string, string, error) {
+	m.mu.Lock()
+	var found *Version
+	if bs := m.j.Behaviours[behaviour]; bs != nil {
+		known := bs.versions()
+		for i := range bs.Retired {
+			known = append(known, &bs.Retired[i])
+		}
+		for _, v := range known {
+			if v.holds(st) {
+				found = v
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	if found == nil {
+		return "", "", fmt.Errorf("%s %s (schema %d): %w", behaviour, st.Module, st.Schema, core.ErrNoStateWriter)
+	}
+	if err := m.cache.Verify(found.SHA); err != nil {
+		return "", "", fmt.Errorf("%s %s: the cached binary cannot be trusted: %w", behaviour, found.Name(), err)
+	}
+	return found.Path, found.SHA, nil
 }
 
 // DescribeBinary implements core.BinaryDescriber: the file the cached

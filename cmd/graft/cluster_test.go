@@ -247,6 +247,53 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 	})
 }
 
+// A rollback in flight catches actors on a member that has not rolled
+// back yet: m1 is stopped (SIGSTOP) on v2 while m0 rolls back to v1, so
+// m1's actors reach m0, once its lease is gone, with v2 states that v1
+// cannot read. m0 moves each down with v2's own down-migration (the
+// version it rolled back from, kept in its cache) and runs it on v1, with
+// its count; m1, woken, steps down and follows the rollback before it
+// joins again (rollout.CatchUp), so its new share runs v1 from its first
+// message.
+func TestClusterRollbackInFlightMovesStragglersDown(t *testing.T) {
+	m := etcdtest.Start(t)
+	_, kv := kvSource(t)
+	const prefix = "/graft/cluster-rollback-in-flight"
+	a, b := startPair(t, m.Endpoint, prefix, kv)
+	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	for _, name := range all {
+		assert.Equal(t, "v1:1", b.ok(t, "call", name, "before"))
+	}
+	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	testbin.WaitFor(t, 60*time.Second, "every actor on v2, on both members", func() bool {
+		st := b.status(t)
+		return !slices.ContainsFunc(all, func(name string) bool { return !strings.HasPrefix(st[name].Module, "2.") })
+	})
+	for _, name := range all {
+		assert.Equal(t, "v2:2", a.ok(t, "call", name, "up"))
+	}
+	stragglers := ownedBy(t, a, "m1")
+	require.NotEmpty(t, stragglers)
+
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
+	a.ok(t, "rollback", "kv")
+	testbin.WaitFor(t, 30*time.Second, "m0 owns every actor", func() bool { return len(ownedBy(t, a, "m0")) == 6 })
+	for _, name := range all {
+		assert.Equal(t, "v1:3", a.ok(t, "call", name, "down", "--timeout", "30s"), "%s runs v1 on m0 with its state", name)
+	}
+	assert.Equal(t, len(stragglers), strings.Count(a.logs.String(), "migrated it down with that version"), "each straggler, and only they, moved down at its start")
+
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGCONT))
+	testbin.WaitFor(t, 60*time.Second, "m1 back with a share, on v1", func() bool {
+		mine := ownedBy(t, a, "m1")
+		st := b.status(t)
+		return len(mine) > 0 && !slices.ContainsFunc(mine, func(name string) bool { return !strings.HasPrefix(st[name].Module, "1.") })
+	})
+	for _, name := range all {
+		assert.Equal(t, "v1:4", b.ok(t, "call", name, "after", "--timeout", "30s"), "%s on v1 wherever it runs", name)
+	}
+}
+
 // upgradesIn is the upgrade records of p's history (`graft history
 // --json`), one per cluster op.
 func upgradesIn(t *testing.T, p *coreProc) []control.UpgradeRecord {
