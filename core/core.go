@@ -179,15 +179,15 @@ type Core struct {
 	// required holds the names some configured actor requires; it never
 	// changes after New.
 	required map[string]bool
-	sweeper  sweeper                           // passivation.go
-	pools    map[string]*modulePool            // shared pools by behaviour
+	sweeper  sweeper                // passivation.go
+	pools    map[string]*modulePool // shared pools by behaviour
 	// downMigrations holds one token while a state is moved down
 	// (movedown.go).
 	downMigrations chan struct{}
-	subs     map[string]*supervisor.Supervisor // behaviour supervisors
-	closed   bool
-	quit     chan struct{}  // closed by Shutdown: background retries end
-	bg       sync.WaitGroup // goroutines adding run-time actors (spawn.go)
+	subs           map[string]*supervisor.Supervisor // behaviour supervisors
+	closed         bool
+	quit           chan struct{}  // closed by Shutdown: background retries end
+	bg             sync.WaitGroup // goroutines adding run-time actors (spawn.go)
 	// names serializes the changes of one name's membership in specs
 	// and the supervisors: adopt, addListed, DestroyActor (membership.go).
 	names nameLocks
