@@ -26,10 +26,10 @@ import (
 // it must step down), kill -9 of one etcd member at a time (started again
 // on its data), and an upgrade of ckv: by a rebuilt binary that every
 // member watches, or by `graft upgrade` on one member, which package
-// rollout carries to the others. (No rollback yet: a member that rolled
-// back has forgotten the newer version, so an actor handed to it from a
-// member that had not rolled back yet would wait there with no member to
-// run it; an upgrade converges, as its members keep both versions.)
+// rollout carries to the others, and later a rollback of it by `graft
+// rollback` on one member, which the others follow while actors move
+// between members (one that reaches a member that rolled back with the
+// newer state is moved down there: core.StateWriters).
 // The checks are the single-core run's on the store in etcd: every
 // acknowledged send applied once and in order, the register's calls
 // linearizable, every actor on a version that reads its state, nothing

@@ -18,7 +18,7 @@ import (
 func (c *clusterRun) injectCluster(ctx context.Context, async *sync.WaitGroup) error {
 	rng := rand.New(rand.NewPCG(uint64(c.opts.Seed), 7))
 	var coreBusy sync.Mutex // one core fault at a time
-	upgraded := false
+	upgraded, rolledBack := false, false
 	for e := 0; e < c.opts.Events; e++ {
 		gap := time.Duration(rng.ExpFloat64() * float64(c.opts.MeanGap))
 		if err := waitTick(ctx, min(gap, 4*c.opts.MeanGap)); err != nil {
@@ -70,6 +70,10 @@ func (c *clusterRun) injectCluster(ctx context.Context, async *sync.WaitGroup) e
 				break
 			}
 			async.Go(func() { c.upgradeThrough(ctx, i) }) // one member; package rollout carries it to the others
+		case upgraded && !rolledBack && e >= 2*c.opts.Events/3:
+			rolledBack = true
+			c.stats.rollbacks.Add(1)
+			async.Go(func() { c.rollbackThrough(ctx, i) })
 		}
 	}
 	return nil
@@ -191,6 +195,28 @@ func (c *clusterRun) stopAll() {
 	}
 	for _, p := range processesUnder(c.dir) {
 		_ = p.signal(9)
+	}
+}
+
+// rollbackThrough runs `graft rollback ckv` on member i, or on the next
+// one that answers and has upgraded, trying again for a while: the
+// upgrade may still be on its way to the members. The others follow it
+// while actors move between members under the faults, so some reach a
+// member that rolled back with the newer state, which it moves down.
+func (c *clusterRun) rollbackThrough(ctx context.Context, i int) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		j := (i + attempt) % len(c.cores)
+		uctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, err := c.clients[j].Rollback(uctx, "ckv")
+		cancel()
+		if err == nil {
+			return
+		}
+		c.note("rollback through %s: %v", c.cores[j].name, err)
+		if waitTick(ctx, time.Second) != nil {
+			return
+		}
 	}
 }
 
