@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -58,6 +59,8 @@ type parts struct {
 	// nothing); ownTracing is set when the host made it (tracing.go).
 	tracing    trace.TracerProvider
 	ownTracing *tracing.Provider
+	// log is the host's logger, for what the stop can only report.
+	log *slog.Logger
 }
 
 // release frees what the stop of the servers did not: the watcher, the
@@ -82,11 +85,7 @@ func (p *parts) release() {
 		_ = p.gate.Shutdown(ctx) // the start failed after it waited: no core behind it
 		cancel()
 	}
-	if p.ownTracing != nil { // a start that failed: Run did not flush it
-		ctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
-		_ = p.stopTracing(ctx)
-		cancel()
-	}
+	p.stopTracing() // a start that failed: Run did not flush it
 	if p.ctl != nil {
 		p.ctl.Close()
 	}
@@ -112,7 +111,7 @@ func (h *Host) Run(ctx context.Context) error {
 	if !h.ran.CompareAndSwap(false, true) {
 		return errors.New("host: Run was already called: a Host runs once (build another with New)")
 	}
-	p := &parts{}
+	p := &parts{log: h.log}
 	defer p.release()
 	if err := h.start(ctx, p); err != nil {
 		if errors.Is(err, errStoppedWaiting) {
@@ -142,7 +141,7 @@ func (h *Host) Run(ctx context.Context) error {
 	if p.webSrv != nil {
 		p.webSrv.Close() // its event streams never end by themselves
 	}
-	errs = append(errs, p.stopTracing(shutCtx))
+	p.stopTracing()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("graft core stopped: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -31,14 +32,25 @@ func (h *Host) startTracing(ctx context.Context, p *parts) error {
 	return nil
 }
 
-// stopTracing flushes the spans of a provider the host made, within ctx.
-func (p *parts) stopTracing(ctx context.Context) error {
+// tracingFlushTimeout bounds the flush of the last spans at the stop: a
+// collector that accepts connections and never answers must not hold the
+// stop past the watchdog (grace + 2 s), nor fail it.
+const tracingFlushTimeout = time.Second
+
+// stopTracing flushes the spans of a provider the host made, within
+// tracingFlushTimeout. Spans that cannot be sent are lost with a warning:
+// telemetry never fails a stop.
+func (p *parts) stopTracing() {
 	if p.ownTracing == nil {
-		return nil
+		return
 	}
 	tp := p.ownTracing
 	p.ownTracing = nil
-	return tp.Shutdown(ctx)
+	ctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		p.log.Warn("tracing: the last spans could not be sent to the collector; they are lost", "within", tracingFlushTimeout, "err", err)
+	}
 }
 
 // tracerOf is the provider p traces into, nil for none (so that the core

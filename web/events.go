@@ -147,13 +147,15 @@ const (
 	defaultLimit = 100
 	maxLimit     = 1000
 	historyShown = 50
+	// maxOffset is past any actor count a core holds (a billion).
+	maxOffset = 1 << 30
 )
 
 func parseQuery(r *http.Request) query {
 	v := r.URL.Query()
 	q := query{limit: defaultLimit, q: strings.ToLower(v.Get("q")), sort: v.Get("sort"), desc: v.Get("desc") == "1", focus: v.Get("actor")}
 	if n, err := strconv.Atoi(v.Get("offset")); err == nil && n > 0 {
-		q.offset = n
+		q.offset = min(n, maxOffset) // offset+limit must not overflow
 	}
 	if n, err := strconv.Atoi(v.Get("limit")); err == nil && n > 0 {
 		q.limit = min(n, maxLimit)
@@ -288,15 +290,19 @@ func less(col string, desc bool) func(a, b ActorRow) int {
 			return cmp.Compare(a.Rate, b.Rate)
 		case "owner":
 			return strings.Compare(a.Owner, b.Owner)
+		case "schema":
+			return cmp.Compare(a.Schema, b.Schema)
+		case "origin":
+			return strings.Compare(a.Origin, b.Origin)
 		}
-		return 0
+		return 0 // "name", or a column it does not know: by name
 	}
 	return func(a, b ActorRow) int {
-		c := key(a, b)
+		c := cmp.Or(key(a, b), strings.Compare(a.Name, b.Name))
 		if desc {
 			c = -c
 		}
-		return cmp.Or(c, strings.Compare(a.Name, b.Name))
+		return c
 	}
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"math"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -69,4 +70,29 @@ func names(rows []ActorRow) []string {
 		out[i] = r.Name
 	}
 	return out
+}
+
+// Every column the page offers sorts, both ways: descending is the
+// reverse of ascending, names included, and a column it does not know
+// sorts by name.
+func TestEveryColumnSortsBothWays(t *testing.T) {
+	rows := []ActorRow{
+		{ActorStatus: api.ActorStatus{Name: "a", Behaviour: "b2", Module: "2.0.0", Schema: 2, Status: "running", Origin: "spawn", Owner: "m1", Depth: 3, Processed: 1, Failed: 2, Restarts: 1, DeadLetters: 0}, Rate: 1},
+		{ActorStatus: api.ActorStatus{Name: "b", Behaviour: "b1", Module: "1.0.0", Schema: 1, Status: "passive", Origin: "config", Owner: "m0", Depth: 1, Processed: 3, Failed: 0, Restarts: 3, DeadLetters: 2}, Rate: 3},
+		{ActorStatus: api.ActorStatus{Name: "c", Behaviour: "b3", Module: "3.0.0", Schema: 3, Status: "stopped", Origin: "virtual", Owner: "m2", Depth: 2, Processed: 2, Failed: 1, Restarts: 2, DeadLetters: 1}, Rate: 2},
+	}
+	for _, col := range []string{"name", "behaviour", "module", "schema", "status", "depth", "processed", "failed", "restarts", "dead", "rate", "origin", "owner", "nonsense"} {
+		up, down := slices.Clone(rows), slices.Clone(rows)
+		slices.SortStableFunc(up, less(col, false))
+		slices.SortStableFunc(down, less(col, true))
+		rev := names(down)
+		slices.Reverse(rev)
+		assert.Equal(t, names(up), rev, "column %s: descending is ascending reversed", col)
+		if col != "name" && col != "nonsense" {
+			assert.NotEqual(t, []string{"a", "b", "c"}, names(up), "column %s sorts by its values, not by name", col)
+		}
+	}
+	q := parseQuery(httptest.NewRequest("GET", "/events?offset=9223372036854775807&limit=1000", nil))
+	assert.Equal(t, maxOffset, q.offset, "an offset past any actor count is capped, so offset+limit cannot overflow")
+	assert.Less(t, q.offset, q.offset+q.limit)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graft-host/graft/config"
+	"github.com/graft-host/graft/core"
 	"github.com/graft-host/graft/core/control/api"
 )
 
@@ -74,8 +75,28 @@ func (f *clientFlags) client(cmd *cobra.Command, e *env, def time.Duration) (*ap
 func (f *clientFlags) clientWithin(cmd *cobra.Command, e *env, sock string, d time.Duration) (*api.Client, context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), d)
 	c := api.NewClient(sock)
-	c.TraceParent = e.getenv("TRACEPARENT")
+	c.TraceParent = traceParent(e)
 	return c, ctx, func() { cancel(); c.Close() }, nil
+}
+
+// traceParent is $TRACEPARENT if it is a W3C traceparent; anything else
+// is ignored with a warning, so that a stray value (a trailing carriage
+// return, a copy of the wrong variable) never stops a send.
+func traceParent(e *env) string {
+	v := e.getenv("TRACEPARENT")
+	if v == "" || core.ParseTraceParent(v).IsValid() {
+		return v
+	}
+	fmt.Fprintf(e.stderr, "graft: ignoring $TRACEPARENT %q: not a W3C traceparent (00-<32 hex digits>-<16 hex digits>-<2 hex digits>); the command starts no trace of its own\n", clipped(v, 80))
+	return ""
+}
+
+// clipped is s cut to n bytes, marked, for a message that quotes input.
+func clipped(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // printJSON writes v as indented JSON, the --json output of every command.

@@ -4,11 +4,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +160,15 @@ actors:
 	assert.True(t, rcv.service["graft"], "service.name is graft: %v", rcv.service)
 	rcv.mu.Unlock()
 
+	// A TRACEPARENT that is no traceparent (here with a carriage return
+	// and a header of its own, which HTTP cannot carry) is ignored with
+	// one warning: the call is made, outside any trace.
+	r = graft(t, "", []string{"TRACEPARENT=00-" + script + "-b7ad6b7169203331-01\r\nX-Evil: 1"},
+		"call", "k0", "x", "--config", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "v1:1", strings.TrimSpace(r.stdout))
+	assert.Equal(t, 1, strings.Count(r.stderr, "ignoring $TRACEPARENT"), r.stderr)
+
 	const upgrade = "4bf92f3577b34da6a3ce929d0e0e4736"
 	r = graft(t, "", []string{"TRACEPARENT=00-" + upgrade + "-00f067aa0ba902b7-01"},
 		"upgrade", "kv", "--binary", plugin("kv2"), "--config", path)
@@ -179,5 +190,54 @@ actors:
 	group := up["graft.upgrade.group"][0]
 	parentIs(t, group, up["graft.upgrade.move"][0], "the group is part of the move")
 	assert.Equal(t, "2", spanAttr(group, "graft.upgrade.group.moved"))
+	p.stop(t)
+}
+
+// A collector that takes connections and never answers loses the last
+// spans, with a warning, and nothing else: the stop is clean (exit 0), in
+// the grace period, and the messages are kept.
+func TestStopWithASilentCollectorIsClean(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	var held []net.Conn // accepted and never read from
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	dir, src := kvSource(t)
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
+control: {dir: ./run}
+behaviours:
+  kv: {binary: %s}
+actors:
+  - {name: k0, behaviour: kv}
+`, src)), 0o644))
+	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + l.Addr().String(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_BSP_SCHEDULE_DELAY=60000", "OTEL_SERVICE_NAME=", "OTEL_TRACES_EXPORTER=", "OTEL_SDK_DISABLED="}
+	p := startGraftBin(t, graftBin(), env, path, []string{"k0"})
+	assert.Equal(t, "v1:1", p.ok(t, "call", "k0", "x"))
+	p.stop(t) // exit 0 required
+	assert.Contains(t, p.logs.String(), "the last spans could not be sent to the collector")
+	assert.NotContains(t, p.logs.String(), "graceful shutdown did not finish")
+
+	p = startGraftBin(t, graftBin(), nil, path, []string{"k0"})
+	assert.Equal(t, "v1:2", p.ok(t, "call", "k0", "x"), "the state was kept")
 	p.stop(t)
 }

@@ -62,7 +62,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.TraceParent != "" {
+	if c.TraceParent != "" && printableASCII(c.TraceParent) {
+		// A value HTTP cannot carry would fail the request before it is
+		// sent; the core ignores an invalid one anyway.
 		req.Header.Set("traceparent", c.TraceParent)
 	}
 	resp, err := c.http.Do(req)
@@ -306,4 +308,15 @@ func (c *Client) SetState(ctx context.Context, actor string, req StateRequest) (
 func (c *Client) ResetState(ctx context.Context, actor string) (RepairResponse, error) {
 	var out RepairResponse
 	return out, c.actorDo(ctx, http.MethodPost, actor, "/state/reset", nil, &out)
+}
+
+// printableASCII says whether s is only printable ASCII, as a traceparent
+// is (and as an HTTP header value may be without quoting).
+func printableASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
