@@ -21,7 +21,7 @@ func (h *Host) startTracing(ctx context.Context, p *parts) error {
 		p.tracing = h.opts.Tracing
 		return nil
 	}
-	tp, err := tracing.FromEnv(ctx, os.Getenv, tracing.Service{Version: buildinfo.Read().Version, Instance: h.cfg.Cluster.Member})
+	tp, err := tracing.FromEnv(ctx, os.Getenv, tracing.Service{Version: buildinfo.Read().Version, Instance: h.cfg.Cluster.Member, Logger: h.log.With("component", "tracing")})
 	if err != nil {
 		return fmt.Errorf("graft refuses to start: %w", err)
 	}

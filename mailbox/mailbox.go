@@ -182,12 +182,12 @@ type Message struct {
 	LastError string
 	// TimerID is set on a message sent by a timer firing (the timer's id),
 	// so a handler can tell a timer's message from a send.
-	TimerID string
+	TimerID string `json:",omitempty"`
 	// TraceParent is the W3C traceparent of the span that sent the message
 	// (an OpenTelemetry trace context), so that handling it continues the
 	// sender's trace, on this core or another; "" when the sender did not
 	// trace. Opaque to the store, which keeps it with the message.
-	TraceParent string
+	TraceParent string `json:",omitempty"`
 }
 
 // Receipt tells a sender what the store did with its message.

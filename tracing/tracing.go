@@ -23,7 +23,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -42,6 +47,10 @@ type Service struct {
 	// Instance tells the cores of one service apart
 	// (service.instance.id): the cluster member's name, or empty.
 	Instance string
+	// Logger receives the exporter's failures (a collector away): at most
+	// a line per exportFailureEvery, with the count of spans lost. Nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // Provider is a tracer provider made from the environment, with the
@@ -77,14 +86,22 @@ func FromEnv(ctx context.Context, getenv func(string) string, svc Service) (*Pro
 	if !Enabled(getenv) {
 		return nil, nil
 	}
+	if err := checkEnv(getenv); err != nil {
+		return nil, err
+	}
 	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%q: %w (give otlp, console or none; OTEL_EXPORTER_OTLP_PROTOCOL is grpc or http/protobuf)",
-			getenv("OTEL_TRACES_EXPORTER"), err)
+		return nil, fmt.Errorf("tracing: %s: %w (OTEL_TRACES_EXPORTER is otlp, console or none; OTEL_EXPORTER_OTLP_PROTOCOL is grpc or http/protobuf)",
+			setVars(getenv, "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), err)
 	}
 	if autoexport.IsNoneSpanExporter(exp) {
 		return nil, nil
 	}
+	logger := svc.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	exp = &loggedExporter{SpanExporter: exp, log: logger}
 	attrs := []resource.Option{resource.WithAttributes(semconv.ServiceName(ServiceName))}
 	if svc.Version != "" {
 		attrs = append(attrs, resource.WithAttributes(semconv.ServiceVersion(svc.Version)))
@@ -99,4 +116,76 @@ func FromEnv(ctx context.Context, getenv func(string) string, svc Service) (*Pro
 		return nil, fmt.Errorf("tracing: OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
 	return &Provider{sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))}, nil
+}
+
+// samplers are the OTEL_TRACES_SAMPLER values the Go SDK knows; with any
+// other it would fall back to its default with a line on stderr.
+var samplers = []string{"always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
+
+// checkEnv refuses the values the SDK would take silently for something
+// else: an endpoint that is not a URL (the spans would go to localhost),
+// a sampler it does not know.
+func checkEnv(getenv func(string) string) error {
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("tracing: %s=%q is not a collector's URL: give one such as http://collector:4318 (http/protobuf) or http://collector:4317 (grpc)", name, v)
+		}
+	}
+	if v := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")); v != "" && !slices.Contains(samplers, v) {
+		return fmt.Errorf("tracing: OTEL_TRACES_SAMPLER=%q is not a sampler: give one of %s", v, strings.Join(samplers, ", "))
+	}
+	return nil
+}
+
+// setVars lists the variables of names that are set, as NAME="value",
+// for an error about them.
+func setVars(getenv func(string) string, names ...string) string {
+	var out []string
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			out = append(out, fmt.Sprintf("%s=%q", n, v))
+		}
+	}
+	if len(out) == 0 {
+		return "the OTLP exporter"
+	}
+	return strings.Join(out, ", ")
+}
+
+// exportFailureEvery bounds how often a failing exporter is logged.
+const exportFailureEvery = 30 * time.Second
+
+// loggedExporter reports the exporter's failures in graft's log, a line
+// per exportFailureEvery with the spans lost since the last, instead of
+// returning them to the SDK, whose handler would print each one on
+// stderr through the process-wide log package.
+type loggedExporter struct {
+	sdktrace.SpanExporter
+	log *slog.Logger
+
+	mu     sync.Mutex
+	last   time.Time
+	missed int
+}
+
+// ExportSpans exports spans; a failure is logged (rate-limited) and the
+// spans are dropped, as the SDK would drop them.
+func (e *loggedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	if err == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.missed += len(spans)
+	if now := time.Now(); now.Sub(e.last) >= exportFailureEvery {
+		e.log.Warn("tracing: spans could not be sent to the collector; they are dropped", "spans", e.missed, "err", err)
+		e.last, e.missed = now, 0
+	}
+	return nil
 }

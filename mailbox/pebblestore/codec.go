@@ -128,18 +128,11 @@ const (
 	tagTraceParent = 2 // then str: Message.TraceParent
 )
 
-// optionalField is one optional trailing field of a message record.
-type optionalField struct {
-	tag  byte
-	name string
-	val  *string
-}
-
-// optionalFields are m's optional trailing fields, in the order they are
-// written (an array, so that the hot path allocates nothing for it).
-func optionalFields(m *mailbox.Message) [2]optionalField {
-	return [2]optionalField{{tagTimerID, "timer id", &m.TimerID}, {tagTraceParent, "trace parent", &m.TraceParent}}
-}
+// A message record's optional trailing fields, each written as its tag
+// then its value when not empty, in tag order: a record without them
+// (older, or with nothing to say) decodes as before. They are written and
+// read field by field, not through a table of pointers into the message,
+// which would move every decoded message to the heap.
 
 func encodeMessage(m *mailbox.Message) []byte {
 	e := newEncoder(len(m.Payload) + len(m.ID) + len(m.Sender) + len(m.TimerID) + len(m.TraceParent) + 16)
@@ -148,13 +141,31 @@ func encodeMessage(m *mailbox.Message) []byte {
 	e.str(m.Sender)
 	e.strs(m.CallChain)
 	e.bytes(m.Payload)
-	for _, f := range optionalFields(m) {
-		if *f.val != "" {
-			e.b = append(e.b, f.tag)
-			e.str(*f.val)
-		}
-	}
+	e.optional(tagTimerID, m.TimerID)
+	e.optional(tagTraceParent, m.TraceParent)
 	return e.b
+}
+
+// optional writes an optional trailing field: its tag and v, if v is set.
+func (e *encoder) optional(tag byte, v string) {
+	if v != "" {
+		e.b = append(e.b, tag)
+		e.str(v)
+	}
+}
+
+// optional reads the optional trailing field tag if it is next ("" if
+// not); an empty value is corruption, since none is ever written.
+func (d *decoder) optional(tag byte, name string) string {
+	if d.err != nil || len(d.b) == 0 || d.b[0] != tag {
+		return ""
+	}
+	d.b = d.b[1:]
+	v := d.str()
+	if d.err == nil && v == "" {
+		d.err = fmt.Errorf("message record has an empty %s field", name)
+	}
+	return v
 }
 
 func decodeMessage(seq uint64, b []byte) (mailbox.Message, error) {
@@ -165,14 +176,8 @@ func decodeMessage(seq uint64, b []byte) (mailbox.Message, error) {
 	m.Sender = d.str()
 	m.CallChain = d.strs()
 	m.Payload = d.bytes()
-	for _, f := range optionalFields(&m) {
-		if d.err == nil && len(d.b) > 0 && d.b[0] == f.tag {
-			d.b = d.b[1:]
-			if *f.val = d.str(); d.err == nil && *f.val == "" {
-				d.err = fmt.Errorf("message record has an empty %s field", f.name)
-			}
-		}
-	}
+	m.TimerID = d.optional(tagTimerID, "timer id")
+	m.TraceParent = d.optional(tagTraceParent, "trace parent")
 	if err := d.done(); err != nil {
 		return mailbox.Message{}, fmt.Errorf("message %d: %w", seq, err)
 	}

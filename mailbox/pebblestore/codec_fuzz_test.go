@@ -22,6 +22,8 @@ func codecSeeds(t testing.TB) [][]byte {
 		encodeMessage(&mailbox.Message{ID: "m1", Sender: "client", Payload: []byte("hello"), CallChain: []string{"a", "b"}, EnqueuedAt: time.Unix(0, 42)}),
 		encodeMessage(&mailbox.Message{}),
 		encodeMessage(&mailbox.Message{ID: "m2", Sender: "owner", Payload: []byte("tick"), TimerID: "t-1", EnqueuedAt: time.Unix(0, 43)}),
+		encodeMessage(&mailbox.Message{ID: "m3", Sender: "a", Payload: []byte("traced"), TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
+		encodeMessage(&mailbox.Message{TimerID: "t-2", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
 		encodeTimer(&mailbox.Timer{ID: "t-1", Owner: "a", To: "account/alice", Due: time.Unix(5, 6), Payload: []byte("remind")}),
 		encodeTimer(&mailbox.Timer{}),
 		encodeState(&mailbox.State{Schema: 2, Module: "1.0.0", Data: []byte(`{"n":1}`)}),
@@ -51,6 +53,7 @@ func FuzzRecordDecoders(f *testing.F) {
 			require.Equal(t, m.CallChain, again.CallChain)
 			require.Equal(t, m.EnqueuedAt.UnixNano(), again.EnqueuedAt.UnixNano())
 			require.Equal(t, m.TimerID, again.TimerID)
+			require.Equal(t, m.TraceParent, again.TraceParent)
 		}
 		if tm, err := decodeTimer(b); err == nil {
 			again, err := decodeTimer(encodeTimer(&tm))
