@@ -4,10 +4,12 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -53,7 +55,7 @@ func Handler(o Options) http.Handler {
 		w.Header().Set("X-Frame-Options", "DENY")
 		http.ServeFileFS(w, r, files, "index.html")
 	})
-	api := http.StripPrefix("/api", o.API)
+	api := http.StripPrefix("/api", dotNames(o.API))
 	mux.Handle("GET /api/", o.guard(api))
 	for _, route := range changes {
 		mux.Handle("POST /api"+route, o.guard(api))
@@ -63,6 +65,36 @@ func Handler(o Options) http.Handler {
 	}))
 	mux.Handle("GET /events", o.guard(&events{api: o.API, every: o.Every, streams: make(chan struct{}, maxStreams)}))
 	return o.hostCheck(http.NewCrossOriginProtection().Handler(mux))
+}
+
+// dotNames undoes the page's escape of a path segment that is an actor
+// named "." or "..": a browser removes such a segment from a URL however
+// it is percent-encoded, so the page sends "%2E;" or "%2E%2E;" (seg in
+// app.js), which no other name encodes to (encodeURIComponent always
+// escapes ";"). The API then gets "%2E" or "%2E%2E", as from curl.
+func dotNames(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		esc := r.URL.EscapedPath()
+		if !strings.Contains(esc, ";") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		segs := strings.Split(esc, "/")
+		for i, s := range segs {
+			if u := strings.ToUpper(s); u == "%2E;" || u == "%2E%2E;" {
+				segs[i] = strings.TrimSuffix(s, ";")
+			}
+		}
+		raw := strings.Join(segs, "/")
+		path, err := url.PathUnescape(raw)
+		if err != nil {
+			refuse(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("path %q: %v", esc, err))
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = path, raw
+		next.ServeHTTP(w, r2)
+	})
 }
 
 // changes are the API's changes the web view offers (issue: retry a dead

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -47,4 +48,30 @@ func TestWhoMayDoWhat(t *testing.T) {
 	assert.Equal(t, http.StatusOK, do(local, "POST", "/api/v1/actors/a/deadletters/retry", "127.0.0.1:8080", token))
 	assert.Equal(t, http.StatusUnauthorized, do(local, "POST", "/api/v1/actors/a/stop", "127.0.0.1:8080", "0123456789abcdeX"), "a wrong token")
 	assert.Equal(t, http.StatusOK, do(local, "GET", "/", "127.0.0.1:8080", ""), "the page")
+}
+
+// An actor named "." or "..", which a browser would take out of any URL,
+// reaches the API as its name through the page's escape ("%2E%2E;"); a
+// name that merely looks like the escape is left alone.
+func TestDotNamesReachTheAPI(t *testing.T) {
+	api := http.NewServeMux()
+	api.HandleFunc("GET /v1/actors/{actor}/state", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.PathValue("actor"))
+	})
+	h := web.Handler(web.Options{API: api, Token: "0123456789abcdef", Loopback: true})
+	for path, want := range map[string]string{
+		"/api/v1/actors/%2E%2E;/state":       "..",
+		"/api/v1/actors/%2E;/state":          ".",
+		"/api/v1/actors/%2e%2e;/state":       "..",
+		"/api/v1/actors/%252E%252E%3B/state": "%2E%2E;",
+		"/api/v1/actors/a%3Bb/state":         "a;b",
+		"/api/v1/actors/%2Ehidden/state":     ".hidden",
+	} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "127.0.0.1:8080"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, http.StatusOK, rec.Code, path)
+		assert.Equal(t, want, rec.Body.String(), path)
+	}
 }

@@ -170,12 +170,33 @@ func TestWebViewInABrowser(t *testing.T) {
 	))
 	testbin.WaitFor(t, 30*time.Second, "a stopped from the page", func() bool { return p.status(t)["a"].Status == "stopped" })
 	p.ok(t, "send", "a", "while-stopped")
+	// A large payload shows its first bytes and its size, a binary one
+	// its size alone.
+	big := "big-" + strings.Repeat("x", 4000)
+	require.Equal(t, 0, graft(t, big, nil, "send", "a", "-", "--config", p.config).code)
+	require.Equal(t, 0, graft(t, "\x00\x01\x02", nil, "send", "a", "-", "--config", p.config).code)
 	require.NoError(t, chromedp.Do(bctx,
 		poll(`document.querySelector('#queued').textContent.includes("while-stopped")`),
+		poll(`[...document.querySelectorAll('#queued tr')].some((r) => r.textContent.includes("big-xxx") && r.textContent.includes("… (4004 bytes)"))`),
+		poll(`[...document.querySelectorAll('#queued tr')].some((r) => r.textContent.includes("(3 bytes)"))`),
 		chromedp.WaitVisible(`#start`),
 		eval(`document.querySelector('#start').click()`),
 	))
 	testbin.WaitFor(t, 30*time.Second, "a started from the page", func() bool { return p.status(t)["a"].Status == "running" })
+
+	// An actor the core does not know is one error on its page; one named
+	// "..", which a browser takes out of URLs, has its page like any other.
+	require.NoError(t, chromedp.Do(bctx,
+		go_("#/actor/nosuch"),
+		poll(`(document.querySelector('#error') || {textContent: ""}).textContent.includes("nosuch") && !document.querySelector('#queued')`),
+	))
+	p.ok(t, "spawn", "..", "--behaviour", "recorder")
+	assert.Equal(t, "ok:dots", p.ok(t, "call", "..", "dots"))
+	require.NoError(t, chromedp.Do(bctx,
+		go_("#/actor/.."),
+		poll(`[...document.querySelectorAll('#handled tr')].some((r) => r.textContent.includes("ok:dots"))`),
+		poll(`!document.querySelector('#error') && !document.querySelector('#state').textContent.includes("no endpoint")`),
+	))
 
 	// Without the token, or from another site, a change is refused; a
 	// read on loopback is not.

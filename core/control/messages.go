@@ -23,24 +23,26 @@ func (s *Server) messages(r *http.Request) (any, error) {
 	}
 	out := Messages{Queued: make([]QueuedMessage, len(queued)), Handled: []HandledMessage{}}
 	for i, m := range queued {
-		out.Queued[i] = QueuedMessage{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload, EnqueuedAt: m.EnqueuedAt,
-			Attempts: m.Attempts, LastError: m.LastError, TimerID: m.TimerID}
+		out.Queued[i] = QueuedMessage{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: preview(m.Payload), PayloadSize: len(m.Payload),
+			EnqueuedAt: m.EnqueuedAt, Attempts: m.Attempts, LastError: m.LastError, TimerID: m.TimerID}
 	}
-	if stats, err := st.Stats(actor); err == nil {
-		out.Depth = stats.Depth
+	stats, err := st.Stats(actor)
+	if err != nil {
+		return nil, fmt.Errorf("messages of %q: %w", actor, err)
 	}
+	out.Depth = stats.Depth
 	kept, err := st.Handled(r.Context(), actor)
 	if err != nil {
 		return nil, fmt.Errorf("handled messages of %q: %w", actor, err)
 	}
 	for _, h := range kept {
 		for i, m := range h.Messages {
-			hm := HandledMessage{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: m.Payload}
+			hm := HandledMessage{Seq: m.Seq, ID: m.ID, Sender: m.Sender, Payload: preview(m.Payload), PayloadSize: len(m.Payload)}
 			if i < len(h.Results) {
 				res := h.Results[i]
 				hm.Refusal, hm.Sends = res.Refusal, len(res.Sends)
 				if res.HasReply {
-					hm.Reply = res.Reply
+					hm.Reply, hm.ReplySize = preview(res.Reply), len(res.Reply)
 				}
 			}
 			out.Handled = append(out.Handled, hm)
@@ -48,4 +50,9 @@ func (s *Server) messages(r *http.Request) (any, error) {
 	}
 	slices.Reverse(out.Handled)
 	return out, nil
+}
+
+// preview is b cut to api.PayloadPreview bytes.
+func preview(b []byte) []byte {
+	return b[:min(len(b), api.PayloadPreview)]
 }

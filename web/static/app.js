@@ -45,7 +45,10 @@ async function api(method, path, body) {
   return data;
 }
 
-const seg = (s) => encodeURIComponent(s).replace(/\./g, "%2E");
+// seg is an actor's or behaviour's name as one path segment. A name "."
+// or ".." would be taken out of the URL by the browser, encoded or not:
+// it goes as "%2E;" or "%2E%2E;", which the web view undoes (dotNames).
+const seg = (s) => (s === "." || s === ".." ? s.replace(/\./g, "%2E") + ";" : encodeURIComponent(s).replace(/\./g, "%2E"));
 
 // The event stream, reopened when the page, filter or sort changes.
 function openStream() {
@@ -133,9 +136,9 @@ function actorPage(v, name) {
     detail.seq = state.seq;
     Promise.all([
       api("GET", `/v1/actors/${seg(name)}/state`).catch((e) => ({ error: e.message })),
-      api("GET", `/v1/actors/${seg(name)}/timers`).catch(() => []),
-      api("GET", `/v1/actors/${seg(name)}/deadletters`).catch(() => []),
-      api("GET", `/v1/actors/${seg(name)}/messages`).catch(() => ({ queued: [], handled: [], depth: 0 })),
+      api("GET", `/v1/actors/${seg(name)}/timers`).catch((e) => ({ error: e.message })),
+      api("GET", `/v1/actors/${seg(name)}/deadletters`).catch((e) => ({ error: e.message })),
+      api("GET", `/v1/actors/${seg(name)}/messages`).catch((e) => ({ error: e.message })),
     ]).then(([st, timers, dead, msgs]) => { detail.data = { st, timers, dead, msgs }; detail.busy = false; if (detail.name === name) render(); });
   }
   const d = detail.data;
@@ -144,6 +147,13 @@ function actorPage(v, name) {
     a && a.status !== "stopped" ? el("button", { id: "stop", onclick: () => act(name, "stop") }, "Stop") : "",
     a && a.status === "stopped" ? el("button", { id: "start", onclick: () => act(name, "start") }, "Start") : "");
   if (!d) return el("section", {}, head, el("p", {}, "loading…"));
+  // An actor the core does not know (or cannot show) is one error, not
+  // four empty tables.
+  const failed = [d.st, d.timers, d.dead, d.msgs].find((x) => x && x.error);
+  if (failed && !a) return el("section", {}, head, el("p", { id: "error", class: "error" }, failed.error));
+  if (d.timers.error) d.timers = [];
+  if (d.dead.error) d.dead = [];
+  if (d.msgs.error) d.msgs = { queued: [], handled: [], depth: 0, error: d.msgs.error };
   const st = d.st.error ? d.st.error : (d.st.text !== undefined && d.st.text !== "" ? d.st.text : JSON.stringify(d.st, null, 2));
   const timers = el("table", { id: "timers" }, el("tr", {}, el("th", {}, "Timer"), el("th", {}, "Due"), el("th", {}, "To"), el("th", {}, "Message")),
     d.timers.map((t) => el("tr", {}, el("td", {}, t.id), el("td", {}, t.due), el("td", {}, t.to), el("td", {}, t.text ?? ""))));
@@ -155,28 +165,35 @@ function actorPage(v, name) {
   const m = d.msgs;
   const queued = el("table", { id: "queued" },
     el("tr", {}, el("th", {}, "Seq"), el("th", {}, "From"), el("th", {}, "Message"), el("th", {}, "Queued at"), el("th", {}, "Tries")),
-    m.queued.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.sender || "-"), el("td", {}, payloadText(x.payload)),
+    m.queued.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.sender || "-"), el("td", {}, payloadText(x.payload, x.payload_size)),
       el("td", {}, x.enqueued_at), el("td", {}, x.attempts ? `${x.attempts} (${x.last_error})` : ""))));
   const handled = m.handled.length
     ? el("table", { id: "handled" },
       el("tr", {}, el("th", {}, "Seq"), el("th", {}, "From"), el("th", {}, "Message"), el("th", {}, "Reply"), el("th", { class: "num" }, "Sent")),
-      m.handled.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.sender || "-"), el("td", {}, payloadText(x.payload)),
-        el("td", {}, x.refusal ? "refused: " + x.refusal : (x.reply ? payloadText(x.reply) : "")), el("td", { class: "num" }, x.sends))))
+      m.handled.map((x) => el("tr", { "data-seq": x.seq }, el("td", {}, x.seq), el("td", {}, x.sender || "-"), el("td", {}, payloadText(x.payload, x.payload_size)),
+        el("td", {}, x.refusal ? "refused: " + x.refusal : (x.reply ? payloadText(x.reply, x.reply_size) : "")), el("td", { class: "num" }, x.sends))))
     : el("p", { id: "handled" }, `None kept: give behaviour ${a ? a.behaviour : ""} verify_window: N in the config to keep its actors' last N messages.`);
   return el("section", {}, head, el("h3", {}, "State"), el("pre", { id: "state" }, st),
-    el("h3", {}, `Waiting messages (${m.depth}${m.depth > m.queued.length ? `, first ${m.queued.length} shown` : ""})`), queued,
+    el("h3", {}, `Waiting messages (${m.depth}${m.depth > m.queued.length ? `, first ${m.queued.length} shown` : ""})`), m.error ? el("p", { class: "error" }, m.error) : "", queued,
     el("h3", {}, `Last handled messages (${m.handled.length})`), handled,
     el("h3", {}, `Pending timers (${d.timers.length})`), timers, el("h3", {}, `Dead letters (${d.dead.length})`), dead);
 }
 
-// payloadText is a base64 payload as text when it decodes, else its size.
-function payloadText(b64) {
+// payloadText is a base64 payload as text when it is printable UTF-8,
+// else its size; size, when given, is the whole payload's length (the
+// API sends the first bytes of a large one), said after a cut text.
+function payloadText(b64, size) {
+  const bytes = Uint8Array.from(atob(b64 || ""), (c) => c.charCodeAt(0));
+  const whole = size ?? bytes.length;
+  let text = null;
   try {
-    const bytes = Uint8Array.from(atob(b64 || ""), (c) => c.charCodeAt(0));
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (e) {
-    return `(${Math.floor(((b64 || "").length * 3) / 4)} bytes)`;
+    // A preview may end inside a character: text up to the cut is still text.
+    if (whole > bytes.length) try { text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, Math.max(0, bytes.length - 3))); } catch (e2) { text = null; }
   }
+  if (text === null || /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text)) return `(${whole} bytes)`;
+  return whole > bytes.length ? `${text}… (${whole} bytes)` : text;
 }
 
 async function act(actor, what) {

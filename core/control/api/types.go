@@ -234,13 +234,21 @@ type Messages struct {
 // MessagesShown bounds Messages.Queued.
 const MessagesShown = 50
 
+// PayloadPreview is how many bytes of each payload and reply Messages
+// carries: enough to tell messages apart on a page that polls it, however
+// large they are (`graft deadletters` and the store keep them whole).
+const PayloadPreview = 256
+
 // QueuedMessage is one message waiting in a mailbox.
 type QueuedMessage struct {
-	Seq        uint64    `json:"seq"`
-	ID         string    `json:"id,omitempty"`
-	Sender     string    `json:"sender"`
-	Payload    []byte    `json:"payload"`
-	EnqueuedAt time.Time `json:"enqueued_at"`
+	Seq    uint64 `json:"seq"`
+	ID     string `json:"id,omitempty"`
+	Sender string `json:"sender"`
+	// Payload is the payload's first PayloadPreview bytes; PayloadSize
+	// its length.
+	Payload     []byte    `json:"payload"`
+	PayloadSize int       `json:"payload_size"`
+	EnqueuedAt  time.Time `json:"enqueued_at"`
 	// Attempts and LastError tell of the failed tries so far.
 	Attempts  uint32 `json:"attempts,omitempty"`
 	LastError string `json:"last_error,omitempty"`
@@ -250,14 +258,18 @@ type QueuedMessage struct {
 // HandledMessage is one message an actor handled, as its kept window
 // (verify_window) holds it.
 type HandledMessage struct {
-	Seq     uint64 `json:"seq"`
-	ID      string `json:"id,omitempty"`
-	Sender  string `json:"sender"`
-	Payload []byte `json:"payload"`
+	Seq    uint64 `json:"seq"`
+	ID     string `json:"id,omitempty"`
+	Sender string `json:"sender"`
+	// Payload and Reply are cut to PayloadPreview bytes, as in
+	// QueuedMessage; their Sizes are their lengths.
+	Payload     []byte `json:"payload"`
+	PayloadSize int    `json:"payload_size"`
 	// Reply is what a call got, when the handler replied; Refusal its
 	// terminal error, when it refused.
-	Reply   []byte `json:"reply,omitempty"`
-	Refusal string `json:"refusal,omitempty"`
+	Reply     []byte `json:"reply,omitempty"`
+	ReplySize int    `json:"reply_size,omitempty"`
+	Refusal   string `json:"refusal,omitempty"`
 	// Sends counts the messages the handler sent.
 	Sends int `json:"sends"`
 }
