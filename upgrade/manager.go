@@ -553,12 +553,15 @@ func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox
 	}
 	attrs := []any{"behaviour", rec.Behaviour, "from", rec.From, "to", rec.To, "outcome", rec.Outcome, "took", rec.Ended.Sub(rec.Started)}
 	switch {
+	case rec.Kind == string(KindDryRun) && rec.Outcome == "failed":
+		m.log.Warn("dry run found actors the new version cannot take", append(attrs, "report", rec.Error)...)
+	case rec.Kind == string(KindDryRun) && rec.Outcome == "passed with warnings":
+		m.log.Warn("dry run passed with warnings", append(attrs, "report", rec.Error)...)
 	case rec.Kind == string(KindDryRun) && rec.Outcome != string(OutcomeRefused):
 		if rec.Error != "" {
-			m.log.Warn("dry run found actors the new version cannot take", append(attrs, "report", rec.Error)...)
-		} else {
-			m.log.Info("dry run passed", attrs...)
+			attrs = append(attrs, "report", rec.Error) // what the replay found: differences are no failures
 		}
+		m.log.Info("dry run passed", attrs...)
 	case rec.Error != "":
 		m.log.Error(rec.Kind+" did not complete", append(attrs, "err", rec.Error)...)
 	default:

@@ -163,7 +163,9 @@ func (c *Client) Call(ctx context.Context, actor string, req CallRequest) (CallR
 	return out, nil
 }
 
-// Stop stops an actor; it stays stopped until Start.
+// Stop stops an actor; it stays stopped until Start, or until the core
+// restarts (a stop is not recorded in the store, as OTP's
+// terminate_child is not kept across a node's restart).
 func (c *Client) Stop(ctx context.Context, actor string) error {
 	return c.actorDo(ctx, http.MethodPost, actor, "/stop", nil, nil)
 }

@@ -29,22 +29,27 @@
 //	POST /v1/actors/{actor}/send               SendRequest -> SendResponse (durable once 200)
 //	POST /v1/actors/{actor}/call               CallRequest -> CallResponse (the reply)
 //	POST /v1/actors/{actor}/spawn              SpawnRequest -> SpawnResponse (created, or already there)
-//	POST /v1/actors/{actor}/stop               -> ActorResponse (stays stopped; mailbox and state kept)
+//	POST /v1/actors/{actor}/stop               -> ActorResponse (stays stopped until start or the core's restart; mailbox and state kept)
 //	POST /v1/actors/{actor}/start              -> ActorResponse
 //	POST /v1/actors/{actor}/destroy            -> ActorResponse (removed for good, data and all)
 //	GET  /v1/actors/{actor}/timers             -> []Timer, earliest first
 //	GET  /v1/actors/{actor}/deadletters        -> []DeadLetter, oldest first
+//	GET  /v1/actors/{actor}/messages           -> Messages: the first waiting, the last handled (payloads cut to PayloadPreview)
 //	POST /v1/actors/{actor}/deadletters/retry  RetryRequest -> RetryResponse
 //	GET  /v1/actors/{actor}/state              -> StateResponse (the committed state)
 //	PUT  /v1/actors/{actor}/state              StateRequest -> RepairResponse (replace it)
 //	POST /v1/actors/{actor}/state/reset        -> RepairResponse (clear it: Init runs next)
-//	GET  /v1/history                           -> []UpgradeRecord, oldest first
+//	GET  /v1/history                           -> []UpgradeRecord, oldest first (a cluster op once, with its members)
 //	POST /v1/behaviours/{behaviour}/upgrade    UpgradeRequest -> UpgradeRecord
 //	POST /v1/behaviours/{behaviour}/dry-run    DryRunRequest -> DryRunReport
 //	POST /v1/behaviours/{behaviour}/rollback   -> UpgradeRecord
 //	POST /v1/behaviours/{behaviour}/promote    -> DecisionResponse (end a canary's bake: move the rest)
 //	POST /v1/behaviours/{behaviour}/abort      -> DecisionResponse (end it: roll the canary back)
 //	GET  /v1/upgrades                          -> []UpgradeProgress (upgrades, rollbacks, dry runs running)
+//
+// A request may carry a W3C "traceparent" header: the sends, calls and
+// upgrades it makes are then spans of that trace, when the core traces
+// (OTEL_* environment); an invalid one is ignored.
 //
 // {actor} is one path segment, percent-encoded (url.PathEscape, with "."
 // and ".." written %2E and %2E%2E, which path cleaning would otherwise
