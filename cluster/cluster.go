@@ -80,6 +80,9 @@ type Cluster struct {
 	owners  map[string]string // actor -> member
 	giving  map[string]bool   // owned actors being handed to another member
 	ownRev  map[string]int64  // mod revision of each owner key
+	// leases are the live members' leases, from their member keys: a
+	// handover puts the owner key under the new owner's (run.go).
+	leases map[string]clientv3.LeaseID
 
 	kick chan struct{}
 }
@@ -113,7 +116,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Info = MemberInfo{Name: cfg.Member, Pid: os.Getpid()}
 	}
 	return &Cluster{cfg: cfg, log: cfg.Logger.With("member", cfg.Member), keys: keyspace{prefix: cfg.Prefix + "/cluster/"}, client: cfg.Client,
-		members: map[string]MemberInfo{}, owners: map[string]string{}, giving: map[string]bool{}, ownRev: map[string]int64{},
+		members: map[string]MemberInfo{}, owners: map[string]string{}, giving: map[string]bool{}, ownRev: map[string]int64{}, leases: map[string]clientv3.LeaseID{},
 		kick: make(chan struct{}, 1)}, nil
 }
 
@@ -210,6 +213,7 @@ func (c *Cluster) applyMember(ev *clientv3.Event) {
 	defer c.mu.Unlock()
 	if ev.Type == mvccpb.DELETE {
 		delete(c.members, name)
+		delete(c.leases, name)
 		return
 	}
 	var info MemberInfo
@@ -217,6 +221,7 @@ func (c *Cluster) applyMember(ev *clientv3.Event) {
 		info = MemberInfo{Name: name}
 	}
 	c.members[name] = info
+	c.leases[name] = clientv3.LeaseID(ev.Kv.Lease)
 }
 
 // applyOwner records an owner key's event.

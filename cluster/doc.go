@@ -25,8 +25,12 @@
 //	                            txn: one creator wins) ─▶ core.Rebalance
 //	                            wakes it: Claim (e/ACTOR+1), read state
 //	owner = me, wanted = B   ─▶ Owns(ACTOR) = false ─▶ core.Rebalance
-//	                            stops it between two commits ─▶ delete
-//	                            o/ACTOR (if still mine) ─▶ B acquires it
+//	                            stops it between two commits ─▶ put
+//	                            o/ACTOR = B under B's lease (if still
+//	                            mine; B's lease is its member key's) ─▶
+//	                            B's watch: core.Rebalance wakes it (if
+//	                            B's lease is gone: delete o/ACTOR, and
+//	                            whoever is wanted acquires it)
 //	my lease lost            ─▶ Owns = false for all ─▶ step down:
 //	                            release every actor, log it, join again
 //	ctx ends (graft stops)   ─▶ after the core stopped: revoke the lease,

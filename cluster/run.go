@@ -69,7 +69,7 @@ func (c *Cluster) load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cluster: read the members and owners: %w", err)
 	}
-	fresh := &Cluster{cfg: c.cfg, keys: c.keys, members: map[string]MemberInfo{}, owners: map[string]string{}, giving: map[string]bool{}, ownRev: map[string]int64{}}
+	fresh := &Cluster{cfg: c.cfg, keys: c.keys, members: map[string]MemberInfo{}, owners: map[string]string{}, giving: map[string]bool{}, ownRev: map[string]int64{}, leases: map[string]clientv3.LeaseID{}}
 	for _, kv := range resp.Kvs {
 		fresh.apply(&clientv3.Event{Kv: kv})
 	}
@@ -79,7 +79,7 @@ func (c *Cluster) load(ctx context.Context) (int64, error) {
 			fresh.giving[name] = true
 		}
 	}
-	c.members, c.owners, c.giving, c.ownRev = fresh.members, fresh.owners, fresh.giving, fresh.ownRev
+	c.members, c.owners, c.giving, c.ownRev, c.leases = fresh.members, fresh.owners, fresh.giving, fresh.ownRev, fresh.leases
 	c.mu.Unlock()
 	return resp.Header.Revision, nil
 }
@@ -358,10 +358,37 @@ func (c *Cluster) giveUp(ctx context.Context, core Core) {
 	}
 }
 
-// release deletes the owner key of actor if this member still holds it.
+// release hands actor's owner key, if this member still holds it, to the
+// member that should own it: put under that member's lease, so that it
+// starts the actor on the watch event, with no acquire of its own (one
+// Raft write and one pass less in the handover's pause). With no such
+// member known, or a lease etcd no longer has, the key is deleted and
+// whoever should own it acquires it.
 func (c *Cluster) release(ctx context.Context, name string) {
 	k := c.keys.owner(name)
-	resp, err := c.client.Txn(ctx).If(clientv3.Compare(clientv3.Value(k), "=", c.cfg.Member)).Then(clientv3.OpDelete(k)).Commit()
+	mine := clientv3.Compare(clientv3.Value(k), "=", c.cfg.Member)
+	c.mu.RLock()
+	members := make([]string, 0, len(c.members))
+	for m := range c.members {
+		members = append(members, m)
+	}
+	to := desired(members, name)
+	lease, known := c.leases[to]
+	c.mu.RUnlock()
+	var resp *clientv3.TxnResponse
+	var err error
+	handed := false
+	if known && lease != 0 && to != c.cfg.Member {
+		resp, err = c.client.Txn(ctx).If(mine).Then(clientv3.OpPut(k, to, clientv3.WithLease(lease))).Commit()
+		handed = err == nil
+		if err != nil && ctx.Err() == nil {
+			c.log.Debug("cluster: could not hand an actor's key to its new owner; deleting it", "actor", name, "to", to, "err", err)
+			resp, err = nil, nil
+		}
+	}
+	if resp == nil && err == nil {
+		resp, err = c.client.Txn(ctx).If(mine).Then(clientv3.OpDelete(k)).Commit()
+	}
 	if err != nil {
 		c.log.Warn("cluster: give an actor up", "actor", name, "err", err)
 		return
@@ -369,6 +396,9 @@ func (c *Cluster) release(ctx context.Context, name string) {
 	c.mu.Lock()
 	if resp.Succeeded && resp.Header.Revision >= c.ownRev[name] {
 		delete(c.owners, name)
+		if handed {
+			c.owners[name] = to
+		}
 		delete(c.giving, name)
 		c.ownRev[name] = resp.Header.Revision
 	}
