@@ -93,3 +93,19 @@ func TestNoMemberAnswers(t *testing.T) {
 	assert.ErrorContains(t, err, "http://127.0.0.1:1")
 	assert.ErrorContains(t, err, "store.endpoints")
 }
+
+// An endpoint whose host name does not resolve is named as a likely typo,
+// not only as an etcd that is down; the error is still ErrUnavailable, so
+// the core keeps waiting (a name may come to resolve).
+func TestUnresolvedEndpointIsNamed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := etcdstore.Ping(ctx, etcdstore.Config{Endpoints: []string{"http://etcd-typo.invalid:2379"}, Prefix: "/graft/x", DialTimeout: 500 * time.Millisecond})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, etcdstore.ErrUnavailable)
+	assert.Contains(t, err.Error(), `check store.endpoints for a typo: http://etcd-typo.invalid:2379 (host "etcd-typo.invalid" does not resolve)`)
+
+	err = etcdstore.Ping(ctx, etcdstore.Config{Endpoints: []string{"127.0.0.1:1"}, Prefix: "/graft/x", DialTimeout: 500 * time.Millisecond})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "typo", "an address is no name to resolve")
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,18 +139,55 @@ func Open(ctx context.Context, cfg Config, opts mailbox.Options) (*Store, error)
 // wraps ErrUnavailable and names the endpoints and settings to check.
 func Ping(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
+	hinted := func(err error) error {
+		if hint := unresolved(ctx, cfg.Endpoints); hint != "" {
+			return fmt.Errorf("%w; %s", err, hint)
+		}
+		return err
+	}
 	client, err := newClient(ctx, cfg)
 	if err != nil {
-		return err
+		return hinted(err)
 	}
 	defer func() { _ = client.Close() }()
 	s := &Store{cfg: cfg, k: keys{prefix: cfg.Prefix + "/"}}
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if _, err := client.Get(pctx, s.k.marker(), clientv3.WithKeysOnly()); err != nil {
-		return s.wrap("reach the store", err)
+		return hinted(s.wrap("reach the store", err))
 	}
 	return nil
+}
+
+// unresolved names the endpoints whose host name does not resolve, for
+// an error that would otherwise read as an etcd that is down: a typo in
+// store.endpoints is the likelier cause. It is a hint: the store is still
+// waited for, since a name may come to resolve.
+func unresolved(ctx context.Context, endpoints []string) string {
+	var bad []string
+	for _, ep := range endpoints {
+		host := ep
+		if u, err := url.Parse(ep); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := net.DefaultResolver.LookupHost(lctx, host)
+		cancel()
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			bad = append(bad, fmt.Sprintf("%s (host %q does not resolve)", ep, host))
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return "check store.endpoints for a typo: " + strings.Join(bad, ", ")
 }
 
 // NewClient connects to the cluster cfg names as the store does: for
