@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -22,6 +24,9 @@ const ChunkSize = 512 << 10
 type binaryMeta struct {
 	Size   int64 `json:"size"`
 	Chunks int   `json:"chunks"`
+	// Stored is when it was stored: sweep keeps a binary no announcement
+	// names for Config.SweepAfter, for the announcement that follows it.
+	Stored time.Time `json:"stored,omitzero"`
 }
 
 func (r *Rollout) binKey(sha string) string  { return r.prefix + "bin/" + sha + "/" }
@@ -68,6 +73,7 @@ func (r *Rollout) publishBinary(ctx context.Context, sha, path string) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
 		return fmt.Errorf("publish binary %s: %s has sha256 %s now: the cache file changed", sha, path, got)
 	}
+	meta.Stored = time.Now().UTC()
 	b, err := json.Marshal(meta)
 	if err != nil {
 		return fmt.Errorf("publish binary %s: %w", sha, err)
@@ -134,6 +140,52 @@ func (r *Rollout) fetchBinary(ctx context.Context, sha, dir string) (string, err
 func (r *Rollout) dropBinary(ctx context.Context, sha string) error {
 	if _, err := r.client.Delete(ctx, r.binKey(sha), clientv3.WithPrefix()); err != nil {
 		return fmt.Errorf("drop binary %s: %w", sha, err)
+	}
+	return nil
+}
+
+// sweep deletes the binaries that no announcement names (as what runs or
+// as the version before) and that were stored more than SweepAfter ago:
+// a canary's that was rolled back, the one of a publish that lost its
+// race to another member's. A binary stored moments ago, whose
+// announcement is on its way, is left. A member whose op needs a swept
+// binary again (a canary promoted after a bake longer than SweepAfter)
+// stores it again when it announces.
+func (r *Rollout) sweep(ctx context.Context) error {
+	anns, err := r.client.Get(ctx, r.prefix+"u/", clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("sweep binaries: read the announcements: %w", err)
+	}
+	named := map[string]bool{}
+	for _, kv := range anns.Kvs {
+		var a announcement
+		if json.Unmarshal(kv.Value, &a) != nil {
+			return nil // an announcement this member cannot read may name any binary: keep them all
+		}
+		named[a.SHA], named[a.Prev] = true, true
+	}
+	bins, err := r.client.Get(ctx, r.prefix+"bin/", clientv3.WithPrefix(), clientv3.WithKeysOnly()) // not the chunks' bytes
+	if err != nil {
+		return fmt.Errorf("sweep binaries: %w", err)
+	}
+	for _, kv := range bins.Kvs {
+		k := strings.TrimPrefix(string(kv.Key), r.prefix+"bin/")
+		sha, rest, _ := strings.Cut(k, "/")
+		if rest != "meta" || named[sha] {
+			continue
+		}
+		mv, err := r.client.Get(ctx, r.metaKey(sha))
+		if err != nil {
+			return fmt.Errorf("sweep binaries: %w", err)
+		}
+		var meta binaryMeta
+		if len(mv.Kvs) == 0 || (json.Unmarshal(mv.Kvs[0].Value, &meta) == nil && time.Since(meta.Stored) < r.cfg.SweepAfter) {
+			continue
+		}
+		if err := r.dropBinary(ctx, sha); err != nil {
+			return err
+		}
+		r.log.Info("cluster rollout: deleted a binary no announcement names", "sha256", sha, "stored", meta.Stored)
 	}
 	return nil
 }

@@ -79,3 +79,40 @@ func startEtcd(t *testing.T) (*clientv3.Client, context.Context) {
 	t.Cleanup(cancel)
 	return client, ctx
 }
+
+// The sweep deletes a stored binary that no announcement names once it
+// is older than SweepAfter (a canary rolled back, a publish that lost its
+// race), and keeps the ones announced, as current or as the version
+// before, and those stored moments ago.
+func TestSweepKeepsOnlyWhatAnnouncementsName(t *testing.T) {
+	client, ctx := startEtcd(t)
+	r, err := New(Config{Client: client, Prefix: "/graft/sweep", Member: "m0", Upgrader: &fakeUp{}, Scratch: t.TempDir(), SweepAfter: time.Hour})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	store := func(content string) string {
+		v := ver(t, dir, content)
+		require.NoError(t, r.publishBinary(ctx, v.SHA, v.Path))
+		return v.SHA
+	}
+	cur, prev, stray := store("current"), store("previous"), store("stray canary")
+	_, ok, err := r.put(ctx, "b", announcement{SHA: cur, Prev: prev, Version: "2", Kind: "upgrade", By: "m0"}, 0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	has := func(sha string) bool {
+		resp, err := client.Get(ctx, r.metaKey(sha))
+		require.NoError(t, err)
+		return len(resp.Kvs) > 0
+	}
+
+	require.NoError(t, r.sweep(ctx))
+	assert.True(t, has(stray), "stored moments ago: its announcement may be on its way")
+
+	r.cfg.SweepAfter = time.Nanosecond
+	require.NoError(t, r.sweep(ctx))
+	assert.False(t, has(stray), "named by no announcement, and old")
+	chunks, err := client.Get(ctx, r.binKey(stray), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	assert.Zero(t, chunks.Count, "its chunks go with it")
+	assert.True(t, has(cur), "what the cluster runs")
+	assert.True(t, has(prev), "what a rollback goes back to")
+}

@@ -63,6 +63,9 @@
 //
 // The binaries announced now and the ones before them (for rollbacks)
 // stay in etcd; an older binary is deleted when an announcement leaves it
-// two versions behind. A 20 MB plugin costs 20 MB of etcd's quota per
-// version kept.
+// two versions behind. Every minute each member also sweeps the stored
+// binaries that no announcement names and that were stored over
+// SweepAfter (1 h) ago: a canary's that was rolled back, a publish that
+// lost its race. A 20 MB plugin costs 20 MB of etcd's quota per version
+// kept.
 package rollout

@@ -49,7 +49,13 @@ type Config struct {
 	EtcdTimeout time.Duration
 	// Logger receives one line per publish and follow.
 	Logger *slog.Logger
+	// SweepAfter is how long a stored binary that no announcement names
+	// is kept before the sweep deletes it (default 1h; see sweep).
+	SweepAfter time.Duration
 }
+
+// sweepEvery is how often a member sweeps the binaries.
+const sweepEvery = time.Minute
 
 // Rollout is one member's side of the protocol in the package doc.
 type Rollout struct {
@@ -109,6 +115,9 @@ func New(cfg Config) (*Rollout, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SweepAfter <= 0 {
+		cfg.SweepAfter = time.Hour
+	}
 	return &Rollout{cfg: cfg, client: cfg.Client, prefix: cfg.Prefix + "/rollout/", log: cfg.Logger, seen: map[string]*seen{}, own: map[string]int64{}, passes: make(chan chan error)}, nil
 }
 
@@ -121,6 +130,7 @@ func (r *Rollout) Run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	var asked chan error
+	var swept time.Time
 	for {
 		err := r.reconcile(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -128,6 +138,14 @@ func (r *Rollout) Run(ctx context.Context) {
 		}
 		if asked != nil {
 			asked <- err
+		}
+		if time.Since(swept) >= sweepEvery {
+			swept = time.Now()
+			sctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+			if err := r.sweep(sctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("cluster rollout: sweeping the binaries no announcement names failed; trying again later", "err", err)
+			}
+			cancel()
 		}
 		select {
 		case <-ctx.Done():
