@@ -400,6 +400,9 @@ type UpgradeRecord struct {
 	// Canary, for a canary upgrade, says its share and bake and what
 	// decided it ("10% for 1m0s: promoted: every gate passed (...)").
 	Canary string `json:",omitempty"`
+	// Actors, for an op whose Steps name no actor (a dry run), is how
+	// many actors it covered.
+	Actors int `json:",omitempty"`
 	// Member, in a cluster, is the member whose share of the op this is:
 	// every member moves and records its own actors.
 	Member string `json:",omitempty"`

@@ -180,7 +180,7 @@ func (m *Manager) DryRun(ctx context.Context, behaviour, source string) (DryRunR
 	}
 	m.record(ctx, mailbox.UpgradeRecord{
 		Behaviour: behaviour, Kind: string(KindDryRun), Started: started.UTC(), Ended: time.Now().UTC(),
-		From: rep.From, To: rep.To, Outcome: outcome, Error: errText,
+		From: rep.From, To: rep.To, Outcome: outcome, Error: errText, Actors: rep.Actors,
 	})
 	return rep, nil
 }

@@ -70,6 +70,7 @@ func TestDryRunFindsTheActorsItCannotMigrate(t *testing.T) {
 	assert.Equal(t, "dry-run", last.Kind)
 	assert.Equal(t, "failed", last.Outcome)
 	assert.Contains(t, last.Error, "migration failed 3")
+	assert.Equal(t, 20, last.Actors, "the history says how many actors the dry run covered")
 
 	_, err = s.mgr.Upgrade(ctx, "kv", bin("kv2-marked"))
 	require.ErrorIs(t, err, upgrade.ErrDryRunFailed)

@@ -111,6 +111,7 @@ func TestCanaryFromTheCommandLineIsPromoted(t *testing.T) {
 		return strings.Contains(stderr.String(), "kv: canary 1 actor (k1) on 2.0.0")
 	})
 	assert.Regexp(t, `kv: canary 1 actor \(k1\) on 2\.0\.0 \(\w+\), baking beside 1\.0\.0 \(\w+\), about 1h0m0s left`, stderr.String())
+	assert.Regexp(t, `(?m)^-\s+upgrade\s+kv\s+1\.0\.0 \(\w+\)\s+2\.0\.0 \(\w+\)\s.*\s-\s+1\s+in progress: baking \(canary 1 actor\)$`, p.ok(t, "history"), "the history shows the bake while it runs")
 
 	out := p.ok(t, "upgrade", "kv", "--promote")
 	assert.Contains(t, out, "promote of kv: the bake ends now")

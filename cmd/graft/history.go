@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,7 +85,11 @@ func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 		if !r.Ended.IsZero() {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%d\t%s\n", r.ID, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
+		id := "-" // in progress
+		if r.ID != 0 {
+			id = strconv.FormatUint(r.ID, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%d\t%s\n", id, r.Kind, r.Behaviour, dash(r.From), dash(r.To),
 			r.Started.Local().Format(time.DateTime), took, members(r), r.Actors, outcome)
 	}
 	return tw.Flush()

@@ -28,7 +28,7 @@ func NewUpgradeRecord(rec mailbox.UpgradeRecord) UpgradeRecord {
 	out := UpgradeRecord{
 		ID: rec.ID, Kind: rec.Kind, Behaviour: rec.Behaviour, From: rec.From, To: rec.To,
 		Started: rec.Started, Ended: rec.Ended, Outcome: rec.Outcome, Error: rec.Error,
-		Actors: ActorsMoved(rec.Steps), Steps: make([]UpgradeStep, len(rec.Steps)), Canary: rec.Canary,
+		Actors: max(ActorsMoved(rec.Steps), rec.Actors), Steps: make([]UpgradeStep, len(rec.Steps)), Canary: rec.Canary,
 		ClusterOp: rec.ClusterOp, Member: rec.Member,
 	}
 	if !rec.Ended.IsZero() {
@@ -113,6 +113,9 @@ func StoreRecord(r UpgradeRecord) mailbox.UpgradeRecord {
 		ID: r.ID, Kind: r.Kind, Behaviour: r.Behaviour, From: r.From, To: r.To,
 		Started: r.Started, Ended: r.Ended, Outcome: r.Outcome, Error: r.Error,
 		Canary: r.Canary, ClusterOp: r.ClusterOp, Member: r.Member,
+	}
+	if len(r.Steps) == 0 {
+		out.Actors = r.Actors
 	}
 	for _, s := range r.Steps {
 		out.Steps = append(out.Steps, mailbox.UpgradeStep{Actor: s.Actor, Step: s.Step, Duration: seconds(s.DurationSeconds)})
