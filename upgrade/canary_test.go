@@ -195,6 +195,7 @@ func TestCanaryPlansThatCannotWork(t *testing.T) {
 
 	s := bootKV1(t, 2, upgrade.Options{})
 	touch(t, s)
+	before := len(s.history(t))
 	for _, tc := range []struct{ in, want string }{
 		{"kv0,nosuch", `canary actor "nosuch" is not an actor of behaviour "kv"`},
 		{"kv0,kv1", "names every actor"},
@@ -205,6 +206,7 @@ func TestCanaryPlansThatCannotWork(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 		assert.EqualValues(t, 1, s.state(t, "kv0").Schema, "nothing moved")
 	}
+	assert.Len(t, s.history(t), before, "a canary that cannot be picked is refused before anything starts: no failed op in the history")
 }
 
 // upgradeResult carries a record's outcome out of a goroutine.

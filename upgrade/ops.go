@@ -60,6 +60,9 @@ type RollbackOptions struct {
 // stops, and the next core resumes it in the same phase. Its error when
 // the canary was rolled back is a *CanaryRolledBackError.
 func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o UpgradeOptions) (mailbox.UpgradeRecord, error) {
+	if err := m.checkCanary(behaviour, o); err != nil {
+		return mailbox.UpgradeRecord{}, err
+	}
 	op, err := m.prepareOp(behaviour, source, KindUpgrade)
 	var refused *refusal
 	if errors.As(err, &refused) {
@@ -91,6 +94,25 @@ func (m *Manager) UpgradeWith(ctx context.Context, behaviour, source string, o U
 	}
 	m.setRunning(behaviour, *op)
 	return m.transition(ctx, behaviour, op, false)
+}
+
+// checkCanary refuses, before anything starts or is recorded, a canary
+// asked for that cannot be picked: an actor that is not the behaviour's,
+// every actor, a behaviour of one actor. A typo in --canary is the
+// operator's to fix, not an upgrade that failed. The op's own pick, at
+// its check stage, still decides (the actors may change meanwhile).
+func (m *Manager) checkCanary(behaviour string, o UpgradeOptions) error {
+	m.mu.Lock()
+	host := m.host
+	_, known := m.sources[behaviour]
+	m.mu.Unlock()
+	if o.Canary == nil || o.NoCanary || host == nil || !known {
+		return nil
+	}
+	if _, err := o.Canary.pick(behaviour, host.ActorsOf(behaviour)); err != nil {
+		return fmt.Errorf("upgrade %q: %w: nothing was started", behaviour, err)
+	}
+	return nil
 }
 
 // canaryPlan is the canary an upgrade of behaviour runs with: asked, or
