@@ -224,10 +224,10 @@ func (c *Cluster) stepDown(core Core, why error) {
 
 // rejoin joins again, with backoff, until it succeeds or ctx ends.
 func (c *Cluster) rejoin(ctx context.Context) {
-	if c.cfg.BeforeJoin != nil {
-		c.cfg.BeforeJoin(ctx)
-	}
 	for delay := 200 * time.Millisecond; ctx.Err() == nil; delay = min(2*delay, 10*time.Second) {
+		if c.cfg.BeforeJoin != nil {
+			c.cfg.BeforeJoin(ctx) // each try: one that failed with etcd away must not let a later join skip it
+		}
 		jctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL+5*time.Second)
 		err := c.Join(jctx)
 		cancel()

@@ -181,9 +181,10 @@ type Core struct {
 	required map[string]bool
 	sweeper  sweeper                // passivation.go
 	pools    map[string]*modulePool // shared pools by behaviour
-	// downMigrations holds one token while a state is moved down
-	// (movedown.go).
+	// downMigrations holds one token while a state is moved down, and
+	// guards down, the module they run on (movedown.go).
 	downMigrations chan struct{}
+	down           *downModule
 	subs           map[string]*supervisor.Supervisor // behaviour supervisors
 	closed         bool
 	quit           chan struct{}  // closed by Shutdown: background retries end

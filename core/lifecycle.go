@@ -77,6 +77,7 @@ func (c *Core) Shutdown(ctx context.Context) error {
 		}
 	}
 	c.bg.Wait() // the Adds of run-time actors end with their supervisors
+	c.shutdownDownModule(ctx)
 	c.mu.Lock()
 	pools := make([]*modulePool, 0, len(c.pools))
 	for _, p := range c.pools {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
@@ -38,11 +40,23 @@ type StateWriters interface {
 // that wrote a state is known.
 var ErrNoStateWriter = errors.New("no binary of the version that wrote the state is known here")
 
+// downIdle is how long the module down-migrations ran on is kept after
+// the last: the actors a rollback left behind arrive together (a member
+// died with its share), and share one process.
+const downIdle = 5 * time.Second
+
+// downModule is the module process of a version that down-migrations run
+// on (movedown.go). The downMigrations token guards it.
+type downModule struct {
+	key  string // behaviour, NUL, binary path
+	pool *modulePool
+	idle *time.Timer
+}
+
 // migrateDown moves st, which a module of want cannot read, down to
 // want's schema with the version that wrote it (StateWriters), in a
-// process of its own, and commits the result under epoch. One runs at a
-// time: the actors a rollback left behind arrive together, and each
-// takes one plugin start.
+// process of its own kept for downIdle after the last use, and commits
+// the result under epoch. One runs at a time.
 func (c *Core) migrateDown(ctx context.Context, spec ActorConfig, epoch uint64, st mailbox.State, want dynamic.Info) (mailbox.State, error) {
 	w, ok := c.cfg.Modules.(StateWriters)
 	if !ok {
@@ -58,17 +72,9 @@ func (c *Core) migrateDown(ctx context.Context, spec ActorConfig, epoch uint64, 
 		return st, fmt.Errorf("wait to migrate the state down: %w", ctx.Err())
 	}
 	defer func() { <-c.downMigrations }()
-	cfg := c.moduleConfig(spec.Behaviour)
-	cfg.Path, cfg.SHA256 = path, sha
-	pool := newModulePool(spec.Behaviour+"/"+spec.Name+" (down-migration)", cfg, c.log)
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.stopTimeout(spec.Behaviour))
-		_ = pool.close(stopCtx)
-		cancel()
-	}()
-	inst, err := pool.get(ctx)
+	inst, err := c.downModuleFor(ctx, spec.Behaviour, path, sha)
 	if err != nil {
-		return st, fmt.Errorf("start the version that wrote the state (%s): %w", path, err)
+		return st, err
 	}
 	if got := inst.Info(); got.CodeVersion != st.Module || got.SchemaVersion != st.Schema {
 		return st, fmt.Errorf("the binary given for %s %s (schema %d) is %s (schema %d)", spec.Behaviour, st.Module, st.Schema, got.CodeVersion, got.SchemaVersion)
@@ -89,4 +95,77 @@ func (c *Core) migrateDown(ctx context.Context, spec ActorConfig, epoch uint64, 
 	c.log.Info("an actor's state was written by a newer version than this core runs; migrated it down with that version",
 		"actor", spec.Name, "behaviour", spec.Behaviour, "from", st.Module, "to", want.CodeVersion)
 	return down, nil
+}
+
+// downModuleFor is the running module of binary path for behaviour's
+// down-migrations: the one kept from the last, or a new one (the last
+// stopped). The caller holds the downMigrations token.
+func (c *Core) downModuleFor(ctx context.Context, behaviour, path, sha string) (*dynamic.Instance, error) {
+	key := behaviour + "\x00" + path
+	d := c.down
+	if d != nil && d.key != key {
+		c.stopDownModule(ctx)
+		d = nil
+	}
+	if d == nil {
+		cfg := c.moduleConfig(behaviour)
+		cfg.Path, cfg.SHA256 = path, sha
+		d = &downModule{key: key, pool: newModulePool(behaviour+" (down-migrations)", cfg, c.log)}
+		c.down = d
+	}
+	if d.idle != nil {
+		d.idle.Stop()
+	}
+	d.idle = time.AfterFunc(downIdle, func() { c.idleDownModule(d) })
+	inst, err := d.pool.get(ctx)
+	if err != nil {
+		c.stopDownModule(ctx)
+		return nil, fmt.Errorf("start the version that wrote the state (%s): %w", path, err)
+	}
+	return inst, nil
+}
+
+// idleDownModule stops d once it has been idle for downIdle, unless a
+// newer one replaced it or it is in use (it is tried again then).
+func (c *Core) idleDownModule(d *downModule) {
+	select {
+	case c.downMigrations <- struct{}{}:
+	default:
+		d.idle.Reset(downIdle) // a migration runs: it restarts the clock
+		return
+	}
+	defer func() { <-c.downMigrations }()
+	if c.down == d {
+		c.stopDownModule(context.Background())
+	}
+}
+
+// stopDownModule stops the down-migrations' module, if one runs, within
+// the behaviour's stop timeout. The caller holds the token (or the core
+// is shutting down and no start runs).
+func (c *Core) stopDownModule(ctx context.Context) {
+	d := c.down
+	if d == nil {
+		return
+	}
+	c.down = nil
+	if d.idle != nil {
+		d.idle.Stop()
+	}
+	behaviour, _, _ := strings.Cut(d.key, "\x00")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.stopTimeout(behaviour))
+	defer cancel()
+	_ = d.pool.close(stopCtx)
+}
+
+// shutdownDownModule stops the down-migrations' module at the core's
+// shutdown: with the token once the start that holds it ends, or, if ctx
+// ends first, without it (no plugin outlives the core).
+func (c *Core) shutdownDownModule(ctx context.Context) {
+	select {
+	case c.downMigrations <- struct{}{}:
+		defer func() { <-c.downMigrations }()
+	case <-ctx.Done():
+	}
+	c.stopDownModule(ctx)
 }

@@ -38,12 +38,32 @@ func (r *Rollout) chunkKey(sha string, i int) string {
 // publishBinary stores the binary at path under sha, unless it is there.
 // The meta key goes last, so a reader that finds it finds every chunk.
 func (r *Rollout) publishBinary(ctx context.Context, sha, path string) error {
-	resp, err := r.client.Get(ctx, r.metaKey(sha), clientv3.WithKeysOnly())
+	resp, err := r.client.Get(ctx, r.metaKey(sha))
 	if err != nil {
 		return fmt.Errorf("look for binary %s in etcd: %w", sha, err)
 	}
 	if len(resp.Kvs) > 0 {
-		return nil
+		// There: mark it stored now, guarded by the meta read, so that a
+		// sweep that read the old meta cannot delete it under the
+		// announcement that follows. A sweep that deleted it first makes
+		// the guard fail, and the binary is stored again below.
+		kv := resp.Kvs[0]
+		var meta binaryMeta
+		if json.Unmarshal(kv.Value, &meta) == nil {
+			meta.Stored = time.Now().UTC()
+			b, err := json.Marshal(meta)
+			if err != nil {
+				return fmt.Errorf("publish binary %s: %w", sha, err)
+			}
+			k := r.metaKey(sha)
+			tr, err := r.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)).Then(clientv3.OpPut(k, string(b))).Commit()
+			if err != nil {
+				return fmt.Errorf("publish binary %s: %w", sha, err)
+			}
+			if tr.Succeeded {
+				return nil
+			}
+		}
 	}
 	f, err := os.Open(path) //nolint:gosec // G304: the upgrade manager's own cache file
 	if err != nil {
@@ -179,13 +199,20 @@ func (r *Rollout) sweep(ctx context.Context) error {
 			return fmt.Errorf("sweep binaries: %w", err)
 		}
 		var meta binaryMeta
-		if len(mv.Kvs) == 0 || (json.Unmarshal(mv.Kvs[0].Value, &meta) == nil && time.Since(meta.Stored) < r.cfg.SweepAfter) {
-			continue
+		if len(mv.Kvs) == 0 || json.Unmarshal(mv.Kvs[0].Value, &meta) != nil || meta.Stored.IsZero() || time.Since(meta.Stored) < r.cfg.SweepAfter {
+			continue // gone, unreadable, of a graft that kept no time, or young: kept
 		}
-		if err := r.dropBinary(ctx, sha); err != nil {
-			return err
+		// Guarded by the meta read: a publish that marked it stored again
+		// since (an announcement on its way) keeps it.
+		mk := r.metaKey(sha)
+		tr, err := r.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(mk), "=", mv.Kvs[0].ModRevision)).
+			Then(clientv3.OpDelete(r.binKey(sha), clientv3.WithPrefix())).Commit()
+		if err != nil {
+			return fmt.Errorf("sweep binary %s: %w", sha, err)
 		}
-		r.log.Info("cluster rollout: deleted a binary no announcement names", "sha256", sha, "stored", meta.Stored)
+		if tr.Succeeded {
+			r.log.Info("cluster rollout: deleted a binary no announcement names", "sha256", sha, "stored", meta.Stored)
+		}
 	}
 	return nil
 }

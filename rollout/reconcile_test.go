@@ -85,7 +85,7 @@ func TestStaleVersionsAreNotAnnounced(t *testing.T) {
 	b, _ := json.Marshal(announcement{SHA: v1.SHA, Kind: "rollback", Prev: v2.SHA, By: "a"})
 	_, err = client.Put(ctx, r.annKey("b"), string(b))
 	require.NoError(t, err)
-	require.NoError(t, r.reconcile(ctx))
+	require.NoError(t, r.reconcile(ctx, false))
 	require.Equal(t, v1.SHA, ann(t, ctx, client, r.annKey("b")).SHA, "the rollback stays announced")
 	require.Equal(t, v1.SHA, f.cur.SHA, "the restarted member rolled back too")
 
@@ -104,7 +104,7 @@ func TestStaleVersionsAreNotAnnounced(t *testing.T) {
 		require.NoError(t, err)
 		g.beforeMove = nil
 	}
-	require.NoError(t, r2.reconcile(ctx))
+	require.NoError(t, r2.reconcile(ctx, false))
 	require.Equal(t, v3.SHA, ann(t, ctx, client, r2.annKey("b")).SHA, "v3, announced mid-follow, stays")
 }
 
@@ -124,11 +124,11 @@ func TestOwnAnnouncementAfterThePassReadIsNotUndone(t *testing.T) {
 	resp, err := client.Put(ctx, r.annKey("b"), string(b))
 	require.NoError(t, err)
 	r0 := resp.Header.Revision
-	require.NoError(t, r.step(ctx, "b", f.cur, old, true, r0, r0)) // in sync
+	require.NoError(t, r.step(ctx, "b", f.cur, old, true, r0, r0, false)) // in sync
 	// this member's own op: announce v2 and move (what the manager does), while reconcile holds the snapshot of r0
 	require.NoError(t, r.Announce(ctx, "b", upgrade.Op{Kind: upgrade.KindUpgrade, From: v1, To: v2}))
 	f.prev, f.hasPrev, f.cur = v1, true, v2
-	require.NoError(t, r.step(ctx, "b", f.cur, old, true, r0, r0))
+	require.NoError(t, r.step(ctx, "b", f.cur, old, true, r0, r0, false))
 	require.Zero(t, f.rollbacks)
 	require.Equal(t, v2.SHA, ann(t, ctx, client, r.annKey("b")).SHA)
 	require.Equal(t, v2.SHA, f.cur.SHA)

@@ -132,7 +132,7 @@ func (r *Rollout) Run(ctx context.Context) {
 	var asked chan error
 	var swept time.Time
 	for {
-		err := r.reconcile(ctx)
+		err := r.reconcile(ctx, asked != nil)
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("cluster rollout: reconcile failed; trying again", "err", err)
 		}
@@ -179,8 +179,10 @@ func (r *Rollout) CatchUp(ctx context.Context) error {
 	}
 }
 
-// reconcile is one pass of the package doc's table over every behaviour.
-func (r *Rollout) reconcile(ctx context.Context) error {
+// reconcile is one pass of the package doc's table over every behaviour;
+// catchUp (CatchUp's pass) follows even a behaviour whose last follow
+// failed and waits out its backoff.
+func (r *Rollout) reconcile(ctx context.Context, catchUp bool) error {
 	rctx, cancel := context.WithTimeout(ctx, 10*r.cfg.Interval)
 	defer cancel()
 	resp, err := r.client.Get(rctx, r.prefix+"u/", clientv3.WithPrefix())
@@ -208,7 +210,7 @@ func (r *Rollout) reconcile(ctx context.Context) error {
 			continue
 		}
 		a, announced := anns[b]
-		if err := r.step(ctx, b, cur, a, announced, revs[b], resp.Header.Revision); err != nil {
+		if err := r.step(ctx, b, cur, a, announced, revs[b], resp.Header.Revision, catchUp); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -216,7 +218,7 @@ func (r *Rollout) reconcile(ctx context.Context) error {
 }
 
 // step reconciles one behaviour.
-func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a announcement, announced bool, rev, snapRev int64) error {
+func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a announcement, announced bool, rev, snapRev int64, catchUp bool) error {
 	s, known := r.seen[b]
 	if !known {
 		s = &seen{rev: -1, local: cur.SHA}
@@ -250,7 +252,7 @@ func (r *Rollout) step(ctx context.Context, b string, cur upgrade.Version, a ann
 		// announcement: the cluster follows this member.
 		return r.publish(ctx, b, cur, a, announced, rev)
 	}
-	if time.Now().Before(s.retryAt) {
+	if time.Now().Before(s.retryAt) && !catchUp {
 		return nil
 	}
 	err := r.follow(ctx, b, a, prev, hasPrev)

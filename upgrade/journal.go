@@ -93,6 +93,10 @@ type behaviourState struct {
 	// Previous is the last version of Lineage, kept for journals written
 	// before the lineage was (read when Lineage is empty).
 	Previous *Version `json:"previous,omitempty"`
+	// LastClusterOp is the ClusterOp of the last op completed here, kept
+	// across restarts: the rollout announces a promoted canary or a
+	// restarted member's publish under it (Manager.LastClusterOp).
+	LastClusterOp string `json:"last_cluster_op,omitempty"`
 	// Retired are the versions rolled back from, newest last (at most
 	// retiredKept): in a cluster, an actor that a member still running
 	// one of them hands over afterwards holds its state, which the
@@ -142,6 +146,9 @@ func (bs *behaviourState) completed(op *Op) {
 	}
 	bs.Current, bs.Live = op.To, []Version{op.To}
 	bs.Previous = bs.previous()
+	if op.ClusterOp != "" {
+		bs.LastClusterOp = op.ClusterOp
+	}
 }
 
 // versions are every version the record names, for checks and lookups.

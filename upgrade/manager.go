@@ -124,10 +124,6 @@ type Manager struct {
 	// health counts the canary's and the old group's messages (health.go).
 	health *health
 
-	// lastOps are, by behaviour, the ClusterOp of the last op this
-	// member completed (LastClusterOp).
-	lastOps map[string]string
-
 	// attaching counts the work Attach runs in the background, so tests
 	// can wait for it (export_test.go) before changing a source binary.
 	attaching sync.WaitGroup
@@ -172,7 +168,7 @@ func New(opts Options) (*Manager, error) {
 	return &Manager{
 		opts: opts, log: opts.Logger, cache: cache, j: j, tracer: newTracer(opts.Tracing),
 		sources: map[string]string{}, pins: map[string]string{}, running: map[string]Op{},
-		life: context.Background(), decisions: map[string]chan Decision{}, lastOps: map[string]string{},
+		life: context.Background(), decisions: map[string]chan Decision{},
 		health: &health{next: nopObserver{}, watches: map[string]*bakeWatch{}},
 	}, nil
 }
@@ -500,12 +496,16 @@ func (m *Manager) noteSource(behaviour, sha string) {
 }
 
 // LastClusterOp is the ClusterOp of the last op this member completed on
-// behaviour since it started ("" if none): the rollout announces a
-// promoted canary under the name its record has.
+// behaviour ("" if none), as the journal keeps it across restarts: the
+// rollout announces a promoted canary, or the share of a member killed
+// before it announced, under the name its record has.
 func (m *Manager) LastClusterOp(behaviour string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lastOps[behaviour]
+	if bs := m.j.Behaviours[behaviour]; bs != nil {
+		return bs.LastClusterOp
+	}
+	return ""
 }
 
 // begin marks behaviour as upgrading, or says which upgrade runs.
@@ -543,11 +543,6 @@ func (m *Manager) record(ctx context.Context, rec mailbox.UpgradeRecord) mailbox
 		m.log.Error("could not record the upgrade in the history", "behaviour", rec.Behaviour, "err", err)
 	}
 	rec.ID = id
-	if rec.ClusterOp != "" && rec.Outcome == string(OutcomeCompleted) {
-		m.mu.Lock()
-		m.lastOps[rec.Behaviour] = rec.ClusterOp
-		m.mu.Unlock()
-	}
 	if m.opts.OnRecord != nil {
 		m.opts.OnRecord(rec)
 	}

@@ -65,8 +65,8 @@ func NewUpgradeRecords(recs []mailbox.UpgradeRecord) []UpgradeRecord {
 
 // mergeShares is one cluster op from its members' records, oldest first:
 // the first names it; the times span them all; the steps, and so the
-// actors, are all of theirs; the outcome is the first that is not
-// completed, with each such member's error.
+// actors, are all of theirs; the outcome is the first that is not a
+// completion, with each member's error.
 func mergeShares(recs []mailbox.UpgradeRecord) UpgradeRecord {
 	var all mailbox.UpgradeRecord
 	all, all.Steps = recs[0], nil
@@ -80,8 +80,8 @@ func mergeShares(recs []mailbox.UpgradeRecord) UpgradeRecord {
 			all.Ended = r.Ended
 		}
 		all.Canary = cmp.Or(all.Canary, r.Canary)
-		if all.Outcome == upgradeCompleted && r.Outcome != upgradeCompleted {
-			all.Outcome = r.Outcome
+		if completed(all.Outcome) && !completed(r.Outcome) {
+			all.Outcome = r.Outcome // a share that did not complete is the op's outcome
 		}
 		if r.Error != "" {
 			errs = append(errs, fmt.Sprintf("member %s: %s", cmp.Or(r.Member, "?"), r.Error))
@@ -101,9 +101,10 @@ func mergeShares(recs []mailbox.UpgradeRecord) UpgradeRecord {
 	return out
 }
 
-// upgradeCompleted is upgrade.OutcomeCompleted (control does not import
-// upgrade: the upgrader is an interface here).
-const upgradeCompleted = "completed"
+// completed says whether an op's outcome is upgrade.OutcomeCompleted or
+// a form of it ("completed after a core restart"); control does not
+// import upgrade, whose upgrader is an interface here.
+func completed(outcome string) bool { return strings.HasPrefix(outcome, "completed") }
 
 // StoreRecord is r as the store keeps it (durations rounded to the
 // nanosecond), for a program that reads the history through the API and

@@ -54,6 +54,13 @@ func TestClusterSharesAreOneRecord(t *testing.T) {
 	assert.Equal(t, []string{"m1", "m0", "m2"}, []string{op.Members[0].Member, op.Members[1].Member, op.Members[2].Member})
 	assert.Equal(t, control.MemberShare{Member: "m2", ID: 4, Started: at(10), Ended: at(50), Outcome: "failed", Error: "k4: migration failed", Actors: 1}, op.Members[2])
 
+	masked := control.NewUpgradeRecords([]mailbox.UpgradeRecord{
+		share(1, "a", "x", 0, 10, "completed after a core restart", ""),
+		share(2, "b", "x", 0, 20, "failed", "boom"),
+	})
+	require.Len(t, masked, 1)
+	assert.Equal(t, "failed", masked[0].Outcome, "a completion of any form does not hide a failed share")
+
 	alone := out[1]
 	assert.Equal(t, uint64(2), alone.ID)
 	assert.Len(t, alone.Members, 1, "a cluster op one member carried out")
