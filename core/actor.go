@@ -83,11 +83,14 @@ func (a *actor) Err() error {
 	return a.err
 }
 
-// kick makes sure a loop runs to look at the mailbox.
+// kick makes sure a loop runs to look at the mailbox. Before the actor's
+// start finished (ready) it does nothing: the start vets the state first
+// (readable, a down-migration) and kicks once it is done, so a send that
+// arrives meanwhile never runs a batch on a state the module cannot read.
 func (a *actor) kick() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.stopping || a.paused || a.err != nil {
+	if a.stopping || a.paused || a.err != nil || !a.ready.Load() {
 		return
 	}
 	if a.running {

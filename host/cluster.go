@@ -142,6 +142,15 @@ func (p *parts) announce(ctx context.Context, behaviour string, op upgrade.Op) e
 	return nil
 }
 
+// fetchWriter is the upgrade manager's FetchWriter in a cluster: the
+// member's rollout fetches the binary from etcd.
+func (p *parts) fetchWriter(ctx context.Context, behaviour, code string) (string, error) {
+	if ro := p.announcer.Load(); ro != nil {
+		return ro.FetchWriter(ctx, behaviour, code)
+	}
+	return "", fmt.Errorf("this member is not in a cluster now")
+}
+
 // members is the control API's view of the cluster's members.
 func (p *parts) members() func() []control.MemberStatus {
 	if p.cluster == nil {

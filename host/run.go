@@ -216,6 +216,7 @@ func (h *Host) startCore(ctx context.Context, p *parts) error {
 	if cfg.Cluster.Member != "" {
 		upOpts.Member = cfg.Cluster.Member
 		upOpts.BeforeMove = p.announce
+		upOpts.FetchWriter = p.fetchWriter
 	}
 	if p.metrics != nil {
 		upOpts.OnRecord = p.metrics.Upgraded

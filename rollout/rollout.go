@@ -92,6 +92,9 @@ type announcement struct {
 	By      string    `json:"by"`
 	At      time.Time `json:"at"`
 	Prev    string    `json:"prev,omitempty"`
+	// PrevVersion is Prev's version name ("1.0.0 (3f2a9c1b)"), so that a
+	// member can find the binary that wrote a state (FetchWriter).
+	PrevVersion string `json:"prev_version,omitempty"`
 	// Op names the cluster op (upgrade.Op.ClusterOp): each member's
 	// history record of its share carries it.
 	Op string `json:"op,omitempty"`
@@ -281,7 +284,7 @@ func (r *Rollout) publish(ctx context.Context, b string, cur upgrade.Version, ol
 	}
 	a := announcement{SHA: cur.SHA, Version: cur.Name(), Kind: string(upgrade.KindUpgrade), By: r.cfg.Member, At: time.Now().UTC(), Op: r.cfg.Upgrader.LastClusterOp(b)}
 	if announced {
-		a.Prev = old.SHA
+		a.Prev, a.PrevVersion = old.SHA, old.Version
 		if cur.SHA == old.Prev && old.Kind != string(upgrade.KindRollback) {
 			a.Kind = string(upgrade.KindRollback)
 		}
@@ -398,7 +401,7 @@ func (r *Rollout) Announce(ctx context.Context, behaviour string, op upgrade.Op)
 	}
 	a := announcement{SHA: op.To.SHA, Version: op.To.Name(), Kind: string(op.Kind), By: r.cfg.Member, At: time.Now().UTC(), Op: op.ClusterOp}
 	if rev != 0 {
-		a.Prev = old.SHA
+		a.Prev, a.PrevVersion = old.SHA, old.Version
 	}
 	newRev, ok, err := r.put(ctx, behaviour, a, rev)
 	if err != nil {
@@ -438,4 +441,41 @@ func (r *Rollout) put(ctx context.Context, behaviour string, a announcement, rev
 		return 0, false, fmt.Errorf("announce %q: %w", behaviour, err)
 	}
 	return tr.Header.Revision, tr.Succeeded, nil
+}
+
+// FetchWriter is the upgrade manager's Options.FetchWriter: the binary of
+// behaviour's code version code, if the cluster's announcement names it
+// (as what runs, or as the version before), fetched to a file of its own
+// in Scratch. A member that never ran a version the cluster rolled back
+// from gets it so, for an actor whose state that version wrote.
+func (r *Rollout) FetchWriter(ctx context.Context, behaviour, code string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.EtcdTimeout)
+	defer cancel()
+	resp, err := r.client.Get(ctx, r.annKey(behaviour))
+	if err != nil {
+		return "", fmt.Errorf("read the announcement of %q: %w", behaviour, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", fmt.Errorf("nothing is announced for %q", behaviour)
+	}
+	var a announcement
+	if err := json.Unmarshal(resp.Kvs[0].Value, &a); err != nil {
+		return "", fmt.Errorf("the announcement of %q does not parse: %w", behaviour, err)
+	}
+	for _, c := range []struct{ sha, name string }{{a.SHA, a.Version}, {a.Prev, a.PrevVersion}} {
+		if c.sha != "" && codeOf(c.name) == code {
+			return r.fetchBinary(ctx, c.sha, r.cfg.Scratch)
+		}
+	}
+	names := []string{a.Version}
+	if a.PrevVersion != "" {
+		names = append(names, a.PrevVersion)
+	}
+	return "", fmt.Errorf("the announcement of %q names %s, not %s", behaviour, strings.Join(names, " and "), code)
+}
+
+// codeOf is the code version in a version name ("1.0.0 (3f2a9c1b)").
+func codeOf(name string) string {
+	code, _, _ := strings.Cut(name, " ")
+	return code
 }

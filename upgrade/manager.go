@@ -91,6 +91,11 @@ type Options struct {
 	// without --canary). A behaviour without one upgrades all its actors,
 	// in groups.
 	Policies map[string]Canary
+	// FetchWriter, if set, fetches from the cluster (package rollout) the
+	// binary of behaviour's code version code, for a state that version
+	// wrote which this member never ran: WrittenBy caches it. It returns
+	// a file of the core's own, which the caller removes.
+	FetchWriter func(ctx context.Context, behaviour, code string) (path string, err error)
 	// Member, in a cluster, is this core's member name: each history
 	// record names it, and an op started here gets a ClusterOp name that
 	// the members following it share. "" alone.
@@ -280,7 +285,7 @@ func (m *Manager) Binary(behaviour string, st mailbox.State) (string, string) {
 // WrittenBy implements core.StateWriters: the cached binary of a version
 // of behaviour that wrote st, among those the journal names (the ones
 // rolled back from included), checked against its sha256.
-func (m *Manager) WrittenBy(_ context.Context, behaviour string, st mailbox.State) (string, string, error) {
+func (m *Manager) WrittenBy(ctx context.Context, behaviour string, st mailbox.State) (string, string, error) {
 	m.mu.Lock()
 	var found *Version
 	if bs := m.j.Behaviours[behaviour]; bs != nil {
@@ -296,6 +301,9 @@ func (m *Manager) WrittenBy(_ context.Context, behaviour string, st mailbox.Stat
 		}
 	}
 	m.mu.Unlock()
+	if found == nil && m.opts.FetchWriter != nil {
+		return m.fetchWriter(ctx, behaviour, st)
+	}
 	if found == nil {
 		return "", "", fmt.Errorf("%s %s (schema %d): %w", behaviour, st.Module, st.Schema, core.ErrNoStateWriter)
 	}
@@ -303,6 +311,36 @@ func (m *Manager) WrittenBy(_ context.Context, behaviour string, st mailbox.Stat
 		return "", "", fmt.Errorf("%s %s: the cached binary cannot be trusted: %w", behaviour, found.Name(), err)
 	}
 	return found.Path, found.SHA, nil
+}
+
+// fetchWriter is WrittenBy for a version this member never ran: fetched
+// from the cluster (Options.FetchWriter), cached through the same checks
+// as an upgrade's binary (a config pin holds), and kept as retired.
+func (m *Manager) fetchWriter(ctx context.Context, behaviour string, st mailbox.State) (string, string, error) {
+	path, err := m.opts.FetchWriter(ctx, behaviour, st.Module)
+	if err != nil {
+		return "", "", fmt.Errorf("%s %s (schema %d): %w; the cluster has none either: %w", behaviour, st.Module, st.Schema, core.ErrNoStateWriter, err)
+	}
+	defer func() { _ = os.Remove(path) }()
+	m.mu.Lock()
+	pin := m.pins[behaviour]
+	m.mu.Unlock()
+	cpath, sha, err := m.cache.Add(path, m.accept(behaviour, pin, path, ""))
+	if err != nil {
+		return "", "", fmt.Errorf("%s %s from the cluster: %w", behaviour, st.Module, err)
+	}
+	v := Version{Code: st.Module, Schema: st.Schema, SHA: sha, Path: cpath, Source: "the cluster"}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if bs := m.j.Behaviours[behaviour]; bs != nil {
+		bs.Retired = slices.DeleteFunc(bs.Retired, func(r Version) bool { return r.SHA == sha })
+		bs.Retired = append(bs.Retired, v)
+		bs.Retired = bs.Retired[max(0, len(bs.Retired)-retiredKept):]
+		if err := m.j.save(); err != nil {
+			m.log.Warn("could not journal a version fetched for a down-migration; it is fetched again next time", "behaviour", behaviour, "err", err)
+		}
+	}
+	return cpath, sha, nil
 }
 
 // DescribeBinary implements core.BinaryDescriber: the file the cached

@@ -294,6 +294,48 @@ func TestClusterRollbackInFlightMovesStragglersDown(t *testing.T) {
 	}
 }
 
+// A member that never ran the version rolled back from still runs an
+// actor that version's state holds: m1 (on v2) and then m0 (rolled back
+// to v1) are stopped, and m2, started on v1 after the rollback, gets all
+// their actors once their leases expire. It fetches v2 from etcd (the
+// rollback's announcement names it as the version before) and moves m1's
+// actors down with it.
+func TestClusterStragglerReachesAMemberThatNeverRanTheVersion(t *testing.T) {
+	m := etcdtest.Start(t)
+	_, kv := kvSource(t)
+	const prefix = "/graft/cluster-straggler-fetched"
+	a, b := startPair(t, m.Endpoint, prefix, kv)
+	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	for _, name := range all {
+		assert.Equal(t, "v1:1", b.ok(t, "call", name, "before"))
+	}
+	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	testbin.WaitFor(t, 60*time.Second, "every actor on v2, on both members", func() bool {
+		st := b.status(t)
+		return !slices.ContainsFunc(all, func(name string) bool { return !strings.HasPrefix(st[name].Module, "2.") })
+	})
+	for _, name := range all {
+		assert.Equal(t, "v2:2", a.ok(t, "call", name, "up"))
+	}
+	stragglers := ownedBy(t, a, "m1")
+	require.NotEmpty(t, stragglers)
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
+	a.ok(t, "rollback", "kv")
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() {
+		_ = a.cmd.Process.Signal(syscall.SIGCONT)
+		_ = b.cmd.Process.Signal(syscall.SIGCONT)
+	})
+
+	c := startGraftAt(t, clusterConfig(t, m.Endpoint, prefix, kv, 2), nil) // v1, and never ran v2
+	testbin.WaitFor(t, 60*time.Second, "m2 owns every actor", func() bool { return len(ownedBy(t, c, "m2")) == 6 })
+	for _, name := range all {
+		assert.Equal(t, "v1:3", c.ok(t, "call", name, "down", "--timeout", "30s"), "%s runs v1 on m2 with its state", name)
+	}
+	assert.Equal(t, len(stragglers), strings.Count(c.logs.String(), "migrated it down with that version"), "m1's actors moved down, with v2 fetched from etcd")
+	assert.NotContains(t, c.logs.String(), "cluster rollout: following", "m2 ran v1 all along")
+}
+
 // upgradesIn is the upgrade records of p's history (`graft history
 // --json`), one per cluster op.
 func upgradesIn(t *testing.T, p *coreProc) []control.UpgradeRecord {
