@@ -179,8 +179,9 @@ func (r *Rollout) sweep(ctx context.Context) error {
 	named := map[string]bool{}
 	for _, kv := range anns.Kvs {
 		var a announcement
-		if json.Unmarshal(kv.Value, &a) != nil {
-			return nil // an announcement this member cannot read may name any binary: keep them all
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			// One this member cannot read may name any binary: keep them all.
+			return fmt.Errorf("sweep binaries: announcement %s does not parse, so every binary is kept: %w", kv.Key, err)
 		}
 		named[a.SHA], named[a.Prev] = true, true
 	}
