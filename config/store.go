@@ -119,6 +119,13 @@ func (d *decoder) checkStore(c *Config) {
 	if (e.Username == "") != (e.PasswordFile == "") {
 		problem("store.username", "store.username and store.password_file go together: give both, or neither")
 	}
+	if e.PasswordFile != "" {
+		// Checked with the rest, not first at the store's open: a file
+		// other users can read is refused there anyway.
+		if _, err := trust.ReadSecret(e.PasswordFile, "store.password_file"); err != nil {
+			problem("store.password_file", "%v", err)
+		}
+	}
 	if (e.CertFile == "") != (e.KeyFile == "") {
 		problem("store.tls", "cert_file and key_file go together: give both, or neither")
 	}

@@ -72,18 +72,25 @@ func TestBadEtcdStoreIsNamed(t *testing.T) {
 }
 
 // The password file is a secret: one that other users can read is
-// refused when the store opens, by name, before anything connects.
+// refused with the config's other problems, by name, before anything
+// connects; and again when the store opens (it may change meanwhile).
 func TestEtcdPasswordFileMustBePrivate(t *testing.T) {
 	path := writeConfig(t, "store: {path: d, backend: etcd, endpoints: [http://127.0.0.1:1], prefix: /g, username: graft, password_file: pw}\n")
 	pw := filepath.Join(filepath.Dir(path), "pw")
 	require.NoError(t, os.WriteFile(pw, []byte("s3cret\n"), 0o644))
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	_, err = cfg.Core(slog.Default(), nil).OpenStore(mailbox.Options{})
+	_, err := config.Load(path)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "store.password_file")
 	assert.Contains(t, err.Error(), "chmod 600")
 	assert.False(t, strings.Contains(err.Error(), "s3cret"), "the secret is never printed")
+
+	require.NoError(t, os.Chmod(pw, 0o600))
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(pw, 0o640))
+	_, err = cfg.Core(slog.Default(), nil).OpenStore(mailbox.Options{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "chmod 600")
 }
 
 // On etcd a batch is cut to what the members' --max-txn-ops holds in one
