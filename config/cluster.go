@@ -57,6 +57,19 @@ func (s Store) EtcdClient() (*clientv3.Client, error) {
 	return etcdstore.NewClient(cfg)
 }
 
+// EtcdAuthOff says whether the etcd cluster runs without authentication
+// although the section gives credentials (etcdstore.AuthOff).
+func (s Store) EtcdAuthOff(ctx context.Context) (bool, error) {
+	if s.Backend != BackendEtcd || s.Etcd.Username == "" {
+		return false, nil
+	}
+	cfg, err := s.etcdConfig()
+	if err != nil {
+		return false, err
+	}
+	return etcdstore.AuthOff(ctx, cfg)
+}
+
 // PingEtcd tells whether the store's etcd cluster answers (nil for the
 // pebble backend): a core waits on it before it starts, with its control
 // socket up to say why (etcdstore.Ping).

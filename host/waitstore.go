@@ -51,6 +51,7 @@ func (h *Host) waitForStore(ctx context.Context, p *parts) error {
 		return errStoppedWaiting
 	}
 	if err == nil {
+		h.warnAuthOff(ctx)
 		return nil
 	}
 	if !errors.Is(err, etcdstore.ErrUnavailable) {
@@ -84,5 +85,21 @@ func (h *Host) waitForStore(ctx context.Context, p *parts) error {
 	}
 	p.gate.Wait("starting: its store answers")
 	h.log.Info("the store answers: starting the core", "waited", time.Since(since).Round(time.Millisecond))
+	h.warnAuthOff(ctx)
 	return nil
+}
+
+// warnAuthOff says, once the store answers, that the credentials the
+// config gives protect nothing when the etcd cluster runs without
+// authentication (etcd accepts them silently).
+func (h *Host) warnAuthOff(ctx context.Context) {
+	off, err := h.cfg.Store.EtcdAuthOff(ctx)
+	if err != nil {
+		h.log.Debug("could not ask etcd whether authentication is on", "err", err)
+		return
+	}
+	if off {
+		h.log.Warn("store.username and store.password_file are set, but the etcd cluster runs without authentication: anyone who reaches it can read and write this store (and, through the cluster rollout, run code on every member); enable it with `etcdctl auth enable`",
+			"endpoints", h.cfg.Store.Etcd.Endpoints)
+	}
 }

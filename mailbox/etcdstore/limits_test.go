@@ -109,3 +109,17 @@ func TestUnresolvedEndpointIsNamed(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "typo", "an address is no name to resolve")
 }
+
+// Credentials against an etcd without authentication are accepted by
+// etcd and protect nothing: AuthOff says so, for the core to warn.
+func TestCredentialsWithoutAuthAreSaid(t *testing.T) {
+	m := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	off, err := etcdstore.AuthOff(ctx, etcdstore.Config{Endpoints: []string{m.Endpoint}, Prefix: "/graft/auth", Username: "graft", Password: "s3cret"})
+	require.NoError(t, err)
+	assert.True(t, off, "credentials given, authentication off")
+	off, err = etcdstore.AuthOff(ctx, etcdstore.Config{Endpoints: []string{m.Endpoint}, Prefix: "/graft/auth"})
+	require.NoError(t, err)
+	assert.False(t, off, "no credentials: nothing to say")
+}

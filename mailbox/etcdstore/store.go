@@ -159,6 +159,30 @@ func Ping(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// AuthOff says whether the cluster cfg names runs without authentication
+// although cfg gives credentials: every client that reaches it can then
+// read and write the store, and the password protects nothing. etcd
+// accepts the credentials silently, so the core says it (a warning: the
+// cluster works).
+func AuthOff(ctx context.Context, cfg Config) (bool, error) {
+	if cfg.Username == "" {
+		return false, nil
+	}
+	cfg = cfg.withDefaults()
+	client, err := newClient(ctx, cfg)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = client.Close() }()
+	actx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	st, err := client.AuthStatus(actx)
+	if err != nil {
+		return false, fmt.Errorf("ask etcd %s whether authentication is on: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return !st.Enabled, nil
+}
+
 // unresolved names the endpoints whose host name does not resolve, for
 // an error that would otherwise read as an etcd that is down: a typo in
 // store.endpoints is the likelier cause. It is a hint: the store is still
