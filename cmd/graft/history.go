@@ -20,8 +20,9 @@ func newHistoryCmd(e *env, cf *clientFlags) *cobra.Command {
 		Use:   "history",
 		Short: "List the upgrades and rollbacks this core's store has recorded",
 		Long: `History lists every upgrade and rollback, oldest first: the behaviour, the
-module versions it moved between, when, how it ended and why. --json adds the
-per-actor steps with their pause times.`,
+module versions it moved between, when, how it ended and why, then the ones
+still running (id "-"). --json prints the recorded ones, with the per-actor
+steps and their pause times.`,
 		Example: `  graft history --config graft.yaml
   graft history --json | jq '.[-1]'`,
 		Args: exactArgs(0, "no arguments"),
@@ -37,6 +38,11 @@ per-actor steps with their pause times.`,
 			}
 			if asJSON {
 				return printJSON(e.stdout, recs)
+			}
+			// The ops still running (a canary baking) are rows too, last:
+			// the history records an op once it ends.
+			if ups, err := c.Upgrades(ctx); err == nil {
+				recs = append(recs, runningRows(ups)...)
 			}
 			if len(recs) == 0 {
 				fmt.Fprintln(e.stdout, "no upgrades yet")
@@ -93,6 +99,17 @@ func writeHistory(w io.Writer, recs []api.UpgradeRecord) error {
 			r.Started.Local().Format(time.DateTime), took, members(r), r.Actors, outcome)
 	}
 	return tw.Flush()
+}
+
+// runningRows are the ops in progress as history rows: id "-", no end,
+// outcome "in progress: PHASE".
+func runningRows(ups []api.UpgradeProgress) []api.UpgradeRecord {
+	var out []api.UpgradeRecord
+	for _, u := range ups {
+		out = append(out, api.UpgradeRecord{Kind: u.Kind, Behaviour: u.Behaviour, From: u.From, To: u.To, Started: u.Started,
+			Outcome: "in progress: " + u.Phase, Actors: u.Moved, Canary: u.Canary})
+	}
+	return out
 }
 
 // writeRecord reports one finished upgrade or rollback.

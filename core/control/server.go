@@ -295,24 +295,7 @@ func (s *Server) history(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upgrade history: %w", err)
 	}
-	return append(NewUpgradeRecords(recs), s.runningRecords()...), nil
-}
-
-// runningRecords are the ops in progress as history records (ID 0, no
-// end, outcome "in progress: PHASE"), after the ended ones: a canary
-// baking for an hour is in the history while it bakes, not only once it
-// is decided.
-func (s *Server) runningRecords() []UpgradeRecord {
-	var out []UpgradeRecord
-	for _, u := range s.inProgress() {
-		r := UpgradeRecord{Kind: u.Kind, Behaviour: u.Behaviour, From: u.From, To: u.To, Started: u.Started,
-			Outcome: "in progress: " + u.Phase, Actors: u.Moved, Steps: []UpgradeStep{}}
-		if u.Canary != "" {
-			r.Canary = u.Canary
-		}
-		out = append(out, r)
-	}
-	return out
+	return NewUpgradeRecords(recs), nil
 }
 
 // errNoUpgrader answers upgrade and rollback in a build without upgrades.

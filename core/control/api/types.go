@@ -361,8 +361,6 @@ type RepairResponse struct {
 // record in the API's JSON style, like Status: snake_case names, durations
 // in seconds, times in RFC 3339.
 type UpgradeRecord struct {
-	// ID is the store's; 0 for an op still in progress (GET /v1/history
-	// lists those last, with Outcome "in progress: PHASE" and no Ended).
 	ID        uint64    `json:"id"`
 	Kind      string    `json:"kind"` // upgrade, rollback or repair (of one actor's state)
 	Behaviour string    `json:"behaviour"`
