@@ -256,22 +256,8 @@ func TestClusterUpgradeReachesEveryMember(t *testing.T) {
 // joins again (rollout.CatchUp), so its new share runs v1 from its first
 // message.
 func TestClusterRollbackInFlightMovesStragglersDown(t *testing.T) {
-	m := etcdtest.Start(t)
-	_, kv := kvSource(t)
-	const prefix = "/graft/cluster-rollback-in-flight"
-	a, b := startPair(t, m.Endpoint, prefix, kv)
+	a, b, _, _ := upgradedPair(t, "/graft/cluster-rollback-in-flight")
 	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
-	for _, name := range all {
-		assert.Equal(t, "v1:1", b.ok(t, "call", name, "before"))
-	}
-	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
-	testbin.WaitFor(t, 60*time.Second, "every actor on v2, on both members", func() bool {
-		st := b.status(t)
-		return !slices.ContainsFunc(all, func(name string) bool { return !strings.HasPrefix(st[name].Module, "2.") })
-	})
-	for _, name := range all {
-		assert.Equal(t, "v2:2", a.ok(t, "call", name, "up"))
-	}
 	stragglers := ownedBy(t, a, "m1")
 	require.NotEmpty(t, stragglers)
 
@@ -301,22 +287,9 @@ func TestClusterRollbackInFlightMovesStragglersDown(t *testing.T) {
 // rollback's announcement names it as the version before) and moves m1's
 // actors down with it.
 func TestClusterStragglerReachesAMemberThatNeverRanTheVersion(t *testing.T) {
-	m := etcdtest.Start(t)
-	_, kv := kvSource(t)
 	const prefix = "/graft/cluster-straggler-fetched"
-	a, b := startPair(t, m.Endpoint, prefix, kv)
+	a, b, m, kv := upgradedPair(t, prefix)
 	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
-	for _, name := range all {
-		assert.Equal(t, "v1:1", b.ok(t, "call", name, "before"))
-	}
-	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
-	testbin.WaitFor(t, 60*time.Second, "every actor on v2, on both members", func() bool {
-		st := b.status(t)
-		return !slices.ContainsFunc(all, func(name string) bool { return !strings.HasPrefix(st[name].Module, "2.") })
-	})
-	for _, name := range all {
-		assert.Equal(t, "v2:2", a.ok(t, "call", name, "up"))
-	}
 	stragglers := ownedBy(t, a, "m1")
 	require.NotEmpty(t, stragglers)
 	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
@@ -334,6 +307,29 @@ func TestClusterStragglerReachesAMemberThatNeverRanTheVersion(t *testing.T) {
 	}
 	assert.Equal(t, len(stragglers), strings.Count(c.logs.String(), "migrated it down with that version"), "m1's actors moved down, with v2 fetched from etcd")
 	assert.NotContains(t, c.logs.String(), "cluster rollout: following", "m2 ran v1 all along")
+}
+
+// upgradedPair starts two members over a new etcd, calls each of the six
+// actors once on v1, upgrades them to v2 through m0, waits for every one
+// on v2 and calls each again ("v2:2").
+func upgradedPair(t *testing.T, prefix string) (a, b *coreProc, m *etcdtest.Member, kv string) {
+	t.Helper()
+	m = etcdtest.Start(t)
+	_, kv = kvSource(t)
+	a, b = startPair(t, m.Endpoint, prefix, kv)
+	all := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	for _, name := range all {
+		assert.Equal(t, "v1:1", b.ok(t, "call", name, "before"))
+	}
+	a.ok(t, "upgrade", "kv", "--binary", plugin("kv2"))
+	testbin.WaitFor(t, 60*time.Second, "every actor on v2, on both members", func() bool {
+		st := b.status(t)
+		return !slices.ContainsFunc(all, func(name string) bool { return !strings.HasPrefix(st[name].Module, "2.") })
+	})
+	for _, name := range all {
+		assert.Equal(t, "v2:2", a.ok(t, "call", name, "up"))
+	}
+	return a, b, m, kv
 }
 
 // upgradesIn is the upgrade records of p's history (`graft history
