@@ -148,7 +148,11 @@ func (c *Canary) pick(behaviour string, actors []string) ([]string, error) {
 	if len(c.Actors) > 0 {
 		for _, a := range c.Actors {
 			if !slices.Contains(actors, a) {
-				return nil, fmt.Errorf("canary actor %q is not an actor of behaviour %q", a, behaviour)
+				hint := ""
+				if _, err := strconv.ParseFloat(a, 64); err == nil {
+					hint = fmt.Sprintf(" (a share is written with %%, such as %s%%)", a)
+				}
+				return nil, fmt.Errorf("canary actor %q is not an actor of behaviour %q%s", a, behaviour, hint)
 			}
 		}
 		if len(c.Actors) == len(actors) {

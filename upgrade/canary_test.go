@@ -198,6 +198,7 @@ func TestCanaryPlansThatCannotWork(t *testing.T) {
 	before := len(s.history(t))
 	for _, tc := range []struct{ in, want string }{
 		{"kv0,nosuch", `canary actor "nosuch" is not an actor of behaviour "kv"`},
+		{"1", `canary actor "1" is not an actor of behaviour "kv" (a share is written with %, such as 1%)`},
 		{"kv0,kv1", "names every actor"},
 	} {
 		plan, err := upgrade.ParseCanary(tc.in, time.Second)

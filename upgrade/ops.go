@@ -110,6 +110,10 @@ func (m *Manager) checkCanary(behaviour string, o UpgradeOptions) error {
 		return nil
 	}
 	if _, err := o.Canary.pick(behaviour, host.ActorsOf(behaviour)); err != nil {
+		if m.opts.Member != "" {
+			// In a cluster the canary is taken from this member's actors.
+			return fmt.Errorf("upgrade %q: %w, among the actors member %s runs (a canary bakes on the share of the member it starts on): start it on a member with more, or give a larger share: nothing was started", behaviour, err, m.opts.Member)
+		}
 		return fmt.Errorf("upgrade %q: %w: nothing was started", behaviour, err)
 	}
 	return nil
