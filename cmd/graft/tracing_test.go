@@ -220,15 +220,7 @@ func TestStopWithASilentCollectorIsClean(t *testing.T) {
 			_ = c.Close()
 		}
 	})
-	dir, src := kvSource(t)
-	path := filepath.Join(dir, "graft.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
-control: {dir: ./run}
-behaviours:
-  kv: {binary: %s}
-actors:
-  - {name: k0, behaviour: kv}
-`, src)), 0o644))
+	path := kvSourceConfig(t, "\n  - {name: k0, behaviour: kv}")
 	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + l.Addr().String(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_BSP_SCHEDULE_DELAY=60000", "OTEL_SERVICE_NAME=", "OTEL_TRACES_EXPORTER=", "OTEL_SDK_DISABLED="}
 	p := startGraftBin(t, graftBin(), env, path, []string{"k0"})

@@ -34,22 +34,26 @@ func kvSource(t testing.TB) (dir, src string) {
 	return dir, src
 }
 
+// kvSourceConfig writes, in a folder of its own, the config of a core on a copy
+// of kv v1 as the configured binary (kvSource), with the actors given as
+// YAML list lines, and returns its path.
+func kvSourceConfig(t *testing.T, actors string) string {
+	t.Helper()
+	dir, src := kvSource(t)
+	path := filepath.Join(dir, "graft.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf("store: {path: ./data}\ncontrol: {dir: ./run}\nbehaviours:\n  kv: {binary: %s}\nactors:%s\n", src, actors)), 0o644))
+	return path
+}
+
 // kvCore is a core running three kv actors (k2 with a process of its own)
 // on a copy of kv v1 as the configured binary; only k0 has handled a
 // message.
 func kvCore(t *testing.T) *coreProc {
 	t.Helper()
-	dir, src := kvSource(t)
-	path := filepath.Join(dir, "graft.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`store: {path: ./data}
-control: {dir: ./run}
-behaviours:
-  kv: {binary: %s}
-actors:
+	path := kvSourceConfig(t, `
   - {name: k0, behaviour: kv}
   - {name: k1, behaviour: kv}
-  - {name: k2, behaviour: kv, process: own}
-`, src)), 0o644))
+  - {name: k2, behaviour: kv, process: own}`)
 	p := startGraftAt(t, path, []string{"k0", "k1", "k2"})
 	assert.Equal(t, "v1:1", p.ok(t, "call", "k0", "hello"))
 	return p
