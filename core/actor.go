@@ -44,11 +44,16 @@ type actor struct {
 	finishing bool // finish has begun: done is closed exactly once
 	batchMax  int  // shrinks to find a poison message, grows back on success
 	suspect   bool // its next message is retried alone in a quarantine module
-	err       error
-	done      chan struct{}
-	exited    bool     // done is closed
-	onDone    []func() // OnDone's callbacks, run once done is closed
-	started   time.Time
+	// committing is the state of the batch being committed, from its
+	// Handle's return to its commit's; ahead, set by a pause that found
+	// the batch before that point, is told of it then (pauseAhead).
+	committing *mailbox.State
+	ahead      func(mailbox.State)
+	err        error
+	done       chan struct{}
+	exited     bool     // done is closed
+	onDone     []func() // OnDone's callbacks, run once done is closed
+	started    time.Time
 
 	ready     atomic.Bool // its start finished: required actors may start
 	processed atomic.Uint64
@@ -304,6 +309,8 @@ func (a *actor) step() (bool, error) {
 		return true, a.messageFailed(ctx, epoch, msgs[0], reason)
 	}
 	next := mailbox.State{Schema: res.State.Schema, Module: mod.Info().CodeVersion, Data: res.State.Data}
+	a.committingNow(&next)
+	defer a.committingNow(nil)
 	c, earliest := a.commitOf(epoch, st, next, msgs, res, tr)
 	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
 	if a.retryCommit(ctx, err) {
@@ -539,10 +546,32 @@ type Paused struct {
 	Module *dynamic.Instance
 	// Since is when the actor stopped taking batches.
 	Since time.Time
+	// Drained is when its batch in flight (if any) had committed.
+	Drained time.Time
 }
 
-// pause holds the actor between commits; see UpgradeHooks.Pause.
-func (a *actor) pause(ctx context.Context) (*Paused, error) {
+// committingNow notes the state of the batch whose commit begins (nil once
+// it ended), and tells a pause waiting for it.
+func (a *actor) committingNow(st *mailbox.State) {
+	a.mu.Lock()
+	a.committing = st
+	ahead := a.ahead
+	if st != nil {
+		a.ahead = nil
+	}
+	a.mu.Unlock()
+	if st != nil && ahead != nil {
+		ahead(*st)
+	}
+}
+
+// pause holds the actor between commits; see UpgradeHooks.Pause. ahead,
+// if not nil, is told the state that the batch in flight commits as soon
+// as its Handle returned it, before pause returns: the caller can start
+// migrating it while the commit syncs. It must return at once (it runs on
+// the actor's goroutine). If that commit fails, the Paused's State is
+// another one.
+func (a *actor) pause(ctx context.Context, ahead func(mailbox.State)) (*Paused, error) {
 	a.mu.Lock()
 	if a.paused {
 		a.mu.Unlock()
@@ -555,13 +584,22 @@ func (a *actor) pause(ctx context.Context) (*Paused, error) {
 	a.paused = true
 	since := time.Now()
 	running, idle := a.running, a.idle
+	var committing *mailbox.State
+	if running && ahead != nil {
+		if committing = a.committing; committing == nil {
+			a.ahead = ahead
+		}
+	}
 	a.mu.Unlock()
+	if committing != nil {
+		ahead(*committing)
+	}
 	if running {
 		select {
 		case <-idle:
 		case <-ctx.Done():
 			a.mu.Lock()
-			a.paused = false
+			a.paused, a.ahead = false, nil
 			a.mu.Unlock()
 			a.kick()
 			return nil, fmt.Errorf("pause actor %q: waiting for its batch in flight to commit: %w", a.spec.Name, ctx.Err())
@@ -569,7 +607,8 @@ func (a *actor) pause(ctx context.Context) (*Paused, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := &Paused{a: a, State: a.state, Epoch: a.epoch, Since: since}
+	a.ahead = nil // the batch in flight ended before its Handle returned
+	p := &Paused{a: a, State: a.state, Epoch: a.epoch, Since: since, Drained: time.Now()}
 	if a.pool != nil {
 		p.Module = a.pool.current()
 	}

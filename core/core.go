@@ -148,9 +148,12 @@ type SupervisionConfig struct {
 // are on UpgradeHooks (Upgrades), apart, because they are safe only in
 // that protocol's order (see the package doc).
 type Core struct {
-	cfg     Config
-	log     *slog.Logger
-	trace   *tracer // nil when not tracing
+	cfg   Config
+	log   *slog.Logger
+	trace *tracer // nil when not tracing
+	// pins remembers the plugin binaries already hashed against their
+	// pins, so a restart or an upgrade does not hash one again.
+	pins    *dynamic.Pins
 	store   mailbox.Store
 	waiters waiters
 	sup     *supervisor.Supervisor
@@ -247,7 +250,7 @@ func New(cfg Config) (*Core, error) {
 		actors: make(map[string]*actor), specs: make(map[string]*ActorConfig, len(cfg.Actors)),
 		asleep: make(map[string]bool), halfReleased: make(map[string]bool), required: make(map[string]bool), quit: make(chan struct{}),
 		pools: make(map[string]*modulePool), subs: make(map[string]*supervisor.Supervisor), downMigrations: make(chan struct{}, 1),
-		trace: newTracer(cfg.Tracing),
+		trace: newTracer(cfg.Tracing), pins: dynamic.NewPins(),
 	}
 	c.held.set(cfg.HeldDeadLetters, true)
 	c.timers.init()
@@ -337,7 +340,7 @@ func (c *Core) notify(name string, _ uint64) {
 func (c *Core) moduleConfig(behaviour string) dynamic.Config {
 	b := c.cfg.Behaviours[behaviour]
 	return dynamic.Config{
-		Path: b.Binary, SHA256: b.SHA256, Behaviour: behaviour,
+		Path: b.Binary, SHA256: b.SHA256, Pins: c.pins, Behaviour: behaviour,
 		StartTimeout: b.StartTimeout, HandleTimeout: b.HandleTimeout, StopTimeout: b.StopTimeout,
 		Logger: c.log, Caller: handlerCalls{c}, SocketDir: c.cfg.SocketDir, Env: b.Env, Resources: b.Resources,
 		Limits: dynamic.Limits{MaxStateSize: c.cfg.MaxStateSize, MaxMessageSize: c.cfg.MaxMessageSize, MaxBatchBytes: c.cfg.MaxBatchBytes},

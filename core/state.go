@@ -175,7 +175,7 @@ func (c *Core) holdForRepair(ctx context.Context, rec mailbox.Actor) (*repairHol
 
 // pauseForRepair holds a running actor for a repair.
 func pauseForRepair(ctx context.Context, a *actor) (*repairHold, error) {
-	p, err := a.pause(ctx)
+	p, err := a.pause(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

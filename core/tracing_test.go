@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ func tracedCore(t *testing.T, actors ...string) (*core.Core, *tracetest.InMemory
 }
 
 // handleSpans are the committed graft.handle spans exported so far.
+// handleSpans are the spans of handled messages, in the order they
+// started: the exporter has them in the order they ended, and a message
+// that a batch sent can be handled, and its span ended, before the
+// sending batch's goroutine ends its own.
 func handleSpans(exp *tracetest.InMemoryExporter) []tracetest.SpanStub {
 	var out []tracetest.SpanStub
 	for _, s := range exp.GetSpans() {
@@ -34,6 +39,7 @@ func handleSpans(exp *tracetest.InMemoryExporter) []tracetest.SpanStub {
 			out = append(out, s)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
 	return out
 }
 

@@ -71,6 +71,11 @@ func (h *UpgradeHooks) LoadModule(ctx context.Context, behaviour, binary, sha256
 	return &LoadedModule{pool: pool}, nil
 }
 
+// Pins is the core's memo of the plugin binaries already hashed against
+// their pins: the upgrade cache vouches for the binaries it writes, so
+// that loading one does not hash it again.
+func (h *UpgradeHooks) Pins() *dynamic.Pins { return h.c.pins }
+
 // UnloadModule stops the shared module running binary for behaviour once no
 // running actor uses it; it reports whether it did.
 func (h *UpgradeHooks) UnloadModule(ctx context.Context, behaviour, binary string) (bool, error) {
@@ -139,6 +144,17 @@ var ErrNotRunning = errors.New("it is not running")
 // first, bounded by ctx) and returns its committed state; messages keep
 // arriving durably. Resume the returned Paused exactly once.
 func (h *UpgradeHooks) Pause(ctx context.Context, name string) (*Paused, error) {
+	return h.PauseAhead(ctx, name, nil)
+}
+
+// PauseAhead is Pause, and tells ahead (if not nil) the state that the
+// actor's batch in flight is committing as soon as its Handle returned it,
+// so that the caller can migrate that state while the commit syncs rather
+// than after the pause. ahead is called at most once, before PauseAhead
+// returns, and must return at once (it may run on the actor's goroutine):
+// start the work on a goroutine of its own. It is only a hint: if that
+// commit fails, the Paused's State differs from it.
+func (h *UpgradeHooks) PauseAhead(ctx context.Context, name string, ahead func(mailbox.State)) (*Paused, error) {
 	var p *Paused
 	// A passive actor is woken, so that it migrates too; the name's lock
 	// keeps a passivation from racing the pause.
@@ -147,7 +163,7 @@ func (h *UpgradeHooks) Pause(ctx context.Context, name string) (*Paused, error) 
 			return ErrNotRunning
 		}
 		var err error
-		p, err = a.pause(ctx)
+		p, err = a.pause(ctx, ahead)
 		return err
 	})
 	if err != nil {

@@ -68,6 +68,23 @@ func (m *Instance) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 	if len(b.Messages) == 0 {
 		return &BatchResult{State: b.State}, nil
 	}
+	return m.handle(ctx, b)
+}
+
+// Warm sends the module a batch of no messages from state st, for actor:
+// the plugin decodes (and if need be migrates) the state and answers it
+// back, running no handler. It makes the path a batch takes through a
+// module just started (its stream, its codec's first decode, its code
+// paged in) warm before an upgrade moves actors onto it, so that their
+// first batches there are not several times slower than the next ones.
+// Its answer is checked as any batch's, and dropped.
+func (m *Instance) Warm(ctx context.Context, actor string, st State) error {
+	_, err := m.handle(ctx, Batch{Actor: actor, State: st})
+	return err
+}
+
+// handle is Handle's round trip, for a batch of any size.
+func (m *Instance) handle(ctx context.Context, b Batch) (*BatchResult, error) {
 	id := m.nextID.Add(1)
 	ch := make(chan *graftv1.HandleResponse, 1)
 	m.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -134,7 +133,8 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 			m.abortStart()
 			return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("invalid sha256 pin %q (want 64 hex digits)", cfg.SHA256), Kind: ErrBadBinary}
 		}
-		if got := fileSHA256(cfg.Path); !strings.EqualFold(got, cfg.SHA256) {
+		got := cfg.Pins.sha256Of(cfg.Path)
+		if !strings.EqualFold(got, cfg.SHA256) {
 			m.abortStart()
 			return nil, &StartError{Path: cfg.Path, Problem: fmt.Sprintf("sha256 mismatch: pinned %s, file has %s", strings.ToLower(cfg.SHA256), got), Kind: ErrBadBinary}
 		}
@@ -344,19 +344,6 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-func fileSHA256(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "(unreadable: " + err.Error() + ")"
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "(unreadable: " + err.Error() + ")"
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // abortStart removes every trace of a failed start, bounded: the process

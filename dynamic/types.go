@@ -14,6 +14,10 @@ type Config struct {
 	Path string
 	// SHA256, hex, pins the binary's content; empty means no pin.
 	SHA256 string
+	// Pins, if set, remembers binaries already hashed, so that a start of
+	// one unchanged since is not hashed again (see Pins); nil hashes at
+	// every start.
+	Pins *Pins
 	// Behaviour is the behaviour name the plugin must report; empty
 	// accepts any.
 	Behaviour string

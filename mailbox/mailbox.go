@@ -421,6 +421,10 @@ type UpgradeStep struct {
 	Step string
 	// Duration is how long it took.
 	Duration time.Duration
+	// Drain is the part of a pause spent waiting for the actor's batch in
+	// flight to commit (it was still serving then); the rest is the
+	// upgrade's own: migrate, commit, resume.
+	Drain time.Duration `json:",omitempty"`
 }
 
 // Durability says when a write counts as done.

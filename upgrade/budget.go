@@ -105,7 +105,7 @@ func (m *Manager) retryOverBudget(ctx context.Context, target *core.LoadedModule
 		m.log.Info("retrying actors over the pause budget", "actors", len(over), "round", round, "budget", m.opts.MaxPause)
 		var still []overBudget
 		for _, o := range over {
-			pauses, late, err := m.moveGroup(ctx, target, migrator, to, []string{o.actor}, durable)
+			pauses, late, err := m.moveGroup(ctx, target, migrator, to, []string{o.actor}, durable, false)
 			steps = append(steps, pauses...)
 			if err != nil {
 				return steps, err

@@ -22,8 +22,15 @@
 //	  │   to ∈ live                                 ── failpoint "journaled"
 //	  ▼
 //	MOVE GROUPS (moveGroups), for each group of GroupSize actors (moveGroup):
-//	  PAUSE all (each lets its batch in flight commit)  ── failpoint "paused"
+//	  MIGRATE AHEAD each committed state, the actors  nothing durable changes
+//	  │   still serving (the first group's are then
+//	  │   sent to the new module to warm it: premigrate.go)
+//	  PAUSE all (each lets its batch in flight commit;  ── failpoint "paused"
+//	  │   the state that batch commits is migrated
+//	  │   while its commit syncs: PauseAhead)
 //	  MIGRATE each committed state with the new module
+//	  │   (reusing the one made ahead when the state
+//	  │   is still the one it started from)
 //	  │   (down-migration with the newer module for a
 //	  │   rollback)                                 ── failpoint "migrated"
 //	  COMMIT the group's states + module versions   durable: ONE store transaction
@@ -53,7 +60,8 @@
 // against it, and moves nothing.
 //
 // The history's steps are only "load" (the behaviour's, Actor "") and
-// "pause" (one per actor moved, from its pause to its resume; type Step);
+// "pause" (one per actor moved, from its pause to its resume, with the
+// part of it spent waiting for the batch in flight, Drain; type Step);
 // its outcomes are the Outcome constants.
 //
 // Messages keep arriving durably into the mailboxes of paused actors, and

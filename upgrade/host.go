@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/graft-host/graft/core"
+	"github.com/graft-host/graft/dynamic"
 	"github.com/graft-host/graft/mailbox"
 )
 
@@ -19,6 +20,9 @@ type Host interface {
 	// LoadModule starts behaviour's module from binary beside the running
 	// one, moving no actor.
 	LoadModule(ctx context.Context, behaviour, binary, sha256 string) (*core.LoadedModule, error)
+	// Pins is the core's memo of binaries hashed against their pins, for
+	// the cache to vouch for the entries it writes.
+	Pins() *dynamic.Pins
 	// UnloadModule stops that module once no running actor uses it and
 	// reports whether it did.
 	UnloadModule(ctx context.Context, behaviour, binary string) (bool, error)
@@ -26,8 +30,10 @@ type Host interface {
 	ActorsOf(behaviour string) []string
 	// State returns an actor's committed state.
 	State(ctx context.Context, actor string) (mailbox.State, error)
-	// Pause holds an actor between two commits; resume it exactly once.
-	Pause(ctx context.Context, name string) (*core.Paused, error)
+	// PauseAhead holds an actor between two commits (resume it exactly
+	// once), telling ahead the state its batch in flight commits as soon
+	// as that is known; ahead must return at once (premigrate.go).
+	PauseAhead(ctx context.Context, name string, ahead func(mailbox.State)) (*core.Paused, error)
 	// CommitStates commits paused actors' new states in one transaction,
 	// each under its pause's epoch.
 	CommitStates(ctx context.Context, commits ...mailbox.Commit) error

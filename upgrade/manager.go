@@ -476,6 +476,7 @@ func (m *Manager) learn(behaviour string, v Version) {
 // while the core was down. It runs them in the background and returns at
 // once; outcomes go to the log and the history.
 func (m *Manager) Attach(ctx context.Context, host Host) {
+	m.cache.pins.Store(host.Pins())
 	m.mu.Lock()
 	m.host, m.life = host, ctx
 	type todo struct {

@@ -35,7 +35,7 @@ func (m *Manager) move(ctx context.Context, target *core.LoadedModule, migrator 
 	for start := 0; start < len(actors); start += m.opts.GroupSize {
 		end := min(start+m.opts.GroupSize, len(actors))
 		gctx, span := m.startGroup(ctx, start/m.opts.GroupSize, end-start) // tracing.go
-		pauses, late, err := m.moveGroup(gctx, target, migrator, to, actors[start:end], durable && end == len(actors))
+		pauses, late, err := m.moveGroup(gctx, target, migrator, to, actors[start:end], durable && end == len(actors), start == 0)
 		endGroup(span, len(pauses), len(late), err)
 		steps, over = append(steps, pauses...), append(over, late...)
 		if progress != nil {
@@ -74,8 +74,13 @@ func movedActors(steps []mailbox.UpgradeStep) []string {
 // where it was, state untouched. An actor whose drain or migration does
 // not fit MaxPause is resumed where it was instead and returned in over.
 // It returns each moved actor's pause.
-func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string, durable bool) (_ []mailbox.UpgradeStep, over []overBudget, _ error) {
-	paused, over, err := m.pauseAll(ctx, group)
+func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migrator *dynamic.Instance, to Version, group []string, durable, first bool) (_ []mailbox.UpgradeStep, over []overBudget, _ error) {
+	var warm *dynamic.Instance
+	if first {
+		warm, _ = target.Module(ctx) // nil on an error, which the resume meets and reports
+	}
+	pre := m.premigrate(ctx, migrator, warm, to, group)
+	paused, over, err := m.pauseAll(ctx, group, func(a string) func(mailbox.State) { return pre.ahead(ctx, m, migrator, to, a) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -84,7 +89,7 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migr
 		return nil, over, nil
 	}
 	m.failpoint(FailpointPaused)
-	next, late, err := m.migrateAll(ctx, migrator, to, group, paused)
+	next, late, err := m.migrateAll(ctx, migrator, to, group, paused, pre)
 	if err != nil {
 		resumeAll(paused, nil, nil)
 		return nil, nil, err
@@ -120,7 +125,8 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migr
 	steps := make([]mailbox.UpgradeStep, 0, len(moving))
 	for _, i := range moving {
 		paused[i].Resume(target, next[i])
-		steps = append(steps, mailbox.UpgradeStep{Actor: group[i], Step: string(StepPause), Duration: time.Since(paused[i].Since)})
+		p := paused[i]
+		steps = append(steps, mailbox.UpgradeStep{Actor: group[i], Step: string(StepPause), Duration: time.Since(p.Since), Drain: p.Drained.Sub(p.Since)})
 	}
 	return steps, over, nil
 }
@@ -129,7 +135,7 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migr
 // the pause budget. An actor whose batch in flight outlasts the budget is
 // not paused (it goes on serving) and is returned in over; on any other
 // failure the ones paused are resumed and the error returned.
-func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused, []overBudget, error) {
+func (m *Manager) pauseAll(ctx context.Context, group []string, ahead func(actor string) func(mailbox.State)) ([]*core.Paused, []overBudget, error) {
 	paused := make([]*core.Paused, len(group))
 	errs := make([]error, len(group))
 	late := make([]bool, len(group))
@@ -140,7 +146,7 @@ func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused,
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
-			paused[i], errs[i] = m.host.Pause(pctx, a)
+			paused[i], errs[i] = m.host.PauseAhead(pctx, a, ahead(a))
 			if budgeted && errors.Is(errs[i], context.DeadlineExceeded) && ctx.Err() == nil {
 				late[i], errs[i] = true, nil
 			}
@@ -164,7 +170,7 @@ func (m *Manager) pauseAll(ctx context.Context, group []string) ([]*core.Paused,
 // never committed (nil) stays so: the target's Init makes it. A migration
 // cut short by the pause budget resumes its actor where it was, marks its
 // state errOverBudget and returns it in over.
-func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to Version, group []string, paused []*core.Paused) ([]*mailbox.State, []overBudget, error) {
+func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to Version, group []string, paused []*core.Paused, pre *premigrations) ([]*mailbox.State, []overBudget, error) {
 	next := make([]*mailbox.State, len(paused))
 	errs := make([]error, len(paused))
 	late := make([]bool, len(paused))
@@ -181,6 +187,10 @@ func (m *Manager) migrateAll(ctx context.Context, migrator *dynamic.Instance, to
 		wg.Go(func() {
 			mctx, cancel, budgeted := m.migrateContext(ctx, p)
 			defer cancel()
+			if done := pre.reuse(mctx, group[i], st); done != nil {
+				next[i] = done
+				return
+			}
 			out, err := migrator.Migrate(mctx, group[i], dynamic.State{Schema: st.Schema, Data: st.Data}, to.Schema)
 			switch {
 			case err != nil && budgeted && errors.Is(mctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:

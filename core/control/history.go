@@ -35,7 +35,7 @@ func NewUpgradeRecord(rec mailbox.UpgradeRecord) UpgradeRecord {
 		out.DurationSeconds = rec.Ended.Sub(rec.Started).Seconds()
 	}
 	for i, s := range rec.Steps {
-		out.Steps[i] = UpgradeStep{Actor: s.Actor, Step: s.Step, DurationSeconds: s.Duration.Seconds()}
+		out.Steps[i] = UpgradeStep{Actor: s.Actor, Step: s.Step, DurationSeconds: s.Duration.Seconds(), DrainSeconds: s.Drain.Seconds()}
 	}
 	return out
 }
@@ -119,7 +119,7 @@ func StoreRecord(r UpgradeRecord) mailbox.UpgradeRecord {
 		out.Actors = r.Actors
 	}
 	for _, s := range r.Steps {
-		out.Steps = append(out.Steps, mailbox.UpgradeStep{Actor: s.Actor, Step: s.Step, Duration: seconds(s.DurationSeconds)})
+		out.Steps = append(out.Steps, mailbox.UpgradeStep{Actor: s.Actor, Step: s.Step, Duration: seconds(s.DurationSeconds), Drain: seconds(s.DrainSeconds)})
 	}
 	return out
 }

@@ -410,6 +410,9 @@ type UpgradeStep struct {
 	Actor           string  `json:"actor,omitempty"`
 	Step            string  `json:"step"`
 	DurationSeconds float64 `json:"duration_seconds"`
+	// DrainSeconds is the part of a pause spent waiting for the actor's
+	// batch in flight to commit.
+	DrainSeconds float64 `json:"drain_seconds,omitempty"`
 }
 
 // UpgradeRequest is the body of upgrade; Binary "" means the behaviour's
