@@ -62,6 +62,7 @@
 //	      failure_rate_increase: 1%  # the canary's failure rate may be this much higher
 //	      p99_ratio: 1.5      # and its handle latency p99 this many times the old one's
 //	      min_messages: 20    # attempts the canary makes before a gate can fail it
+//	      inconclusive: promote # on fewer attempts: promote, rollback, or hold (bake on until judged)
 //	actors:
 //	  - name: hits
 //	    behaviour: counter

@@ -41,6 +41,10 @@ type UpgradePolicy struct {
 	FailureRateIncrease float64
 	P99Ratio            float64
 	MinMessages         int
+	// Inconclusive is what a bake on too little traffic to judge ends in:
+	// "promote", "rollback" or "hold" ("" is the upgrade package's
+	// default, promote).
+	Inconclusive string
 }
 
 // HasCanary says whether the policy starts upgrades with a canary.
@@ -66,6 +70,7 @@ func (d *decoder) upgradePolicy(cfg *Config, behaviour string) func(*yaml.Node, 
 			field{"failure_rate_increase", d.fraction(&p.FailureRateIncrease)},
 			field{"p99_ratio", d.ratio(&p.P99Ratio)},
 			field{"min_messages", d.count(&p.MinMessages, 1)},
+			field{"inconclusive", oneOf(d, &p.Inconclusive, map[string]string{"promote": "promote", "rollback": "rollback", "hold": "hold"})},
 		)
 		if cfg.UpgradePolicies == nil {
 			cfg.UpgradePolicies = map[string]UpgradePolicy{}
@@ -166,7 +171,7 @@ func (d *decoder) validateUpgrades(cfg *Config) {
 		case set("canary") && !set("bake"):
 			d.problems = append(d.problems, Problem{Line: d.lines[key+".canary"], Key: key + ".bake",
 				Message: "missing: a canary needs a bake time, how long both versions serve before the decision, e.g. bake: 60s"})
-		case !set("canary") && (set("bake") || set("failure_rate_increase") || set("p99_ratio") || set("min_messages")):
+		case !set("canary") && (set("bake") || set("failure_rate_increase") || set("p99_ratio") || set("min_messages") || set("inconclusive")):
 			d.problems = append(d.problems, Problem{Line: d.lines[key], Key: key + ".canary",
 				Message: "missing: bake and the health gates apply to a canary; name one, e.g. canary: 10%, or remove them"})
 		}

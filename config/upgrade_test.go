@@ -17,7 +17,7 @@ upgrade: {group_size: 8, max_pause: 20ms, over_budget: stop}
 behaviours:
   counter:
     binary: ./plugins/counter
-    upgrade: {canary: 10%, bake: 30s, failure_rate_increase: 2%, p99_ratio: 2, min_messages: 50}
+    upgrade: {canary: 10%, bake: 30s, failure_rate_increase: 2%, p99_ratio: 2, min_messages: 50, inconclusive: hold}
   listed:
     binary: ./plugins/counter
     upgrade: {canary: [a, b], bake: 1m}
@@ -27,7 +27,7 @@ behaviours:
 	cfg, err := config.Load(path)
 	require.NoError(t, err)
 	assert.Equal(t, config.Upgrade{GroupSize: 8, MaxPause: 20 * time.Millisecond, OverBudget: "stop"}, cfg.Upgrade)
-	assert.Equal(t, config.UpgradePolicy{CanaryShare: 0.1, Bake: 30 * time.Second, FailureRateIncrease: 0.02, P99Ratio: 2, MinMessages: 50},
+	assert.Equal(t, config.UpgradePolicy{CanaryShare: 0.1, Bake: 30 * time.Second, FailureRateIncrease: 0.02, P99Ratio: 2, MinMessages: 50, Inconclusive: "hold"},
 		cfg.UpgradePolicies["counter"])
 	assert.Equal(t, config.UpgradePolicy{CanaryActors: []string{"a", "b"}, Bake: time.Minute}, cfg.UpgradePolicies["listed"])
 	assert.False(t, cfg.UpgradePolicies["plain"].HasCanary(), "no policy: every actor, in groups")
@@ -54,6 +54,8 @@ func TestBadUpgradeSettingsAreNamed(t *testing.T) {
 		{"canary: 10%, bake: 1s, failure_rate_increase: 200%", "behaviours.counter.upgrade.failure_rate_increase", "at most 100%"},
 		{"canary: 10%, bake: 1s, min_messages: 0", "behaviours.counter.upgrade.min_messages", "at least 1"},
 		{"canary: 10%, bake: -1s", "behaviours.counter.upgrade.bake", "must be positive"},
+		{"canary: 10%, bake: 1s, inconclusive: wait", "behaviours.counter.upgrade.inconclusive", "hold"},
+		{"inconclusive: hold", "behaviours.counter.upgrade.canary", "apply to a canary"},
 		{"canary: 10%, bake: 1s, share: 3", "behaviours.counter.upgrade.share", "unknown key"},
 	} {
 		t.Run(tc.body, func(t *testing.T) {

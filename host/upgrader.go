@@ -31,7 +31,7 @@ func (u controlUpgrader) Upgrade(ctx context.Context, behaviour string, req cont
 		if err != nil {
 			return mailbox.UpgradeRecord{}, fmt.Errorf("upgrade %q: %w: %w", behaviour, control.ErrBadRequest, err)
 		}
-		c.Gates = upgrade.Gates{FailureRateIncrease: req.FailureRateIncrease, P99Ratio: req.P99Ratio, MinMessages: req.MinMessages}
+		c.Gates = upgrade.Gates{FailureRateIncrease: req.FailureRateIncrease, P99Ratio: req.P99Ratio, MinMessages: req.MinMessages, Inconclusive: req.Inconclusive}
 		o.Canary = c
 	}
 	return u.UpgradeWith(ctx, behaviour, req.Binary, o)
@@ -124,7 +124,7 @@ func policies(cfg *config.Config) map[string]upgrade.Canary {
 		}
 		out[b] = upgrade.Canary{
 			Share: p.CanaryShare, Actors: slices.Clone(p.CanaryActors), Bake: p.Bake,
-			Gates: upgrade.Gates{FailureRateIncrease: p.FailureRateIncrease, P99Ratio: p.P99Ratio, MinMessages: p.MinMessages},
+			Gates: upgrade.Gates{FailureRateIncrease: p.FailureRateIncrease, P99Ratio: p.P99Ratio, MinMessages: p.MinMessages, Inconclusive: p.Inconclusive},
 		}
 	}
 	return out

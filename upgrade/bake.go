@@ -99,13 +99,20 @@ func (r *opRun) setPhase(p Phase, verdict string) error {
 	if p == PhaseBaking {
 		cs.BakeUntil = time.Now().Add(cs.Plan.Bake).UTC()
 	}
+	r.publishLocked()
+	return m.j.save()
+}
+
+// publishLocked shows the op's canary state in the snapshot that
+// InProgress reports; the caller holds m.mu.
+func (r *opRun) publishLocked() {
+	m := r.m
 	if old, ok := m.running[r.behaviour]; ok {
 		snap := r.op.snapshot()
 		snap.Moved, snap.ToMove = old.Moved, old.ToMove // the last move's progress stays shown
 		snap.GroupsMoved, snap.Groups = old.GroupsMoved, old.Groups
 		m.running[r.behaviour] = snap
 	}
-	return m.j.save()
 }
 
 // moveCanary moves the canary group's actors still on the old version;
@@ -144,6 +151,7 @@ func (r *opRun) bake(ctx context.Context, decisions <-chan Decision) error {
 	end := time.NewTimer(time.Until(cs.BakeUntil))
 	defer end.Stop()
 	gates := cs.Plan.Gates
+	held := false // the window ended on too little traffic: InconclusiveHold
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,18 +166,50 @@ func (r *opRun) bake(ctx context.Context, decisions <-chan Decision) error {
 			return r.setPhase(PhaseRollingBack, fmt.Sprintf("aborted by an operator after %s of the bake (%s)", baked, sum))
 		case <-tick.C:
 			canary, old := m.health.counts(r.behaviour)
-			if v := gates.judge(canary, old, false); v.fail {
+			v := gates.judge(canary, old, held)
+			if v.fail {
 				return r.setPhase(PhaseRollingBack, v.reason)
+			}
+			if held && !v.inconclusive {
+				return r.setPhase(PhasePromoting, "after a hold for traffic: "+v.reason)
 			}
 		case <-end.C:
 			canary, old := m.health.counts(r.behaviour)
 			v := gates.judge(canary, old, true)
-			if v.fail {
-				return r.setPhase(PhaseRollingBack, v.reason)
+			if policy := gates.withDefaults().Inconclusive; v.fail || !v.inconclusive || policy != InconclusiveHold {
+				return r.endBake(v, policy)
 			}
-			return r.setPhase(PhasePromoting, v.reason)
+			held = true
+			r.hold(v.reason)
 		}
 	}
+}
+
+// endBake moves a bake whose window ended on to the phase its verdict
+// decides: a failed gate rolls back, a passed one promotes, and too
+// little traffic to judge does what inconclusive says (promote or roll
+// back; hold is the bake's own loop).
+func (r *opRun) endBake(v verdict, inconclusive string) error {
+	switch {
+	case v.fail:
+		return r.setPhase(PhaseRollingBack, v.reason)
+	case v.inconclusive && inconclusive == InconclusiveRollback:
+		return r.setPhase(PhaseRollingBack, "rolled back as inconclusive: "+v.reason)
+	}
+	return r.setPhase(PhasePromoting, v.reason)
+}
+
+// hold tells that the bake's window ended on too little traffic and the
+// canary goes on baking until the gates can decide (InconclusiveHold):
+// its verdict shows it, in graft status and the progress of graft
+// upgrade, with what would end it.
+func (r *opRun) hold(reason string) {
+	m, cs := r.m, r.op.Canary
+	m.mu.Lock()
+	cs.Verdict = "held for traffic: " + reason + "; the gates decide once the canary has the attempts they need, or `graft upgrade " + r.behaviour + " --promote` or `--abort` ends it"
+	r.publishLocked()
+	m.mu.Unlock()
+	m.log.Warn("canary bake over on too little traffic to judge; held until there is enough, or an operator promotes or aborts it", "behaviour", r.behaviour, "verdict", reason)
 }
 
 // rollBackCanary moves the canary's actors on the new version back with

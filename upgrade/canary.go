@@ -86,7 +86,27 @@ type Gates struct {
 	// MinMessages is how many attempts the canary must have made before
 	// a gate can fail it, and before its latency is compared (default 20).
 	MinMessages int `json:"min_messages,omitempty"`
+	// Inconclusive is what a bake whose canary made fewer than MinMessages
+	// attempts ends in, no gate having been able to judge it: promote
+	// (the default), roll back, or hold (see the Inconclusive constants).
+	Inconclusive string `json:"inconclusive,omitempty"`
 }
+
+// What a bake with too little traffic to judge ends in (Gates.Inconclusive).
+const (
+	// InconclusivePromote promotes the canary, its record saying it was
+	// not judged: a quiet behaviour is still upgraded unattended.
+	InconclusivePromote = "promote"
+	// InconclusiveRollback rolls the canary back: only a canary shown no
+	// worse is promoted.
+	InconclusiveRollback = "rollback"
+	// InconclusiveHold keeps the canary baking past its window, judged at
+	// every tick, until it has made MinMessages attempts and the gates
+	// decide, or an operator promotes or aborts it (graft upgrade
+	// --promote, --abort), as Argo Rollouts pauses an inconclusive run for
+	// a person's judgement.
+	InconclusiveHold = "hold"
+)
 
 // withDefaults fills the unset gates.
 func (g Gates) withDefaults() Gates {
@@ -98,6 +118,9 @@ func (g Gates) withDefaults() Gates {
 	}
 	if g.MinMessages <= 0 {
 		g.MinMessages = 20
+	}
+	if g.Inconclusive == "" {
+		g.Inconclusive = InconclusivePromote
 	}
 	return g
 }
@@ -204,6 +227,8 @@ type CanaryState struct {
 type verdict struct {
 	fail   bool   // a gate failed: roll back
 	reason string // the numbers that decided, for the history and the log
+	// inconclusive: no gate failed, on too little traffic to judge.
+	inconclusive bool
 }
 
 // judge compares the canary's counts with the old group's. Before the end
@@ -218,24 +243,24 @@ func (g Gates) judge(canary, old groupCounts, final bool) verdict {
 	sum := func() string { return fmt.Sprintf("canary: %s; old version: %s", canary.describe(), old.describe()) }
 	if attempts >= int64(g.MinMessages) {
 		if cr, or := canary.failureRate(), old.failureRate(); cr > or+g.FailureRateIncrease {
-			return verdict{true, fmt.Sprintf("failure rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum())}
+			return verdict{true, fmt.Sprintf("failure rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum()), false}
 		}
 		if cr, or := canary.deadRate(), old.deadRate(); cr > or+g.FailureRateIncrease {
-			return verdict{true, fmt.Sprintf("dead-letter rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum())}
+			return verdict{true, fmt.Sprintf("dead-letter rate %s against %s, over the +%s allowed (%s)", pct(cr), pct(or), pct(g.FailureRateIncrease), sum()), false}
 		}
 	}
 	if !final {
-		return verdict{false, ""}
+		return verdict{false, "", false}
 	}
 	if canary.handled >= int64(g.MinMessages) && old.handled >= int64(g.MinMessages) {
 		if cp, op := canary.p99(), old.p99(); float64(cp) > g.P99Ratio*float64(op) {
-			return verdict{true, fmt.Sprintf("handle latency p99 %s against %s, over the %gx allowed (%s)", cp, op, g.P99Ratio, sum())}
+			return verdict{true, fmt.Sprintf("handle latency p99 %s against %s, over the %gx allowed (%s)", cp, op, g.P99Ratio, sum()), false}
 		}
 	}
 	if attempts < int64(g.MinMessages) {
-		return verdict{false, fmt.Sprintf("no gate failed, on too little traffic to judge (%d attempts, %d needed; %s)", attempts, g.MinMessages, sum())}
+		return verdict{false, fmt.Sprintf("no gate failed, on too little traffic to judge (%d attempts, %d needed; %s)", attempts, g.MinMessages, sum()), true}
 	}
-	return verdict{false, "every gate passed (" + sum() + ")"}
+	return verdict{false, "every gate passed (" + sum() + ")", false}
 }
 
 func pct(f float64) string { return strconv.FormatFloat(100*f, 'f', 2, 64) + "%" }

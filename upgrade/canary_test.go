@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -366,4 +367,53 @@ func (s *system) startBaking(t *testing.T, binary string, plan *upgrade.Canary) 
 		return ok && op.Canary != nil && op.Canary.Phase == upgrade.PhaseBaking
 	})
 	return ch
+}
+
+// TestInconclusiveBakeEndsAsConfigured: a bake that ends on too little
+// traffic to judge rolls back with inconclusive: rollback; with hold it
+// bakes on, says so, and the gates decide once the canary has had the
+// attempts they need.
+func TestInconclusiveBakeEndsAsConfigured(t *testing.T) {
+	s := bootKV1(t, 4, upgrade.Options{})
+	touch(t, s)
+
+	plan, err := upgrade.ParseCanary("kv0,kv1", 300*time.Millisecond)
+	require.NoError(t, err)
+	plan.Gates.Inconclusive = upgrade.InconclusiveRollback
+	_, err = s.mgr.UpgradeWith(ctxFor(t, time.Minute), "kv", bin("kv2"), upgrade.UpgradeOptions{Canary: plan})
+	var rolled *upgrade.CanaryRolledBackError
+	require.ErrorAs(t, err, &rolled)
+	h := s.history(t)
+	assert.Contains(t, h[len(h)-1].Canary, "rolled back as inconclusive")
+	assert.Contains(t, h[len(h)-1].Canary, "too little traffic to judge")
+	assert.EqualValues(t, 1, s.state(t, "kv0").Schema, "the canary is back on v1")
+
+	plan, err = upgrade.ParseCanary("kv0,kv1", 300*time.Millisecond)
+	require.NoError(t, err)
+	plan.Gates.Inconclusive, plan.Gates.MinMessages = upgrade.InconclusiveHold, 5
+	done := s.startBaking(t, "kv2", plan)
+	waitFor(t, 30*time.Second, "the bake held for traffic", func() bool {
+		op, ok := s.mgr.Running("kv")
+		return ok && op.Canary != nil && strings.Contains(op.Canary.Verdict, "held for traffic")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("a held bake ended with no traffic: %v", err)
+	default:
+	}
+	op, _ := s.mgr.Running("kv")
+	assert.Equal(t, upgrade.PhaseBaking, op.Canary.Phase, "held: still baking")
+	for i := range 6 {
+		_, err := s.core.Call(ctxFor(t, 10*time.Second), "kv0", []byte(fmt.Sprint("put-", i)), core.SendOptions{})
+		require.NoError(t, err)
+	}
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held bake did not end once the canary had its attempts")
+	}
+	h = s.history(t)
+	assert.Contains(t, h[len(h)-1].Canary, "promoted: after a hold for traffic: every gate passed")
+	assert.EqualValues(t, 2, s.state(t, "kv3").Schema, "promoted: every actor on v2")
 }

@@ -132,6 +132,7 @@ func (m *Manager) canaryPlan(behaviour string, asked *Canary) *Canary {
 			g.FailureRateIncrease = cmp.Or(g.FailureRateIncrease, p.Gates.FailureRateIncrease)
 			g.P99Ratio = cmp.Or(g.P99Ratio, p.Gates.P99Ratio)
 			g.MinMessages = cmp.Or(g.MinMessages, p.Gates.MinMessages)
+			g.Inconclusive = cmp.Or(g.Inconclusive, p.Gates.Inconclusive)
 		}
 		return &c
 	}

@@ -98,6 +98,9 @@ func phaseLine(u api.UpgradeProgress) string {
 		default:
 			left = left.Round(time.Minute)
 		}
+		if u.Verdict != "" { // the window ended on too little traffic, and the bake holds
+			return fmt.Sprintf("%s: %s on %s, baking beside %s past its window: %s", u.Behaviour, group, u.To, u.From, u.Verdict)
+		}
 		return fmt.Sprintf("%s: %s on %s, baking beside %s, about %s left", u.Behaviour, group, u.To, u.From, left)
 	case "promoting", "rolling back":
 		return fmt.Sprintf("%s: %s: %s: %s", u.Behaviour, group, u.Phase, u.Verdict)

@@ -33,6 +33,7 @@ type upgradeFlags struct {
 	failureRate           string
 	p99Ratio              float64
 	minMessages           int
+	inconclusive          string
 	asJSON, dryRun, force bool
 	promote, abort        bool
 }
@@ -108,6 +109,7 @@ back the same, are warnings (a rollback would not take them).`,
 	fl.StringVar(&f.failureRate, "failure-rate-increase", "", "with --canary: how much higher its failure rate may be, e.g. 1% (default: the config's, or 1%)")
 	fl.Float64Var(&f.p99Ratio, "p99-ratio", 0, "with --canary: how many times the old version's handle p99 its own may be (default: the config's, or 1.5)")
 	fl.IntVar(&f.minMessages, "min-messages", 0, "with --canary: attempts it makes before a gate can fail it (default: the config's, or 20)")
+	fl.StringVar(&f.inconclusive, "inconclusive", "", "with --canary: what a bake on too little traffic to judge ends in: promote, rollback or hold (default: the config's, or promote)")
 	fl.BoolVar(&f.promote, "promote", false, "end the behaviour's canary bake now and move the rest of its actors")
 	fl.BoolVar(&f.abort, "abort", false, "end the behaviour's canary bake now and roll the canary back")
 	return cmd
@@ -128,8 +130,10 @@ func (f upgradeFlags) check() error {
 		return usage("--dry-run and --canary do not go together: a dry run moves nothing; run the canary after it")
 	case f.bake != 0 && f.canary == "":
 		return usage("--bake without --canary: a bake is how long a canary serves beside the old version; give --canary 10% (or actor names) too")
-	case f.canary == "" && (f.failureRate != "" || f.p99Ratio != 0 || f.minMessages != 0):
-		return usage("--failure-rate-increase, --p99-ratio and --min-messages are a canary's gates: give --canary and --bake too")
+	case f.canary == "" && (f.failureRate != "" || f.p99Ratio != 0 || f.minMessages != 0 || f.inconclusive != ""):
+		return usage("--failure-rate-increase, --p99-ratio, --min-messages and --inconclusive are a canary's gates: give --canary and --bake too")
+	case f.inconclusive != "" && f.inconclusive != "promote" && f.inconclusive != "rollback" && f.inconclusive != "hold":
+		return usage(fmt.Sprintf("--inconclusive %q: give promote, rollback or hold (what a bake on too little traffic to judge ends in)", f.inconclusive))
 	case f.canary != "" && f.bake <= 0:
 		return usage("--canary needs --bake, above zero (e.g. --bake 60s): how long both versions serve before the decision")
 	case f.canary != "":
@@ -172,7 +176,7 @@ func runUpgrade(cmd *cobra.Command, e *env, cf *clientFlags, behaviour string, f
 	defer done()
 	req := api.UpgradeRequest{
 		Binary: f.binary, Force: f.force, Canary: f.canary, BakeSeconds: f.bake.Seconds(),
-		P99Ratio: f.p99Ratio, MinMessages: f.minMessages,
+		P99Ratio: f.p99Ratio, MinMessages: f.minMessages, Inconclusive: f.inconclusive,
 	}
 	if f.failureRate != "" {
 		if req.FailureRateIncrease, err = parseShare(f.failureRate); err != nil {

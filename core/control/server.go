@@ -316,7 +316,7 @@ func (s *Server) upgrade(r *http.Request) (any, error) {
 // checkCanaryRequest refuses a bake or gates without a canary, and gates
 // out of range.
 func checkCanaryRequest(req UpgradeRequest) error {
-	gates := req.FailureRateIncrease != 0 || req.P99Ratio != 0 || req.MinMessages != 0
+	gates := req.FailureRateIncrease != 0 || req.P99Ratio != 0 || req.MinMessages != 0 || req.Inconclusive != ""
 	switch {
 	case req.Canary == "" && (req.BakeSeconds != 0 || gates):
 		return badRequest("bake_seconds and the health gates go with a canary: give canary (a share such as 10%, or actor names) with a bake above zero")
@@ -328,6 +328,8 @@ func checkCanaryRequest(req UpgradeRequest) error {
 		return badRequest(fmt.Sprintf("p99_ratio %v: give a ratio of at least 1, such as 1.5", req.P99Ratio))
 	case req.MinMessages < 0:
 		return badRequest(fmt.Sprintf("min_messages %d: give a count of at least 1", req.MinMessages))
+	case req.Inconclusive != "" && req.Inconclusive != "promote" && req.Inconclusive != "rollback" && req.Inconclusive != "hold":
+		return badRequest(fmt.Sprintf("inconclusive %q: give promote, rollback or hold (what a bake on too little traffic to judge ends in)", req.Inconclusive))
 	}
 	return nil
 }

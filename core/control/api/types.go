@@ -436,6 +436,10 @@ type UpgradeRequest struct {
 	FailureRateIncrease float64 `json:"failure_rate_increase,omitempty"`
 	P99Ratio            float64 `json:"p99_ratio,omitempty"`
 	MinMessages         int     `json:"min_messages,omitempty"`
+	// Inconclusive is what a bake on too little traffic to judge ends in:
+	// "promote" (the default), "rollback", or "hold" (it bakes on until
+	// the gates can decide, or an operator promotes or aborts it).
+	Inconclusive string `json:"inconclusive,omitempty"`
 }
 
 // DecisionResponse is the answer of promote and abort: the decision was
