@@ -310,9 +310,9 @@ func (a *actor) step() (bool, error) {
 	}
 	next := mailbox.State{Schema: res.State.Schema, Module: mod.Info().CodeVersion, Data: res.State.Data}
 	a.committingNow(&next)
-	defer a.committingNow(nil)
 	c, earliest := a.commitOf(epoch, st, next, msgs, res, tr)
 	err = a.waitForDisk(ctx, "the batch's commit", func() error { return a.core.store.Commit(ctx, c) })
+	a.committingNow(nil)
 	if a.retryCommit(ctx, err) {
 		return true, nil
 	}
@@ -607,7 +607,7 @@ func (a *actor) pause(ctx context.Context, ahead func(mailbox.State)) (*Paused, 
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.ahead = nil // the batch in flight ended before its Handle returned
+	a.ahead = nil // told already, or the batch in flight never reached its commit
 	p := &Paused{a: a, State: a.state, Epoch: a.epoch, Since: since, Drained: time.Now()}
 	if a.pool != nil {
 		p.Module = a.pool.current()

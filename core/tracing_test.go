@@ -27,7 +27,6 @@ func tracedCore(t *testing.T, actors ...string) (*core.Core, *tracetest.InMemory
 	return startCore(t, cfg), exp
 }
 
-// handleSpans are the committed graft.handle spans exported so far.
 // handleSpans are the spans of handled messages, in the order they
 // started: the exporter has them in the order they ended, and a message
 // that a batch sent can be handled, and its span ended, before the

@@ -78,7 +78,13 @@ func (m *Instance) Handle(ctx context.Context, b Batch) (*BatchResult, error) {
 // paged in) warm before an upgrade moves actors onto it, so that their
 // first batches there are not several times slower than the next ones.
 // Its answer is checked as any batch's, and dropped.
+//
+// It is bounded by half the module's HandleTimeout besides ctx, so that a
+// slow warm-up is given up before the hang detector would kill the module
+// for it.
 func (m *Instance) Warm(ctx context.Context, actor string, st State) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.HandleTimeout/2)
+	defer cancel()
 	_, err := m.handle(ctx, Batch{Actor: actor, State: st})
 	return err
 }

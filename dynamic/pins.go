@@ -16,12 +16,18 @@ import (
 // times), so that a binary started again unchanged is not read and hashed
 // again: a module restarted after a crash, an actor's private process, or
 // a version that the upgrade cache has just written and hashed itself
-// (Vouch). Hashing a 20 MB binary is 15-20 ms of CPU, spent while the
-// running actors want it. Any write to a file, or change of its mode or
-// owner, moves its change time, which no one but root can set back; a file
-// replaced by another has another inode. So a remembered identity is the
-// bytes that were hashed. One Pins serves one core; the zero value is not
-// usable, and a nil *Pins remembers nothing (every start hashes).
+// (Vouch, once the cache is attached to the core). Hashing a 20 MB binary
+// is 15-20 ms of CPU, spent while the running actors want it.
+//
+// A write through write(2), or a change of mode or owner, moves a file's
+// change time, which no one but root can set back, and a file put in
+// another's place has another inode. That is not every write: a write
+// through a shared mapping may move the times late, and a rewrite of the
+// same size within one tick of the file system's clock keeps them. So
+// only files that no one but the core's own user (or root) can write are
+// remembered; a binary anyone else may write (the case a pin is for) is
+// hashed at every start. One Pins serves one core; a nil *Pins remembers
+// nothing.
 type Pins struct {
 	mu    sync.Mutex
 	known map[FileIdentity]string // identity -> sha256 (lowercase hex)
@@ -29,6 +35,19 @@ type Pins struct {
 
 // NewPins returns an empty memo.
 func NewPins() *Pins { return &Pins{known: map[FileIdentity]string{}} }
+
+// remember records id as holding sha, for a file fi that only the core's
+// own user or root may write; the caller holds p.mu.
+func (p *Pins) rememberLocked(fi os.FileInfo, id FileIdentity, sha string) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || (st.Uid != uint32(os.Geteuid()) && st.Uid != 0) || fi.Mode().Perm()&0o022 != 0 {
+		return // others may write it: hashed at every start
+	}
+	if p.known == nil {
+		p.known = map[FileIdentity]string{}
+	}
+	p.known[id] = strings.ToLower(sha)
+}
 
 // FileIdentity is what changes when a regular file's bytes may have: its
 // device and inode (another file put in its place), size, and modification
@@ -51,35 +70,39 @@ func IdentityOf(fi os.FileInfo) (id FileIdentity, ok bool) {
 		mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}, true
 }
 
-// identify is the identity of the file at path, not following a last
-// symbolic link (a link's target may change without the link's identity
-// doing so).
-func identify(path string) (FileIdentity, error) {
+// identify is the stat and identity of the file at path, not following a
+// last symbolic link (a link's target may change without the link's
+// identity doing so).
+func identify(path string) (os.FileInfo, FileIdentity, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return FileIdentity{}, err
+		return nil, FileIdentity{}, err
 	}
 	id, ok := IdentityOf(fi)
 	if !ok {
-		return FileIdentity{}, fmt.Errorf("%s is not a regular file", path)
+		return nil, FileIdentity{}, fmt.Errorf("%s is not a regular file", path)
 	}
-	return id, nil
+	return fi, id, nil
 }
 
 // Vouched says whether the file at path is, as it is now, one whose bytes
 // were hashed or vouched for with sha256 sha.
 func (p *Pins) Vouched(path, sha string) bool {
-	if p == nil {
-		return false
-	}
-	id, err := identify(path)
-	if err != nil {
+	fi, err := os.Lstat(path)
+	return err == nil && p.VouchedFile(fi, sha)
+}
+
+// VouchedFile is Vouched for the file fi describes (the stat of a file
+// already open, so that what is judged is what is read).
+func (p *Pins) VouchedFile(fi os.FileInfo, sha string) bool {
+	id, ok := IdentityOf(fi)
+	if p == nil || !ok {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	known, ok := p.known[id]
-	return ok && strings.EqualFold(known, sha)
+	known, found := p.known[id]
+	return found && strings.EqualFold(known, sha)
 }
 
 // Vouch records that the file at path, as it is now, holds bytes with
@@ -90,12 +113,12 @@ func (p *Pins) Vouch(path, sha string) {
 	if p == nil {
 		return
 	}
-	id, err := identify(path)
+	fi, id, err := identify(path)
 	if err != nil {
 		return
 	}
 	p.mu.Lock()
-	p.known[id] = strings.ToLower(sha)
+	p.rememberLocked(fi, id, sha)
 	p.mu.Unlock()
 }
 
@@ -104,7 +127,7 @@ func (p *Pins) Vouch(path, sha string) {
 // hashed (and remembered if the file did not change while it was read).
 // An unreadable file gives a text naming why, which no pin equals.
 func (p *Pins) sha256Of(path string) string {
-	before, err := identify(path)
+	fi, before, err := identify(path)
 	if err == nil && p != nil {
 		p.mu.Lock()
 		sha, ok := p.known[before]
@@ -114,9 +137,9 @@ func (p *Pins) sha256Of(path string) string {
 		}
 	}
 	sha := fileSHA256(path)
-	if after, aerr := identify(path); p != nil && err == nil && aerr == nil && after == before && !strings.HasPrefix(sha, "(") {
+	if _, after, aerr := identify(path); p != nil && err == nil && aerr == nil && after == before && !strings.HasPrefix(sha, "(") {
 		p.mu.Lock()
-		p.known[before] = sha
+		p.rememberLocked(fi, before, sha)
 		p.mu.Unlock()
 	}
 	return sha

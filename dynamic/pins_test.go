@@ -84,6 +84,14 @@ func TestPinsNeverTrustAChangedFile(t *testing.T) {
 	require.NoError(t, startWith(t, pins, plugin, pin), "hashed again, and the same bytes")
 	var nilPins *dynamic.Pins
 	require.NoError(t, startWith(t, nilPins, plugin, pin), "no memo: every start hashes")
+
+	// A binary others may write is never remembered: a rewrite of the
+	// same size within one tick of the clock would keep its identity.
+	require.NoError(t, os.Chmod(plugin, 0o777)) //nolint:gosec // the point: a file others may write
+	require.NoError(t, startWith(t, pins, plugin, pin))
+	assert.False(t, pins.Vouched(plugin, pin), "a file others may write is hashed at every start")
+	pins.Vouch(plugin, pin)
+	assert.False(t, pins.Vouched(plugin, pin), "nor vouched for")
 }
 
 // Warm hands the module a batch of no messages: the plugin decodes the

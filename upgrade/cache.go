@@ -3,6 +3,7 @@ package upgrade
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -80,12 +81,17 @@ func (c *Cache) Add(src string, accept Accept) (path, sha string, err error) {
 	defer tmp.Close()
 	h := sha256.New()
 	if fi.Size() > 0 {
-		// Allocated up front, the copy's blocks are one extent written
-		// into, so the store's log syncs meanwhile do not wait on a
-		// journal commit that carries their allocation.
-		_ = unix.Fallocate(int(tmp.Fd()), 0, 0, fi.Size())
+		// Allocated up front (the size is left to the copy), the copy's
+		// blocks are one extent written into, so the store's log syncs
+		// meanwhile do not wait on a journal commit that carries their
+		// allocation.
+		_ = unix.Fallocate(int(tmp.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, fi.Size())
 	}
-	if err := copyTrickled(tmp, io.TeeReader(f, h)); err != nil {
+	n, err := copyTrickled(tmp, io.TeeReader(f, h))
+	if err != nil {
+		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
+	}
+	if err := unchangedWhileRead(f, fi, n); err != nil {
 		return "", "", fmt.Errorf("copy %s into the binary cache: %w", src, err)
 	}
 	sha = hex.EncodeToString(h.Sum(nil))
@@ -131,7 +137,7 @@ func (c *Cache) Verify(sha string) error {
 		return err
 	}
 	defer f.Close()
-	if c.pins.Load().Vouched(path, sha) {
+	if fi, err := f.Stat(); err == nil && c.pins.Load().VouchedFile(fi, sha) {
 		return nil // unchanged since the cache wrote or last hashed it
 	}
 	h := sha256.New()
@@ -158,36 +164,55 @@ func validSHA(s string) bool {
 	return true
 }
 
-// copyTrickled copies src into dst, starting the write-back of every
-// megabyte as it goes (like the engine's bytes-per-sync) once the last
-// one's is done, so that at most about two megabytes are in the disk's
-// queue before the store's log syncs, and the final fsync of a 20 MB
-// plugin binary has little left to do: it does not stall those syncs, and
-// with them every actor, for the length of one big flush (it took 10-16 ms
-// with the write-back started and not waited for, 1 ms now).
-func copyTrickled(dst *os.File, src io.Reader) error {
+// copyTrickled copies src into dst and returns the bytes copied, starting
+// the write-back of every megabyte as it goes (like the engine's
+// bytes-per-sync) after waiting for the last one's, so that about two
+// megabytes at most are in the disk's queue before the store's log syncs,
+// and the final fsync of a 20 MB plugin binary has little left to do: it
+// does not stall those syncs, and with them every actor, for the length of
+// one big flush.
+func copyTrickled(dst *os.File, src io.Reader) (int64, error) {
 	const chunk = 1 << 20
 	buf := make([]byte, 64<<10)
-	var off, flushed int64
+	var off, flushed, waited int64
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+				return off, werr
 			}
 			off += int64(n)
 			if off-flushed >= chunk {
-				_ = unix.SyncFileRange(int(dst.Fd()), flushed, off-flushed, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE)
-				flushed = off
+				// From the last megabyte on: wait for its write-back
+				// (started by the call before), and start this one's.
+				_ = unix.SyncFileRange(int(dst.Fd()), waited, off-waited, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE)
+				waited, flushed = flushed, off
 			}
 		}
 		if err == io.EOF {
-			return nil
+			return off, nil
 		}
 		if err != nil {
-			return err
+			return off, err
 		}
 	}
+}
+
+// unchangedWhileRead checks that the source f, stat before the copy, gave
+// exactly its size in bytes (n) and is still the same file with the same
+// identity: a source rewritten while it was copied (a build still writing
+// it) would give a cache entry of bytes no build made.
+func unchangedWhileRead(f *os.File, before os.FileInfo, n int64) error {
+	after, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	id, ok := dynamic.IdentityOf(before)
+	again, ok2 := dynamic.IdentityOf(after)
+	if n != before.Size() || !ok || !ok2 || id != again {
+		return errors.New("the binary changed while it was being copied (a build still writing it?): try again once it is written")
+	}
+	return nil
 }
 
 // hashFile returns the sha256 of the file at path.

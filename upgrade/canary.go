@@ -219,7 +219,10 @@ type CanaryState struct {
 	// BakeUntil is when the bake decides (set when it begins).
 	BakeUntil time.Time `json:"bake_until,omitzero"`
 	// Verdict says what decided (set with the promoting or rolling back
-	// phase).
+	// phase), or, in the baking phase, why a bake past its window holds
+	// (Gates.Inconclusive hold: too little traffic to judge; the op then
+	// holds the behaviour, no other upgrade of it starts, until the gates
+	// or an operator decide).
 	Verdict string `json:"verdict,omitempty"`
 }
 

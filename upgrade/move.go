@@ -80,7 +80,8 @@ func (m *Manager) moveGroup(ctx context.Context, target *core.LoadedModule, migr
 		warm, _ = target.Module(ctx) // nil on an error, which the resume meets and reports
 	}
 	pre := m.premigrate(ctx, migrator, warm, to, group)
-	paused, over, err := m.pauseAll(ctx, group, func(a string) func(mailbox.State) { return pre.ahead(ctx, m, migrator, to, a) })
+	defer pre.close()
+	paused, over, err := m.pauseAll(ctx, group, func(a string) func(mailbox.State) { return pre.ahead(m, migrator, to, a) })
 	if err != nil {
 		return nil, nil, err
 	}

@@ -109,6 +109,11 @@ func (m *Manager) checkCanary(behaviour string, o UpgradeOptions) error {
 	if o.Canary == nil || o.NoCanary || host == nil || !known {
 		return nil
 	}
+	switch o.Canary.Gates.Inconclusive {
+	case "", InconclusivePromote, InconclusiveRollback, InconclusiveHold:
+	default:
+		return fmt.Errorf("upgrade %q: inconclusive %q: give promote, rollback or hold (what a bake on too little traffic to judge ends in): nothing was started", behaviour, o.Canary.Gates.Inconclusive)
+	}
 	if _, err := o.Canary.pick(behaviour, host.ActorsOf(behaviour)); err != nil {
 		if m.opts.Member != "" {
 			// In a cluster the canary is taken from this member's actors.

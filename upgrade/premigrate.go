@@ -3,6 +3,7 @@ package upgrade
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"sync"
 	"time"
 
@@ -40,23 +41,37 @@ type premigration struct {
 	to   *mailbox.State
 }
 
-// premigrations are a group's migrations made ahead, by actor.
+// premigrations are a group's migrations made ahead, by actor. They live
+// as long as the group's move: close cancels those still running and
+// waits for them, and a hint that comes later (a pause cut short whose
+// batch then reached its commit) starts nothing.
 type premigrations struct {
-	mu sync.Mutex
-	by map[string]*premigration
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	by     map[string]*premigration
 }
 
 // start migrates st, actor's state, on a goroutine of its own, in place
 // of what was migrated for it before; it returns at once. The migration
 // is bounded as one under the pause would be (aheadTimeout).
-func (p *premigrations) start(ctx context.Context, m *Manager, migrator *dynamic.Instance, to Version, actor string, st mailbox.State) *premigration {
+func (p *premigrations) start(m *Manager, migrator *dynamic.Instance, to Version, actor string, st mailbox.State) *premigration {
 	e := &premigration{done: make(chan struct{}), from: st}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		close(e.done) // nothing made: the pause migrates
+		return e
+	}
 	p.by[actor] = e
+	p.wg.Add(1)
 	p.mu.Unlock()
 	go func() {
+		defer p.wg.Done()
 		defer close(e.done)
-		mctx, cancel := context.WithTimeout(ctx, m.aheadTimeout())
+		mctx, cancel := context.WithTimeout(p.ctx, m.aheadTimeout())
 		defer cancel()
 		res, err := migrator.Migrate(mctx, actor, dynamic.State{Schema: st.Schema, Data: st.Data}, to.Schema)
 		if err == nil {
@@ -85,23 +100,31 @@ func (m *Manager) aheadTimeout() time.Duration {
 // batches after the swap do not meet a cold module.
 func (m *Manager) premigrate(ctx context.Context, migrator, warm *dynamic.Instance, to Version, group []string) *premigrations {
 	p := &premigrations{by: make(map[string]*premigration, len(group))}
+	p.ctx, p.cancel = context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	// A few at a time: 64 migrations and warm-ups at once on a machine of
+	// two cores would each take longer than their bound.
+	slots := make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	for _, a := range group {
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			st, err := m.host.State(ctx, a)
 			if err != nil || st.Data == nil {
 				return
 			}
 			at := &st
 			if st.Schema != to.Schema {
-				e := p.start(ctx, m, migrator, to, a, st)
+				e := p.start(m, migrator, to, a, st)
 				<-e.done
 				at = e.to
 			}
 			if warm != nil && at != nil {
 				wctx, cancel := context.WithTimeout(ctx, m.aheadTimeout())
 				defer cancel()
-				_ = warm.Warm(wctx, a, dynamic.State{Schema: at.Schema, Data: at.Data}) // only a warm-up
+				if err := warm.Warm(wctx, a, dynamic.State{Schema: at.Schema, Data: at.Data}); err != nil {
+					m.log.Debug("warming the new module failed; the move goes on", "actor", a, "err", err) // only a warm-up
+				}
 			}
 		})
 	}
@@ -111,12 +134,23 @@ func (m *Manager) premigrate(ctx context.Context, migrator, warm *dynamic.Instan
 
 // ahead is the PauseAhead hint for actor: the state its batch in flight
 // commits, migrated at once.
-func (p *premigrations) ahead(ctx context.Context, m *Manager, migrator *dynamic.Instance, to Version, actor string) func(mailbox.State) {
+func (p *premigrations) ahead(m *Manager, migrator *dynamic.Instance, to Version, actor string) func(mailbox.State) {
 	return func(st mailbox.State) {
 		if st.Data != nil && st.Schema != to.Schema {
-			p.start(ctx, m, migrator, to, actor, st)
+			p.start(m, migrator, to, actor, st)
 		}
 	}
+}
+
+// close ends the group's migrations made ahead: those still running (not
+// reused) are cancelled and waited for, so none outlives the move, nor
+// calls a module the op then stops.
+func (p *premigrations) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
 }
 
 // reuse waits (bounded by ctx) for the migration made ahead for actor and

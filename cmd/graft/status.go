@@ -118,6 +118,8 @@ func writeUpgrades(w io.Writer, ups []api.UpgradeProgress) error {
 			phase += fmt.Sprintf(" (%d of %d moved)", u.Moved, u.ToMove)
 		}
 		switch {
+		case u.Canary != "" && u.Phase == "baking" && u.Verdict != "": // held for traffic
+			phase = fmt.Sprintf("held canary %s (%s) past its bake, for traffic: --promote or --abort ends it; %s", u.Canary, list(u.Group, 3), truncate(u.Verdict, 100))
 		case u.Canary != "" && u.Phase == "baking":
 			phase = fmt.Sprintf("baking canary %s (%s), %s left", u.Canary, list(u.Group, 3),
 				time.Duration(u.BakeLeftSeconds*float64(time.Second)).Round(time.Second))

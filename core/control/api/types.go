@@ -464,7 +464,9 @@ type UpgradeProgress struct {
 	Phase string `json:"phase"`
 	// Canary is the canary's plan ("10%", "2 actors") and Group its
 	// actors; BakeUntil is when the bake decides and BakeLeftSeconds the
-	// time left; Verdict what decided, once it has.
+	// time left; Verdict what decided, once it has, or, while baking, why
+	// a bake past its window holds (too little traffic to judge, with
+	// inconclusive: hold).
 	Canary          string    `json:"canary,omitempty"`
 	Group           []string  `json:"group,omitempty"`
 	BakeUntil       time.Time `json:"bake_until,omitzero"`
