@@ -736,7 +736,10 @@ func (x *Message) GetTraceParent() string {
 }
 
 // HandleRequest is one batch for one actor. The messages are applied in order,
-// the state threaded from one to the next.
+// the state threaded from one to the next. A batch may have no messages: the
+// host warms a module just started that way before an upgrade moves actors
+// onto it; the plugin answers it with the state (migrated to its schema, if
+// need be) and no results, running no handler.
 type HandleRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	BatchId  uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
