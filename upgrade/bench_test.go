@@ -70,32 +70,25 @@ type loadResult struct {
 
 // pauseDurations are the per-actor pauses in an upgrade's history.
 func pauseDurations(steps []mailbox.UpgradeStep) []time.Duration {
-	var out []time.Duration
-	for _, st := range steps {
-		if st.Step == "pause" {
-			out = append(out, st.Duration)
-		}
-	}
-	return out
+	return pauseParts(steps, func(st mailbox.UpgradeStep) time.Duration { return st.Duration })
 }
 
 // drainDurations are the drains of those pauses.
 func drainDurations(steps []mailbox.UpgradeStep) []time.Duration {
-	var out []time.Duration
-	for _, st := range steps {
-		if st.Step == "pause" {
-			out = append(out, st.Drain)
-		}
-	}
-	return out
+	return pauseParts(steps, func(st mailbox.UpgradeStep) time.Duration { return st.Drain })
 }
 
 // heldDurations are those pauses less their drains.
 func heldDurations(steps []mailbox.UpgradeStep) []time.Duration {
+	return pauseParts(steps, func(st mailbox.UpgradeStep) time.Duration { return st.Duration - st.Drain })
+}
+
+// pauseParts is part of each pause step in steps.
+func pauseParts(steps []mailbox.UpgradeStep, part func(mailbox.UpgradeStep) time.Duration) []time.Duration {
 	var out []time.Duration
 	for _, st := range steps {
 		if st.Step == "pause" {
-			out = append(out, st.Duration-st.Drain)
+			out = append(out, part(st))
 		}
 	}
 	return out
